@@ -1,0 +1,12 @@
+"""`recipe`: the command line. Thin wrappers over `recipe_core` functions; no logic lives here.
+
+Each sub-command lives in its own module and registers itself on `cli` (imported explicitly below:
+no auto-discovery).
+"""
+
+from __future__ import annotations
+
+from recipe_core.cli._app import cli, main
+from recipe_core.cli import app_cmd  # noqa: F401  (registers `recipe app`)
+
+__all__ = ["cli", "main"]

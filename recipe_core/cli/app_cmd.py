@@ -1,0 +1,76 @@
+"""`recipe app`: launch the Streamlit dashboard on this machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recipe_core.cli._app import cli, fail
+from recipe_core.data import open_dataset
+from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.workspace import open_workspace
+
+APP_MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+
+
+def streamlit_command(app_main: Path, *, host: str, port: int) -> list[str]:
+    """The `streamlit run` command line: headless (so no first-run e-mail prompt, even without a
+    terminal), no usage statistics, bound to `host`."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(app_main),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--global.developmentMode", "false",
+    ]  # fmt: skip
+
+
+@cli.command("app")
+def app(
+    dataset: Annotated[
+        str | None,
+        typer.Argument(help="Dataset to open first (an image folder). Default: sample_data."),
+    ] = None,
+    workspace: Annotated[
+        str | None,
+        typer.Option(help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
+                     show_default="./.recipe"),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8501,
+    host: Annotated[
+        str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless you host for a team.")
+    ] = "127.0.0.1",
+) -> None:
+    """Open the Recipe dashboard in your browser (served on 127.0.0.1 by default)."""
+    try:
+        env = _app_environment(dataset, workspace)
+        if not APP_MAIN.exists():
+            raise ConfigError(
+                f"The dashboard's files are missing ({APP_MAIN}). Install Recipe from a source "
+                "checkout with `pip install -e '.[app]'` so the app/ folder is available."
+            )
+    except RecipeError as error:
+        raise fail(error) from error
+    cmd = streamlit_command(APP_MAIN, host=host, port=port)
+    typer.echo(f"Recipe dashboard on http://{host}:{port}  (Ctrl+C to stop)")
+    try:
+        code = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def _app_environment(dataset: str | None, workspace: str | None) -> dict[str, str]:
+    """Validate the arguments up front (a bad path fails here, not inside the browser)."""
+    env = dict(os.environ)
+    env["RECIPE_WORKSPACE"] = str(open_workspace(workspace).root)
+    if dataset is not None:
+        env["RECIPE_DATASET"] = str(open_dataset(dataset).root)
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    return env

@@ -1,0 +1,51 @@
+"""The scan index: one row per sample, plus aligned arrays too wide for a table.
+
+`ScanIndex.table` columns (dtype, unit):
+    sample_id int64 (stable id from the path) | path str (relative, POSIX) | label str | split str
+    format str (PIL format, "" if undecodable) | width, height int32 (px) | mode str (PIL mode)
+    channels int8 | file_bytes int64 | mtime_ns int64
+    mean_r, mean_g, mean_b, std_r, std_g, std_b float32 (on RGB in [0, 1])
+    brightness float32 (mean luminance, [0, 1]) | contrast float32 (std of luminance, [0, 1])
+    blur float32 (variance of the Laplacian of the 64 px luminance; low = blurry)
+    entropy float32 (bits, of the 8-bit luminance histogram, [0, 8])
+    aspect_ratio float32 (width / height) | byte_hash str (hex) | pixel_hash str (hex, decoded
+    pixels + shape) | phash uint64 as int64 (64-bit DCT perceptual hash) | decode_error str ("" = ok)
+`ScanIndex.embeddings` (N, D) float32, L2-normalised, zeros where decode_error != "".
+`ScanIndex.pixels` (N, 32, 32) uint8 luminance, resized ignoring aspect: cheap aligned pixel
+    comparisons (near-duplicate verification). Zeros where decode_error != "".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from recipe_core.data.source import DatasetSource
+
+PIXEL_SIZE = 32  # side of the aligned luminance thumbnails in ScanIndex.pixels
+
+INDEX_COLUMNS: tuple[str, ...] = (
+    "sample_id", "path", "label", "split", "format", "width", "height", "mode", "channels",
+    "file_bytes", "mtime_ns", "mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b",
+    "brightness", "contrast", "blur", "entropy", "aspect_ratio", "byte_hash", "pixel_hash",
+    "phash", "decode_error",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScanIndex:
+    source: DatasetSource = field(repr=False)
+    table: pd.DataFrame = field(repr=False)  # INDEX_COLUMNS, row i <-> embeddings[i], pixels[i]
+    embeddings: np.ndarray = field(repr=False)  # (N, D) float32
+    pixels: np.ndarray = field(repr=False)  # (N, 32, 32) uint8
+    embedding_name: str = "pixels+hog"  # which embedder produced `embeddings`
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(N,) bool: the sample decoded fully."""
+        return (self.table["decode_error"] == "").to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.table)
