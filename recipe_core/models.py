@@ -52,7 +52,12 @@ def _small_cnn(spec: ModelSpec) -> nn.Module:
     c = max(4, round(32 * spec.width))
 
     def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+        return [
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
 
     return nn.Sequential(
         *block(spec.in_channels, c),
@@ -68,7 +73,7 @@ def _resnet18(spec: ModelSpec) -> nn.Module:
     from torchvision.models import resnet18
 
     # torchvision's BasicBlock fixes its width, so `width` does not apply to resnet18.
-    net = resnet18(weights=None, num_classes=spec.num_classes)
+    net: nn.Module = resnet18(weights=None, num_classes=spec.num_classes)
     # Small images: a 3x3 stride-1 stem and no max-pool, else 32 px shrinks to 1 px too early.
     net.conv1 = nn.Conv2d(spec.in_channels, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()  # type: ignore[assignment]

@@ -6,7 +6,7 @@ no auto-discovery).
 
 from __future__ import annotations
 
-from recipe_core.cli._app import cli, main
 from recipe_core.cli import app_cmd  # noqa: F401  (registers `recipe app`)
+from recipe_core.cli._app import cli, main
 
 __all__ = ["cli", "main"]

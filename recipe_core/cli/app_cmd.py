@@ -39,8 +39,10 @@ def app(
     ] = None,
     workspace: Annotated[
         str | None,
-        typer.Option(help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
-                     show_default="./.recipe"),
+        typer.Option(
+            help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
+            show_default="./.recipe",
+        ),
     ] = None,
     port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8501,
     host: Annotated[

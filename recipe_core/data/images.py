@@ -29,7 +29,7 @@ def read_header(path: Path) -> ImageHeader:
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 return ImageHeader(im.width, im.height, im.mode, im.format or "", "")
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is data, not a crash
+    except Exception as exc:
         return ImageHeader(0, 0, "", "", describe_error(exc))
 
 
@@ -51,10 +51,12 @@ def load_thumbnail(path: Path, size: int) -> Image.Image | None:
     """An RGB thumbnail at most `size` px on its long side, or None when the file won't decode."""
     try:
         im = load_image(path)
-    except Exception:  # noqa: BLE001 - callers render a placeholder for unreadable files
+    except Exception:
         return None
     im = to_rgb(im)
-    im.thumbnail((size, size), Image.Resampling.NEAREST if max(im.size) < size else Image.Resampling.BILINEAR)
+    im.thumbnail(
+        (size, size), Image.Resampling.NEAREST if max(im.size) < size else Image.Resampling.BILINEAR
+    )
     return im
 
 

@@ -77,7 +77,7 @@ def load_image_tensors(
         decoded = list(pool.map(lambda p: _decode(source, p, size), samples["path"]))
     ok = [i for i, (img, _) in enumerate(decoded) if img is not None]
     skipped = pd.DataFrame(
-        {"path": [p for p, (img, _) in zip(samples["path"], decoded) if img is None],
+        {"path": [p for p, (img, _) in zip(samples["path"], decoded, strict=True) if img is None],
          "error": [e for img, e in decoded if img is None]}
     )  # fmt: skip
     if not ok:
@@ -91,8 +91,9 @@ def load_image_tensors(
     unknown = sorted(set(kept["label"]) - set(label_index))
     if unknown:
         raise DatasetError(
-            f"Labels {unknown[:5]} in split {split!r} are not among the classes {list(class_list)}. "
-            "Load the training split first and pass its classes, or fix the folder names."
+            f"Labels {unknown[:5]} in split {split!r} are not among the classes "
+            f"{list(class_list)}. Load the training split first and pass its classes, "
+            "or fix the folder names."
         )
     return ImageTensors(
         images=torch.from_numpy(array).permute(0, 3, 1, 2).contiguous(),
@@ -108,7 +109,7 @@ def _decode(source: DatasetSource, path: str, size: int) -> tuple[Image.Image | 
         im = load_image(source.abspath(path))
         im = im if im.mode == "L" else to_rgb(im)
         return im.resize((size, size), Image.Resampling.BILINEAR), ""
-    except Exception as exc:  # noqa: BLE001 - a bad file is a skipped row, not a crash
+    except Exception as exc:
         return None, describe_error(exc)
 
 

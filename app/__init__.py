@@ -1,0 +1,1 @@
+"""Recipe's Streamlit dashboard. Renders `recipe_core` results; holds no logic of its own."""

@@ -1,0 +1,18 @@
+"""Entry point: `python -m streamlit run app/main.py` (or `recipe app`). Navigation only."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run` puts app/ on sys.path, not the repo root; the views import `app.*`.
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+from app.navigation import pages  # noqa: E402
+
+st.set_page_config(page_title="Recipe", page_icon="🧪", layout="wide")
+st.navigation(pages()).run()

@@ -1,0 +1,16 @@
+"""The page list: one entry per working view in app/views/ (never a folder named pages/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+VIEWS = Path(__file__).resolve().parent / "views"
+
+
+def pages() -> list[st.Page]:
+    return [
+        st.Page(VIEWS / "home.py", title="Home", icon="🏠", default=True),
+        st.Page(VIEWS / "data_overview.py", title="Data overview", icon="🗂️", url_path="data"),
+    ]

@@ -1,0 +1,1 @@
+"""One module per page. Each is a Streamlit script run by st.navigation."""

@@ -1,0 +1,50 @@
+"""Home: the recipe's steps, and where Recipe helps with each."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+STEPS = [
+    (
+        "1. Become one with the data",
+        "Scan through thousands of examples, understand their distribution and look for "
+        "patterns: duplicates, corrupt images, label noise, imbalance, train/val leaks.",
+        "views/data_overview.py",
+        "Open the data overview",
+    ),
+    (
+        "2. Set up the end-to-end skeleton and get dumb baselines",
+        "Fix the random seed, verify loss at init, init well, beat an input-independent "
+        "baseline, overfit one batch, visualise just before the net.",
+        None,
+        None,
+    ),
+    (
+        "3. Overfit",
+        "Pick a model big enough to overfit, then complexify only one thing at a time.",
+        None,
+        None,
+    ),
+    (
+        "4. Regularise",
+        "Get more data, augment, add dropout and weight decay, stop early.",
+        None,
+        None,
+    ),
+    ("5. Tune", "Random search over grid search.", None, None),
+    ("6. Squeeze out the juice", "Ensembles, and leave it training.", None, None),
+]
+
+st.title("🧪 Recipe")
+st.markdown(
+    "Neural-net training fails **silently**: a wrong label, a stray normalisation or a shuffled "
+    "batch dimension rarely crashes, it just trains worse. Recipe turns Andrej Karpathy's "
+    "*A Recipe for Training Neural Networks* into a tool that makes those failures loud. "
+    "Work through the steps in order; each one builds trust in the next."
+)
+for title, text, page, link in STEPS:
+    with st.container(border=True):
+        st.subheader(title)
+        st.write(text)
+        if page is not None and link is not None:
+            st.page_link(page, label=link, icon="➡️")

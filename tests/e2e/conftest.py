@@ -1,0 +1,138 @@
+"""Real-browser fixtures: a real `streamlit run` server on a free 127.0.0.1 port, driven by
+Python Playwright through Debian's Chromium (never a Playwright-downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+CHROMIUM = os.environ.get("RECIPE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+ARTIFACTS = REPO_ROOT / "tests" / "e2e" / "artifacts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _browser_missing_reason() -> str | None:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Python Playwright is not installed (pip install playwright)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"streamlit did not become healthy at {url} in {timeout:.0f}s")
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served on 127.0.0.1, with its own workspace; stopped at the end of the session."""
+    port = free_port()
+    tmp = tmp_path_factory.mktemp("server")
+    env = dict(os.environ, RECIPE_WORKSPACE=str(tmp / "workspace"),
+               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", HOME=str(tmp))  # fmt: skip
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app" / "main.py"),
+        "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    log = (tmp / "streamlit.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A headless Chromium with a fresh user-data dir; skips (or fails in CI) when missing."""
+    reason = _browser_missing_reason()
+    if reason is not None:
+        if os.environ.get("RECIPE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"RECIPE_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_context: object) -> Iterator[object]:
+    from playwright.sync_api import BrowserContext
+
+    assert isinstance(browser_context, BrowserContext)
+    page = browser_context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Save a full-page screenshot under tests/e2e/artifacts/ for humans to look at."""
+    from playwright.sync_api import Page
+
+    assert isinstance(page, Page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    target = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(target), full_page=True)
+    return target

@@ -1,0 +1,54 @@
+"""The `recipe` command as a user runs it: real subprocesses, no patched internals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from recipe_core import __version__
+from recipe_core.cli.app_cmd import streamlit_command
+from tests.conftest import REPO_ROOT
+
+
+def recipe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "recipe_core", *args],
+        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120,
+    )  # fmt: skip
+
+
+def test_help_lists_commands() -> None:
+    result = recipe("--help")
+    assert result.returncode == 0
+    assert "silent failures loud" in result.stdout
+    assert "app" in result.stdout
+
+
+def test_version() -> None:
+    result = recipe("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"recipe {__version__}"
+
+
+def test_console_script_installed() -> None:
+    exe = Path(sys.executable).with_name("recipe")
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert __version__ in result.stdout
+
+
+def test_app_with_bad_dataset_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    env = dict(os.environ, RECIPE_WORKSPACE=str(tmp_path / "ws"))
+    result = recipe("app", str(tmp_path / "nope"), env=env)
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_app_command_is_headless_and_loopback() -> None:
+    cmd = streamlit_command(REPO_ROOT / "app" / "main.py", host="127.0.0.1", port=8765)
+    joined = " ".join(cmd)
+    assert "--server.headless true" in joined  # no first-run e-mail prompt, even without a TTY
+    assert "--server.address 127.0.0.1" in joined
+    assert "--browser.gatherUsageStats false" in joined
