@@ -33,14 +33,16 @@ def summarize(
 ) -> DatasetOverview:
     """Counts per (split, label) and a size/mode summary read from every file header."""
     samples = source.samples
-    counts = (
-        samples.groupby(["split", "label"], sort=True).size().rename("count").reset_index()
-    )
+    counts = samples.groupby(["split", "label"], sort=True).size().rename("count").reset_index()
     headers = read_headers(source, workers=workers, progress=progress)
     readable = headers[headers["error"] == ""]
     sizes = (
-        readable.groupby(["width", "height", "mode"]).size().rename("count").reset_index()
-        .sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
+        readable.groupby(["width", "height", "mode"])
+        .size()
+        .rename("count")
+        .reset_index()
+        .sort_values("count", ascending=False, kind="stable")
+        .reset_index(drop=True)
     )
     return DatasetOverview(
         n_samples=len(samples),

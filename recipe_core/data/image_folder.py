@@ -16,9 +16,7 @@ SPLIT_NAMES = frozenset({"train", "val", "valid", "validation", "test", "dev", "
 
 def is_image_folder(root: Path) -> bool:
     """True when `root` has class sub-folders (or split folders of class sub-folders) of images."""
-    return any(_class_dirs(root)) or any(
-        any(_class_dirs(root / s)) for s in _split_dirs(root)
-    )
+    return any(_class_dirs(root)) or any(any(_class_dirs(root / s)) for s in _split_dirs(root))
 
 
 def open_image_folder(root: Path) -> DatasetSource:
@@ -55,7 +53,9 @@ def open_image_folder(root: Path) -> DatasetSource:
 
 def _split_dirs(root: Path) -> list[str]:
     return sorted(
-        e.name for e in _subdirs(root) if e.name.lower() in SPLIT_NAMES and any(_class_dirs(Path(e.path)))
+        e.name
+        for e in _subdirs(root)
+        if e.name.lower() in SPLIT_NAMES and any(_class_dirs(Path(e.path)))
     )
 
 

@@ -47,7 +47,9 @@ def sample_ids(keys: list[str]) -> np.ndarray:
     """Stable 63-bit ids from sample keys (relative paths): the same file keeps its id across
     re-scans, which a row position would not."""
     ids = [
-        int.from_bytes(hashlib.blake2b(k.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "little")
+        int.from_bytes(
+            hashlib.blake2b(k.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "little"
+        )
         & 0x7FFF_FFFF_FFFF_FFFF
         for k in keys
     ]

@@ -1,0 +1,41 @@
+"""The one toolchain runs inside the test command: ruff lint, ruff format, mypy --strict."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ruff", "check", "."),
+        ("ruff", "format", "--check", "."),
+        ("mypy", "--strict", "recipe_core"),
+    ],
+    ids=["ruff-check", "ruff-format", "mypy-strict"],
+)
+def test_toolchain_clean(args: tuple[str, ...]) -> None:
+    result = _run(*args)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_streamlit_is_a_banned_import_in_the_engine(tmp_path: object) -> None:
+    """TID251 really fires: a planted `import streamlit` under recipe_core/ fails the lint."""
+    probe = REPO_ROOT / "recipe_core" / "_lint_probe.py"
+    probe.write_text("import streamlit  # noqa: F401\n")
+    try:
+        result = _run("ruff", "check", "--select", "TID251", str(probe))
+    finally:
+        probe.unlink()
+    assert result.returncode != 0 and "TID251" in result.stdout
