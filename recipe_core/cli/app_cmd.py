@@ -35,7 +35,9 @@ def streamlit_command(app_main: Path, *, host: str, port: int) -> list[str]:
 def app(
     dataset: Annotated[
         str | None,
-        typer.Argument(help="Dataset to open first (an image folder). Default: sample_data."),
+        typer.Argument(
+            help="Dataset to open first (an image folder). Default: sample_data/digits."
+        ),
     ] = None,
     workspace: Annotated[
         str | None,
