@@ -35,6 +35,7 @@ def class_counts_chart(counts: pd.DataFrame) -> None:
         labels={"label": "class", "count": "samples"},
         category_orders={"label": sorted(frame["label"].unique(), key=_natural_key)},
     )  # fmt: skip
+    fig.update_xaxes(type="category")  # one tick per class, even for numeric class names
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     st.plotly_chart(fig, width="stretch")
 

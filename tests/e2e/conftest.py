@@ -72,7 +72,7 @@ def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app" / "main.py"),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none",
+        "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     log = (tmp / "streamlit.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -134,5 +134,10 @@ def screenshot(page: object, name: str) -> Path:
     assert isinstance(page, Page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     target = ARTIFACTS / f"{name}.png"
+    # Streamlit scrolls inside its own container, so "full page" is the viewport: make it tall.
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    page.set_viewport_size({"width": size["width"], "height": 2200})
+    page.wait_for_timeout(500)
     page.screenshot(path=str(target), full_page=True)
+    page.set_viewport_size(size)
     return target
