@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from recipe_core import __version__
 from recipe_core.cli.app_cmd import streamlit_command
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, SAMPLE_DIGITS
 
 
 def recipe(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -52,3 +54,26 @@ def test_app_command_is_headless_and_loopback() -> None:
     assert "--server.headless true" in joined  # no first-run e-mail prompt, even without a TTY
     assert "--server.address 127.0.0.1" in joined
     assert "--browser.gatherUsageStats false" in joined
+
+
+def test_recipe_app_serves_without_a_terminal(tmp_path: Path) -> None:
+    """`recipe app` starts a real server on 127.0.0.1 with no TTY on stdin (no e-mail prompt)."""
+    from tests.e2e.conftest import free_port, wait_healthy
+
+    port = free_port()
+    env = dict(os.environ, RECIPE_WORKSPACE=str(tmp_path / "ws"), HOME=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recipe_core", "app", str(SAMPLE_DIGITS), "--port", str(port)],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=90)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert f"http://127.0.0.1:{port}" in output
+    assert "Email" not in output
+    assert (tmp_path / "ws" / "workspace.json").exists()
