@@ -1,22 +1,34 @@
 """The only module that touches `st.session_state` and `st.cache_*`.
 
 Everything cached here is a `recipe_core` result; `cache_resource` (not `cache_data`) because the
-results are large and read-only, and `cache_data` would copy them on every rerun.
+results are large and read-only, and `cache_data` would copy them on every rerun. Cache keys
+carry the workspace root and file stamps, so a rescan or another workspace never sees stale
+entries.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
 from recipe_core import DatasetOverview, DatasetSource, Workspace, open_dataset, open_workspace
 from recipe_core import summarize as summarize_dataset
+from recipe_core.curation import LOG_FILE, Decision, curation_dir, load_decisions, record_decision
+from recipe_core.query import SampleFilter, SampleTable, sample_table
+from recipe_core.safe_paths import PathPolicy, default_policy
+from recipe_core.scan import ScanResult
+from recipe_core.scan_jobs import RESULT_DIR, ScanJobState, job_dir, load_scan, read_state
+from recipe_core.scan_jobs import start_scan as start_scan_job
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATASET = REPO_ROOT / "sample_data" / "digits"
 DATASET_KEY = "dataset_path"
+FILTER_KEY = "sample_filter"  # the Browse filter (a SampleFilter), shared by the data pages
+SELECTED_KEY = "selected_sample"  # sample_id of the sample in the detail panel
+SCAN_WORKERS = 2  # decode processes of an app-started scan: leave the server's cores usable
 
 
 def default_dataset() -> str:
@@ -31,31 +43,162 @@ def current_dataset() -> str:
 
 
 def set_dataset(path: str) -> None:
+    if st.session_state.get(DATASET_KEY) != path:
+        st.session_state[FILTER_KEY] = SampleFilter()  # another dataset's classes don't apply
+        st.session_state.pop(SELECTED_KEY, None)
     st.session_state[DATASET_KEY] = path
 
 
-@st.cache_resource(show_spinner=False)
 def workspace() -> Workspace:
-    return open_workspace()
+    return _workspace(os.environ.get("RECIPE_WORKSPACE", ""))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _workspace(env_value: str) -> Workspace:
+    return open_workspace(env_value or None)
+
+
+def path_policy() -> PathPolicy:
+    """Folders typed paths may reach (cwd, sample_data/, --data-root ...): see safe_paths."""
+    return default_policy()
 
 
 @st.cache_resource(show_spinner="Listing the dataset…", max_entries=16)
+def _dataset_source(resolved: str) -> DatasetSource:
+    return open_dataset(resolved)
+
+
 def dataset_source(path: str) -> DatasetSource:
-    return open_dataset(path)
+    """The dataset at `path`; raises DatasetError for paths outside the allowed roots."""
+    return _dataset_source(str(path_policy().resolve(path)))
 
 
 @st.cache_resource(show_spinner="Reading image headers…", max_entries=16)
+def _dataset_overview(resolved: str) -> DatasetOverview:
+    return summarize_dataset(_dataset_source(resolved))
+
+
 def dataset_overview(path: str) -> DatasetOverview:
-    return summarize_dataset(dataset_source(path))
+    return _dataset_overview(str(path_policy().resolve(path)))
 
 
 def reload_dataset() -> None:
     """Forget cached listings (after files were added or removed on disk)."""
-    dataset_source.clear()
-    dataset_overview.clear()
+    _dataset_source.clear()
+    _dataset_overview.clear()
 
 
 def clamp_page(key: str, n_pages: int) -> None:
     """Keep a page-number widget's value in range when a filter shrinks the page count."""
     page = int(st.session_state.get(key, 1))
     st.session_state[key] = min(max(page, 1), max(n_pages, 1))
+
+
+# --- scans: run in a background process, results read from the workspace -----------------
+
+
+def scan_folder(root: Path) -> Path:
+    return job_dir(workspace(), root)
+
+
+def scan_state(root: Path) -> ScanJobState:
+    return read_state(scan_folder(root))
+
+
+def start_scan(root: Path) -> None:
+    start_scan_job(root, workspace=workspace(), workers=SCAN_WORKERS)
+
+
+def _result_stamp(root: Path) -> tuple[str, int] | None:
+    marker = scan_folder(root) / RESULT_DIR / "summary.json"
+    try:
+        return str(marker.parent), marker.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def scan_result(root: Path) -> ScanResult | None:
+    """The finished scan of `root` on disk (cached until a rescan replaces it), else None."""
+    stamp = _result_stamp(root)
+    return None if stamp is None else _load_scan(*stamp)
+
+
+def samples(root: Path) -> SampleTable | None:
+    """The scan's query-ready sample table (issue columns computed once per scan)."""
+    stamp = _result_stamp(root)
+    return None if stamp is None else _sample_table(*stamp)
+
+
+@st.cache_resource(show_spinner="Loading the scan…", max_entries=4)
+def _load_scan(folder: str, mtime_ns: int) -> ScanResult:
+    return load_scan(folder)
+
+
+@st.cache_resource(show_spinner="Preparing the sample table…", max_entries=4)
+def _sample_table(folder: str, mtime_ns: int) -> SampleTable:
+    result = _load_scan(folder, mtime_ns)
+    return sample_table(result.index.table, result.issues)
+
+
+# --- the shared filter and the selected sample ------------------------------------------------
+
+
+def browse_filter() -> SampleFilter:
+    spec = st.session_state.get(FILTER_KEY)
+    return spec if isinstance(spec, SampleFilter) else SampleFilter()
+
+
+def set_browse_filter(spec: SampleFilter) -> None:
+    st.session_state[FILTER_KEY] = spec
+
+
+def show_issues(issues: tuple[str, ...]) -> None:
+    """Reset the Browse filter to `issues` only (the overview's issue cards link here)."""
+    set_browse_filter(replace(SampleFilter(), issues=issues))
+    for key in [k for k in st.session_state if str(k).startswith("flt_")]:
+        del st.session_state[key]  # filter widgets re-read the new filter
+
+
+def widget_value(key: str, default: object) -> None:
+    """Seed a widget's session value once (so a filter set elsewhere shows in its widget)."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+
+def selected_sample() -> int | None:
+    value = st.session_state.get(SELECTED_KEY)
+    return int(value) if value is not None else None
+
+
+def select_sample(sample_id: int | None) -> None:
+    st.session_state[SELECTED_KEY] = sample_id
+
+
+def remember(key: str, value: object) -> object:
+    """Store `value` under `key`; returns the previous value (None when new)."""
+    previous = st.session_state.get(key)
+    st.session_state[key] = value
+    return previous
+
+
+# --- curation ---------------------------------------------------------------------------------
+
+
+def decisions(root: Path) -> dict[int, Decision]:
+    log = curation_dir(workspace(), root) / LOG_FILE
+    try:
+        stamp = log.stat().st_mtime_ns, log.stat().st_size
+    except OSError:
+        return {}
+    return _decisions(str(workspace().root), str(root), stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _decisions(ws_root: str, root: str, stamp: tuple[int, int]) -> dict[int, Decision]:
+    return load_decisions(workspace(), root)
+
+
+def decide(root: Path, *, sample_id: int, path: str, action: str, label: str = "",
+           old_label: str = "") -> Decision:  # fmt: skip
+    return record_decision(workspace(), root, sample_id=sample_id, path=path, action=action,
+                           label=label, old_label=old_label)  # fmt: skip

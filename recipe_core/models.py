@@ -7,7 +7,7 @@ climb a capacity ladder and jobs can complexify one step at a time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -114,5 +114,16 @@ def model_factory(name: str, spec: ModelSpec, *, seed: int = 0) -> Callable[[], 
     def build() -> nn.Module:
         torch.manual_seed(seed)
         return build_model(name, spec)
+
+    return build
+
+
+def scalable_factory(name: str, spec: ModelSpec, *, seed: int = 0) -> Callable[..., nn.Module]:
+    """Like `model_factory`, but the factory also accepts `width=` (replacing `spec.width`), so
+    the checks can climb a capacity ladder with the same seeded init."""
+
+    def build(width: float | None = None) -> nn.Module:
+        torch.manual_seed(seed)
+        return build_model(name, spec if width is None else replace(spec, width=width))
 
     return build

@@ -13,6 +13,7 @@ import typer
 from recipe_core.cli._app import cli, fail
 from recipe_core.data import open_dataset
 from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.safe_paths import ROOTS_ENV, checked_roots, parse_roots
 from recipe_core.workspace import open_workspace
 
 APP_MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
@@ -51,10 +52,19 @@ def app(
     host: Annotated[
         str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless you host for a team.")
     ] = "127.0.0.1",
+    data_root: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data-root",
+            help="A folder the dashboard may open datasets from (repeatable). The current "
+            "directory and sample_data/ are always allowed; other paths are refused "
+            f"[env: {ROOTS_ENV}].",
+        ),
+    ] = None,
 ) -> None:
     """Open the Recipe dashboard in your browser (served on 127.0.0.1 by default)."""
     try:
-        env = _app_environment(dataset, workspace)
+        env = _app_environment(dataset, workspace, data_root or [])
         if not APP_MAIN.exists():
             raise ConfigError(
                 f"The dashboard's files are missing ({APP_MAIN}). Install Recipe from a source "
@@ -71,9 +81,14 @@ def app(
     raise typer.Exit(code)
 
 
-def _app_environment(dataset: str | None, workspace: str | None) -> dict[str, str]:
+def _app_environment(
+    dataset: str | None, workspace: str | None, data_roots: list[str]
+) -> dict[str, str]:
     """Validate the arguments up front (a bad path fails here, not inside the browser)."""
     env = dict(os.environ)
+    roots = [*parse_roots(env.get(ROOTS_ENV, "")), *map(str, checked_roots(data_roots))]
+    if roots:
+        env[ROOTS_ENV] = os.pathsep.join(dict.fromkeys(roots))
     env["RECIPE_WORKSPACE"] = str(open_workspace(workspace).root)
     if dataset is not None:
         env["RECIPE_DATASET"] = str(open_dataset(dataset).root)

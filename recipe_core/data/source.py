@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,10 +39,10 @@ class DatasetSource:
         return len(self.samples)
 
     def abspath(self, path: str) -> Path:
-        return self.root / path
+        return resolve_path(self.root, path)
 
     def read_bytes(self, path: str) -> bytes:
-        return (self.root / path).read_bytes()
+        return self.abspath(path).read_bytes()
 
 
 def sample_ids(keys: list[str]) -> np.ndarray:
@@ -58,7 +60,37 @@ def sample_ids(keys: list[str]) -> np.ndarray:
 
 def make_samples(paths: list[str], labels: list[str], splits: list[str]) -> pd.DataFrame:
     """The canonical sample table, sorted by path so every adapter orders rows the same way."""
-    frame = pd.DataFrame({"path": paths, "label": labels, "split": splits})
+    frame = pd.DataFrame(
+        {"path": portable_texts(paths), "label": portable_texts(labels), "split": splits}
+    )
     frame = frame.sort_values("path", kind="stable").reset_index(drop=True)
     frame.insert(0, "sample_id", sample_ids(frame["path"].tolist()))
     return frame
+
+
+ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")  # what `portable_text` writes for a byte
+
+
+def portable_text(text: str) -> str:
+    """A file name as valid UTF-8. Python gives undecodable name bytes as lone surrogates
+    (surrogateescape), which pandas' Arrow-backed strings and Parquet cannot hold; they become
+    `\\xNN` escapes, which `resolve_path` maps back to the real file."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+def portable_texts(texts: list[str]) -> list[str]:
+    return [portable_text(t) for t in texts]
+
+
+def resolve_path(root: Path, path: str) -> Path:
+    """The file a sample path names: `root / path`, or, when that does not exist and the path
+    holds `portable_text` escapes, the file whose name has those raw bytes."""
+    direct = root / path
+    if "\\x" not in path or os.path.lexists(direct):
+        return direct
+    raw = ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
+    return root / raw

@@ -3,14 +3,20 @@
 `ScanIndex.table` columns (dtype, unit):
     sample_id int64 (stable id from the path) | path str (relative, POSIX) | label str | split str
     format str (PIL format, "" if undecodable) | width, height int32 (px) | mode str (PIL mode)
-    channels int8 | file_bytes int64 | mtime_ns int64
-    mean_r, mean_g, mean_b, std_r, std_g, std_b float32 (on RGB in [0, 1])
+    channels int8 (bands of the file's mode: L=1, RGB=3, RGBA=4; 0 if undecodable)
+    file_bytes int64 | mtime_ns int64 (-1 when the file could not be stat'ed)
+    mean_r, mean_g, mean_b, std_r, std_g, std_b float32 (on RGB in [0, 1]; images larger than
+        512 px are measured on a 512 px thumbnail)
     brightness float32 (mean luminance, [0, 1]) | contrast float32 (std of luminance, [0, 1])
-    blur float32 (variance of the Laplacian of the 64 px luminance; low = blurry)
+    blur float32 (variance of the 4-neighbour Laplacian of the luminance, 0..255 scale, after
+        resizing every image to 64x64 so sizes compare; low = blurry. A 32 px image is upsampled
+        for this, so compare blur within a dataset, not to a universal constant)
     entropy float32 (bits, of the 8-bit luminance histogram, [0, 8])
-    aspect_ratio float32 (width / height) | byte_hash str (hex) | pixel_hash str (hex, decoded
-    pixels + shape) | phash uint64 as int64 (64-bit DCT perceptual hash) | decode_error str ("" = ok)
+    aspect_ratio float32 (width / height) | byte_hash str (hex of the file bytes; "" if unreadable)
+    pixel_hash str (hex, decoded pixels + mode + size; "" if undecodable)
+    phash int64 (64-bit DCT perceptual hash, bit pattern of a uint64) | decode_error str ("" = ok)
 `ScanIndex.embeddings` (N, D) float32, L2-normalised, zeros where decode_error != "".
+    `embedding_name` names the embedder ("pixels+hog": see recipe_core/index/embed.py).
 `ScanIndex.pixels` (N, 32, 32) uint8 luminance, resized ignoring aspect: cheap aligned pixel
     comparisons (near-duplicate verification). Zeros where decode_error != "".
 """
@@ -41,6 +47,8 @@ class ScanIndex:
     embeddings: np.ndarray = field(repr=False)  # (N, D) float32
     pixels: np.ndarray = field(repr=False)  # (N, 32, 32) uint8
     embedding_name: str = "pixels+hog"  # which embedder produced `embeddings`
+    fingerprint: str = ""  # content fingerprint: paths, labels, splits, file bytes, embedder
+    reused: int = 0  # rows taken from the workspace cache instead of being decoded again
 
     @property
     def valid(self) -> np.ndarray:

@@ -1,0 +1,18 @@
+"""The recipe's sanity checks as pure functions: `run_all(model, loader, loss_fn, ...)` returns a
+`CheckReport` of `CheckResult`s (pass | warn | fail | skip | error), never touching your model."""
+
+from __future__ import annotations
+
+from recipe_core.checks.context import default_optimizer
+from recipe_core.checks.result import STATUSES, CheckReport, CheckResult
+from recipe_core.checks.runner import CHECKS, run_all, run_check
+
+__all__ = [
+    "CHECKS",
+    "STATUSES",
+    "CheckReport",
+    "CheckResult",
+    "default_optimizer",
+    "run_all",
+    "run_check",
+]

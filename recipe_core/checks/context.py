@@ -1,0 +1,237 @@
+"""The setup every check reads: fresh models, a few real batches, the loss and the optimizer.
+
+Calls into the user's code (model, loss, optimizer) go through `CheckContext` so an exception
+there becomes a finding about the user's setup (`UserCodeError`), not a Recipe crash.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from recipe_core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+TASKS = ("classification", "regression", "sequence")
+MAX_BATCHES = 12  # batches read from the loader: enough to see shuffling and a held-out pair
+MAX_SAMPLES = 2048  # ... or this many samples, whichever comes first
+MAX_STEP_BATCH = 128  # samples per training step in checks; larger batches are sliced (CPU time)
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+class UserCodeError(Exception):
+    """The user's model, loss or optimizer raised: a finding about the setup."""
+
+    def __init__(self, where: str, error: BaseException) -> None:
+        super().__init__(f"{where} raised {type(error).__name__}: {error}")
+        self.where = where
+
+
+class SkipCheck(Exception):
+    """A check that cannot run on this setup; the message is the reason shown to the user."""
+
+
+class OutOfTime(SkipCheck):
+    def __init__(self) -> None:
+        super().__init__("time budget: max_seconds ran out before this check finished")
+
+
+def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam at 3e-4, constant: the recipe's safe default ('adam is safe')."""
+    return torch.optim.Adam(params, lr=3e-4)
+
+
+class CheckContext:
+    def __init__(
+        self,
+        model: nn.Module | Callable[[], nn.Module],
+        loader: Iterable[Any],
+        loss_fn: LossFn,
+        *,
+        task: str,
+        num_classes: int | None,
+        optimizer: OptimizerFactory | None,
+        device: str | torch.device | None,
+        seed: int,
+        max_seconds: float | None,
+    ) -> None:
+        _validate(task, num_classes, max_seconds, loss_fn)
+        self.task, self.num_classes, self.seed = task, num_classes, seed
+        self.loss_fn, self.loader = loss_fn, loader
+        self.optimizer_factory = optimizer or default_optimizer
+        self.uses_default_optimizer = optimizer is None
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.is_factory = not isinstance(model, nn.Module)
+        self.device = _resolve_device(model, device)
+        self._factory = _as_factory(model)
+        self.width_factory = _width_factory(model)
+        self.batches = gather_batches(loader, self.device)
+        self.train_batches, self.heldout_batches = split_heldout(self.batches)
+        self.cache: dict[str, Any] = {}
+
+    # -- models -------------------------------------------------------------------------------
+    def build(self, width: float | None = None) -> nn.Module:
+        """A fresh model on `device`, torch's RNG seeded with `seed` first (so an honest factory
+        builds identical weights every call)."""
+        torch.manual_seed(self.seed)
+        try:
+            made = self._factory() if width is None else self.width_factory(width)  # type: ignore[misc]
+        except Exception as error:
+            raise UserCodeError("the model factory", error) from error
+        if not isinstance(made, nn.Module):
+            raise ConfigError(
+                f"The model factory returned {type(made).__name__}, not an nn.Module. Pass a "
+                "module or a zero-argument function that returns a fresh one."
+            )
+        return made.to(self.device)
+
+    def forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        try:
+            out = model(x)
+        except Exception as error:
+            raise UserCodeError("model(x)", error) from error
+        if not isinstance(out, torch.Tensor) or not torch.is_floating_point(out):
+            raise UserCodeError(
+                "model(x)", TypeError(f"returned {type(out).__name__}, expected a float tensor")
+            )
+        return out
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        try:
+            value = self.loss_fn(out, y)
+        except Exception as error:
+            raise UserCodeError("loss_fn(output, y)", error) from error
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise UserCodeError(
+                "loss_fn(output, y)", TypeError(f"returned {shape}; expected a scalar tensor")
+            )
+        return value.reshape(())
+
+    def optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        try:
+            return self.optimizer_factory(params)
+        except Exception as error:
+            raise UserCodeError("optimizer(params)", error) from error
+
+    def backward(self, loss: torch.Tensor) -> None:
+        try:
+            torch.autograd.backward(loss)
+        except Exception as error:
+            raise UserCodeError("loss.backward()", error) from error
+
+    # -- time ---------------------------------------------------------------------------------
+    def check_time(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OutOfTime()
+
+    def seconds_left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+
+def _validate(
+    task: str, num_classes: int | None, max_seconds: float | None, loss_fn: object
+) -> None:
+    if task not in TASKS:
+        raise ConfigError(f"Unknown task {task!r}. Valid tasks: {', '.join(TASKS)}.")
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ConfigError(
+            f"num_classes={num_classes!r} is invalid: pass a positive integer (the number of "
+            "classes your labels use) or None to take it from the model's output width."
+        )
+    if max_seconds is not None and max_seconds <= 0:
+        raise ConfigError(f"max_seconds={max_seconds!r}: pass a positive number or None.")
+    if not callable(loss_fn):
+        raise ConfigError(
+            f"loss_fn {loss_fn!r} is not callable: pass e.g. nn.CrossEntropyLoss() or a function "
+            "(output, y) -> scalar tensor."
+        )
+
+
+def _resolve_device(model: object, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if isinstance(model, nn.Module):
+        first = next(iter(model.parameters()), None)
+        if first is not None:
+            return first.device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _as_factory(model: nn.Module | Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    if isinstance(model, nn.Module):
+        pristine = copy.deepcopy(model)  # the caller's module is never touched again
+        return lambda: copy.deepcopy(pristine)
+    if not callable(model):
+        raise ConfigError(
+            f"model={model!r} is neither an nn.Module nor a zero-argument factory returning one."
+        )
+    return model
+
+
+def _width_factory(model: object) -> Callable[[float], nn.Module] | None:
+    """A factory accepting `width=` (a capacity multiplier) lets the checks climb a ladder."""
+    if isinstance(model, nn.Module) or not callable(model):
+        return None
+    try:
+        params = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        return None
+    if "width" not in params:
+        return None
+    return lambda width: model(width=width)  # type: ignore[no-any-return]
+
+
+def gather_batches(loader: Iterable[Any], device: torch.device) -> list[Batch]:
+    """The first few (x, y) batches, on `device`: every check sees these same tensors."""
+    batches: list[Batch] = []
+    seen = 0
+    try:
+        iterator = iter(loader)
+    except TypeError as error:
+        raise ConfigError(
+            f"loader {type(loader).__name__} is not iterable: pass a DataLoader yielding (x, y)."
+        ) from error
+    for item in iterator:
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ConfigError(
+                f"The loader yielded {type(item).__name__} of length "
+                f"{len(item) if hasattr(item, '__len__') else '?'}; checks need (x, y) pairs. "
+                "Wrap your loader so each batch is (inputs, targets)."
+            )
+        x, y = (torch.as_tensor(t) for t in item)
+        if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
+            raise ConfigError(
+                f"Batch inputs {tuple(x.shape)} and targets {tuple(y.shape)} do not share a "
+                "leading batch dimension; yield x of shape (B, ...) and y of shape (B, ...)."
+            )
+        batches.append((x.to(device), y.to(device)))
+        seen += int(x.shape[0])
+        if len(batches) >= MAX_BATCHES or seen >= MAX_SAMPLES:
+            break
+    if not batches:
+        raise ConfigError("The loader yielded no batches; checks need at least one (x, y) batch.")
+    return batches
+
+
+def split_heldout(batches: list[Batch]) -> tuple[list[Batch], list[Batch]]:
+    """Training batches and held-out batches (the last one or two; half a batch if only one)."""
+    if len(batches) == 1:
+        x, y = batches[0]
+        half = max(1, x.shape[0] // 2)
+        return [(x[:half], y[:half])], [(x[half:], y[half:])] if x.shape[0] > 1 else []
+    held = 2 if len(batches) >= 5 else 1
+    train = [(x[:MAX_STEP_BATCH], y[:MAX_STEP_BATCH]) for x, y in batches[:-held]]
+    return train, batches[-held:]

@@ -1,0 +1,116 @@
+"""Can it learn at all? Gradients reach and move every weight; the optimizer does not diverge."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from recipe_core.checks.context import CheckContext
+from recipe_core.checks.result import CheckResult, verdict
+from recipe_core.checks.targets import require
+from recipe_core.checks.training import real_trainer
+
+SANITY_STEPS = 40  # optimizer steps watched for divergence
+
+
+def check_gradient_flow(ctx: CheckContext) -> CheckResult:
+    require(ctx, loss=True)
+    model = ctx.build().train()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if not trainable:
+        return verdict(
+            "gradient_flow", "fail",
+            "The model has no trainable parameters (requires_grad is False everywhere), so "
+            "nothing can learn.", observed="0 trainable tensors", expected="> 0",
+            fix="Unfreeze the layers you mean to train (p.requires_grad_(True)).",
+        )  # fmt: skip
+    x, y = ctx.train_batches[0]
+    loss = ctx.loss(ctx.forward(model, x), y)
+    if loss.requires_grad:
+        ctx.backward(loss)
+    opt_ids = {id(p) for group in ctx.optimizer(model).param_groups for p in group["params"]}
+    found = {
+        "get no gradient": [n for n, p in trainable.items() if p.grad is None],
+        "get NaN/Inf gradients": [n for n, p in trainable.items()
+                                  if p.grad is not None and not p.grad.isfinite().all()],
+        "are not in the optimizer": [n for n, p in trainable.items() if id(p) not in opt_ids],
+    }  # fmt: skip
+    if not any(found.values()):
+        found[f"never change in {SANITY_STEPS} optimizer steps"] = _unchanged(ctx)
+    norms = {n: float(p.grad.norm()) for n, p in trainable.items() if p.grad is not None}
+    evidence = {"grad_norm": norms, **{k.replace(" ", "_"): v for k, v in found.items()}}
+    bad = sorted({name for names in found.values() for name in names})
+    observed = f"{len(trainable) - len(bad)}/{len(trainable)} trainable tensors learn"
+    expected = "every trainable tensor gets a finite gradient and is updated"
+    if bad:
+        return verdict(
+            "gradient_flow", "fail",
+            "Backprop does not reach every weight: " + "; ".join(_flow_problems(found)) + ". "
+            "Those weights stay at their init forever (a .detach(), .item()/.numpy() round trip, "
+            "no_grad in forward, all-zero init, or an optimizer built on the wrong parameters).",
+            observed=observed, expected=expected, evidence=evidence,
+            fix="Remove the detach/no_grad on the path to the loss, initialise weights randomly "
+            "(not all zeros) and build the optimizer from model.parameters().",
+        )  # fmt: skip
+    return verdict(
+        "gradient_flow", "pass",
+        f"All {len(trainable)} trainable tensors get a finite gradient from the loss, are in "
+        f"the optimizer, and move within {SANITY_STEPS} steps.",
+        observed=observed, expected=expected, evidence=evidence,
+    )  # fmt: skip
+
+
+def _unchanged(ctx: CheckContext) -> list[str]:
+    """Weight matrices/kernels of the shared training run still exactly at their init. Bias
+    vectors are exempt: a bias feeding BatchNorm has a ~0 gradient by design, and plain SGD
+    moves it by less than float32 can represent."""
+    trainer = real_trainer(ctx)
+    trainer.run_to(SANITY_STEPS)
+    if trainer.stopped:
+        return []
+    fresh = dict(ctx.build().named_parameters())
+    return [
+        n
+        for n, p in trainer.model.named_parameters()
+        if p.requires_grad and p.ndim >= 2 and n in fresh and torch.equal(p, fresh[n])
+    ]
+
+
+def _flow_problems(found: dict[str, list[str]]) -> list[str]:
+    problems = []
+    for what, names in found.items():
+        if names:
+            shown = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+            problems.append(f"{len(names)} tensors {what} ({shown})")
+    return problems
+
+
+def check_optimizer_sanity(ctx: CheckContext) -> CheckResult:
+    require(ctx, loss=True)
+    losses = real_trainer(ctx).run_to(SANITY_STEPS)
+    start, finite = losses[0], [v for v in losses if math.isfinite(v)]
+    tail = losses[-max(1, len(losses) // 4) :]
+    evidence = {"loss": losses}
+    observed = f"loss {start:.4g} -> {losses[-1]:.4g} over {len(losses)} steps"
+    expected = "finite, and not rising above its start"
+    exploded = len(finite) < len(losses) or max(finite) > 10 * abs(start) + 1e-3
+    if exploded or float(np.mean(tail)) > 1.5 * start + 1e-3:
+        default = " (Adam 3e-4, the safe default)" if ctx.uses_default_optimizer else ""
+        return verdict(
+            "optimizer_sanity", "fail",
+            f"With this optimizer{default} the loss "
+            f"{'blows up to NaN/Inf' if len(finite) < len(losses) else 'rises instead of falling'}"
+            f" within {len(losses)} steps ({start:.3g} -> {losses[-1]:.3g}). The learning rate "
+            "is far too high, or the loss/gradients are numerically unstable.",
+            observed=observed, expected=expected, evidence=evidence,
+            fix="Lower the learning rate by 10x (Adam at 3e-4 is a safe start), keep a constant "
+            "LR until things work, and clip gradients if spikes remain.",
+        )  # fmt: skip
+    return verdict(
+        "optimizer_sanity", "pass",
+        f"Over {len(losses)} steps the loss stays finite and goes from {start:.3g} to "
+        f"{losses[-1]:.3g}: the optimizer and learning rate are in a sane range.",
+        observed=observed, expected=expected, evidence=evidence,
+    )  # fmt: skip

@@ -1,0 +1,171 @@
+"""The loss itself: can it reach zero, is it right at init, and what init would be right.
+
+"Verify loss @ init ... -log(1/n_classes)" and "init well" (the recipe). The references are the
+user's own loss_fn evaluated on the label prior / target mean, so any reduction, class weight or
+label smoothing is accounted for.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recipe_core.checks.context import CheckContext
+from recipe_core.checks.result import CheckResult, verdict
+from recipe_core.checks.targets import (
+    MARGINS,
+    Targets,
+    outputs_are_probabilities,
+    perfect_output,
+    prior_output,
+    require,
+)
+
+INIT_BATCHES = 4  # batches averaged for the loss at init
+
+
+@dataclass(frozen=True)
+class InitLosses:
+    model: float  # the fresh model's loss, mean over batches
+    prior: float  # loss of predicting the label prior / target mean (the right init)
+    uniform: float  # loss of all-zero outputs (a 'balanced' init)
+
+
+def init_pairs(ctx: CheckContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(output, y) of one fresh model on the first few batches, in train mode, no grad."""
+    if "init_pairs" not in ctx.cache:
+        model = ctx.build().train()
+        with torch.no_grad():
+            ctx.cache["init_pairs"] = [
+                (ctx.forward(model, x), y) for x, y in ctx.batches[:INIT_BATCHES]
+            ]
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = ctx.cache["init_pairs"]
+    return pairs
+
+
+def mean_loss(ctx: CheckContext, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    with torch.no_grad():
+        return float(np.mean([float(ctx.loss(out, y)) for out, y in pairs]))
+
+
+def init_losses(ctx: CheckContext, t: Targets) -> InitLosses:
+    pairs = init_pairs(ctx)
+    return InitLosses(
+        model=mean_loss(ctx, pairs),
+        prior=mean_loss(ctx, [(prior_output(out, y, t), y) for out, y in pairs]),
+        uniform=mean_loss(ctx, [(torch.zeros_like(out), y) for out, y in pairs]),
+    )
+
+
+def margin_sweep(
+    ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets
+) -> dict[str, list[float]]:
+    """Loss of ever more confident correct outputs, for both one-hot families."""
+    with torch.no_grad():
+        return {
+            family: [float(ctx.loss(perfect_output(out, y, t, m, centred), y)) for m in MARGINS]
+            for family, centred in (("centred", True), ("onehot", False))
+        }
+
+
+def loss_floor(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets) -> float:
+    """The lowest loss outputs can reach on (out, y): the target of 'overfit one batch'."""
+    if t.kind == "values":
+        if y.numel() != out.numel():
+            return 0.0
+        with torch.no_grad():
+            return float(ctx.loss(perfect_output(out, y, t, 1.0, False), y))
+    finite = [v for vs in margin_sweep(ctx, out, y, t).values() for v in vs if math.isfinite(v)]
+    return min(finite) if finite else 0.0
+
+
+def check_loss_function(ctx: CheckContext) -> CheckResult:
+    """Confident correct outputs must drive the loss to (near) its minimum; the loss must not
+    saturate above zero (softmax on probabilities) or go negative (NLL on raw scores)."""
+    t = require(ctx, loss=True)
+    out, y = init_pairs(ctx)[0]
+    if t.kind == "values":
+        return _regression_loss_function(ctx, out, y, t)
+    sweep = margin_sweep(ctx, out, y, t)
+    uniform = mean_loss(ctx, [(torch.zeros_like(out), y)])
+    curve = min(sweep.values(), key=min)
+    floor = min(curve)
+    evidence = {"margins": list(MARGINS), **sweep, "uniform_loss": uniform}
+    observed = f"loss {uniform:.4g} at zero logits, {floor:.4g} at best confident correct logits"
+    if floor < -1e-6:
+        return verdict(
+            "loss_function", "fail",
+            "The loss goes negative for confident correct logits, so it is not a log-loss over "
+            "logits: typically NLLLoss applied to raw scores (it expects log-probabilities). "
+            "Training would push those scores to infinity instead of learning.",
+            observed=observed, expected="a loss >= 0 that approaches 0", evidence=evidence,
+            fix="Use nn.CrossEntropyLoss on logits, or apply log_softmax before NLLLoss.",
+        )  # fmt: skip
+    if outputs_are_probabilities(out, t) and floor <= 0.1 * uniform:
+        return verdict(
+            "loss_function", "fail",
+            "The model's outputs are already probabilities (non-negative, each row sums to 1), "
+            "but the loss expects logits and applies softmax again. Softmax twice squashes the "
+            "scores, so the loss cannot get near zero and gradients vanish.",
+            observed=f"outputs in [{float(out.min()):.3g}, {float(out.max()):.3g}], rows sum to 1",
+            expected="raw logits (any real values) into CrossEntropyLoss", evidence=evidence,
+            fix="Remove the final softmax from the model (CrossEntropyLoss applies log_softmax "
+            "itself); apply softmax only when reporting probabilities.",
+        )  # fmt: skip
+    if floor > 0.1 * uniform and curve[-1] <= floor + 1e-6 * abs(floor):  # still falling at the end
+        return verdict(
+            "loss_function", "fail",
+            f"Even absurdly confident correct logits (margin {MARGINS[-1]:g}) only bring the "
+            f"loss to {floor:.3g}, against {uniform:.3g} for zero logits: it flattens out far "
+            "above zero. The loss is applied to probabilities (softmax inside the loss, or "
+            "CrossEntropyLoss on softmax outputs), so it can never be driven to zero.",
+            observed=observed, expected=f"approaches 0 (below {0.1 * uniform:.3g})",
+            evidence=evidence,
+            fix="Feed raw logits to CrossEntropyLoss / BCEWithLogitsLoss; drop any softmax or "
+            "sigmoid applied before the loss.",
+        )  # fmt: skip
+    return verdict(
+        "loss_function", "pass",
+        f"Confident correct logits bring the loss from {uniform:.3g} (zero logits) down to "
+        f"{floor:.3g}, so the loss rewards being right and nothing in it blocks reaching its "
+        "minimum (a label-smoothed loss bottoms out above zero, which is fine).",
+        observed=observed, expected=f"minimum well below {uniform:.3g}", evidence=evidence,
+    )  # fmt: skip
+
+
+def _regression_loss_function(
+    ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets
+) -> CheckResult:
+    if y.numel() != out.numel():
+        return verdict(
+            "loss_function",
+            "skip",
+            f"Outputs {tuple(out.shape)} and targets {tuple(y.shape)} differ in size (e.g. a "
+            "mean and a variance per sample), so 'perfect predictions' are not defined here.",
+        )
+    with torch.no_grad():
+        perfect = float(ctx.loss(perfect_output(out, y, t, 1.0, False), y))
+        mean = float(ctx.loss(prior_output(out, y, t), y))
+    observed = f"loss {perfect:.4g} for perfect predictions, {mean:.4g} for the target mean"
+    evidence = {"perfect_loss": perfect, "mean_loss": mean}
+    expected = "perfect predictions far below the mean's loss"
+    if perfect >= 0.5 * mean:
+        shapes = f"outputs {tuple(out.shape)} vs targets {tuple(y.shape)}"
+        return verdict(
+            "loss_function", "fail",
+            "Predicting every target exactly should give (near) zero loss, but it scores no "
+            f"better than predicting the mean ({shapes}). The loss compares every output with "
+            "every target: (B, 1) against (B,) broadcasts to (B, B).",
+            observed=observed, expected=expected, evidence=evidence,
+            fix="Make outputs and targets the same shape (out.squeeze(-1) or y.unsqueeze(-1)) "
+            "before the loss.",
+        )  # fmt: skip
+    return verdict(
+        "loss_function", "pass",
+        "Perfect predictions give a loss far below predicting the target mean, so the loss "
+        "compares each output with its own target.",
+        observed=observed, expected=expected, evidence=evidence,
+    )  # fmt: skip

@@ -1,0 +1,104 @@
+"""What a check returns: `CheckResult` per check, gathered in a `CheckReport`."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+STATUSES = ("pass", "warn", "fail", "skip", "error")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str  # e.g. "loss_at_init"
+    status: str  # one of STATUSES; "error" means a bug in Recipe, never in your code
+    summary: str  # one short paragraph: what was checked, what was seen, why it matters
+    observed: str  # the measured value, with units
+    expected: str  # what a healthy setup gives, with the tolerance
+    fix: str = ""  # what to change ("" when nothing needs changing)
+    evidence: Mapping[str, Any] = field(default_factory=dict, repr=False)  # arrays for plots
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "summary": self.summary,
+            "observed": self.observed,
+            "expected": self.expected,
+            "fix": self.fix,
+            "evidence": {k: jsonable(v) for k, v in self.evidence.items()},
+        }
+
+
+def verdict(
+    name: str,
+    status: str,
+    summary: str,
+    *,
+    observed: str = "",
+    expected: str = "",
+    fix: str = "",
+    evidence: Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """A CheckResult with keyword fields (reads better at call sites than seven positionals)."""
+    return CheckResult(name, status, summary, observed, expected, fix, dict(evidence or {}))
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    results: tuple[CheckResult, ...]
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per check, s
+    device: str = "cpu"
+    seed: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status == "fail" for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(r.status == s for r in self.results) for s in STATUSES}
+
+    def get(self, name: str) -> CheckResult:
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(f"No check named {name!r}; ran: {[r.name for r in self.results]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "seed": self.seed,
+            "counts": self.counts(),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def jsonable(value: Any) -> Any:
+    """Evidence as plain JSON types: tensors and arrays become lists, NaN/Inf become None."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().to("cpu").numpy()
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    return value

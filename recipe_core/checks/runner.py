@@ -1,0 +1,137 @@
+"""`run_all`: every check of the recipe, cheapest first, each isolated from the others."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from recipe_core.checks.batch_stats import check_batch_stats
+from recipe_core.checks.capacity import check_capacity
+from recipe_core.checks.context import (
+    CheckContext,
+    LossFn,
+    OptimizerFactory,
+    SkipCheck,
+    UserCodeError,
+)
+from recipe_core.checks.dependence import check_batch_independence, check_causal_dependence
+from recipe_core.checks.determinism import check_eval_determinism, check_reproducibility
+from recipe_core.checks.fitting import check_input_independent, check_overfit
+from recipe_core.checks.init import check_init_well, check_loss_at_init
+from recipe_core.checks.labels import check_labels_and_outputs
+from recipe_core.checks.learning import check_gradient_flow, check_optimizer_sanity
+from recipe_core.checks.loss import check_loss_function
+from recipe_core.checks.result import CheckReport, CheckResult, verdict
+from recipe_core.errors import ConfigError, RecipeError
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[CheckContext], CheckResult]
+Progress = Callable[[int, int, str], None]  # (checks done, checks in all, check starting now)
+
+# Explicit registry, in run order: cheap forward-only checks first, so a short time budget
+# still gets them; training-based checks last.
+CHECKS: dict[str, Check] = {
+    "labels_and_outputs": check_labels_and_outputs,
+    "batch_stats": check_batch_stats,
+    "loss_function": check_loss_function,
+    "loss_at_init": check_loss_at_init,
+    "init_well": check_init_well,
+    "gradient_flow": check_gradient_flow,
+    "eval_determinism": check_eval_determinism,
+    "batch_independence": check_batch_independence,
+    "causal_dependence": check_causal_dependence,
+    "reproducibility": check_reproducibility,
+    "optimizer_sanity": check_optimizer_sanity,
+    "input_independent_baseline": check_input_independent,
+    "overfit_one_batch": check_overfit,
+    "capacity_ladder": check_capacity,
+}
+
+
+def run_all(
+    model: nn.Module | Callable[[], nn.Module],
+    loader: Iterable[Any],
+    loss_fn: LossFn,
+    *,
+    task: str = "classification",
+    num_classes: int | None = None,
+    optimizer: OptimizerFactory | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    progress: Progress | None = None,
+    only: Sequence[str] | None = None,
+) -> CheckReport:
+    """Run the recipe's sanity checks on a model, a loader of (x, y) and a loss.
+
+    `model` is an nn.Module (deep-copied; never trained in place) or a zero-argument factory
+    (torch's RNG is seeded with `seed` before each call; a factory that also takes `width=`
+    enables the capacity ladder). `optimizer` is a `params -> Optimizer` factory (default Adam
+    3e-4). `num_classes` is what you declare; it is verified against labels and outputs. `task`
+    is classification | regression | sequence (causal, time on dim 1). Checks left when
+    `max_seconds` runs out are skipped with reason "time budget". `only` runs a subset by name.
+    Raises ConfigError on invalid arguments; everything found in your setup is a CheckResult.
+    """
+    names = _select(only)
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):  # the caller's RNG stream is left untouched
+        ctx = CheckContext(
+            model, loader, loss_fn, task=task, num_classes=num_classes, optimizer=optimizer,
+            device=device, seed=seed, max_seconds=max_seconds,
+        )  # fmt: skip
+        results, seconds = [], {}
+        for i, name in enumerate(names):
+            if progress is not None:
+                progress(i, len(names), name)
+            start = time.monotonic()
+            results.append(run_check(ctx, name))
+            seconds[name] = time.monotonic() - start
+            log.info("check %s: %s (%.1fs)", name, results[-1].status, seconds[name])
+    if progress is not None:
+        progress(len(names), len(names), "")
+    return CheckReport(tuple(results), seconds, str(ctx.device), seed)
+
+
+def run_check(ctx: CheckContext, name: str) -> CheckResult:
+    """One check, isolated: a skip, a failure of the user's code, or a Recipe bug ("error")
+    becomes its result instead of stopping the others."""
+    if ctx.seconds_left() <= 0:
+        return verdict(name, "skip", "time budget: max_seconds ran out before this check")
+    try:
+        return CHECKS[name](ctx)
+    except SkipCheck as reason:
+        return verdict(name, "skip", f"Skipped: {reason}.")
+    except UserCodeError as error:
+        return verdict(
+            name, "fail",
+            f"Your code raised while this check ran it on real batches: {error}. Setups that "
+            "train correctly run this without errors.",
+            observed=str(error), expected="no exception",
+            fix="Reproduce it with one batch from the loader and fix the failing call.",
+        )  # fmt: skip
+    except RecipeError:
+        raise
+    except Exception as error:  # a bug in Recipe must not hide the other checks
+        log.exception("check %s crashed", name)
+        return verdict(
+            name,
+            "error",
+            f"Recipe crashed in this check ({type(error).__name__}: {error}). This is a bug "
+            "in Recipe, not in your code; please report it with the setup that caused it.",
+            observed=f"{type(error).__name__}: {error}",
+        )
+
+
+def _select(only: Sequence[str] | None) -> list[str]:
+    if only is None:
+        return list(CHECKS)
+    unknown = [n for n in only if n not in CHECKS]
+    if unknown:
+        raise ConfigError(f"Unknown checks {unknown}. Valid checks: {', '.join(CHECKS)}.")
+    return [n for n in CHECKS if n in only]

@@ -1,0 +1,209 @@
+"""What the targets are and what outputs *should* score: the trusted references of the checks.
+
+Every expected loss is the user's own `loss_fn` evaluated on constructed outputs (the label
+prior, the target mean, perfect predictions), so reductions, class weights and label smoothing
+are accounted for without guessing which loss it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recipe_core.batch import IGNORE_INDEX
+from recipe_core.checks.context import CheckContext, SkipCheck, UserCodeError
+
+MARGINS = tuple(float(m) for m in np.geomspace(0.25, 64, 17))  # logit margins for the sweep
+
+
+@dataclass(frozen=True)
+class Targets:
+    kind: str  # "classes" (int labels) | "probs" (float targets shaped like the output) | "values"
+    class_dim: int  # dim of the output that indexes classes (-1 for values)
+    width: int  # output size along class_dim (number of classes the model emits)
+    soft: bool = False  # probs that sum to 1 per sample (soft labels) rather than independent bits
+    prior: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (width,)
+
+
+def describe_targets(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor) -> Targets:
+    """Classify the targets `y` against one model output `out`."""
+    if ctx.task == "regression" or (ctx.task == "sequence" and torch.is_floating_point(y)):
+        return Targets("values", -1, out.shape[-1] if out.ndim > 1 else 1)
+    class_dim = -1 if ctx.task == "sequence" or out.ndim < 2 else 1
+    width = int(out.shape[class_dim])
+    if torch.is_floating_point(y) and y.numel() == out.numel():
+        rows = _prob_rows(ctx, out, class_dim)
+        soft = width > 1 and bool(torch.allclose(rows.sum(1), torch.ones(()), atol=1e-3))
+        prior = rows.mean(0).clamp(1e-4, 1 - 1e-4).cpu().numpy()
+        return Targets("probs", class_dim, width, soft, prior)
+    return Targets("classes", class_dim, width, False, _class_prior(ctx, width))
+
+
+def _class_prior(ctx: CheckContext, width: int) -> np.ndarray:
+    return class_prior(torch.cat([y.reshape(-1) for _, y in ctx.batches]), width)
+
+
+def class_prior(labels: torch.Tensor, width: int) -> np.ndarray:
+    """Class frequencies of integer `labels` (ignored and out-of-range labels dropped)."""
+    labels = labels.reshape(-1).long()
+    labels = labels[(labels >= 0) & (labels < width)]
+    counts = torch.bincount(labels, minlength=width)[:width].double().cpu().numpy()
+    prior: np.ndarray = (counts + 1e-3) / (counts.sum() + 1e-3 * width)  # log p stays finite
+    return prior
+
+
+def _prob_rows(ctx: CheckContext, out: torch.Tensor, class_dim: int) -> torch.Tensor:
+    """(N, width) float targets of every gathered batch, classes last."""
+    per_sample = out.numel() // out.shape[0]
+    rows = [
+        y.reshape((y.shape[0], *out.shape[1:])).movedim(class_dim, -1)
+        for _, y in ctx.batches
+        if y.numel() == y.shape[0] * per_sample
+    ]
+    return torch.cat([r.reshape(-1, r.shape[-1]) for r in rows]).double()
+
+
+def label_problems(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets) -> list[str]:
+    """What makes the loss meaningless before it is even computed: shapes and label ranges."""
+    if t.kind == "values":
+        return []
+    problems = []
+    declared = ctx.num_classes
+    binary_ok = t.kind == "probs" and t.width == 1 and declared == 2
+    if declared is not None and declared != t.width and not binary_ok:
+        problems.append(
+            f"the model emits {t.width} outputs per sample (dim {t.class_dim} of "
+            f"{tuple(out.shape)}) but you declared num_classes={declared}"
+        )
+    limit = declared if declared is not None and not binary_ok else t.width
+    if t.kind == "classes":
+        if y.numel() * t.width != out.numel():
+            problems.append(
+                f"labels {tuple(y.shape)} do not line up with outputs {tuple(out.shape)}: expected "
+                f"one label per output row of {t.width} scores"
+            )
+        for _, yb in ctx.batches:
+            valid = yb[yb != IGNORE_INDEX]
+            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= min(limit, t.width)):
+                lo, hi = _label_span(ctx)
+                problems.append(f"labels span {lo}..{hi}, outside [0, {min(limit, t.width)})")
+                break
+    elif float(y.min()) < 0 or float(y.max()) > 1:
+        problems.append(f"float targets span {float(y.min()):.3g}..{float(y.max()):.3g}, "
+                        "outside the [0, 1] a probability/BCE target needs")  # fmt: skip
+    return problems
+
+
+def _label_span(ctx: CheckContext) -> tuple[int, int]:
+    labels = torch.cat([y.reshape(-1) for _, y in ctx.batches])
+    labels = labels[labels != IGNORE_INDEX]
+    return int(labels.min()), int(labels.max())
+
+
+def prior_output(
+    out: torch.Tensor, y: torch.Tensor, t: Targets, prior: np.ndarray | None = None
+) -> torch.Tensor:
+    """Outputs that predict the label prior (log p; logit p for BCE) or the target mean."""
+    if t.kind == "values":
+        if y.numel() == out.numel():
+            mean = y.reshape(out.shape).float().mean(0, keepdim=True)
+            return mean.expand_as(out).to(out.dtype)
+        return torch.full_like(out, float(y.float().mean()))
+    p = torch.as_tensor(t.prior if prior is None else prior, dtype=out.dtype, device=out.device)
+    logits = torch.log(p) - torch.log1p(-p) if t.kind == "probs" and not t.soft else torch.log(p)
+    shape = [1] * out.ndim
+    shape[t.class_dim] = t.width
+    return logits.reshape(shape).expand_as(out)
+
+
+def perfect_output(
+    out: torch.Tensor, y: torch.Tensor, t: Targets, margin: float, centred: bool
+) -> torch.Tensor:
+    """Confident, correct outputs: margin * one-hot (centred: margin * (2 one-hot - 1))."""
+    if t.kind == "values":
+        return y.reshape(out.shape).to(out.dtype)
+    if t.kind == "probs":
+        target = y.reshape(out.shape).to(out.dtype)
+    else:
+        moved = out.movedim(t.class_dim, -1)
+        labels = y.reshape(moved.shape[:-1]).long()
+        keep = (labels != IGNORE_INDEX).unsqueeze(-1).to(out.dtype)
+        onehot = F.one_hot(labels.clamp(0, t.width - 1), t.width).to(out.dtype) * keep
+        target = onehot.movedim(-1, t.class_dim)
+    return margin * (2 * target - 1) if centred else margin * target
+
+
+def outputs_are_probabilities(out: torch.Tensor, t: Targets) -> bool:
+    """Non-negative rows summing to one: a softmax already applied inside the model."""
+    if t.kind != "classes" or t.width < 2:
+        return False
+    sums = out.detach().sum(t.class_dim)
+    return bool(out.min() >= -1e-6) and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3))
+
+
+@dataclass(frozen=True)
+class Gate:
+    """First contact: one forward pass and one loss on a real batch, before any check trusts
+    the loss. Out-of-range labels are caught here, before the loss sees them (on CUDA they would
+    kill the process with a device-side assert)."""
+
+    out_shape: tuple[int, ...] = ()
+    targets: Targets | None = None
+    problems: tuple[str, ...] = ()  # shapes/labels/values that make the loss meaningless
+    error: str = ""  # the user's model or loss raised
+    loss: float = math.nan  # loss of the fresh model on the first batch
+
+    @property
+    def forward_ok(self) -> bool:
+        return self.targets is not None
+
+    @property
+    def loss_ok(self) -> bool:
+        return self.forward_ok and not self.problems and not self.error
+
+
+def gate(ctx: CheckContext) -> Gate:
+    if "gate" not in ctx.cache:
+        ctx.cache["gate"] = _open_gate(ctx)
+    found: Gate = ctx.cache["gate"]
+    return found
+
+
+def require(ctx: CheckContext, *, loss: bool) -> Targets:
+    """The targets, or a skip naming the first failure the user should fix."""
+    found = gate(ctx)
+    if found.targets is None:
+        raise SkipCheck(f"the model does not run on a real batch ({found.error})")
+    if loss and not found.loss_ok:
+        raise SkipCheck("the loss is not trustworthy until labels_and_outputs passes")
+    return found.targets
+
+
+def _open_gate(ctx: CheckContext) -> Gate:
+    x, y = ctx.batches[0]
+    try:
+        model = ctx.build().train()
+        with torch.no_grad():
+            out = ctx.forward(model, x)
+    except UserCodeError as error:
+        return Gate(error=str(error))
+    t = describe_targets(ctx, out, y)
+    problems = label_problems(ctx, out, y, t)
+    if not bool(torch.isfinite(out).all()):
+        problems.append("the fresh model's outputs contain NaN/Inf")
+    if problems:
+        return Gate(tuple(out.shape), t, tuple(problems))
+    try:
+        with torch.no_grad():
+            value = float(ctx.loss(out, y))
+    except UserCodeError as error:
+        return Gate(tuple(out.shape), t, (), str(error))
+    if not math.isfinite(value):
+        return Gate(
+            tuple(out.shape), t, (f"loss_fn returns {value} on the fresh model",), "", value
+        )
+    return Gate(tuple(out.shape), t, (), "", value)

@@ -1,0 +1,117 @@
+"""Short, seeded training runs the checks share (the user's loss and optimizer, our loop)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from recipe_core.checks.context import Batch, CheckContext, UserCodeError
+
+StepHook = Callable[[int, torch.Tensor, float], None]  # (step, output, loss)
+
+
+class Trainer:
+    """A model, its optimizer and the loss of every step so far; `run` continues training."""
+
+    def __init__(
+        self,
+        ctx: CheckContext,
+        model: nn.Module,
+        batches: list[Batch],
+        *,
+        zero_inputs: bool = False,
+    ) -> None:
+        self.ctx, self.model, self.batches, self.zero_inputs = ctx, model, batches, zero_inputs
+        self.opt = ctx.optimizer(model)
+        self.losses: list[float] = []  # loss of each step's batch, measured before its update
+        self.stopped = ""  # "" | "nonfinite" | "target"
+
+    def run(self, steps: int, *, target: float | None = None, hook: StepHook | None = None) -> str:
+        """Train up to `steps` more steps; stop early at a non-finite loss or `target`.
+
+        Torch's RNG (dropout masks, noise) is re-seeded from the step count, so a run is the
+        same whatever other checks drew from the RNG in between."""
+        torch.manual_seed(self.ctx.seed + 7919 * len(self.losses))
+        self.model.train()
+        for _ in range(steps):
+            if self.stopped:
+                break
+            self.ctx.check_time()
+            self._step(target, hook)
+        return self.stopped
+
+    def run_to(self, total: int) -> list[float]:
+        """Train until `total` steps were taken in all (or training stopped); return losses."""
+        self.run(max(0, total - len(self.losses)))
+        return self.losses[:total]
+
+    def _step(self, target: float | None, hook: StepHook | None) -> None:
+        x, y = self.batches[len(self.losses) % len(self.batches)]
+        if self.zero_inputs:
+            x = torch.zeros_like(x)
+        self.opt.zero_grad(set_to_none=True)
+        out = self.ctx.forward(self.model, x)
+        loss = self.ctx.loss(out, y)
+        value = float(loss.detach())
+        self.losses.append(value)
+        if hook is not None:
+            hook(len(self.losses) - 1, out.detach(), value)
+        if not math.isfinite(value):
+            self.stopped = "nonfinite"
+            return
+        if target is not None and value <= target:
+            self.stopped = "target"
+            return
+        self.ctx.backward(loss)
+        try:
+            self.opt.step()
+        except Exception as error:
+            raise UserCodeError("optimizer.step()", error) from error
+
+    def evaluate(self, batches: list[Batch]) -> float:
+        """Mean loss over `batches` in eval mode (zeroed inputs for an input-free trainer)."""
+        return evaluate(self.ctx, self.model, batches, zero_inputs=self.zero_inputs)
+
+
+def evaluate(
+    ctx: CheckContext, model: nn.Module, batches: list[Batch], *, zero_inputs: bool = False
+) -> float:
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for x, y in batches:
+            inputs = torch.zeros_like(x) if zero_inputs else x
+            total += float(ctx.loss(ctx.forward(model, inputs), y))
+    model.train()
+    return total / max(1, len(batches))
+
+
+def real_trainer(ctx: CheckContext) -> Trainer:
+    """The shared run: a fresh seeded model trained on the real training batches. Optimizer
+    sanity, the input-independent baseline and reproducibility all read the same curve."""
+    if "real_trainer" not in ctx.cache:
+        ctx.cache["real_trainer"] = Trainer(ctx, ctx.build(), ctx.train_batches)
+    trainer: Trainer = ctx.cache["real_trainer"]
+    return trainer
+
+
+def tiny_batch(ctx: CheckContext, size: int, *, stratify: bool) -> Batch:
+    """`size` training samples. With `stratify` (1-D class labels) every class seen in the
+    first batches is represented: its first sample, then the rest in loader order."""
+    try:
+        x = torch.cat([b[0] for b in ctx.train_batches])
+        y = torch.cat([b[1] for b in ctx.train_batches])
+    except RuntimeError:  # ragged batches (e.g. sequences of varying length): use the first
+        x, y = ctx.train_batches[0]
+    if not stratify or y.ndim != 1:
+        return x[:size], y[:size]
+    firsts = np.unique(y.cpu().numpy(), return_index=True)[1]
+    chosen = sorted(firsts.tolist())[:size]
+    taken = set(chosen)
+    rest = [i for i in range(len(y)) if i not in taken]
+    index = torch.tensor(chosen + rest[: size - len(chosen)], device=y.device)
+    return x[index], y[index]

@@ -1,0 +1,118 @@
+"""`recipe runs list | show ID | cancel ID`: inspect and stop recorded runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recipe_core.cli._app import cli, fail
+from recipe_core.errors import RecipeError
+from recipe_core.executors import DEFAULT_GRACE_S, LocalExecutor, refresh_runs
+from recipe_core.runs import RunReader, RunStatus, find_run
+from recipe_core.workspace import open_workspace
+
+runs_app = typer.Typer(help="List, inspect and cancel training runs.", no_args_is_help=True)
+cli.add_typer(runs_app, name="runs")
+
+WorkspaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
+        show_default="./.recipe",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+RunIdArg = Annotated[str, typer.Argument(help="Run id (or a unique prefix of one).")]
+
+
+@runs_app.command("list")
+def list_command(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
+    """Every run in the workspace, newest first (dead jobs are marked failed)."""
+    try:
+        statuses = refresh_runs(open_workspace(workspace))
+    except RecipeError as error:
+        raise fail(error) from error
+    if json_out:
+        typer.echo(json.dumps([asdict(s) for s in statuses], indent=2))
+        return
+    table = Table()
+    table.add_column("run id (UTC start)", no_wrap=True)  # the id must stay copy-pasteable
+    for column in ("name", "state", "step", "device"):
+        table.add_column(column)
+    table.add_column("error", overflow="fold")
+    for s in statuses:
+        table.add_row(s.run_id, s.name, s.state, str(s.step), s.device, s.error[:80])
+    Console().print(table)
+
+
+@runs_app.command("show")
+def show_command(
+    run_id: RunIdArg, workspace: WorkspaceOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Status, config and latest metrics of one run."""
+    try:
+        run_dir = find_run(open_workspace(workspace), run_id)
+        status = LocalExecutor().refresh(run_dir)
+        reader = RunReader(run_dir)
+        summary = _summary(status, reader)
+    except RecipeError as error:
+        raise fail(error) from error
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for key in ("run_id", "name", "state", "error", "step", "device", "started", "ended"):
+        if summary["status"].get(key) not in ("", None):
+            typer.echo(f"{key:>8}: {summary['status'][key]}")
+    for split, row in summary["latest"].items():
+        values = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float))
+        typer.echo(f"{split:>8}: step {row['step']}  {values}")
+    typer.echo(f"{'folder':>8}: {summary['run_dir']}")
+
+
+def _summary(status: RunStatus, reader: RunReader) -> dict[str, Any]:
+    metrics = reader.metrics()
+    latest: dict[str, dict[str, Any]] = {}
+    for split, rows in metrics.groupby("split", sort=True) if len(metrics) else []:
+        last = rows.iloc[-1].dropna().to_dict()
+        latest[str(split)] = {str(k): _plain(v) for k, v in last.items() if k != "split"}
+    return {
+        "status": asdict(status),
+        "config": reader.config(),
+        "latest": latest,
+        "metric_rows": len(metrics),
+        "run_dir": str(reader.run_dir),
+    }
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+@runs_app.command("cancel")
+def cancel_command(
+    run_id: RunIdArg,
+    workspace: WorkspaceOpt = None,
+    grace: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL.")] = (
+        DEFAULT_GRACE_S
+    ),
+    json_out: JsonOpt = False,
+) -> None:
+    """Stop a running job (SIGTERM, then SIGKILL after --grace seconds)."""
+    try:
+        run_dir = find_run(open_workspace(workspace), run_id)
+        status = LocalExecutor().cancel(run_dir, grace_s=grace)
+    except RecipeError as error:
+        raise fail(error) from error
+    if json_out:
+        typer.echo(json.dumps(asdict(status), indent=2))
+    else:
+        detail = f" ({status.error})" if status.error else ""
+        typer.echo(f"{status.run_id}: {status.state}{detail}")

@@ -1,0 +1,117 @@
+"""Manifest adapter: a CSV or Parquet table with columns `path,label[,split]`.
+
+Paths are relative to the manifest's folder (which becomes the dataset root); absolute paths are
+accepted when they lie inside it. A path leading outside the root is refused, because the scan
+would then read files the user did not point it at. Listed files that are missing are kept as
+samples: the scan reports them as undecodable (`corrupt`) rows instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+import pandas as pd
+
+from recipe_core.data.source import DatasetSource, make_samples, portable_text
+from recipe_core.errors import DatasetError
+
+MANIFEST_EXTENSIONS = frozenset({".csv", ".parquet", ".pq"})
+REQUIRED_COLUMNS = ("path", "label")
+OPTIONAL_COLUMNS = ("split",)
+SHOWN = 5  # offending values quoted in an error message
+
+
+def is_manifest(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in MANIFEST_EXTENSIONS
+
+
+def open_manifest(path: Path) -> DatasetSource:
+    """Read and validate a manifest; raise `DatasetError` naming the problem and the fix."""
+    table = _read_table(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise DatasetError(
+            f"Manifest {path} has no {', '.join(repr(c) for c in missing)} column (found: "
+            f"{list(map(str, table.columns))}). A manifest needs columns path,label and "
+            "optionally split; rename the columns or add a header row."
+        )
+    if table.empty:
+        raise DatasetError(f"Manifest {path} lists no samples. Add one row per image.")
+    root = path.parent.resolve()
+    paths = _inside_root(path, table["path"].tolist(), root)
+    _refuse_duplicates(path, paths)
+    splits = table["split"].tolist() if "split" in table.columns else [""] * len(table)
+    return DatasetSource(
+        root=root,
+        layout="manifest",
+        samples=make_samples(paths, table["label"].tolist(), splits),
+        skipped=(),
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix.lower() == ".csv":
+            # dtype=str keeps labels like "07" intact (no 7.0, no NaN for "NA").
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            table = pd.read_parquet(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DatasetError(
+            f"Cannot read manifest {path}: {str(exc)[:200]}. A manifest is a UTF-8 CSV (with a "
+            "header row) or a Parquet file with columns path,label[,split]; write file-name "
+            "bytes that are not UTF-8 as \\xNN escapes."
+        ) from exc
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    for column in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
+        if column in table.columns:
+            table[column] = table[column].map(_text)
+    return table
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # NaN from Parquet
+        return ""
+    if isinstance(value, bytes):
+        return portable_text(value.decode("utf-8", "surrogateescape"))
+    return str(value).strip()
+
+
+def _relative(path: str, root: Path) -> str | None:
+    """`path` as a normalised POSIX path relative to `root`, or None if it leaves the root."""
+    if not path:
+        return None
+    if os.path.isabs(path):
+        try:
+            path = Path(os.path.normpath(path)).relative_to(root).as_posix()
+        except ValueError:
+            return None
+    normal = posixpath.normpath(path.replace(os.sep, "/"))
+    if normal == "." or normal == ".." or normal.startswith("../"):
+        return None
+    return normal
+
+
+def _inside_root(manifest: Path, given: list[str], root: Path) -> list[str]:
+    """Every path relative to `root`; raise when one is empty or leads outside it."""
+    paths = [_relative(p, root) for p in given]
+    bad = [g for g, p in zip(given, paths, strict=True) if p is None]
+    if bad:
+        raise DatasetError(
+            f"Manifest {manifest} has {len(bad)} path(s) that are empty or lead outside its "
+            f"folder {manifest.parent}, e.g. {bad[:SHOWN]}. Paths must be relative to the "
+            "manifest's folder (move the manifest up to a folder that contains every image)."
+        )
+    return [p for p in paths if p is not None]
+
+
+def _refuse_duplicates(manifest: Path, paths: list[str]) -> None:
+    counts = pd.Series(paths).value_counts()
+    repeated = counts[counts > 1]
+    if len(repeated):
+        raise DatasetError(
+            f"Manifest {manifest} lists {len(repeated)} path(s) more than once, e.g. "
+            f"{list(repeated.index[:SHOWN])}. Keep one row per file (one label per image)."
+        )

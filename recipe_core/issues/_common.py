@@ -1,0 +1,80 @@
+"""Shared vocabulary and helpers of the issue detectors: the issue table, robust scores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+ISSUE_TYPES: tuple[str, ...] = (
+    "exact_duplicate", "near_duplicate", "conflicting_labels", "cross_split_duplicate",
+    "corrupt", "outlier", "label_issue", "dark", "light", "low_information", "blurry",
+    "odd_size", "odd_aspect_ratio", "class_imbalance",
+)  # fmt: skip
+
+# Columns of every family's `issues` frame; `find_issues` adds path and label from the index.
+FAMILY_COLUMNS: tuple[str, ...] = ("sample_id", "issue", "score", "group", "detail")
+ISSUE_COLUMNS: tuple[str, ...] = (
+    "sample_id", "path", "label", "issue", "score", "group", "detail",
+)  # fmt: skip
+
+
+def issue_frame(
+    sample_ids: np.ndarray,
+    issue: str,
+    scores: np.ndarray,
+    details: list[str],
+    groups: list[str] | None = None,
+) -> pd.DataFrame:
+    """Rows of one issue type in the family layout; scores are clipped into [0, 1]."""
+    n = len(sample_ids)
+    return pd.DataFrame(
+        {
+            "sample_id": np.asarray(sample_ids, dtype=np.int64),
+            "issue": [issue] * n,
+            "score": np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0),
+            "group": groups if groups is not None else [""] * n,
+            "detail": details,
+        },
+        columns=list(FAMILY_COLUMNS),
+    )
+
+
+def empty_issues() -> pd.DataFrame:
+    return issue_frame(np.zeros(0, dtype=np.int64), "", np.zeros(0), [])
+
+
+def concat_issues(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_issues()
+    return pd.concat(frames, ignore_index=True)
+
+
+def severity(excess: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Map how far past normal a value is onto [0, 1): 0.5 exactly at `threshold`, -> 1 beyond.
+
+    Every detector flags a sample when its severity reaches 0.5, so scores are comparable
+    across issue types and a higher score always means further past the line.
+    """
+    x = np.maximum(np.asarray(excess, dtype=np.float64), 0.0) / np.maximum(threshold, 1e-12)
+    out: np.ndarray = 1.0 - np.power(0.5, x)
+    return out
+
+
+def robust_center_scale(values: np.ndarray, floor: float) -> tuple[float, float]:
+    """Median and MAD-based standard deviation (1.4826 * MAD), the scale at least `floor`.
+
+    The floor matters for datasets where most samples share one value (every image 32x32):
+    the MAD is then 0 and any tiny difference would otherwise look infinitely unusual.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return 0.0, floor
+    center = float(np.median(v))
+    scale = 1.4826 * float(np.median(np.abs(v - center)))
+    return center, max(scale, floor)

@@ -1,0 +1,42 @@
+"""The run directory: the single source of truth for a training run.
+
+    <workspace>/runs/<run_id>/
+      config.json        the config the run was started with (written once)
+      status.json        state, error, pid, host, device, times, step (replaced atomically)
+      job.json           executor bookkeeping: who launched the process (jobs only)
+      metrics.jsonl      append-only rows: step, split, loss, accuracy, lr, images_per_s, wall_time
+      dynamics.jsonl     append-only rows: step, probs (P, C) on the fixed probe batch
+      probe.npz          the probe batch, stored once: sample_ids, labels, inputs, images, classes
+      batches/batch_000.npz  the first input batches exactly as fed to model(x)
+      checkpoints/last.pt, best.pt
+      data.json          classes, train/val sizes, where val came from, mean/std, skipped count
+      skipped.csv        dataset files that did not decode (path, error, split)
+      log.txt            the job's stdout and stderr
+
+Every byte goes through `RunFiles` (files.py), so a shared-storage (fsspec) backend can replace
+the local one later without touching the writer or the reader. The package was runs.py; it was
+split by side (files / writer / reader) to keep each module small.
+"""
+
+from __future__ import annotations
+
+from recipe_core.runs.files import JsonlTail, RunFiles, new_run_id, now_iso, process_token
+from recipe_core.runs.reader import METRIC_COLUMNS, RunReader, find_run, list_runs
+from recipe_core.runs.writer import STATES, TERMINAL_STATES, RunStatus, RunWriter, read_status
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "STATES",
+    "TERMINAL_STATES",
+    "JsonlTail",
+    "RunFiles",
+    "RunReader",
+    "RunStatus",
+    "RunWriter",
+    "find_run",
+    "list_runs",
+    "new_run_id",
+    "now_iso",
+    "process_token",
+    "read_status",
+]

@@ -1,0 +1,128 @@
+"""`RunReader` (tails a run while it is written), and finding runs in a workspace."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recipe_core.errors import RunError
+from recipe_core.runs.files import JsonlTail, RunFiles
+from recipe_core.runs.writer import RunStatus, read_status
+from recipe_core.workspace import Workspace
+
+METRIC_COLUMNS = ("step", "split", "loss", "accuracy", "lr", "images_per_s", "wall_time")
+
+
+class RunReader:
+    """Reads one run directory while it is being written. `metrics()` and `dynamics()` tail
+    their files: each call reads only the bytes appended since the previous call."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.files = RunFiles(Path(run_dir))
+        read_status(self.files)  # fail early, with a RunError, on a folder that is not a run
+        self._metrics = JsonlTail(self.files, "metrics.jsonl")
+        self._dynamics = JsonlTail(self.files, "dynamics.jsonl")
+        self._metric_rows: list[dict[str, Any]] = []
+        self._dyn_steps: list[int] = []
+        self._dyn_probs: list[list[list[float]]] = []
+
+    @property
+    def run_dir(self) -> Path:
+        return self.files.root
+
+    @property
+    def run_id(self) -> str:
+        return self.files.root.name
+
+    def status(self) -> RunStatus:
+        return read_status(self.files)
+
+    def config(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.files.read_bytes("config.json"))
+        return data
+
+    def new_metrics(self) -> list[dict[str, Any]]:
+        """Metric rows appended since the last call to `new_metrics` or `metrics`."""
+        rows = self._metrics.read_new()
+        self._metric_rows.extend(rows)
+        return rows
+
+    def metrics(self) -> pd.DataFrame:
+        """Every metric row so far, one per (step, split); extra script metrics become columns."""
+        self.new_metrics()
+        frame = pd.DataFrame(self._metric_rows)
+        for column in METRIC_COLUMNS:
+            if column not in frame.columns:
+                frame[column] = pd.Series(dtype="object" if column == "split" else "float64")
+        return frame
+
+    def dynamics(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps (T,), probs (T, P, C)): probe-batch probabilities at each snapshot so far."""
+        for row in self._dynamics.read_new():
+            self._dyn_steps.append(int(row["step"]))
+            self._dyn_probs.append(row["probs"])
+        steps = np.asarray(self._dyn_steps, dtype=np.int64)
+        if not self._dyn_probs:
+            return steps, np.zeros((0, 0, 0), dtype=np.float32)
+        return steps, np.asarray(self._dyn_probs, dtype=np.float32)
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """An .npz written by `RunWriter.write_arrays` (e.g. "probe.npz"); {} when absent."""
+        if not self.files.exists(name):
+            return {}
+        with np.load(io.BytesIO(self.files.read_bytes(name)), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+
+    def batch_names(self) -> list[str]:
+        return [f"batches/{n}" for n in self.files.list("batches") if n.endswith(".npz")]
+
+    def table(self, name: str) -> pd.DataFrame:
+        if not self.files.exists(name):
+            return pd.DataFrame()
+        return pd.read_csv(io.BytesIO(self.files.read_bytes(name)), keep_default_na=False)
+
+    def log_tail(self, max_bytes: int = 20_000) -> str:
+        if not self.files.exists("log.txt"):
+            return ""
+        size = self.files.path("log.txt").stat().st_size
+        return self.files.read_bytes("log.txt", max(0, size - max_bytes)).decode(errors="replace")
+
+
+def list_runs(workspace: Workspace) -> list[RunStatus]:
+    """Every readable run of the workspace, newest first (run ids sort by creation time)."""
+    if not workspace.runs.is_dir():
+        return []
+    statuses = []
+    for folder in sorted(workspace.runs.iterdir(), reverse=True):
+        if folder.is_dir() and (folder / "status.json").exists():
+            try:
+                statuses.append(read_status(RunFiles(folder)))
+            except RunError:
+                continue  # a half-created or damaged run must not hide the others
+    return statuses
+
+
+def find_run(workspace: Workspace, run_id: str) -> Path:
+    """The run directory for `run_id`, or for a unique prefix of one."""
+    exact = workspace.runs / run_id
+    if run_id and (exact / "status.json").exists():
+        return exact
+    known = [s.run_id for s in list_runs(workspace)]
+    matches = [r for r in known if r.startswith(run_id)] if run_id else []
+    if len(matches) == 1:
+        return workspace.runs / matches[0]
+    recent = known[:5]
+    if len(matches) > 1:
+        raise RunError(
+            f"Run id prefix {run_id!r} matches {len(matches)} runs ({matches[:5]}). "
+            "Type more characters of the id."
+        )
+    raise RunError(
+        f"No run {run_id!r} in {workspace.runs}. Recent runs: {recent or 'none'}. "
+        "List them with `recipe runs list`."
+    )

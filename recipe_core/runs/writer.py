@@ -1,0 +1,159 @@
+"""`RunStatus` and `RunWriter`: the writing side of a run directory."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recipe_core.errors import RunError
+from recipe_core.runs.files import RunFiles, new_run_id, now_iso, process_token
+from recipe_core.workspace import Workspace
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run_id: str
+    name: str
+    state: str  # one of STATES
+    kind: str = "job"  # "job" (started by an executor or the CLI) | "script" (start_run)
+    error: str = ""  # why the run failed or was cancelled; "" otherwise
+    pid: int = 0  # process that owns the run while it runs; 0 when none yet
+    host: str = ""  # hostname of that process
+    device: str = ""  # "cpu" | "cuda:0" | ...
+    created: str = ""  # ISO-8601 UTC
+    started: str = ""
+    ended: str = ""
+    step: int = 0  # last optimizer step flushed to metrics
+    pid_start: str = ""  # the pid's start time (/proc), so a reused pid is not mistaken for ours
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunStatus:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _json_line(row: Mapping[str, Any]) -> bytes:
+    return (json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n").encode()
+
+
+class RunWriter:
+    """Writes one run directory. Used by the training job, and by scripts through `start_run`."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.files = RunFiles(Path(run_dir))
+        if not self.files.exists("status.json"):
+            raise RunError(
+                f"{run_dir} is not a run directory (no status.json). Create one with "
+                "RunWriter.create(workspace, name=..., config=...)."
+            )
+
+    @classmethod
+    def create(
+        cls, workspace: Workspace, *, name: str, config: Mapping[str, Any], kind: str = "job"
+    ) -> RunWriter:
+        """A new run directory under `workspace.runs`, in state `queued`."""
+        run_id = new_run_id()
+        root = workspace.runs / run_id
+        root.mkdir(parents=True, exist_ok=False)
+        (root / "batches").mkdir()
+        (root / "checkpoints").mkdir()
+        files = RunFiles(root)
+        files.write_atomic("config.json", json.dumps(dict(config), indent=2).encode())
+        status = RunStatus(run_id=run_id, name=name, state="queued", kind=kind, created=now_iso())
+        files.write_atomic("status.json", json.dumps(asdict(status), indent=2).encode())
+        return cls(root)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.files.root
+
+    @property
+    def run_id(self) -> str:
+        return self.files.root.name
+
+    def status(self) -> RunStatus:
+        return read_status(self.files)
+
+    def update_status(self, **changes: Any) -> RunStatus:
+        status = replace(self.status(), **changes)
+        self.files.write_atomic("status.json", json.dumps(asdict(status), indent=2).encode())
+        return status
+
+    def start(self, *, device: str) -> RunStatus:
+        pid = os.getpid()
+        return self.update_status(
+            state="running",
+            pid=pid,
+            pid_start=process_token(pid),
+            host=socket.gethostname(),
+            device=device,
+            started=now_iso(),
+        )
+
+    def finish(self, state: str, *, error: str = "") -> RunStatus:
+        """Mark the run ended; a run that already ended keeps its first verdict."""
+        if state not in TERMINAL_STATES:
+            raise RunError(
+                f"Cannot finish a run as {state!r}; use one of {sorted(TERMINAL_STATES)}."
+            )
+        current = self.status()
+        if current.finished:
+            return current
+        return self.update_status(state=state, error=error, ended=now_iso())
+
+    def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        data = b"".join(_json_line(r) for r in rows)
+        if data:
+            self.files.append("metrics.jsonl", data)
+
+    def append_dynamics(self, steps: list[int], probs: np.ndarray) -> None:
+        """`probs` (T, P, C): class probabilities of the P probe samples at each of T steps."""
+        rounded = np.round(probs.astype(np.float64), 5)
+        lines = (
+            _json_line({"step": s, "probs": p.tolist()})
+            for s, p in zip(steps, rounded, strict=True)
+        )
+        self.files.append("dynamics.jsonl", b"".join(lines))
+
+    def write_arrays(self, name: str, arrays: Mapping[str, np.ndarray]) -> None:
+        """An .npz of plain arrays (no pickles), e.g. `probe.npz` or `batches/batch_000.npz`."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(arrays))  # type: ignore[arg-type]
+        self.files.write_atomic(name, buffer.getvalue())
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self.files.write_atomic(name, data)
+
+    def write_table(self, name: str, table: pd.DataFrame) -> None:
+        self.files.write_atomic(name, table.to_csv(index=False).encode())
+
+    def write_json(self, name: str, data: Mapping[str, Any]) -> None:
+        self.files.write_atomic(name, json.dumps(dict(data), indent=2).encode())
+
+
+def read_status(files: RunFiles) -> RunStatus:
+    try:
+        return RunStatus.from_dict(json.loads(files.read_bytes("status.json")))
+    except FileNotFoundError as exc:
+        raise RunError(f"{files.root} has no status.json: not a Recipe run directory.") from exc
+    except (ValueError, TypeError) as exc:
+        raise RunError(
+            f"{files.root / 'status.json'} is malformed ({exc}). The run cannot be "
+            "read; delete the folder or restore the file."
+        ) from exc

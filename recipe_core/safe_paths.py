@@ -1,0 +1,136 @@
+"""Which folders a user-typed path may reach: the dashboard's path policy.
+
+A browser user types a dataset path into a text box, and the server then reads whatever it
+names. Locally that is the user's own machine, but a dashboard hosted for a team must not
+become a file browser for the server's disk. So every typed path goes through a `PathPolicy`:
+it is resolved the way the OS will open it (`..` collapsed, symlinks followed), and refused
+unless the result lies inside one of the allowed roots:
+
+* the current directory (where `recipe app` was started),
+* the bundled `sample_data/`,
+* the dataset `recipe app DATASET` was started with ($RECIPE_DATASET),
+* every `recipe app --data-root DIR` ($RECIPE_DATA_ROOTS, os.pathsep-separated).
+
+Checking the *resolved* path is what defeats both `../../etc` escapes and a symlink inside
+a root that points outside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from recipe_core.errors import ConfigError, DatasetError
+
+ROOTS_ENV = "RECIPE_DATA_ROOTS"  # extra allowed roots, os.pathsep-separated
+DATASET_ENV = "RECIPE_DATASET"  # the dataset `recipe app DATASET` opened: allowed too
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@dataclass(frozen=True)
+class PathPolicy:
+    """Allowed roots; `resolve` maps a typed path to an absolute path inside one of them."""
+
+    roots: tuple[Path, ...]  # absolute, symlink-free folders; the first one anchors relative paths
+
+    def __post_init__(self) -> None:
+        if not self.roots:
+            raise ConfigError(
+                "A path policy needs at least one allowed root folder. Pass the current "
+                "directory, or start the app with `recipe app --data-root DIR`."
+            )
+        relative = [str(r) for r in self.roots if not r.is_absolute()]
+        if relative:
+            raise ConfigError(
+                f"Allowed roots must be absolute paths; got {relative}. Resolve them first "
+                "(PathPolicy.from_roots does)."
+            )
+
+    @classmethod
+    def from_roots(cls, roots: Iterable[str | os.PathLike[str]]) -> PathPolicy:
+        """A policy over `roots` (resolved, duplicates and nested repeats kept once)."""
+        resolved: list[Path] = []
+        for root in roots:
+            path = Path(os.path.realpath(Path(root).expanduser()))
+            if path not in resolved:
+                resolved.append(path)
+        return cls(tuple(resolved))
+
+    def allows(self, path: str | os.PathLike[str]) -> bool:
+        try:
+            self.resolve(path)
+        except DatasetError:
+            return False
+        return True
+
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """The absolute, symlink-resolved path `path` names, if it lies inside an allowed root.
+
+        Relative paths are taken from the first root (the app's working directory). Raises
+        `DatasetError` (naming the allowed roots and how to add one) for anything else.
+        """
+        text = os.fspath(path).strip()
+        if not text or "\x00" in text:
+            raise DatasetError(
+                f"Invalid dataset path {text!r}. Type a folder or manifest path inside "
+                f"{self._roots_text()}."
+            )
+        candidate = Path(text).expanduser()
+        if not candidate.is_absolute():
+            candidate = self.roots[0] / candidate
+        real = Path(os.path.realpath(candidate))
+        if not any(real == root or real.is_relative_to(root) for root in self.roots):
+            raise DatasetError(
+                f"Path {text!r} is outside the folders this dashboard may open "
+                f"({self._roots_text()}). Choose a dataset inside one of them, or restart the "
+                "app with `recipe app --data-root DIR` to allow another folder."
+            )
+        return real
+
+    def _roots_text(self) -> str:
+        return ", ".join(str(r) for r in self.roots)
+
+
+def default_policy(
+    *, cwd: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> PathPolicy:
+    """The app's policy: cwd, sample_data/, $RECIPE_DATASET and $RECIPE_DATA_ROOTS."""
+    env = os.environ if environ is None else environ
+    roots: list[str | os.PathLike[str]] = [cwd if cwd is not None else os.getcwd()]
+    if SAMPLE_DATA.is_dir():
+        roots.append(SAMPLE_DATA)
+    if env.get(DATASET_ENV):
+        roots.append(env[DATASET_ENV])
+    roots.extend(parse_roots(env.get(ROOTS_ENV, "")))
+    return PathPolicy.from_roots(roots)
+
+
+def parse_roots(text: str) -> list[str]:
+    """The entries of an os.pathsep-separated roots variable, blanks dropped."""
+    return [part for part in text.split(os.pathsep) if part.strip()]
+
+
+def checked_roots(roots: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Resolve `--data-root` values, refusing any that is not an existing folder."""
+    out = []
+    for root in roots:
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise ConfigError(
+                f"--data-root {os.fspath(root)!r} is not an existing folder. Pass a folder that "
+                "holds your datasets (repeat --data-root for several)."
+            )
+        out.append(Path(os.path.realpath(path)))
+    return out
+
+
+def path_key(path: str | os.PathLike[str]) -> str:
+    """A stable, file-name-safe folder name for a dataset path: readable stem + hash."""
+    text = os.fspath(path)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(text).name)[:40].strip("._") or "dataset"
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return f"{stem}-{digest}"

@@ -1,0 +1,185 @@
+"""The zoo's inhabitants: correct controls and one realistic planted bug per entry."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.checks.zoo import (
+    FLAG,
+    CausalConv,
+    CausalGRU,
+    Mapped,
+    Setup,
+    TinyAttention,
+    Wrap,
+    cnn_factory,
+    diabetes,
+    digits,
+    linear,
+    loader,
+    mlp_factory,
+    regressor,
+    seq_loader,
+    seq_loss,
+)
+
+CE = nn.CrossEntropyLoss()
+MSE = nn.MSELoss()
+SEQ = {"task": "sequence"}
+REG = {"task": "regression"}
+TEN = {"num_classes": 10}
+
+
+def imbalanced() -> tuple[torch.Tensor, torch.Tensor]:
+    """Digits as 'is it a zero?': ~10 % positives."""
+    x, y = digits()
+    return x, (y == 0).long()
+
+
+def prior_init_mlp(prior: float) -> nn.Module:
+    """An MLP for 2 classes whose final bias starts at the log prior (init well)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+    with torch.no_grad():
+        net[3].bias.copy_(torch.log(torch.tensor([1 - prior, prior])))
+    return net
+
+
+def correct_setups() -> list[Setup]:
+    x, y = digits()
+    xr, yr = diabetes()
+    ystd = (yr - yr.mean()) / yr.std()
+    xi, yi = imbalanced()
+    prior = float(yi.float().mean())
+    return [
+        Setup("linear_digits", linear(), loader(x, y), CE, TEN),
+        Setup("mlp_digits", mlp_factory(), loader(x, y), CE, TEN),
+        Setup("cnn_digits", cnn_factory(), loader(x, y), CE, TEN),
+        Setup("cnn_digits_rgb16", cnn_factory(16, 10, 3), loader(*digits(16, True)), CE, TEN),
+        Setup("regression_mean_bias", regressor(float(yr.mean())), loader(xr, yr, batch=32),
+              MSE, REG),  # fmt: skip
+        Setup("regression_standardised", regressor(), loader(xr, ystd, batch=32), MSE, REG),
+        Setup("imbalanced_prior_init", prior_init_mlp(prior), loader(xi, yi), CE, {"num_classes": 2}),
+        Setup("gru_sequence", CausalGRU(), seq_loader(), seq_loss, SEQ),
+        Setup("causal_conv_sequence", CausalConv(), seq_loader(), seq_loss, SEQ),
+        Setup("masked_attention_sequence", TinyAttention(), seq_loader(), seq_loss, SEQ),
+        Setup("dropout_mlp", nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(),
+                                           nn.Dropout(0.3), nn.Linear(128, 10)),
+              loader(x, y), CE, TEN),  # fmt: skip
+        Setup("label_smoothing", mlp_factory(), loader(x, y), nn.CrossEntropyLoss(label_smoothing=0.1), TEN),
+    ]
+
+
+def _probs_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10), nn.Softmax(-1))
+
+
+def _scaled_final(scale: float) -> nn.Module:
+    net = linear()
+    with torch.no_grad():
+        net[1].weight.mul_(scale)
+    return net
+
+
+def _noisy_init_factory() -> nn.Module:
+    net = linear()
+    with torch.no_grad():  # numpy's global RNG: not reached by torch.manual_seed
+        net[1].weight.add_(torch.from_numpy(np.random.randn(10, 64)).float() * 0.01)
+    return net
+
+
+def _noisy_forward(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return net(x + torch.from_numpy(np.random.randn(*x.shape)).float() * 0.1)
+
+
+def _mix_batch(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    flat = x.flatten(1)  # (B, 64)
+    return net(flat.t().reshape(flat.shape))  # 'reshape instead of transpose' mixes the batch
+
+
+def _bad_width_factory(width: float = 1.0) -> nn.Module:
+    """An MLP initialised with N(0, 1) weights regardless of fan-in."""
+    torch.manual_seed(0)
+    hidden = int(256 * width)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 1)
+    return net
+
+
+def bug_setups() -> list[Setup]:
+    x, y = digits()
+    xr, yr = diabetes()
+    ystd = (yr - yr.mean()) / yr.std()
+    xi, yi = imbalanced()
+    order = torch.argsort(y, stable=True)
+    x16, y16 = digits(16, True)
+    frozen = linear().requires_grad_(False)
+    return [
+        Setup("labels_one_based", linear(), Mapped(loader(x, y), lambda a, b: (a, b + 1)), CE, TEN,
+              {"labels_and_outputs": ("fail",)}),
+        Setup("labels_one_based_undeclared", linear(), Mapped(loader(x, y), lambda a, b: (a, b + 1)),
+              CE, {}, {"labels_and_outputs": ("fail",)}),
+        Setup("too_few_outputs", linear(64, 9), loader(x, y), CE, TEN, {"labels_and_outputs": ("fail",)}),
+        Setup("softmax_in_model", _probs_model(), loader(x, y), CE, TEN, {"loss_function": ("fail",)}),
+        Setup("loss_on_probabilities", mlp_factory(), loader(x, y),
+              lambda o, t: F.cross_entropy(o.softmax(-1), t), TEN, {"loss_function": ("fail",)}),
+        Setup("nll_on_logits", mlp_factory(), loader(x, y), lambda o, t: F.nll_loss(o, t), TEN,
+              {"loss_function": ("fail",), "loss_at_init": ("fail",)}),
+        Setup("unnormalised_0_255", mlp_factory(), Mapped(loader(x, y),
+              lambda a, b: ((a - a.min()) / (a.max() - a.min()) * 255, b)), CE, TEN,
+              {"batch_stats": ("fail",)}),
+        Setup("not_shuffled", mlp_factory(), loader(x[order], y[order], shuffle=False), CE, TEN,
+              {"batch_stats": ("fail",)}),
+        Setup("hwc_scramble", cnn_factory(16, 10, 3), Mapped(loader(x16, y16),
+              lambda a, b: (a.permute(0, 2, 3, 1).reshape(a.shape), b)), CE, TEN,
+              {"batch_stats": ("fail",)}),
+        Setup("batch_mean_in_forward", Wrap(linear(), lambda n, a: n(a - a.mean(0))), loader(x, y), CE,
+              TEN, {"batch_independence": ("fail",)}),
+        Setup("reshape_mixes_batch", Wrap(linear(), _mix_batch), loader(x, y), CE, TEN,
+              {"batch_independence": ("fail",)}),
+        Setup("regression_bias_far", regressor(0.0), loader(xr, yr, batch=32), MSE, REG,
+              {"loss_at_init": ("fail",), "init_well": ("fail",)}),
+        Setup("final_weights_x100", _scaled_final(100.0), loader(x, y), CE, TEN,
+              {"loss_at_init": ("fail",), "init_well": ("fail",)}),
+        Setup("dropout_at_eval", Wrap(linear(), lambda n, a: n(F.dropout(a, 0.3, training=True))),
+              loader(x, y), CE, TEN, {"eval_determinism": ("fail",)}),
+        Setup("bidirectional_gru", CausalGRU(bidirectional=True), seq_loader(), seq_loss, SEQ,
+              {"causal_dependence": ("fail",)}),
+        Setup("centred_conv", CausalConv(centred=True), seq_loader(), seq_loss, SEQ,
+              {"causal_dependence": ("fail",)}),
+        Setup("unmasked_attention", TinyAttention(causal=False), seq_loader(), seq_loss, SEQ,
+              {"causal_dependence": ("fail",)}),
+        Setup("unseeded_factory", _noisy_init_factory, loader(x, y), CE, TEN,
+              {"reproducibility": ("fail",)}),
+        Setup("unseeded_forward_noise", Wrap(linear(), _noisy_forward), loader(x, y), CE, TEN,
+              {"reproducibility": ("fail",), "eval_determinism": ("fail",)}),
+        Setup("lr_10_sgd", mlp_factory(), loader(x, y), CE,
+              {**TEN, "optimizer": lambda p: torch.optim.SGD(p, lr=10.0)},
+              {"optimizer_sanity": ("fail",)}),
+        Setup("lr_10_adam", mlp_factory(), loader(x, y), CE,
+              {**TEN, "optimizer": lambda p: torch.optim.Adam(p, lr=10.0)},
+              {"optimizer_sanity": ("fail",)}),
+        Setup("detached_output", Wrap(linear(), lambda n, a: n(a).detach().requires_grad_()),
+              loader(x, y), CE, TEN, {"gradient_flow": ("fail",), "overfit_one_batch": ("fail",)}),
+        Setup("frozen_model", frozen, loader(x, y), CE, TEN, {"gradient_flow": ("fail",)}),
+        Setup("optimizer_on_wrong_params", mlp_factory(), loader(x, y), CE,
+              {**TEN, "optimizer": lambda p: torch.optim.Adam([nn.Parameter(torch.zeros(1))])},
+              {"gradient_flow": ("fail",), "overfit_one_batch": ("fail",)}),
+        Setup("imbalanced_uniform_init", mlp_factory(8, 2), loader(xi, yi), CE, {"num_classes": 2},
+              {"loss_at_init": FLAG, "init_well": FLAG}),
+        Setup("regression_broadcast", regressor(float(ystd.mean())), loader(xr, ystd[:, 0], batch=32),
+              MSE, REG, {"loss_function": ("fail",)}),
+        Setup("labels_shuffled", mlp_factory(), loader(x, y[torch.randperm(len(y),
+              generator=torch.Generator().manual_seed(1))]), CE, TEN,
+              {"input_independent_baseline": ("fail",)}),
+        Setup("input_ignored", Wrap(linear(), lambda n, a: n(a * 0)), loader(x, y), CE, TEN,
+              {"input_independent_baseline": ("fail",), "batch_independence": ("fail",)}),
+        Setup("width_ignores_fan_in", _bad_width_factory, loader(x, y), CE, TEN,
+              {"capacity_ladder": ("fail",)}),
+    ]  # fmt: skip

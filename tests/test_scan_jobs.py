@@ -1,0 +1,98 @@
+"""Background scans: a real detached process reports progress and leaves a result that loads
+back equal to what `scan()` returns in-process."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recipe_core.errors import DatasetError
+from recipe_core.scan import scan
+from recipe_core.scan_jobs import (
+    RESULT_DIR,
+    STALE_S,
+    STATE_FILE,
+    ScanJobState,
+    job_dir,
+    load_scan,
+    read_state,
+    start_scan,
+    write_result,
+)
+from recipe_core.workspace import open_workspace
+from tests.conftest import write_image_folder
+
+
+def wait_finished(folder: Path, timeout: float = 90.0) -> ScanJobState:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_state(folder)
+        if state.state != "running":
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"scan did not finish in {timeout}s: {read_state(folder)}")
+
+
+def test_background_scan_writes_a_loadable_result(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "ds", per_class=6)
+    ws = open_workspace(tmp_path / "ws")
+    folder = start_scan(root, workspace=ws, workers=0)
+    assert folder == job_dir(ws, root)
+    assert start_scan(root, workspace=ws, workers=0) == folder  # a running job is not doubled
+    state = wait_finished(folder)
+    assert state.state == "done", state.message
+    assert state.fraction == 1.0 and state.pid > 0
+    loaded = load_scan(folder / RESULT_DIR)
+    direct = scan(root, workspace=ws, workers=0)
+    pd.testing.assert_frame_equal(loaded.index.table, direct.index.table)
+    pd.testing.assert_frame_equal(loaded.issues.reset_index(drop=True),
+                                  direct.issues.reset_index(drop=True))  # fmt: skip
+    np.testing.assert_array_equal(loaded.index.embeddings, direct.index.embeddings)
+    np.testing.assert_array_equal(loaded.index.pixels, direct.index.pixels)
+    assert loaded.summary.n_samples == 36 and loaded.index.source.root == root
+    assert loaded.index.source.samples["path"].tolist() == direct.index.source.samples[
+        "path"
+    ].tolist()
+    contract = pd.read_csv(folder / RESULT_DIR / "issues.csv")
+    assert contract.columns.tolist() == ["path", "label", "issue", "score", "group", "detail"]
+
+
+def test_a_failing_scan_reports_the_error(tmp_path: Path) -> None:
+    ws = open_workspace(tmp_path / "ws")
+    folder = start_scan(tmp_path / "missing", workspace=ws, workers=0)
+    state = wait_finished(folder)
+    assert state.state == "failed" and "does not exist" in state.message
+    assert not (folder / RESULT_DIR).exists()
+
+
+def test_a_silent_worker_reads_as_failed(tmp_path: Path) -> None:
+    folder = tmp_path / "job"
+    folder.mkdir()
+    now = time.time()
+    state = {"state": "running", "stage": "index", "done": 3, "total": 10, "message": "",
+             "pid": 1, "started": now - 100, "updated": now - STALE_S - 1}  # fmt: skip
+    (folder / STATE_FILE).write_text(json.dumps(state))
+    got = read_state(folder)
+    assert got.state == "failed" and "stopped without finishing" in got.message
+    assert read_state(folder, now=now - STALE_S).state == "running"
+    assert read_state(tmp_path / "none").state == "missing"
+
+
+def test_rescan_replaces_the_result_and_incomplete_results_are_refused(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "ds")
+    ws = open_workspace(tmp_path / "ws")
+    first = scan(root, workspace=ws, workers=0)
+    target = tmp_path / "result"
+    write_result(first, target)
+    write_result(scan(write_image_folder(tmp_path / "ds", per_class=5), workspace=ws,
+                      workers=0), target)  # fmt: skip
+    assert load_scan(target).summary.n_samples == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "result", "ws"]  # no leftovers
+    (target / "pixels.npy").unlink()
+    with pytest.raises(DatasetError, match=r"missing pixels\.npy.*Scan the dataset again"):
+        load_scan(target)
