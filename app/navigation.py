@@ -13,4 +13,9 @@ def pages() -> list[st.Page]:
     return [
         st.Page(VIEWS / "home.py", title="Home", icon="🏠", default=True),
         st.Page(VIEWS / "data_overview.py", title="Data overview", icon="🗂️", url_path="data"),
+        st.Page(VIEWS / "browse.py", title="Browse samples", icon="🔎", url_path="browse"),
+        st.Page(
+            VIEWS / "distributions.py", title="Distributions", icon="📊", url_path="distributions"
+        ),
+        st.Page(VIEWS / "issues.py", title="Issues", icon="🧹", url_path="issues"),
     ]

@@ -88,6 +88,11 @@ def reload_dataset() -> None:
     _dataset_overview.clear()
 
 
+def page_number(key: str) -> int:
+    """The page a page-number widget shows (1 before it was first drawn)."""
+    return int(st.session_state.get(key, 1))
+
+
 def clamp_page(key: str, n_pages: int) -> None:
     """Keep a page-number widget's value in range when a filter shrinks the page count."""
     page = int(st.session_state.get(key, 1))
@@ -198,7 +203,15 @@ def _decisions(ws_root: str, root: str, stamp: tuple[int, int]) -> dict[int, Dec
     return load_decisions(workspace(), root)
 
 
-def decide(root: Path, *, sample_id: int, path: str, action: str, label: str = "",
-           old_label: str = "") -> Decision:  # fmt: skip
-    return record_decision(workspace(), root, sample_id=sample_id, path=path, action=action,
-                           label=label, old_label=old_label)  # fmt: skip
+def decide(
+    root: Path, *, sample_id: int, path: str, action: str, label: str = "", old_label: str = ""
+) -> Decision:
+    return record_decision(
+        workspace(),
+        root,
+        sample_id=sample_id,
+        path=path,
+        action=action,
+        label=label,
+        old_label=old_label,
+    )

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import html
+import string
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from app import state
 from recipe_core import DatasetSource
+from recipe_core.issues.neighbors import nearest_neighbors
+from recipe_core.query import SampleTable
+from recipe_core.scan import ScanResult
 from recipe_core.thumbnails import thumbnail_file
+
+PUNCTUATION = frozenset(string.punctuation)  # Markdown/HTML syntax characters, escaped by `md`
 
 
 def dataset_path_ui(*, key: str = "dataset_input") -> str:
@@ -30,10 +38,12 @@ def dataset_path_ui(*, key: str = "dataset_input") -> str:
 def class_counts_chart(counts: pd.DataFrame) -> None:
     """Bar chart of samples per class, one bar colour per split."""
     frame = counts.assign(split=counts["split"].replace("", "(no split)"))
+    # plotly renders a subset of HTML in labels: show class and split names literally
+    frame = frame.assign(label=frame["label"].map(plot_text), split=frame["split"].map(plot_text))
     fig = px.bar(
         frame, x="label", y="count", color="split", barmode="group",
         labels={"label": "class", "count": "samples"},
-        category_orders={"label": sorted(frame["label"].unique(), key=_natural_key)},
+        category_orders={"label": sorted(frame["label"].unique(), key=natural_key)},
     )  # fmt: skip
     fig.update_xaxes(type="category")  # one tick per class, even for numeric class names
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10})
@@ -66,10 +76,133 @@ def image_grid(
 
 
 def _caption(row: object) -> str:
-    label = getattr(row, "label", "")
-    split = getattr(row, "split", "")
-    return f"{label} · {split}" if split else str(label)
+    label = md(getattr(row, "label", ""))
+    split = md(getattr(row, "split", ""))
+    return f"{label} · {split}" if split else label
 
 
-def _natural_key(value: str) -> tuple[int, int | str]:
+def md(text: object) -> str:
+    """`text` shown literally where Streamlit renders Markdown (captions, alerts, labels)."""
+    return "".join(f"\\{c}" if c in PUNCTUATION else c for c in str(text).replace("\n", " "))
+
+
+def plot_text(text: object) -> str:
+    """`text` shown literally in a plotly label (plotly renders a subset of HTML)."""
+    return html.escape(str(text), quote=False)
+
+
+def natural_key(value: str) -> tuple[int, int | str]:
     return (0, int(value)) if value.isdigit() else (1, value)
+
+
+# --- the sample detail panel ------------------------------------------------------------------
+
+N_NEIGHBOURS = 8
+
+
+def sample_detail(result: ScanResult, table: SampleTable, sample_id: int) -> None:
+    """Open the detail drawer of one sample (it stays open while the sample is selected)."""
+    hits = np.flatnonzero(table.frame["sample_id"].to_numpy() == sample_id)
+    if len(hits) == 0:  # e.g. a rescan removed it
+        state.select_sample(None)
+        return
+    _detail_drawer(result, table, int(hits[0]))
+
+
+def _close_detail() -> None:
+    state.select_sample(None)
+
+
+@st.dialog("Sample details", width="large", position="right", on_dismiss=_close_detail)
+def _detail_drawer(result: ScanResult, table: SampleTable, pos: int) -> None:
+    """Everything about one sample: image, issue rows, curation, neighbours, statistics."""
+    frame = table.frame
+    row = frame.iloc[pos]
+    source = result.index.source
+    left, right = st.columns([1, 2])
+    with left:
+        _large_image(source, str(row["path"]), str(row["decode_error"]))
+    with right:
+        st.text(f"{row['path']}\nlabel: {row['label']}    split: {row['split'] or '-'}")
+        _issue_rows(result.issues, int(row["sample_id"]))
+    curation_ui(source, row)
+    st.markdown("**Nearest neighbours** (embedding distance: 0 = identical)")
+    _neighbours(result, frame, pos)
+    with st.expander("All statistics"):
+        stats = pd.DataFrame({"statistic": frame.columns, "value": [str(v) for v in row]})
+        st.dataframe(stats, hide_index=True, width="stretch")
+
+
+def _large_image(source: DatasetSource, path: str, error: str) -> None:
+    big = thumbnail_file(state.workspace().thumbnails, source.abspath(path), size=256)
+    if big is None:
+        st.error("This file does not decode.", icon="🚫")
+        st.code(error or "unreadable", language=None, wrap_lines=True)
+    else:
+        st.image(str(big), width="stretch")
+
+
+def _issue_rows(issues: pd.DataFrame, sample_id: int) -> None:
+    mine = issues[issues["sample_id"] == sample_id]
+    if mine.empty:
+        st.success("No issue flagged for this sample.", icon="✅")
+        return
+    st.markdown("**Why it was flagged**")
+    columns = [c for c in ("issue", "score", "group", "detail") if c in mine.columns]
+    st.dataframe(
+        mine[columns],
+        hide_index=True,
+        width="stretch",
+        column_config={"detail": st.column_config.TextColumn(width="large")},
+    )
+
+
+def curation_ui(source: DatasetSource, row: pd.Series) -> None:
+    """Drop / relabel / undo buttons for one sample; decisions go to the workspace log."""
+    root, sid, path, label = source.root, int(row["sample_id"]), str(row["path"]), str(row["label"])
+    decision = state.decisions(root).get(sid)
+    if decision is not None:
+        text = "drop" if decision.action == "drop" else f"relabel as {decision.label}"
+        st.info(f"Curation: {md(text)} (the file itself is untouched).", icon="✂️")
+    a, b, c = st.columns([1, 2, 1], vertical_alignment="bottom")
+    if a.button(
+        "Drop",
+        key=f"drop_{sid}",
+        disabled=decision is not None and decision.action == "drop",
+        width="stretch",
+    ):
+        state.decide(root, sample_id=sid, path=path, action="drop", old_label=label)
+        st.rerun()
+    others = [x for x in source.classes if x != label]
+    new = b.selectbox(
+        "Relabel as", others, key=f"relabel_to_{sid}", index=None, placeholder="choose a class"
+    )
+    if c.button("Relabel", key=f"relabel_{sid}", disabled=new is None, width="stretch"):
+        state.decide(
+            root, sample_id=sid, path=path, action="relabel", label=str(new), old_label=label
+        )
+        st.rerun()
+    if decision is not None and st.button("Undo decision", key=f"undo_{sid}"):
+        state.decide(root, sample_id=sid, path=path, action="keep", old_label=label)
+        st.rerun()
+
+
+def _neighbours(result: ScanResult, frame: pd.DataFrame, pos: int) -> None:
+    valid = result.index.valid
+    if not valid[pos]:
+        st.caption("An undecodable file has no embedding, so no neighbours.")
+        return
+    spare = min(int((~valid).sum()), 64)  # undecodable rows sit at the origin: skip them
+    k = min(N_NEIGHBOURS + 1 + spare, len(frame) - 1)
+    if k < 1:
+        return
+    emb = result.index.embeddings
+    idx, dist = nearest_neighbors(emb, k, queries=np.asarray(emb[pos : pos + 1]), method="exact")
+    keep = [
+        (int(i), float(d))
+        for i, d in zip(idx[0], dist[0], strict=True)
+        if i >= 0 and i != pos and valid[i]
+    ][:N_NEIGHBOURS]
+    rows = frame.iloc[[i for i, _ in keep]]
+    captions = [f"d = {d:.3f} · {md(lab)}" for (_, d), lab in zip(keep, rows["label"], strict=True)]
+    image_grid(result.index.source, rows, columns=N_NEIGHBOURS // 2, captions=captions)

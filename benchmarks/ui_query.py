@@ -26,10 +26,10 @@ from collections.abc import Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from recipe_core.query import Range, SampleFilter, SampleTable, query, sample_table  # noqa: E402
+from recipe_core.query import Range, SampleFilter, SampleTable, query, sample_table
 
 ISSUES = ("outlier", "near_duplicate", "exact_duplicate", "label_issue", "dark", "blurry")
 PER_PAGE = 50
@@ -43,8 +43,13 @@ def synthetic_index(n: int, *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFram
     table = pd.DataFrame(
         {
             "sample_id": rng.permutation(np.arange(n, dtype=np.int64) * 7919 + 13),
-            "path": pd.Series([f"{s}/{lab}/{i:07d}.jpg" for i, (s, lab) in
-                               enumerate(zip(splits, labels, strict=True))], dtype="str"),
+            "path": pd.Series(
+                [
+                    f"{s}/{lab}/{i:07d}.jpg"
+                    for i, (s, lab) in enumerate(zip(splits, labels, strict=True))
+                ],
+                dtype="str",
+            ),
             "label": pd.Series(labels, dtype="str"),
             "split": pd.Series(splits, dtype="str"),
             "width": rng.choice([224, 256, 320, 640], n).astype(np.int32),
@@ -55,7 +60,7 @@ def synthetic_index(n: int, *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFram
             "blur": rng.gamma(2.0, 50.0, n).astype(np.float32),
             "entropy": (8 * rng.beta(8, 2, n)).astype(np.float32),
         }
-    )  # fmt: skip
+    )
     flagged = rng.random((n, len(ISSUES))) < 0.01
     rows, kind = np.nonzero(flagged)
     issues = pd.DataFrame(
@@ -72,19 +77,37 @@ INTERACTIONS: list[tuple[str, SampleFilter, str | None, bool, int]] = [
     ("open page 1 (no filter, table order)", SampleFilter(), None, False, 1),
     ("sort by outlier score", SampleFilter(), "score_outlier", True, 1),
     ("sort by brightness, page 3", SampleFilter(), "brightness", False, 3),
-    ("class + split filter, sort by blur", SampleFilter(labels=("class_007", "class_042"),
-     splits=("train",)), "blur", True, 1),  # fmt: skip
-    ("issue filter + min score, sort by score", SampleFilter(issues=("near_duplicate",
-     "label_issue"), min_score=0.7), "max_score", True, 1),  # fmt: skip
-    ("histogram bar (range + class)", SampleFilter(labels=("class_010",),
-     ranges=(Range("brightness", 0.4, 0.45, include_high=False),)), "brightness", False, 1),
+    (
+        "class + split filter, sort by blur",
+        SampleFilter(labels=("class_007", "class_042"), splits=("train",)),
+        "blur",
+        True,
+        1,
+    ),
+    (
+        "issue filter + min score, sort by score",
+        SampleFilter(issues=("near_duplicate", "label_issue"), min_score=0.7),
+        "max_score",
+        True,
+        1,
+    ),
+    (
+        "histogram bar (range + class)",
+        SampleFilter(
+            labels=("class_010",), ranges=(Range("brightness", 0.4, 0.45, include_high=False),)
+        ),
+        "brightness",
+        False,
+        1,
+    ),
     ("path text search, sort by path", SampleFilter(path_contains="CLASS_05"), "path", False, 1),
     ("sort by path (string), page 200", SampleFilter(), "path", True, 200),
 ]
 
 
-def naive(frame: pd.DataFrame, spec: SampleFilter, sort_by: str | None, descending: bool,
-          page: int) -> pd.DataFrame:  # fmt: skip
+def naive(
+    frame: pd.DataFrame, spec: SampleFilter, sort_by: str | None, descending: bool, page: int
+) -> pd.DataFrame:
     """What one would write first: boolean filter, full stable sort, slice."""
     keep = pd.Series(True, index=frame.index)
     if spec.labels:
@@ -121,17 +144,25 @@ def main() -> None:
     table, issues = synthetic_index(args.rows)
     start = time.perf_counter()
     prepared: SampleTable = sample_table(table, issues)
-    print(f"{args.rows:,} rows, {len(issues):,} issue rows; sample_table (once per scan): "
-          f"{time.perf_counter() - start:.2f} s")  # fmt: skip
+    print(
+        f"{args.rows:,} rows, {len(issues):,} issue rows; sample_table (once per scan): "
+        f"{time.perf_counter() - start:.2f} s"
+    )
     print(f"{'interaction':42s} {'recipe ms':>10s} {'naive ms':>10s} {'ratio':>7s}  same rows")
     worst = 0.0
     for name, spec, sort_by, descending, page in INTERACTIONS:
         if sort_by is not None:
             prepared.sort_key(sort_by)  # the app's first sort by a column ranks it once
-        fast, got = timed(lambda s=spec, c=sort_by, d=descending, p=page: query(
-            prepared, s, sort_by=c, descending=d, page=p, per_page=PER_PAGE), args.repeat)  # fmt: skip
-        slow, want = timed(lambda s=spec, c=sort_by, d=descending, p=page: naive(
-            prepared.frame, s, c, d, p), args.repeat)  # fmt: skip
+        fast, got = timed(
+            lambda s=spec, c=sort_by, d=descending, p=page: query(
+                prepared, s, sort_by=c, descending=d, page=p, per_page=PER_PAGE
+            ),
+            args.repeat,
+        )
+        slow, want = timed(
+            lambda s=spec, c=sort_by, d=descending, p=page: naive(prepared.frame, s, c, d, p),
+            args.repeat,
+        )
         same = got.rows["sample_id"].tolist() == want["sample_id"].tolist()  # type: ignore[attr-defined]
         worst = max(worst, fast)
         print(f"{name:42s} {1e3 * fast:10.1f} {1e3 * slow:10.1f} {slow / fast:6.1f}x  {same}")

@@ -170,11 +170,13 @@ def export_manifest(
     present = set(source.samples["sample_id"].tolist())
     standing = [d for d in decisions.values() if d.sample_id in present]
     return ExportResult(
-        manifest=manifest, record=record, n_samples=len(table),
+        manifest=manifest,
+        record=record,
+        n_samples=len(table),
         n_dropped=sum(d.action == "drop" for d in standing),
         n_relabelled=sum(d.action == "relabel" for d in standing),
         n_stale=len(decisions) - len(standing),
-    )  # fmt: skip
+    )
 
 
 def _write_record(entries: list[Decision], path: Path) -> None:

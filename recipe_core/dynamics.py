@@ -2,7 +2,7 @@
 
 "Visualize prediction dynamics": the same few samples, re-predicted every N steps, show whether
 the net is learning, oscillating (LR too high) or stuck. Snapshots stay on the device until the
-training loop's next metric flush, so a snapshot never adds a host sync of its own.
+training loop's next metric flush and travel with it, so a snapshot adds no host sync.
 """
 
 from __future__ import annotations
@@ -90,8 +90,33 @@ def read_dynamics(reader: RunReader) -> Dynamics:
     return Dynamics(steps=steps, probs=probs, labels=labels, sample_ids=ids, classes=classes)
 
 
+class HostCopy:
+    """A device tensor on its way to host memory: the copy is queued now, `get` waits for it."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.event: torch.cuda.Event | None = None
+        if tensor.is_cuda:
+            self.host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+            self.host.copy_(tensor, non_blocking=True)
+            self.event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            self.event.record()
+        else:
+            self.host = tensor
+
+    def get(self) -> torch.Tensor:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.host
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    steps: list[int]
+    probs: HostCopy  # (T, P, C) float32
+
+
 class DynamicsRecorder:
-    """Snapshots of softmax(model(probe_x)) kept on the device until `flush`."""
+    """Snapshots of softmax(model(probe_x)), kept on the device until taken for writing."""
 
     def __init__(
         self,
@@ -113,13 +138,22 @@ class DynamicsRecorder:
         finally:
             model.train(was_training)
 
-    def flush(self) -> None:
+    def take(self) -> Snapshots | None:
+        """The snapshots so far, their copy to the host started (not waited for)."""
         if not self.pending:
-            return
+            return None
         steps = [s for s, _ in self.pending]
-        probs = torch.stack([p for _, p in self.pending]).cpu().numpy()  # (T, P, C)
+        probs = torch.stack([p for _, p in self.pending])  # (T, P, C)
         self.pending.clear()
-        self.writer.append_dynamics(steps, probs)
+        return Snapshots(steps=steps, probs=HostCopy(probs))
+
+    def write(self, snapshots: Snapshots | None) -> None:
+        if snapshots is not None:
+            self.writer.append_dynamics(snapshots.steps, snapshots.probs.get().numpy())
+
+    def flush(self) -> None:
+        """Take and write now (waits for the device)."""
+        self.write(self.take())
 
 
 def write_probe(

@@ -182,8 +182,9 @@ def top_k_order(key: np.ndarray, k: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     values = key[finite]
     kth = np.partition(values, k - 1)[k - 1]
-    candidates = finite[values <= kth]  # in position order, so a stable sort keeps ties so
-    return candidates[np.argsort(key[candidates], kind="stable")][:k]
+    candidates = finite[values <= kth]  # in position order: the stable sort keeps ties so
+    best: np.ndarray = candidates[np.argsort(key[candidates], kind="stable")][:k]
+    return best
 
 
 def _issue_mask(table: SampleTable, issues: tuple[str, ...], min_score: float) -> np.ndarray:

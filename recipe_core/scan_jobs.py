@@ -47,8 +47,15 @@ STALE_S = 30.0  # no heartbeat for this long: the worker died (killed, machine s
 STATES = ("missing", "running", "done", "failed")
 RESULT_DIR = "result"  # inside the job folder; replaced as a whole when a rescan finishes
 RESULT_FORMAT = 1  # bump when the files below change; older results are rescanned
-RESULT_FILES = ("index.parquet", "issues.csv", "issues.parquet", "embeddings.npy", "pixels.npy",
-                "summary.json")  # fmt: skip
+RESULT_FILES = (
+    "index.parquet",
+    "issues.csv",
+    "issues.parquet",
+    "embeddings.npy",
+    "pixels.npy",
+    "summary.json",
+)
+
 
 @dataclass(frozen=True)
 class ScanJobState:
@@ -90,11 +97,16 @@ def read_state(folder: str | os.PathLike[str], *, now: float | None = None) -> S
     now = time.time() if now is None else now
     if state.state == "running" and now - state.updated > STALE_S:
         return ScanJobState(
-            "failed", state.stage, state.done, state.total, pid=state.pid,
-            started=state.started, updated=state.updated,
+            "failed",
+            state.stage,
+            state.done,
+            state.total,
+            pid=state.pid,
+            started=state.started,
+            updated=state.updated,
             message=f"The scan process stopped without finishing (no progress for "
             f"{now - state.updated:.0f} s). Scan again; its log is {Path(folder) / LOG_FILE}.",
-        )  # fmt: skip
+        )
     return state
 
 
@@ -110,8 +122,16 @@ def start_scan(
     if read_state(folder).state == "running":
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [python, "-m", "recipe_core.scan_jobs", os.fspath(dataset_root),
-           "--job-dir", str(folder), "--workspace", str(workspace.root)]  # fmt: skip
+    cmd = [
+        python,
+        "-m",
+        "recipe_core.scan_jobs",
+        os.fspath(dataset_root),
+        "--job-dir",
+        str(folder),
+        "--workspace",
+        str(workspace.root),
+    ]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     now = time.time()
@@ -119,9 +139,13 @@ def start_scan(
     try:
         with (folder / LOG_FILE).open("wb") as out:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )  # fmt: skip
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
     except OSError as exc:
         _write_state(folder, ScanJobState("failed", message=f"could not start: {exc}"))
         raise ConfigError(
@@ -166,15 +190,17 @@ class _Reporter:
 
     def update(self, stage: str, done: int, total: int) -> None:
         with self._lock:
-            self._state = ScanJobState(**{**asdict(self._state), "stage": stage, "done": done,
-                                          "total": total})  # fmt: skip
+            self._state = ScanJobState(
+                **{**asdict(self._state), "stage": stage, "done": done, "total": total}
+            )
 
     def finish(self, state: str, message: str) -> None:
         self._stop.set()
         self._thread.join()
         with self._lock:
-            self._state = ScanJobState(**{**asdict(self._state), "state": state,
-                                          "message": message})  # fmt: skip
+            self._state = ScanJobState(
+                **{**asdict(self._state), "state": state, "message": message}
+            )
         self._write()
 
     def _beat(self) -> None:
@@ -222,12 +248,16 @@ def write_result(result: ScanResult, folder: str | os.PathLike[str]) -> Path:
     np.save(tmp / "pixels.npy", np.ascontiguousarray(result.index.pixels))
     source = result.index.source
     meta = {
-        "format": RESULT_FORMAT, "summary": result.summary.as_dict(),
-        "root": os.fsdecode(source.root), "layout": source.layout,
-        "skipped": list(result.skipped), "timings": result.timings,
-        "embedding_name": result.index.embedding_name, "reused": result.index.reused,
+        "format": RESULT_FORMAT,
+        "summary": result.summary.as_dict(),
+        "root": os.fsdecode(source.root),
+        "layout": source.layout,
+        "skipped": list(result.skipped),
+        "timings": result.timings,
+        "embedding_name": result.index.embedding_name,
+        "reused": result.index.reused,
         "written": time.time(),
-    }  # fmt: skip
+    }
     (tmp / "summary.json").write_text(json.dumps(meta, indent=1))  # written last: the marker
     old = target.with_name(f"{target.name}.old-{os.getpid()}")
     if target.exists():
@@ -253,16 +283,22 @@ def load_scan(folder: str | os.PathLike[str]) -> ScanResult:
             "written by another Recipe version. Scan the dataset again."
         )
     table = pd.read_parquet(path / "index.parquet")
-    source = DatasetSource(Path(meta["root"]), meta["layout"],
-                           table[list(SAMPLE_COLUMNS)].copy(), tuple(meta["skipped"]))  # fmt: skip
+    source = DatasetSource(
+        Path(meta["root"]),
+        meta["layout"],
+        table[list(SAMPLE_COLUMNS)].copy(),
+        tuple(meta["skipped"]),
+    )
     summary = _summary(meta["summary"], path)
     index = ScanIndex(
-        source=source, table=table,
+        source=source,
+        table=table,
         embeddings=np.load(path / "embeddings.npy", mmap_mode="r"),
         pixels=np.load(path / "pixels.npy", mmap_mode="r"),
-        embedding_name=meta["embedding_name"], fingerprint=summary.fingerprint,
+        embedding_name=meta["embedding_name"],
+        fingerprint=summary.fingerprint,
         reused=int(meta["reused"]),
-    )  # fmt: skip
+    )
     issues = pd.read_parquet(path / "issues.parquet")
     return ScanResult(index, issues, summary, source.skipped, dict(meta["timings"]))
 
@@ -289,8 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.job_dir)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        run_job(args.dataset, folder, workspace=open_workspace(args.workspace),
-                workers=args.workers)  # fmt: skip
+        run_job(
+            args.dataset, folder, workspace=open_workspace(args.workspace), workers=args.workers
+        )
     except RecipeError as error:
         log.error("%s", error)
         return 2

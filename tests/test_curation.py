@@ -41,14 +41,25 @@ def ws(tmp_path: Path) -> Workspace:
 def test_decisions_are_appended_and_the_last_one_stands(ws: Workspace, tmp_path: Path) -> None:
     root = tmp_path / "ds"
     record_decision(ws, root, sample_id=1, path="a.png", action="drop", old_label="cat")
-    record_decision(ws, root, sample_id=2, path="b.png", action="relabel", label="dog",
-                    old_label="cat", note="looks like a dog")  # fmt: skip
+    record_decision(
+        ws,
+        root,
+        sample_id=2,
+        path="b.png",
+        action="relabel",
+        label="dog",
+        old_label="cat",
+        note="looks like a dog",
+    )
     record_decision(ws, root, sample_id=1, path="a.png", action="keep")  # undo the drop
     record_decision(ws, root, sample_id=2, path="b.png", action="relabel", label=" bird ")
     history = decision_log(ws, root)
     assert [(d.sample_id, d.action, d.label) for d in history] == [
-        (1, "drop", ""), (2, "relabel", "dog"), (1, "keep", ""), (2, "relabel", "bird")
-    ]  # fmt: skip
+        (1, "drop", ""),
+        (2, "relabel", "dog"),
+        (1, "keep", ""),
+        (2, "relabel", "bird"),
+    ]
     assert all(d.time.endswith("+00:00") for d in history)  # timestamped, UTC
     current = load_decisions(ws, root)
     assert list(current) == [2] and current[2].label == "bird"
@@ -73,12 +84,21 @@ def test_bad_decisions_name_the_fix(ws: Workspace, tmp_path: Path) -> None:
 
 
 def test_cleaned_samples_against_a_hand_computed_answer() -> None:
-    samples = pd.DataFrame({"sample_id": [1, 2, 3, 4], "path": ["a", "b", "c", "d"],
-                            "label": ["x", "x", "y", "y"], "split": ["train"] * 4})  # fmt: skip
+    samples = pd.DataFrame(
+        {
+            "sample_id": [1, 2, 3, 4],
+            "path": ["a", "b", "c", "d"],
+            "label": ["x", "x", "y", "y"],
+            "split": ["train"] * 4,
+        }
+    )
     from recipe_core.curation import Decision
 
-    decisions = {2: Decision(2, "b", "drop"), 3: Decision(3, "c", "relabel", "x"),
-                 99: Decision(99, "gone", "drop")}  # fmt: skip
+    decisions = {
+        2: Decision(2, "b", "drop"),
+        3: Decision(3, "c", "relabel", "x"),
+        99: Decision(99, "gone", "drop"),
+    }
     clean = cleaned_samples(samples, decisions)
     assert clean[["path", "label"]].values.tolist() == [["a", "x"], ["c", "x"], ["d", "y"]]
 
@@ -92,15 +112,38 @@ def test_export_opens_as_a_dataset_and_never_touches_the_files(
     source = open_dataset(root)
     rows = source.samples.set_index("path")
     drop, move = "train/class_0/000.png", "val/class_1/002.png"
-    record_decision(ws, root, sample_id=int(rows.loc[drop, "sample_id"]), path=drop,
-                    action="drop", old_label="class_0")  # fmt: skip
-    record_decision(ws, root, sample_id=int(rows.loc[move, "sample_id"]), path=move,
-                    action="relabel", label="class_2", old_label="class_1")  # fmt: skip
+    record_decision(
+        ws,
+        root,
+        sample_id=int(rows.loc[drop, "sample_id"]),
+        path=drop,
+        action="drop",
+        old_label="class_0",
+    )
+    record_decision(
+        ws,
+        root,
+        sample_id=int(rows.loc[move, "sample_id"]),
+        path=move,
+        action="relabel",
+        label="class_2",
+        old_label="class_1",
+    )
     record_decision(ws, root, sample_id=123, path="deleted.png", action="drop")  # stale
-    result = export_manifest(source, load_decisions(ws, root), root, fmt=fmt,
-                             log_entries=decision_log(ws, root), name="clean")  # fmt: skip
+    result = export_manifest(
+        source,
+        load_decisions(ws, root),
+        root,
+        fmt=fmt,
+        log_entries=decision_log(ws, root),
+        name="clean",
+    )
     assert (result.n_samples, result.n_dropped, result.n_relabelled, result.n_stale) == (
-        len(source) - 1, 1, 1, 1)  # fmt: skip
+        len(source) - 1,
+        1,
+        1,
+        1,
+    )
     reopened = open_dataset(result.manifest)
     assert reopened.root == root and reopened.layout == "manifest"
     got = reopened.samples.set_index("path")

@@ -1,4 +1,4 @@
-"""`recipe_core.query` against a trusted answer: pandas' boolean filter + stable sort_values + iloc."""
+"""`recipe_core.query` against a trusted answer: pandas' filter + stable sort_values + iloc."""
 
 from __future__ import annotations
 
@@ -28,15 +28,17 @@ def make_index(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = pd.DataFrame(
         {
             "sample_id": rng.permutation(10 * n)[:n].astype(np.int64) + 1,
-            "path": [f"{'Train' if i % 3 else 'val'}/{lab}/{i:05d}[x].png" for i, lab in
-                     enumerate(labels)],
+            "path": [
+                f"{'Train' if i % 3 else 'val'}/{lab}/{i:05d}[x].png"
+                for i, lab in enumerate(labels)
+            ],
             "label": labels,
             "split": np.where(rng.random(n) < 0.7, "train", "val"),
             "brightness": rng.integers(0, 5, n).astype(np.float32) / 4,  # many ties
             "blur": np.where(rng.random(n) < 0.1, np.nan, rng.random(n)),  # some missing
             "width": rng.choice([32, 64], n).astype(np.int32),
         }
-    )  # fmt: skip
+    )
     rows = rng.random((n, len(ISSUES))) < 0.15
     sid, kind = np.nonzero(rows)
     issues = pd.DataFrame(
@@ -52,9 +54,14 @@ def make_index(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def reference(
-    table: pd.DataFrame, issues: pd.DataFrame, spec: SampleFilter, sort_by: str | None,
-    descending: bool, page: int, per_page: int,
-) -> tuple[list[int], int]:  # fmt: skip
+    table: pd.DataFrame,
+    issues: pd.DataFrame,
+    spec: SampleFilter,
+    sort_by: str | None,
+    descending: bool,
+    page: int,
+    per_page: int,
+) -> tuple[list[int], int]:
     """The naive answer: per-sample issue scores by groupby, then filter, sort, slice."""
     worst = issues.groupby(["sample_id", "issue"])["score"].max().unstack()
     frame = table.join(worst, on="sample_id")
@@ -75,8 +82,9 @@ def reference(
         keep &= frame["sample_id"].isin(issues["sample_id"]) == spec.flagged
     hits = frame[keep]
     if sort_by is not None:
-        hits = hits.sort_values(sort_by, ascending=not descending, kind="stable",
-                                na_position="last")  # fmt: skip
+        hits = hits.sort_values(
+            sort_by, ascending=not descending, kind="stable", na_position="last"
+        )
     n_pages = max(1, -(-len(hits) // per_page))
     page = min(max(page, 1), n_pages)
     return hits.index[(page - 1) * per_page : page * per_page].tolist(), len(hits)
@@ -100,23 +108,42 @@ SPECS = [
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize(
     ("sort_by", "descending", "page"),
-    [(None, False, 1), ("brightness", True, 2), ("blur", False, 3), ("blur", True, 1),
-     ("path", True, 1), ("label", False, 4), ("score_outlier", True, 1), ("width", False, 99)],
-)  # fmt: skip
+    [
+        (None, False, 1),
+        ("brightness", True, 2),
+        ("blur", False, 3),
+        ("blur", True, 1),
+        ("path", True, 1),
+        ("label", False, 4),
+        ("score_outlier", True, 1),
+        ("width", False, 99),
+    ],
+)
 def test_query_matches_pandas(
     spec: SampleFilter, sort_by: str | None, descending: bool, page: int
 ) -> None:
     table, issues = make_index(600)
-    want, total = reference(table, issues, spec, None if sort_by == "score_outlier" else sort_by,
-                            descending, page, 25)  # fmt: skip
+    want, total = reference(
+        table, issues, spec, None if sort_by == "score_outlier" else sort_by, descending, page, 25
+    )
     if sort_by == "score_outlier":  # the reference's column is named after the issue
         worst = issues.groupby(["sample_id", "issue"])["score"].max().unstack()
         frame = table.join(worst, on="sample_id")
         keep = filter_mask(sample_table(table, issues), spec)
-        want = (frame[keep].sort_values("outlier", ascending=False, kind="stable",
-                                        na_position="last").index[:25].tolist())  # fmt: skip
-    got = query(sample_table(table, issues), spec, sort_by=sort_by, descending=descending,
-                page=page, per_page=25)  # fmt: skip
+        want = (
+            frame[keep]
+            .sort_values("outlier", ascending=False, kind="stable", na_position="last")
+            .index[:25]
+            .tolist()
+        )
+    got = query(
+        sample_table(table, issues),
+        spec,
+        sort_by=sort_by,
+        descending=descending,
+        page=page,
+        per_page=25,
+    )
     assert got.total == total
     assert got.positions.tolist() == want
     assert got.rows["sample_id"].tolist() == table["sample_id"].to_numpy()[want].tolist()

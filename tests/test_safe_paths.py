@@ -42,14 +42,16 @@ def test_paths_inside_the_root_resolve(tree: Path) -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ["../outside", "data/../../outside/secret", "escape", "escape/secret", "/etc/passwd", "/",
-     "~"],
-)  # fmt: skip
+    ["../outside", "data/../../outside/secret", "escape", "escape/secret", "/etc/passwd", "/", "~"],
+)
 def test_escapes_are_refused(tree: Path, typed: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tree / "outside"))
     policy = PathPolicy.from_roots([tree / "root"])
-    with pytest.raises(DatasetError, match=r"outside the folders this dashboard may open.*"
-                       r"recipe app --data-root DIR"):  # fmt: skip
+    with pytest.raises(
+        DatasetError,
+        match=r"outside the folders this dashboard may open.*"
+        r"recipe app --data-root DIR",
+    ):
         policy.resolve(typed)
     assert not policy.allows(typed)
 

@@ -50,14 +50,15 @@ def test_background_scan_writes_a_loadable_result(tmp_path: Path) -> None:
     loaded = load_scan(folder / RESULT_DIR)
     direct = scan(root, workspace=ws, workers=0)
     pd.testing.assert_frame_equal(loaded.index.table, direct.index.table)
-    pd.testing.assert_frame_equal(loaded.issues.reset_index(drop=True),
-                                  direct.issues.reset_index(drop=True))  # fmt: skip
+    pd.testing.assert_frame_equal(
+        loaded.issues.reset_index(drop=True), direct.issues.reset_index(drop=True)
+    )
     np.testing.assert_array_equal(loaded.index.embeddings, direct.index.embeddings)
     np.testing.assert_array_equal(loaded.index.pixels, direct.index.pixels)
     assert loaded.summary.n_samples == 36 and loaded.index.source.root == root
-    assert loaded.index.source.samples["path"].tolist() == direct.index.source.samples[
-        "path"
-    ].tolist()
+    assert (
+        loaded.index.source.samples["path"].tolist() == direct.index.source.samples["path"].tolist()
+    )
     contract = pd.read_csv(folder / RESULT_DIR / "issues.csv")
     assert contract.columns.tolist() == ["path", "label", "issue", "score", "group", "detail"]
 
@@ -74,8 +75,16 @@ def test_a_silent_worker_reads_as_failed(tmp_path: Path) -> None:
     folder = tmp_path / "job"
     folder.mkdir()
     now = time.time()
-    state = {"state": "running", "stage": "index", "done": 3, "total": 10, "message": "",
-             "pid": 1, "started": now - 100, "updated": now - STALE_S - 1}  # fmt: skip
+    state = {
+        "state": "running",
+        "stage": "index",
+        "done": 3,
+        "total": 10,
+        "message": "",
+        "pid": 1,
+        "started": now - 100,
+        "updated": now - STALE_S - 1,
+    }
     (folder / STATE_FILE).write_text(json.dumps(state))
     got = read_state(folder)
     assert got.state == "failed" and "stopped without finishing" in got.message
@@ -89,8 +98,9 @@ def test_rescan_replaces_the_result_and_incomplete_results_are_refused(tmp_path:
     first = scan(root, workspace=ws, workers=0)
     target = tmp_path / "result"
     write_result(first, target)
-    write_result(scan(write_image_folder(tmp_path / "ds", per_class=5), workspace=ws,
-                      workers=0), target)  # fmt: skip
+    write_result(
+        scan(write_image_folder(tmp_path / "ds", per_class=5), workspace=ws, workers=0), target
+    )
     assert load_scan(target).summary.n_samples == 30
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "result", "ws"]  # no leftovers
     (target / "pixels.npy").unlink()

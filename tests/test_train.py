@@ -144,6 +144,7 @@ def test_prior_bias_dropout_and_cosine_schedule() -> None:
     config = make_config("d", lr=0.1, steps=100, lr_schedule="cosine")
     opt = make_optimizer(config, mlp)
     schedule = make_schedule(config, opt)
+    assert schedule is not None and make_schedule(make_config("d"), opt) is None
     for _ in range(50):
         opt.step()
         schedule.step()

@@ -1,15 +1,45 @@
-"""Data overview: what is in the dataset — classes, splits, sizes — and the images themselves."""
+"""Data overview: what is in the dataset — classes, splits, sizes — its scan's issue summary,
+and the images themselves."""
 
 from __future__ import annotations
 
 import math
 
+import pandas as pd
 import streamlit as st
 
-from app import state, widgets
+from app import data_widgets, state, widgets
 from recipe_core import RecipeError
+from recipe_core.scan import ScanResult
 
 PER_PAGE = 48
+# (card title, issue types it counts, what it means); each card opens Browse filtered to it
+CARDS = (
+    (
+        "Duplicates",
+        ("exact_duplicate", "near_duplicate"),
+        "Identical or near-identical files: they over-weight some images.",
+    ),
+    (
+        "Conflicting labels",
+        ("conflicting_labels",),
+        "Copies of one image filed under different classes.",
+    ),
+    (
+        "Train/val leaks",
+        ("cross_split_duplicate",),
+        "Copies in two splits: validation scores look better than they are.",
+    ),
+    ("Corrupt files", ("corrupt",), "Files that do not decode: a loader would crash or skip."),
+    ("Outliers", ("outlier",), "Far from every other image: out of domain?"),
+    ("Likely label errors", ("label_issue",), "The label disagrees with similar images."),
+    (
+        "Image quality",
+        ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio"),
+        "Too dark or light, blank, blurry or odd sizes.",
+    ),
+    ("Class imbalance", ("class_imbalance",), "Classes with far fewer samples than others."),
+)
 
 st.title("🗂️ Data overview")
 st.caption("Become one with the data: look at the images before you look at any metric.")
@@ -22,7 +52,7 @@ try:
     source = state.dataset_source(path)
     overview = state.dataset_overview(path)
 except RecipeError as error:
-    st.error(str(error), icon="🚫")
+    st.error(widgets.md(error), icon="🚫")
     st.stop()
 
 a, b, c, d = st.columns(4)
@@ -31,10 +61,46 @@ b.metric("Classes", overview.n_classes)
 c.metric("Splits", ", ".join(s or "(none)" for s in source.splits))
 d.metric("Unreadable files", overview.n_unreadable)
 
+
+def issue_cards(result: ScanResult) -> None:
+    """One card per issue family: how many samples, what it means, a link to see them."""
+    issues = result.issues
+    cols = st.columns(4)
+    for i, (title, kinds, meaning) in enumerate(CARDS):
+        n = int(issues.loc[issues["issue"].isin(kinds), "sample_id"].nunique())
+        with cols[i % 4].container(border=True):
+            st.metric(title, f"{n:,}", help=meaning)
+            st.caption(meaning)
+            if st.button("Show them →", key=f"card_{kinds[0]}", disabled=n == 0, width="stretch"):
+                state.show_issues(kinds)
+                st.switch_page("views/browse.py")
+    st.page_link(
+        "views/issues.py",
+        label="Review issues side by side (duplicate groups, "
+        "outliers, label errors, corrupt files)",
+        icon="🧹",
+    )
+
+
+st.subheader("Scan for problems")
+scan = data_widgets.scan_panel(source.root)
+if scan is not None and state.scan_state(source.root).state != "running":
+    issue_cards(scan)
+
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Samples per class and split")
     widgets.class_counts_chart(overview.counts)
+    counts = overview.counts.pivot_table(
+        index="label", columns="split", values="count", fill_value=0, aggfunc="sum"
+    )
+    counts.columns = [str(s) or "(no split)" for s in counts.columns]
+    st.dataframe(
+        counts.assign(total=counts.sum(axis=1)).reset_index(),
+        hide_index=True,
+        width="stretch",
+        height=min(400, 38 + 35 * len(counts)),
+    )
 with right:
     st.subheader("Image sizes and modes")
     st.dataframe(overview.sizes.head(20), hide_index=True, width="stretch")
@@ -45,9 +111,8 @@ with right:
         st.warning(f"{overview.n_unreadable} file(s) have unreadable headers.", icon="⚠️")
         st.dataframe(bad[["path", "error"]], hide_index=True, width="stretch")
     if source.skipped:
-        st.info(
-            f"{len(source.skipped)} non-image file(s) ignored: " + ", ".join(source.skipped[:5])
-        )
+        st.info(f"{len(source.skipped)} non-image file(s) ignored, e.g.:", icon="ℹ️")
+        st.dataframe(pd.DataFrame({"path": source.skipped[:20]}), hide_index=True)
 
 st.subheader("Images")
 f1, f2 = st.columns(2)

@@ -34,6 +34,13 @@ STEPS = [
     ("5. Tune", "Random search over grid search.", None, None),
     ("6. Squeeze out the juice", "Ensembles, and leave it training.", None, None),
 ]
+MORE_LINKS = {  # further pages of a step, after its main link
+    "1. Become one with the data": [
+        ("views/browse.py", "Browse, sort and filter every sample", "🔎"),
+        ("views/distributions.py", "See the distribution of every statistic", "📊"),
+        ("views/issues.py", "Review duplicates, outliers, label errors", "🧹"),
+    ],
+}
 
 st.title("🧪 Recipe")
 st.markdown(
@@ -48,3 +55,5 @@ for title, text, page, link in STEPS:
         st.write(text)
         if page is not None and link is not None:
             st.page_link(page, label=link, icon="➡️")
+        for more_page, more_label, icon in MORE_LINKS.get(title, []):
+            st.page_link(more_page, label=more_label, icon=icon)

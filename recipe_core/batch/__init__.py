@@ -31,6 +31,7 @@ from recipe_core.batch.problems import (
     duplicate_warnings,
     image_warnings,
     label_warnings,
+    scramble_warnings,
     shuffle_warning,
     value_warnings,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "detect_layout",
     "find_normalize",
     "inspect_batch",
+    "scramble_warnings",
     "shuffle_warning",
     "spatial_correlation",
 ]
@@ -103,7 +105,7 @@ def inspect_batch(
     stats = channel_stats(x, layout)
     warnings += value_warnings(x, stats, layout)
     warnings += label_warnings(labels, n_classes)
-    warnings += duplicate_warnings(x)
+    warnings += duplicate_warnings(x, layout)
     names = None
     if classes is not None and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
         names = tuple(classes[i] if 0 <= i < len(classes) else f"<{i}>" for i in labels)

@@ -94,11 +94,11 @@ def image_warnings(
                     "fail",
                 )
             )
-    out += _scramble_warnings(x, layout, corr, reference)
+    out += scramble_warnings(x, layout, corr, reference)
     return out
 
 
-def _scramble_warnings(
+def scramble_warnings(
     x: torch.Tensor, layout: str, corr: float, reference: torch.Tensor | None
 ) -> list[BatchWarning]:
     """A `view` that reads HWC memory as CHW (or back) shreds images: neighbour pixels stop being
@@ -161,13 +161,15 @@ def label_warnings(labels: np.ndarray, n_classes: int | None) -> list[BatchWarni
     return out
 
 
-def duplicate_warnings(x: torch.Tensor) -> list[BatchWarning]:
+def duplicate_warnings(x: torch.Tensor, layout: str) -> list[BatchWarning]:
+    """Copies of a sample within one batch. Tables of categorical features repeat rows
+    legitimately, so for them only a majority of copies counts."""
     rows = x.detach().to("cpu").reshape(x.shape[0], -1)
     if rows.shape[0] < 4:
         return []
     unique = torch.unique(rows, dim=0).shape[0]
     share = 1 - unique / rows.shape[0]
-    if share <= 0.2:
+    if share <= (0.5 if layout == "table" else 0.2):
         return []
     return [
         BatchWarning(

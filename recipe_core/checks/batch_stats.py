@@ -6,8 +6,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from recipe_core.batch import BatchWarning, find_normalize, inspect_batch, shuffle_warning
+from recipe_core.batch import (
+    BatchWarning,
+    find_normalize,
+    inspect_batch,
+    scramble_warnings,
+    shuffle_warning,
+    spatial_correlation,
+)
+from recipe_core.batch.decode import unit_images
 from recipe_core.checks.context import CheckContext
 from recipe_core.checks.result import CheckResult, verdict
 from recipe_core.checks.targets import gate
@@ -28,6 +37,44 @@ def find_reference_images(obj: object, *, depth: int = 4) -> torch.Tensor | None
         if found is not None:
             return found
     return None
+
+
+def first_conv_input(ctx: CheckContext) -> torch.Tensor | None:
+    """What the model's first Conv2d receives for the first batch: a view/reshape bug inside
+    forward shows up here even when the loader's batch is fine."""
+    model = ctx.build().eval()
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        return None
+    captured: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        if not captured and args:
+            captured.append(args[0].detach())
+
+    handle = conv.register_forward_pre_hook(hook)
+    try:
+        with torch.no_grad():
+            ctx.forward(model, ctx.batches[0][0])
+    finally:
+        handle.remove()
+    return captured[0] if captured else None
+
+
+def in_model_scramble(ctx: CheckContext, layout: str) -> list[BatchWarning]:
+    x = ctx.batches[0][0]
+    if not layout.startswith("image"):
+        return []
+    seen = first_conv_input(ctx)
+    unit = unit_images(x, layout, None)
+    if seen is None or seen.ndim != 4 or tuple(seen.shape[2:]) != tuple(unit.shape[2:]):
+        return []
+    found = scramble_warnings(seen, "image_chw", spatial_correlation(seen.float()), unit)
+    return [
+        BatchWarning("scrambled_in_model", "At the model's first convolution: " + w.message,
+                     w.fix, w.severity)
+        for w in found
+    ]  # fmt: skip
 
 
 def _merge(warnings: list[BatchWarning]) -> list[BatchWarning]:
@@ -51,10 +98,14 @@ def check_batch_stats(ctx: CheckContext) -> CheckResult:
                       normalize=normalize, reference=reference)
         for x, y in ctx.batches[:INSPECTED]
     ]  # fmt: skip
-    warnings = [w for v in views for w in v.warnings]
+    # A single-class batch alone proves little for imbalanced labels; the permutation test of
+    # shuffle_warning (over all batches read) decides whether the loader is unshuffled.
+    warnings = [w for v in views for w in v.warnings if w.code != "single_class"]
     if classes_known and ctx.batches[0][1].ndim == 1:
         order = shuffle_warning([y.cpu().numpy() for _, y in ctx.batches], seed=ctx.seed)
         warnings += [order] if order is not None else []
+    if not any(w.code == "scrambled" for w in warnings):
+        warnings += in_model_scramble(ctx, views[0].layout)
     warnings = _merge(warnings)
     worst = max((SEVERITY[w.severity] for w in warnings), default=0)
     status = {0: "pass", 1: "warn", 2: "fail"}[worst]

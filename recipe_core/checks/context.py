@@ -196,34 +196,51 @@ def _width_factory(model: object) -> Callable[[float], nn.Module] | None:
 
 def gather_batches(loader: Iterable[Any], device: torch.device) -> list[Batch]:
     """The first few (x, y) batches, on `device`: every check sees these same tensors."""
-    batches: list[Batch] = []
-    seen = 0
     try:
         iterator = iter(loader)
     except TypeError as error:
         raise ConfigError(
             f"loader {type(loader).__name__} is not iterable: pass a DataLoader yielding (x, y)."
         ) from error
-    for item in iterator:
-        if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise ConfigError(
-                f"The loader yielded {type(item).__name__} of length "
-                f"{len(item) if hasattr(item, '__len__') else '?'}; checks need (x, y) pairs. "
-                "Wrap your loader so each batch is (inputs, targets)."
-            )
-        x, y = (torch.as_tensor(t) for t in item)
-        if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
-            raise ConfigError(
-                f"Batch inputs {tuple(x.shape)} and targets {tuple(y.shape)} do not share a "
-                "leading batch dimension; yield x of shape (B, ...) and y of shape (B, ...)."
-            )
-        batches.append((x.to(device), y.to(device)))
-        seen += int(x.shape[0])
-        if len(batches) >= MAX_BATCHES or seen >= MAX_SAMPLES:
+    batches: list[Batch] = []
+    seen = 0
+    while len(batches) < MAX_BATCHES and seen < MAX_SAMPLES:
+        try:
+            item = next(iterator)
+        except StopIteration:
             break
+        except Exception as error:
+            raise ConfigError(
+                f"The loader raised {type(error).__name__} while reading batch {len(batches)}: "
+                f"{error}. Fix the dataset or collate code so it yields (x, y) batches."
+            ) from error
+        batches.append(_as_batch(item, device))
+        seen += int(batches[-1][0].shape[0])
     if not batches:
         raise ConfigError("The loader yielded no batches; checks need at least one (x, y) batch.")
     return batches
+
+
+def _as_batch(item: object, device: torch.device) -> Batch:
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        size = len(item) if hasattr(item, "__len__") else "?"
+        raise ConfigError(
+            f"The loader yielded {type(item).__name__} of length {size}; checks need (x, y) "
+            "pairs. Wrap your loader so each batch is (inputs, targets)."
+        )
+    try:
+        x, y = (torch.as_tensor(t) for t in item)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(
+            f"A batch is not a pair of tensors ({error}); checks need the loader to yield "
+            "(x, y) with x and y tensors (or arrays)."
+        ) from error
+    if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
+        raise ConfigError(
+            f"Batch inputs {tuple(x.shape)} and targets {tuple(y.shape)} do not share a "
+            "leading batch dimension; yield x of shape (B, ...) and y of shape (B, ...)."
+        )
+    return x.to(device), y.to(device)
 
 
 def split_heldout(batches: list[Batch]) -> tuple[list[Batch], list[Batch]]:

@@ -3,13 +3,17 @@ causal sequence model's output at time t only on inputs up to t."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
 
 from recipe_core.checks.context import CheckContext, SkipCheck, UserCodeError
+from recipe_core.checks.learning import SANITY_STEPS
 from recipe_core.checks.result import CheckResult, verdict
-from recipe_core.checks.targets import require
+from recipe_core.checks.targets import gate, require
+from recipe_core.checks.training import real_trainer
 
 LEAK = 1e-5  # a dependence this small relative to the largest one is float noise, not a leak
 
@@ -66,37 +70,60 @@ def _grad_rows(outputs: torch.Tensor, weights: torch.Tensor, leaf: torch.Tensor)
     return grad.abs().reshape(leaf.shape[0], leaf.shape[1] if leaf.ndim > 1 else 1, -1).sum(-1)
 
 
+def _with_trained_fallback(
+    ctx: CheckContext, chart: Callable[[nn.Module], torch.Tensor]
+) -> torch.Tensor:
+    """Chart the fresh model; if its outputs ignore the inputs entirely (a zero-initialised
+    final layer does that, legitimately), chart the shared model after a few training steps."""
+    matrix = chart(frozen_norms(ctx.build()))
+    if float(matrix.max()) == 0 and gate(ctx).loss_ok:
+        trainer = real_trainer(ctx)
+        trainer.run_to(SANITY_STEPS)
+        if not trainer.stopped:
+            matrix = chart(frozen_norms(trainer.model))
+            trainer.model.train()
+    return matrix
+
+
 def check_batch_independence(ctx: CheckContext) -> CheckResult:
     require(ctx, loss=False)
     x = ctx.batches[0][0][:4]
     b = int(x.shape[0])
     if b < 2:
-        return verdict("batch_independence", "skip", "The first batch has a single sample.")
-    leaf, out = differentiable_forward(ctx, frozen_norms(ctx.build()), x)
-    if out.numel() % b:
-        return verdict("batch_independence", "skip",
-                       f"Outputs {tuple(out.shape)} cannot be split into {b} samples.")  # fmt: skip
-    rows = out.reshape(b, -1)
+        raise SkipCheck("the first batch has a single sample")
     generator = torch.Generator().manual_seed(ctx.seed)
-    matrix = torch.zeros(b, b)
-    for i in range(b):
-        weights = torch.zeros_like(rows)
-        weights[i] = torch.randn(rows.shape[1], generator=generator).to(rows)
-        matrix[i] = _grad_rows(rows, weights, leaf).sum(1).detach().cpu()
-    scale = float(matrix.max())
-    off = float((matrix - torch.diag(torch.diag(matrix))).max())
+
+    def chart(model: nn.Module) -> torch.Tensor:
+        leaf, out = differentiable_forward(ctx, model, x)
+        if out.numel() % b:
+            raise SkipCheck(f"outputs {tuple(out.shape)} cannot be split into {b} samples")
+        rows, matrix = out.reshape(b, -1), torch.zeros(b, b)
+        for i in range(b):
+            weights = torch.zeros_like(rows)
+            weights[i] = torch.randn(rows.shape[1], generator=generator).to(rows)
+            matrix[i] = _grad_rows(rows, weights, leaf).sum(1).detach().cpu()
+        return matrix
+
+    return _independence_verdict(_with_trained_fallback(ctx, chart))
+
+
+def _independence_verdict(matrix: torch.Tensor) -> CheckResult:
+    b, scale = matrix.shape[0], float(matrix.max())
+    cross = matrix - torch.diag(torch.diag(matrix))
+    off = float(cross.max())
     evidence = {"dependency": (matrix / max(scale, 1e-30)).tolist()}
     observed = f"largest cross-sample gradient {off / max(scale, 1e-30):.2g} of the largest"
     if scale == 0:
         return verdict(
             "batch_independence", "fail",
-            "The outputs have zero gradient with respect to the inputs: the model ignores its "
-            "input (a detach, a multiplication by zero, inputs overwritten in forward).",
+            "The outputs have zero gradient with respect to the inputs, even after some "
+            "training: the model ignores its input (a detach, a multiplication by zero, inputs "
+            "overwritten in forward).",
             observed="all gradients are zero", expected="output i depends on input i",
             evidence=evidence, fix="Find where the input is cut off from the output in forward.",
         )  # fmt: skip
     if off > LEAK * scale:
-        i, j = divmod(int(torch.argmax(matrix - torch.diag(torch.diag(matrix)))), b)
+        i, j = divmod(int(torch.argmax(cross)), b)
         return verdict(
             "batch_independence", "fail",
             f"The output of sample {i} has a gradient with respect to the input of sample {j}: "
@@ -117,23 +144,28 @@ def check_batch_independence(ctx: CheckContext) -> CheckResult:
 
 def check_causal_dependence(ctx: CheckContext) -> CheckResult:
     if ctx.task != "sequence":
-        return verdict("causal_dependence", "skip",
-                       f"Only for task='sequence' (this is {ctx.task!r}).")  # fmt: skip
+        raise SkipCheck(f"only for task='sequence' (this is {ctx.task!r})")
     require(ctx, loss=False)
     x = ctx.batches[0][0][:2]
-    leaf, out = differentiable_forward(ctx, frozen_norms(ctx.build()), x)
     steps = int(x.shape[1]) if x.ndim > 1 else 0
-    if out.ndim < 2 or out.shape[1] != steps or leaf.shape[1] != steps:
-        return verdict("causal_dependence", "skip",
-                       f"Outputs {tuple(out.shape)} do not keep time on dim 1 of the inputs "
-                       f"{tuple(x.shape)}.")  # fmt: skip
-    times = sorted({int(t) for t in np.linspace(0, steps - 1, min(steps, 12))})
+    times = sorted({int(t) for t in np.linspace(0, max(steps - 1, 0), min(steps, 12))})
     generator = torch.Generator().manual_seed(ctx.seed)
-    matrix = torch.zeros(len(times), steps)
-    for k, t in enumerate(times):
-        weights = torch.zeros_like(out)
-        weights[:, t] = torch.randn(out[:, t].shape, generator=generator).to(out)
-        matrix[k] = _grad_rows(out, weights, leaf).sum(0).detach().cpu()
+
+    def chart(model: nn.Module) -> torch.Tensor:
+        leaf, out = differentiable_forward(ctx, model, x)
+        if out.ndim < 2 or out.shape[1] != steps or leaf.ndim < 2 or leaf.shape[1] != steps:
+            raise SkipCheck(f"outputs {tuple(out.shape)} do not keep time on dim 1 of the "
+                            f"inputs {tuple(x.shape)}")  # fmt: skip
+        matrix = torch.zeros(len(times), steps)
+        for k, t in enumerate(times):
+            weights = torch.zeros_like(out)
+            weights[:, t] = torch.randn(out[:, t].shape, generator=generator).to(out)
+            matrix[k] = _grad_rows(out, weights, leaf).sum(0).detach().cpu()
+        return matrix
+
+    matrix = _with_trained_fallback(ctx, chart)
+    if float(matrix.max()) == 0:
+        raise SkipCheck("the outputs do not depend on the inputs at all (see batch_independence)")
     return _causal_verdict(matrix, times)
 
 
@@ -145,7 +177,7 @@ def _causal_verdict(matrix: torch.Tensor, times: list[int]) -> CheckResult:
     worst = max(future) / max(scale, 1e-30)
     observed = f"largest dependence on future inputs {worst:.2g} of the largest"
     expected = f"0 (≤ {LEAK:g} of the largest)"
-    if scale > 0 and worst > LEAK:
+    if worst > LEAK:
         t = times[int(np.argmax(future))]
         return verdict(
             "causal_dependence", "fail",

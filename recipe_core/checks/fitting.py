@@ -11,16 +11,16 @@ import time
 
 import torch
 
-from recipe_core.checks.context import Batch, CheckContext, SkipCheck
+from recipe_core.checks.context import Batch, CheckContext, SkipCheck, UserCodeError
 from recipe_core.checks.loss import loss_floor
 from recipe_core.checks.result import CheckResult, verdict
-from recipe_core.checks.targets import Targets, class_prior, prior_output, require
+from recipe_core.checks.targets import Targets, batch_prior, prior_output, require
 from recipe_core.checks.training import Trainer, evaluate, real_trainer, tiny_batch
 
 BASELINE_STEPS = (20, 40, 80, 160, 320, 640, 1280)  # held-out comparisons, early exit
 BASELINE_MARGIN = 0.05  # real inputs must beat zeroed ones by this fraction of the zero loss
 TINY = 16  # samples to overfit (sequences: TINY_SEQUENCES)
-TINY_SEQUENCES = 4
+TINY_SEQUENCES = 2  # "overfit a single batch of only a few examples (as little as two)"
 OVERFIT_STEPS = 5000  # most optimizer steps spent overfitting (stops early when reached)
 OVERFIT_GOAL = 0.1  # reach floor + this fraction of (baseline - floor)
 PLATEAU = 0.01  # the last half of the steps closed < 1 % of the remaining gap: stuck
@@ -118,8 +118,14 @@ def _overfit_goal(
     target mean; floor is the lowest loss confident correct outputs reach."""
     with torch.no_grad():
         out = ctx.forward(ctx.build().train(), x)
-        prior = class_prior(y, t.width) if t.kind == "classes" else None
-        baseline = float(ctx.loss(prior_output(out, y, t, prior), y))
+        prior = batch_prior(out, y, t)
+        try:
+            baseline = float(ctx.loss(prior_output(out, y, t, prior), y))
+        except UserCodeError:  # the loss takes probabilities (BCELoss): predict the prior itself
+            try:
+                baseline = float(ctx.loss(prior_output(out, y, t, prior, probabilities=True), y))
+            except UserCodeError as error:
+                raise SkipCheck(f"no baseline output is accepted by loss_fn ({error})") from error
     floor = min(loss_floor(ctx, out, y, t), baseline)
     return baseline, floor, floor + OVERFIT_GOAL * (baseline - floor)
 

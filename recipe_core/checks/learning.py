@@ -30,16 +30,20 @@ def check_gradient_flow(ctx: CheckContext) -> CheckResult:
     loss = ctx.loss(ctx.forward(model, x), y)
     if loss.requires_grad:
         ctx.backward(loss)
-    opt_ids = {id(p) for group in ctx.optimizer(model).param_groups for p in group["params"]}
+    optimizer = ctx.optimizer(model)
+    opt_ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    norms = {n: float(p.grad.norm()) for n, p in trainable.items() if p.grad is not None}
+    optimizer.zero_grad()
     found = {
-        "get no gradient": [n for n, p in trainable.items() if p.grad is None],
-        "get NaN/Inf gradients": [n for n, p in trainable.items()
-                                  if p.grad is not None and not p.grad.isfinite().all()],
+        "get no gradient": [n for n, p in trainable.items() if n not in norms],
+        "get NaN/Inf gradients": [n for n, v in norms.items() if not math.isfinite(v)],
         "are not in the optimizer": [n for n, p in trainable.items() if id(p) not in opt_ids],
+        "keep their gradient after optimizer.zero_grad() (gradients pile up across steps)": [
+            n for n, p in trainable.items()
+            if id(p) in opt_ids and p.grad is not None and bool(p.grad.any())],
     }  # fmt: skip
     if not any(found.values()):
         found[f"never change in {SANITY_STEPS} optimizer steps"] = _unchanged(ctx)
-    norms = {n: float(p.grad.norm()) for n, p in trainable.items() if p.grad is not None}
     evidence = {"grad_norm": norms, **{k.replace(" ", "_"): v for k, v in found.items()}}
     bad = sorted({name for names in found.values() for name in names})
     observed = f"{len(trainable) - len(bad)}/{len(trainable)} trainable tensors learn"
@@ -90,27 +94,39 @@ def _flow_problems(found: dict[str, list[str]]) -> list[str]:
 def check_optimizer_sanity(ctx: CheckContext) -> CheckResult:
     require(ctx, loss=True)
     losses = real_trainer(ctx).run_to(SANITY_STEPS)
-    start, finite = losses[0], [v for v in losses if math.isfinite(v)]
-    tail = losses[-max(1, len(losses) // 4) :]
-    evidence = {"loss": losses}
-    observed = f"loss {start:.4g} -> {losses[-1]:.4g} over {len(losses)} steps"
-    expected = "finite, and not rising above its start"
-    exploded = len(finite) < len(losses) or max(finite) > 10 * abs(start) + 1e-3
-    if exploded or float(np.mean(tail)) > 1.5 * start + 1e-3:
+    # Compare whole passes over the same batches: single-batch losses differ by batch alone.
+    window = max(1, min(len(ctx.train_batches), SANITY_STEPS // 2))
+    end = SANITY_STEPS // window * window
+    first = _untrained_pass_loss(ctx, window)
+    last = float(np.mean(losses[end - window : end])) if len(losses) >= end else math.nan
+    nonfinite = not all(math.isfinite(v) for v in losses)
+    evidence = {"loss": losses, "first_pass_mean": first, "last_pass_mean": last}
+    observed = f"mean loss per pass {first:.4g} (untrained) -> {last:.4g} after {len(losses)} steps"
+    expected = "finite, not rising above its start"
+    if nonfinite or max(losses) > 10 * abs(first) + 1e-3 or last > 1.5 * first + 1e-3:
         default = " (Adam 3e-4, the safe default)" if ctx.uses_default_optimizer else ""
+        what = "blows up to NaN/Inf" if nonfinite else "rises instead of falling"
         return verdict(
             "optimizer_sanity", "fail",
-            f"With this optimizer{default} the loss "
-            f"{'blows up to NaN/Inf' if len(finite) < len(losses) else 'rises instead of falling'}"
-            f" within {len(losses)} steps ({start:.3g} -> {losses[-1]:.3g}). The learning rate "
-            "is far too high, or the loss/gradients are numerically unstable.",
+            f"With this optimizer{default} the loss {what} within {len(losses)} steps "
+            f"({first:.3g} -> {losses[-1]:.3g}). The learning rate is far too high, gradients "
+            "accumulate (zero_grad missing), or the loss is numerically unstable.",
             observed=observed, expected=expected, evidence=evidence,
             fix="Lower the learning rate by 10x (Adam at 3e-4 is a safe start), keep a constant "
             "LR until things work, and clip gradients if spikes remain.",
         )  # fmt: skip
     return verdict(
         "optimizer_sanity", "pass",
-        f"Over {len(losses)} steps the loss stays finite and goes from {start:.3g} to "
-        f"{losses[-1]:.3g}: the optimizer and learning rate are in a sane range.",
+        f"Over {len(losses)} steps the loss stays finite and its mean over the training batches "
+        f"goes from {first:.3g} to {last:.3g}: the optimizer and learning rate are sane.",
         observed=observed, expected=expected, evidence=evidence,
     )  # fmt: skip
+
+
+def _untrained_pass_loss(ctx: CheckContext, window: int) -> float:
+    """Mean loss of the fresh model over the first `window` training batches (train mode)."""
+    model = ctx.build().train()
+    torch.manual_seed(ctx.seed)
+    with torch.no_grad():
+        losses = [float(ctx.loss(ctx.forward(model, x), y)) for x, y in ctx.train_batches[:window]]
+    return float(np.mean(losses))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recipe_core.checks.context import CheckContext
+from recipe_core.checks.context import CheckContext, SkipCheck, UserCodeError
 from recipe_core.checks.result import CheckResult, verdict
 from recipe_core.checks.targets import (
     MARGINS,
@@ -51,22 +51,41 @@ def mean_loss(ctx: CheckContext, pairs: list[tuple[torch.Tensor, torch.Tensor]])
         return float(np.mean([float(ctx.loss(out, y)) for out, y in pairs]))
 
 
+def reference_loss(ctx: CheckContext, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """loss_fn on constructed outputs (logits of the prior, ...). A loss that rejects logits
+    (BCELoss wants probabilities) gives no reference: the check is skipped, not failed."""
+    try:
+        return mean_loss(ctx, pairs)
+    except UserCodeError as error:
+        raise SkipCheck(
+            f"loss_fn rejects constructed logits ({error}); it seems to expect probabilities"
+        ) from error
+
+
 def init_losses(ctx: CheckContext, t: Targets) -> InitLosses:
     pairs = init_pairs(ctx)
     return InitLosses(
         model=mean_loss(ctx, pairs),
-        prior=mean_loss(ctx, [(prior_output(out, y, t), y) for out, y in pairs]),
-        uniform=mean_loss(ctx, [(torch.zeros_like(out), y) for out, y in pairs]),
+        prior=reference_loss(ctx, [(prior_output(out, y, t), y) for out, y in pairs]),
+        uniform=reference_loss(ctx, [(torch.zeros_like(out), y) for out, y in pairs]),
     )
 
 
 def margin_sweep(
     ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets
 ) -> dict[str, list[float]]:
-    """Loss of ever more confident correct outputs, for both one-hot families."""
+    """Loss of ever more confident correct outputs, for both one-hot families (NaN where the
+    loss rejects the outputs, e.g. BCELoss given values outside [0, 1])."""
+
+    def at(margin: float, centred: bool) -> float:
+        try:
+            return float(ctx.loss(perfect_output(out, y, t, margin, centred), y))
+        except UserCodeError:
+            return math.nan
+
     with torch.no_grad():
         return {
-            family: [float(ctx.loss(perfect_output(out, y, t, m, centred), y)) for m in MARGINS]
+            family: [at(m, centred) for m in MARGINS]
             for family, centred in (("centred", True), ("onehot", False))
         }
 
@@ -90,8 +109,11 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     if t.kind == "values":
         return _regression_loss_function(ctx, out, y, t)
     sweep = margin_sweep(ctx, out, y, t)
-    uniform = mean_loss(ctx, [(torch.zeros_like(out), y)])
-    curve = min(sweep.values(), key=min)
+    uniform = reference_loss(ctx, [(torch.zeros_like(out), y)])
+    finite = {f: c for f, c in sweep.items() if all(math.isfinite(v) for v in c)}
+    if not finite:
+        raise SkipCheck("loss_fn rejects confident logits; it seems to expect probabilities")
+    curve = min(finite.values(), key=min)
     floor = min(curve)
     evidence = {"margins": list(MARGINS), **sweep, "uniform_loss": uniform}
     observed = f"loss {uniform:.4g} at zero logits, {floor:.4g} at best confident correct logits"
@@ -107,13 +129,13 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     if outputs_are_probabilities(out, t) and floor <= 0.1 * uniform:
         return verdict(
             "loss_function", "fail",
-            "The model's outputs are already probabilities (non-negative, each row sums to 1), "
-            "but the loss expects logits and applies softmax again. Softmax twice squashes the "
-            "scores, so the loss cannot get near zero and gradients vanish.",
-            observed=f"outputs in [{float(out.min()):.3g}, {float(out.max()):.3g}], rows sum to 1",
-            expected="raw logits (any real values) into CrossEntropyLoss", evidence=evidence,
-            fix="Remove the final softmax from the model (CrossEntropyLoss applies log_softmax "
-            "itself); apply softmax only when reporting probabilities.",
+            "The model's outputs are already probabilities (a softmax or sigmoid at the end of "
+            "the model), but the loss expects logits and squashes them again. Squashing twice "
+            "keeps the loss far from zero and makes gradients vanish.",
+            observed=f"outputs in [{float(out.min()):.3g}, {float(out.max()):.3g}]",
+            expected="raw logits (any real values) into the loss", evidence=evidence,
+            fix="Remove the final softmax/sigmoid from the model (CrossEntropyLoss and "
+            "BCEWithLogitsLoss apply it themselves); apply it only when reporting probabilities.",
         )  # fmt: skip
     if floor > 0.1 * uniform and curve[-1] <= floor + 1e-6 * abs(floor):  # still falling at the end
         return verdict(

@@ -104,17 +104,39 @@ def _label_span(ctx: CheckContext) -> tuple[int, int]:
     return int(labels.min()), int(labels.max())
 
 
+def batch_prior(out: torch.Tensor, y: torch.Tensor, t: Targets) -> np.ndarray | None:
+    """The label prior of this batch alone (classes and probability targets)."""
+    if t.kind == "classes":
+        return class_prior(y, t.width)
+    if t.kind == "probs":
+        rows = y.reshape(out.shape).movedim(t.class_dim, -1).reshape(-1, t.width).double()
+        prior: np.ndarray = rows.mean(0).clamp(1e-4, 1 - 1e-4).cpu().numpy()
+        return prior
+    return None
+
+
 def prior_output(
-    out: torch.Tensor, y: torch.Tensor, t: Targets, prior: np.ndarray | None = None
+    out: torch.Tensor,
+    y: torch.Tensor,
+    t: Targets,
+    prior: np.ndarray | None = None,
+    *,
+    probabilities: bool = False,
 ) -> torch.Tensor:
-    """Outputs that predict the label prior (log p; logit p for BCE) or the target mean."""
+    """Outputs that predict the label prior (log p; logit p for BCE; p itself with
+    `probabilities`, for losses that take probabilities) or the target mean."""
     if t.kind == "values":
         if y.numel() == out.numel():
             mean = y.reshape(out.shape).float().mean(0, keepdim=True)
             return mean.expand_as(out).to(out.dtype)
         return torch.full_like(out, float(y.float().mean()))
     p = torch.as_tensor(t.prior if prior is None else prior, dtype=out.dtype, device=out.device)
-    logits = torch.log(p) - torch.log1p(-p) if t.kind == "probs" and not t.soft else torch.log(p)
+    if probabilities:
+        logits = p
+    elif t.kind == "probs" and not t.soft:
+        logits = torch.log(p) - torch.log1p(-p)
+    else:
+        logits = torch.log(p)
     shape = [1] * out.ndim
     shape[t.class_dim] = t.width
     return logits.reshape(shape).expand_as(out)
@@ -138,8 +160,11 @@ def perfect_output(
 
 
 def outputs_are_probabilities(out: torch.Tensor, t: Targets) -> bool:
-    """Non-negative rows summing to one: a softmax already applied inside the model."""
-    if t.kind != "classes" or t.width < 2:
+    """Softmax (non-negative rows summing to one) or sigmoid (every value in [0, 1]) already
+    applied inside the model."""
+    if t.kind == "probs" and not t.soft:
+        return out.numel() >= 8 and bool(out.min() >= 0) and bool(out.max() <= 1)
+    if t.width < 2 or t.kind == "values":
         return False
     sums = out.detach().sum(t.class_dim)
     return bool(out.min() >= -1e-6) and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3))

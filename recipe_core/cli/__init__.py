@@ -7,6 +7,7 @@ no auto-discovery).
 from __future__ import annotations
 
 from recipe_core.cli import app_cmd  # noqa: F401  (registers `recipe app`)
+from recipe_core.cli import check_cmd  # noqa: F401  (registers `recipe check`)
 from recipe_core.cli import scan_cmd  # noqa: F401  (registers `recipe scan`)
 from recipe_core.cli import runs_cmd, train_cmd  # noqa: F401  (`recipe train`, `recipe runs`)
 from recipe_core.cli._app import cli, main

@@ -55,6 +55,27 @@ def from_torch_dataset(
     root = (workspace or open_workspace()).subdir("datasets") / folder_name
     (root / "images").mkdir(parents=True, exist_ok=True)
     names = classes if classes is not None else getattr(dataset, "classes", None)
+    rows, skipped = _write_items(dataset, root, names, split, progress)
+    if not rows:
+        raise DatasetError(
+            f"None of the {total} items of {folder_name} could be read ({skipped[:3]}). Check "
+            "that dataset[i] returns (image, label)."
+        )
+    manifest = root / "manifest.csv"
+    pd.DataFrame(rows, columns=["path", "label", "split"]).to_csv(manifest, index=False)
+    opened = open_manifest(manifest)
+    return DatasetSource(opened.root, "torch", opened.samples, tuple(skipped))
+
+
+def _write_items(
+    dataset: Any,
+    root: Path,
+    names: Sequence[str] | None,
+    split: str,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Manifest rows (path, label, split) of the items written, and the items that failed."""
+    total = len(dataset)
     rows: list[tuple[str, str, str]] = []
     skipped: list[str] = []
     for i in range(total):
@@ -72,15 +93,7 @@ def from_torch_dataset(
         rows.append((rel, text, split))
         if progress is not None and ((i + 1) % 256 == 0 or i + 1 == total):
             progress(i + 1, total)
-    if not rows:
-        raise DatasetError(
-            f"None of the {total} items of {folder_name} could be read ({skipped[:3]}). Check "
-            "that dataset[i] returns (image, label)."
-        )
-    manifest = root / "manifest.csv"
-    pd.DataFrame(rows, columns=["path", "label", "split"]).to_csv(manifest, index=False)
-    opened = open_manifest(manifest)
-    return DatasetSource(opened.root, "torch", opened.samples, tuple(skipped))
+    return rows, skipped
 
 
 def _length(dataset: Any) -> int:

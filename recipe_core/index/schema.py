@@ -8,9 +8,9 @@
     mean_r, mean_g, mean_b, std_r, std_g, std_b float32 (on RGB in [0, 1]; images larger than
         512 px are measured on a 512 px thumbnail)
     brightness float32 (mean luminance, [0, 1]) | contrast float32 (std of luminance, [0, 1])
-    blur float32 (variance of the 4-neighbour Laplacian of the luminance, 0..255 scale, after
-        resizing every image to 64x64 so sizes compare; low = blurry. A 32 px image is upsampled
-        for this, so compare blur within a dataset, not to a universal constant)
+    blur float32 (variance of the 4-neighbour Laplacian of the luminance, 0..255 scale, measured
+        on the image downscaled to at most 64x64 px, never upscaled; low = blurry. Values depend
+        on the working size, so compare blur among images of similar size)
     entropy float32 (bits, of the 8-bit luminance histogram, [0, 8])
     aspect_ratio float32 (width / height) | byte_hash str (hex of the file bytes; "" if unreadable)
     pixel_hash str (hex, decoded pixels + mode + size; "" if undecodable)

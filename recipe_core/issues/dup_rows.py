@@ -9,19 +9,16 @@ import pandas as pd
 from recipe_core.issues._common import concat_issues, issue_frame
 
 
-def duplicate_issue_rows(
-    table: pd.DataFrame, members: pd.DataFrame, threshold: float
-) -> pd.DataFrame:
+def duplicate_issue_rows(table: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
     """Family rows from `DuplicateResult.members`-shaped data (see duplicates.py)."""
     if len(members) == 0:
         return concat_issues([])
     info = members.merge(
         table[["sample_id", "path", "label", "split", "byte_hash"]], on="sample_id", how="left"
     )
-    # A near copy scores 1 at distance 0, falling to 0.5 at the threshold; for the group
-    # problems (labels, splits) an identical twin counts as the most severe case.
-    near_score = 1.0 - 0.5 * info["distance"].fillna(threshold).to_numpy() / threshold
-    near_score = np.clip(near_score, 0.5, 1.0)
+    # A near copy scores 1 for the same pixels, falling to 0.5 on the near-duplicate line; for
+    # the group problems (labels, splits) an identical twin counts as the most severe case.
+    near_score = np.clip(1.0 - 0.5 * info["closeness"].fillna(1.0).to_numpy(), 0.5, 1.0)
     info = info.assign(
         score=near_score, group_score=np.where(info["twin"] >= 0, 1.0, near_score)
     )
@@ -55,8 +52,8 @@ def _near_rows(info: pd.DataFrame, paths: dict[int, str]) -> pd.DataFrame:
     n_other = info.groupby("group")["sample_id"].transform("size").to_numpy() - 1
     details = [
         f"group of {n + 1} near-identical files; closest different one {paths[p]} "
-        f"(aligned pixel distance {d:.3f})"
-        for n, p, d in zip(n_other, info["partner"], info["distance"], strict=True)
+        f"(similarity {1 - c / 2:.2f})"
+        for n, p, c in zip(n_other, info["partner"], info["closeness"], strict=True)
     ]
     return issue_frame(info["sample_id"].to_numpy(), "near_duplicate", info["score"].to_numpy(),
                        details, info["group"].tolist())  # fmt: skip

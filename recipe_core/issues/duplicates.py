@@ -23,7 +23,7 @@ from scipy.sparse.csgraph import connected_components
 from recipe_core.index.schema import ScanIndex
 from recipe_core.issues.dup_rows import duplicate_issue_rows
 from recipe_core.issues.neighbors import NeighborGraph, neighbor_graph
-from recipe_core.issues.pixel_match import MIN_STD, NEAR_THRESHOLD, verify_pairs
+from recipe_core.issues.pixel_match import MIN_STD, closeness, is_near, verify_pairs
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,12 @@ class DuplicateResult:
     # one row per sample in a group: sample_id, exact_group ("exact-N" or ""), group ("dup-N"),
     # near (bool: the group holds more than one distinct image), twin (sample_id of an
     # identical copy, -1 if none), partner (closest non-identical member by a verified link,
-    # -1 if none), distance (aligned pixel distance to the partner, nan if none)
+    # -1 if none), closeness (to the partner: 0 = same pixels, 1 = on the near-duplicate line;
+    # nan if none)
     members: pd.DataFrame = field(repr=False)
-    pairs: pd.DataFrame = field(repr=False)  # verified near links: sample_id_a, sample_id_b, distance
+    # verified near links: sample_id_a, sample_id_b, distance (aligned, standardised),
+    # residual (grey levels); see pixel_match
+    pairs: pd.DataFrame = field(repr=False)
     issues: pd.DataFrame = field(repr=False)  # family rows: sample_id, issue, score, group, detail
 
 
@@ -45,7 +48,6 @@ def find_duplicates(
     index: ScanIndex,
     *,
     graph: NeighborGraph | None = None,
-    threshold: float = NEAR_THRESHOLD,
     seed: int = 0,
 ) -> DuplicateResult:
     """Exact and near duplicate groups of `index`, with their issue rows.
@@ -60,18 +62,19 @@ def find_duplicates(
         spare = int(np.bincount(exact[exact >= 0]).max(initial=1))  # copies take slots
         graph = neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + spare,
                                seed=seed)  # fmt: skip
-    a, b, dist = near_pairs(index.pixels, graph, exact, threshold=threshold)
+    a, b, dist, residual = near_pairs(index.pixels, graph, exact)
     labels = duplicate_components(len(table), exact, a, b)
-    members = _members(table, exact, labels, a, b, dist)
+    members = _members(table, exact, labels, a, b, closeness(dist, residual))
     pairs = pd.DataFrame(
         {
             "sample_id_a": table["sample_id"].to_numpy()[a],
             "sample_id_b": table["sample_id"].to_numpy()[b],
             "distance": dist,
+            "residual": residual,
         }
     )
     log.info("%d exact and %d near-duplicate links", int((exact >= 0).sum()), len(a))
-    issues = duplicate_issue_rows(table, members, threshold)
+    issues = duplicate_issue_rows(table, members)
     return DuplicateResult(members=members, pairs=pairs, issues=issues)
 
 
@@ -92,10 +95,9 @@ def near_pairs(
     graph: NeighborGraph,
     exact: np.ndarray,
     *,
-    threshold: float = NEAR_THRESHOLD,
     k: int = NEAR_K,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Verified near-duplicate links (a, b, distance): each graph row's first k neighbours
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Verified near-duplicate links (a, b, distance, residual): each graph row's first k neighbours
     that are not its identical copies (`exact`, from `exact_groups`), checked with the aligned
     pixel distance. Flat thumbnails (std < MIN_STD grey levels) are skipped: their
     standardised pixels are mostly quantisation noise."""
@@ -110,9 +112,9 @@ def near_pairs(
     a, b = np.minimum(src, dst), np.maximum(src, dst)
     unique = np.unique(np.stack([a, b], axis=1), axis=0) if len(a) else np.zeros((0, 2), np.int64)
     a, b = unique[:, 0], unique[:, 1]
-    dist = verify_pairs(pixels, a, b)
-    near = dist < threshold
-    return a[near], b[near], dist[near]
+    dist, residual = verify_pairs(pixels, a, b)
+    near = is_near(dist, residual)
+    return a[near], b[near], dist[near], residual[near]
 
 
 def duplicate_components(
@@ -140,12 +142,12 @@ def _members(
     labels: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,
-    dist: np.ndarray,
+    close: np.ndarray,
 ) -> pd.DataFrame:
     rows = np.flatnonzero(labels >= 0)
     ids = table["sample_id"].to_numpy()
     twin = _twins(len(table), exact)
-    partner, distance = _near_partners(len(table), exact, a, b, dist)
+    partner, distance = _near_partners(len(table), exact, a, b, close)
     distinct = pd.Series(exact[rows]).where(exact[rows] >= 0, -1 - rows)  # one id per image
     n_images = distinct.groupby(labels[rows]).transform("nunique").to_numpy()
     return pd.DataFrame(
@@ -156,7 +158,7 @@ def _members(
             "near": n_images >= 2,
             "twin": np.where(twin[rows] >= 0, ids[np.maximum(twin[rows], 0)], -1),
             "partner": np.where(partner[rows] >= 0, ids[np.maximum(partner[rows], 0)], -1),
-            "distance": distance[rows],
+            "closeness": distance[rows],
         }
     )
 
@@ -174,14 +176,14 @@ def _twins(n: int, exact: np.ndarray) -> np.ndarray:
 
 
 def _near_partners(
-    n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray, dist: np.ndarray
+    n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray, close: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(n,) closest near-link row and its aligned distance; exact copies inherit their
-    group's link (only one row per exact group was searched). (-1, nan) without a link."""
+    """(n,) closest near-link row and its closeness; exact copies without a link of their own
+    inherit one from their group. (-1, nan) without a link."""
     partner = np.full(n, -1, dtype=np.int64)
     distance = np.full(n, np.nan, dtype=np.float32)
     links = pd.DataFrame(
-        {"src": np.concatenate([a, b]), "dst": np.concatenate([b, a]), "d": np.tile(dist, 2)}
+        {"src": np.concatenate([a, b]), "dst": np.concatenate([b, a]), "d": np.tile(close, 2)}
     )
     nearest = links.sort_values("d", kind="stable").drop_duplicates("src", keep="first")
     partner[nearest["src"].to_numpy()] = nearest["dst"].to_numpy()
@@ -189,11 +191,13 @@ def _near_partners(
     grouped = np.flatnonzero(exact >= 0)
     linked = pd.DataFrame({"row": grouped, "g": exact[grouped], "p": partner[grouped]})
     source = linked[linked["p"] >= 0].drop_duplicates("g").set_index("g")["row"]
-    inherit = linked["g"].map(source).to_numpy()
-    has = ~np.isnan(inherit.astype(np.float64))
+    linked = linked[linked["p"] < 0]  # only rows without their own link inherit
+    inherit = linked["g"].map(source).to_numpy(dtype=np.float64)
+    has = ~np.isnan(inherit)
     src_rows = inherit[has].astype(np.int64)
-    partner[grouped[has]] = partner[src_rows]
-    distance[grouped[has]] = distance[src_rows]
+    heirs = linked["row"].to_numpy()[has]
+    partner[heirs] = partner[src_rows]
+    distance[heirs] = distance[src_rows]
     return partner, distance
 
 

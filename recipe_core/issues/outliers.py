@@ -22,7 +22,7 @@ from recipe_core.index.schema import ScanIndex
 from recipe_core.issues._common import issue_frame, robust_center_scale, severity
 from recipe_core.issues.neighbors import NeighborGraph, neighbor_graph
 
-Z_OUT = 4.0  # robust z of the kNN distance at which an image is flagged (severity 0.5)
+Z_OUT = 4.5  # robust z of the kNN distance at which an image is flagged (severity 0.5)
 MIN_K = 10
 MAX_K = 50  # bounds the graph's memory (N x k) and cost; clusters of strays above this
 #            size are a mode of the data, and show up in the embedding map instead

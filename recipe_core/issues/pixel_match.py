@@ -17,6 +17,14 @@ Measured on the sklearn digits rendered at 32 px (sample_data/digits): planted J
 closest pair of *different* images scores 0.116, the documented look-alikes 0.116-0.162.
 NEAR_THRESHOLD sits between the two.
 
+Noise and JPEG artefacts are absolute (a few grey levels) while differences of content scale
+with contrast, so on a low-contrast image (a pale photo, std 10 grey levels) noise of std 4
+gives a standardised distance of 0.25. Hence a second, absolute test: the residual left after
+the alignment, max(std_a, std_b) * distance in grey levels (~ the noise std; the larger std,
+so a nearly flat image cannot "explain" a contrasted one), below ABS_RESIDUAL, provided the
+images still correlate strongly (distance < MAX_DISTANCE). The sample's look-alikes leave
+residuals of 10-14 grey levels.
+
 `aligned_distance` searches all (2s+1)^2 shifts. `verify_pairs`, used on the many candidate pairs
 of a scan, first estimates the shift from 1-d row and column profiles and evaluates only the
 zero shift and the 2x2 best profile shifts (5 instead of 25). It can only return a distance
@@ -29,7 +37,9 @@ import numpy as np
 
 MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
-MIN_STD = 8.0  # grey levels: flatter thumbnails are not compared (noise would dominate the z)
+ABS_RESIDUAL = 6.0  # grey levels: ... or the aligned residual is this small (noise, JPEG) ...
+MAX_DISTANCE = 0.3  # ... and the images still correlate strongly (Pearson r > 0.955)
+MIN_STD = 2.0  # grey levels: constant thumbnails are not compared (no structure to align)
 CHUNK = 2048  # pairs or images per vectorised batch
 
 
@@ -48,18 +58,34 @@ def aligned_distance(a: np.ndarray, b: np.ndarray, *, max_shift: int = MAX_SHIFT
     ca, cb = _centred(a), _centred(b)
     wa, wb = _window_sums(ca, max_shift, "a"), _window_sums(cb, max_shift, "b")
     every = np.ones((len(ca), len(shifts(max_shift))), dtype=bool)
-    return _best_distance(ca, cb, wa, wb, every, max_shift)
+    return _best_distance(ca, cb, wa, wb, every, max_shift)[0]
+
+
+def is_near(distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """The near-duplicate verdict from `verify_pairs`' two numbers (see module doc)."""
+    out: np.ndarray = (distance < NEAR_THRESHOLD) | (
+        (residual < ABS_RESIDUAL) & (distance < MAX_DISTANCE)
+    )
+    return out
+
+
+def closeness(distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """0 for identical pixels, 1 at the verdict's line (whichever test is passed more easily)."""
+    out: np.ndarray = np.minimum(distance / NEAR_THRESHOLD, residual / ABS_RESIDUAL)
+    return out
 
 
 def verify_pairs(
     pixels: np.ndarray, a: np.ndarray, b: np.ndarray, *, max_shift: int = MAX_SHIFT
-) -> np.ndarray:
-    """(P,) float32 aligned distance of the pairs (pixels[a[i]], pixels[b[i]]), pixels (N, H, W),
-    evaluated at the zero shift and the profile-estimated shifts only (see module doc)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned distance and residual (grey levels) of the pairs (pixels[a[i]], pixels[b[i]]),
+    pixels (N, H, W): two (P,) float32 arrays. Evaluated at the zero shift and the
+    profile-estimated shifts only (see module doc)."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     out = np.full(len(a), np.inf, dtype=np.float32)
+    residual = np.full(len(a), np.inf, dtype=np.float32)
     if len(a) == 0:
-        return out
+        return out, residual
     used = np.unique(np.concatenate([a, b]))
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
@@ -71,8 +97,10 @@ def verify_pairs(
         wanted = _profile_candidates(profiles, la, lb, max_shift)
         wa = tuple(w[la] for w in win_a)
         wb = tuple(w[lb] for w in win_b)
-        out[start : start + len(la)] = _best_distance(ca, cb, wa, wb, wanted, max_shift)
-    return out
+        dist, scale = _best_distance(ca, cb, wa, wb, wanted, max_shift)
+        out[start : start + len(la)] = dist
+        residual[start : start + len(la)] = dist * scale
+    return out, residual
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
@@ -123,10 +151,12 @@ def _best_distance(
     wb: tuple[np.ndarray, np.ndarray],
     wanted: np.ndarray,
     max_shift: int,
-) -> np.ndarray:
-    """Min distance over the shifts `wanted` (P, S) bool marks for each pair."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min distance over the shifts `wanted` (P, S) bool marks for each pair, and the larger
+    of the two stds over the overlap at that shift (grey levels)."""
     _, h, w = ca.shape
     best = np.full(len(ca), -1.0, dtype=np.float64)
+    scale = np.zeros(len(ca), dtype=np.float64)
     for s, (dy, dx) in enumerate(shifts(max_shift)):
         rows = np.flatnonzero(wanted[:, s])
         if len(rows) == 0:
@@ -138,9 +168,13 @@ def _best_distance(
         sa, sa2, sb, sb2 = wa[0][rows, s], wa[1][rows, s], wb[0][rows, s], wb[1][rows, s]
         var = np.maximum(sa2 - sa * sa / n, 0.0) * np.maximum(sb2 - sb * sb / n, 0.0)
         corr = np.where(var > 1e-9, (sab - sa * sb / n) / np.sqrt(np.maximum(var, 1e-18)), -1.0)
-        best[rows] = np.maximum(best[rows], corr)
+        better = corr > best[rows]
+        best[rows[better]] = corr[better]
+        std_a = np.sqrt(np.maximum(sa2 - sa * sa / n, 0.0) / n)
+        std_b = np.sqrt(np.maximum(sb2 - sb * sb / n, 0.0) / n)
+        scale[rows[better]] = np.maximum(std_a, std_b)[better]
     out: np.ndarray = np.sqrt(np.clip(2.0 * (1.0 - best), 0.0, 4.0)).astype(np.float32)
-    return out
+    return out, scale.astype(np.float32)
 
 
 def _profile_candidates(

@@ -12,11 +12,15 @@ near-white or constant image. All values come from the index (no file is read):
   highlights too), or the brightest 1 % is below ABS_DARK_P99 in any dataset.
 * light: the same on the headroom to white (1 - brightness, 1 - darkest 1 %), or the darkest
   1 % of pixels is above ABS_LIGHT_P1.
-* low_information: nearly constant (luminance std below ABS_FLAT_STD), or both entropy and
+* low_information: nearly constant (std of every colour channel and of luminance below
+  ABS_FLAT_STD: red/green stripes of equal luminance are not flat), or both entropy and that
   contrast far below the dataset's typical. Near-black / near-white images are nearly
   constant too and get this row besides dark / light.
-* blurry: sharpness = Laplacian variance / luminance variance (so contrast does not count as
-  sharpness) much lower than typical. Flat images are skipped: they are low_information.
+* blurry: the no-reference blur effect of Crete et al. (2007) on the 32 px thumbnail: blur
+  the image again with a box filter and measure the share of its own gradient that survives
+  (in [0, 1], 1 = nothing left to lose = blurry). Normalised by the image's own edges, so a
+  picture with few edges is not "blurry". Flagged Z robust sigmas (and at least BLUR_MARGIN)
+  above the dataset's median: 32 px digits are soft by nature. Flat images are skipped.
 * odd_size / odd_aspect_ratio: the image's scale sqrt(w*h) (its w/h) far from the median in
   log space, and rare: a size shared by >= COMMON_SHARE of the dataset is a second normal
   format (portrait photos among landscape ones), not an oddity.
@@ -38,7 +42,8 @@ ABS_DARK_P99 = 0.15  # brightest 1 % of pixels below this (of 1.0): dark in any 
 ABS_LIGHT_P1 = 0.85  # darkest 1 % of pixels above this: light in any dataset
 ABS_FLAT_STD = 0.03  # luminance std (of 1.0) below this: a nearly constant image
 INFO_RATIO = 3.0  # entropy and contrast both this many times below typical: low information
-BLUR_RATIO = 3.0  # sharpness this many times below typical (and Z sigmas): blurry
+BLUR_MARGIN = 0.05  # blur effect at least this far above typical (it lives in [0, 1])
+BLUR_BOX = 5  # px: the re-blurring box filter of the blur effect
 SIZE_RATIO = 2.0  # scale (sqrt(w*h)) this many times off the median: odd size
 ASPECT_RATIO = 1.5  # w/h this many times off the median: odd aspect ratio
 COMMON_SHARE = 0.02  # a size/aspect shared (within 5 %) by this share of samples is normal
@@ -91,16 +96,15 @@ def _image_stats(index: ScanIndex) -> pd.DataFrame:
     k = flat.shape[1]
     lo, hi = int(0.01 * (k - 1)), int(0.99 * (k - 1))
     ends = np.partition(flat, (lo, hi), axis=1) if k else np.zeros((len(t), 2))
-    contrast = t["contrast"].to_numpy(dtype=np.float64)
+    channels = t[["contrast", "std_r", "std_g", "std_b"]].to_numpy(dtype=np.float64)
     return pd.DataFrame(
         {
             "brightness": t["brightness"].to_numpy(dtype=np.float64),
-            "contrast": contrast,
+            "contrast": channels.max(axis=1),  # luminance or any colour channel
             "entropy": t["entropy"].to_numpy(dtype=np.float64),
             "p01": ends[:, lo] / 255.0 if k else 0.0,
             "p99": ends[:, hi] / 255.0 if k else 0.0,
-            # Laplacian variance is on the 0..255 scale: divide by the luminance variance there.
-            "sharpness": t["blur"].to_numpy(dtype=np.float64) / np.maximum(contrast * 255, 1e-3) ** 2,
+            "blur_effect": blur_effect(index.pixels),
             "scale": np.sqrt(t["width"].to_numpy(np.float64) * t["height"].to_numpy(np.float64)),
             "aspect": t["aspect_ratio"].to_numpy(dtype=np.float64),
         }
@@ -181,11 +185,39 @@ def _low_information(s: pd.DataFrame, valid: np.ndarray, flat: np.ndarray) -> Sc
 
 
 def _blurry(s: pd.DataFrame, eligible: np.ndarray) -> Scored:
-    sharp = s["sharpness"].to_numpy()
-    score, typical = _below_typical(sharp, eligible, BLUR_RATIO)
-    score = np.where(eligible, score, 0.0)
-    text = "sharpness {v:.2g} (Laplacian var / luminance var), typical {t:.2g}"
-    return score, DetailFn(text, v=sharp, t=np.full(len(sharp), typical))
+    blur = s["blur_effect"].to_numpy()
+    center, scale = robust_center_scale(blur[eligible], floor=0.005)
+    score = np.where(eligible, severity(blur - center, max(Z * scale, BLUR_MARGIN)), 0.0)
+    text = "blur effect {v:.2f} (share of edges a re-blur cannot soften), typical {t:.2f}"
+    return score, DetailFn(text, v=blur, t=np.full(len(blur), center))
+
+
+def blur_effect(pixels: np.ndarray) -> np.ndarray:
+    """(N,) blur effect in [0, 1] of (N, H, W) luminance images (Crete et al. 2007): per
+    direction, the share of the absolute neighbour differences that survive re-blurring with
+    a BLUR_BOX box filter; the larger of the two directions. 1 = blurry."""
+    x = pixels.astype(np.float32)
+    out = np.zeros(len(x))
+    for axis in (1, 2):
+        soft = _box(x, axis, BLUR_BOX)
+        sharp_d = np.abs(np.diff(x, axis=axis))
+        lost = np.maximum(sharp_d - np.abs(np.diff(soft, axis=axis)), 0.0)
+        total = sharp_d.sum(axis=(1, 2))
+        out = np.maximum(out, 1.0 - lost.sum(axis=(1, 2)) / np.maximum(total, 1e-6))
+    return np.where(out > 0, out, 0.0)
+
+
+def _box(x: np.ndarray, axis: int, width: int) -> np.ndarray:
+    """Mean over a window of `width` px along `axis`, edges padded by repetition."""
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (width // 2, width // 2)
+    c = np.cumsum(np.pad(x, pad, mode="edge"), axis=axis, dtype=np.float64)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+    n = x.shape[axis]
+    hi = np.take(c, np.arange(width, width + n), axis=axis)
+    lo = np.take(c, np.arange(0, n), axis=axis)
+    box: np.ndarray = (hi - lo) / width
+    return box
 
 
 def _odd(values: np.ndarray, valid: np.ndarray, ratio: float, what: str) -> Scored:

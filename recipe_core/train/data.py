@@ -130,16 +130,18 @@ class Batcher:
         self.batch_size = min(batch_size, len(data))
         self.order_gen = torch.Generator().manual_seed(seed)
         self.aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
-        self.order = torch.empty(0, dtype=torch.int64)
+        self.order = torch.empty(0, dtype=torch.int64)  # (N,) this epoch's permutation, host
+        self.order_dev = self.order  # the same on the device: no host->device copy per step
         self.cursor = 0
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.cursor + self.batch_size > len(self.order):
             self.order = torch.randperm(len(self.labels), generator=self.order_gen)
+            self.order_dev = self.order.to(self.device)
             self.cursor = 0
-        idx = self.order[self.cursor : self.cursor + self.batch_size]  # (B,) int64, on the CPU
+        window = slice(self.cursor, self.cursor + self.batch_size)
+        idx, idx_dev = self.order[window], self.order_dev[window]  # (B,) int64: host, device
         self.cursor += self.batch_size
-        idx_dev = idx.to(self.device, non_blocking=True)
         if self.on_device:
             pixels = self.images[idx_dev]
         else:  # gather on the host; a pinned staging copy lets the upload run asynchronously

@@ -1,9 +1,11 @@
 """The training loop: steps, buffered metrics, evaluation, stopping rules and checkpoints.
 
-Hot-path rule: no host<->device sync per step. Losses and correct counts stay on the device and
-are fetched in one transfer every `log_every` steps (the "flush"), which also writes any pending
-dynamics snapshots. Step numbers count optimizer updates: a number logged at step s was computed
-with the weights after s updates (so step 0 is the untrained net).
+Hot-path rule: no host<->device sync per step. Losses and logits stay on the device and are
+fetched in one asynchronous transfer every `log_every` steps (the "flush", see metrics.py),
+together with the dynamics snapshots taken meanwhile.
+
+Step numbers count optimizer updates: a number logged at step s was computed with the weights
+after s updates (so step 0 is the untrained net).
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recipe_core.dynamics import DynamicsRecorder, InputCapture
+from recipe_core.dynamics import DynamicsRecorder, InputCapture, Snapshots
 from recipe_core.errors import RunError
 from recipe_core.runs import RunWriter
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.data import Batcher
+from recipe_core.train.metrics import ClosedWindow, Window
 
 log = logging.getLogger(__name__)
 
 EVAL_CHUNK = 1024  # val images per forward pass
+STATUS_EVERY_S = 1.0  # status.json's step is for humans: rewriting it once a second is plenty
 
 
 @dataclass(frozen=True)
@@ -52,22 +56,11 @@ class LoopSummary:
     images_per_s: float  # training images per second, periodic evals included, final one not
 
 
-@dataclass
-class _Window:
-    """Per-step values since the last flush; tensors stay on the device."""
-
-    losses: list[torch.Tensor] = field(default_factory=list)
-    correct: list[torch.Tensor] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    lrs: list[float] = field(default_factory=list)
-    first_step: int = 0
-    started: float = field(default_factory=time.perf_counter)
-
-
 class Loop:
     def __init__(self, config: TrainConfig, model: nn.Module, *, batches: Batcher, val: Batcher,
                  writer: RunWriter, recorder: DynamicsRecorder, capture: InputCapture,
-                 optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+                 optimizer: torch.optim.Optimizer,
+                 schedule: torch.optim.lr_scheduler.LRScheduler | None,
                  autocast: Callable[[], AbstractContextManager[object]],
                  callbacks: tuple[Callback, ...] = (), checkpoint_meta: Mapping[str, object] = {},
                  ) -> None:  # fmt: skip
@@ -75,10 +68,13 @@ class Loop:
         self.writer, self.recorder, self.capture = writer, recorder, capture
         self.optimizer, self.schedule, self.autocast = optimizer, schedule, autocast
         self.callbacks, self.checkpoint_meta = callbacks, dict(checkpoint_meta)
-        self.window = _Window()
+        self.window = Window()
+        self.in_flight: list[tuple[ClosedWindow, Snapshots | None]] = []
+        self.lag = 1 if batches.device.type == "cuda" else 0  # windows left in flight on CUDA
         self.last_loss = math.nan
         self.val_loss, self.val_accuracy, self.best_val = math.nan, math.nan, math.inf
         self.bad_evals, self.last_eval = 0, -1
+        self.status_written = -math.inf  # time.monotonic() of the last status.json step update
         self.images = 0
 
     def run(self) -> LoopSummary:
@@ -100,7 +96,7 @@ class Loop:
                 break
             if c.checkpoint_every and done % c.checkpoint_every == 0:
                 self.checkpoint("last", done)
-        self.flush()  # the last partial window: its sync ends the timed training phase
+        self.flush(wait=True)  # the last windows: this sync ends the timed training phase
         elapsed = time.perf_counter() - started
         self._finish(done)
         return LoopSummary(
@@ -122,42 +118,38 @@ class Loop:
         loss = F.cross_entropy(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
-        w = self.window
-        if not w.sizes:
-            w.first_step = step
-        w.lrs.append(float(self.optimizer.param_groups[0]["lr"]))
+        self.window.add(step, loss, logits, y, float(self.optimizer.param_groups[0]["lr"]))
         self.optimizer.step()
-        self.schedule.step()
-        w.losses.append(loss.detach())
-        w.correct.append((logits.detach().argmax(dim=1) == y).sum())
-        w.sizes.append(len(idx))
+        if self.schedule is not None:
+            self.schedule.step()
         self.images += len(idx)
 
-    def flush(self) -> None:
-        """Fetch the window's losses in one transfer, append them to metrics.jsonl, write pending
-        dynamics, and fail loudly on a non-finite loss."""
-        w = self.window
-        if not w.sizes:
-            return
-        values = torch.stack([torch.stack(w.losses).float(), torch.stack(w.correct).float()])
-        losses, correct = values.cpu().tolist()  # the only sync of the window
-        elapsed = time.perf_counter() - w.started
-        speed, wall = sum(w.sizes) / max(elapsed, 1e-9), time.time()
-        per_step = zip(losses, correct, w.sizes, w.lrs, strict=True)
-        self.writer.append_metrics(
-            {"step": w.first_step + i, "split": "train", "loss": loss, "accuracy": ok / size,
-             "lr": lr, "images_per_s": speed, "wall_time": wall}
-            for i, (loss, ok, size, lr) in enumerate(per_step)
-        )  # fmt: skip
-        self.recorder.flush()
-        last_step = w.first_step + len(losses) - 1
-        self.window = _Window()
-        self.writer.update_status(step=last_step + 1)
-        self.last_loss = losses[-1]
-        self._emit("train", last_step, {"loss": losses[-1], "images_per_s": speed})
+    def flush(self, *, wait: bool = False) -> None:
+        """Close the open window (its copy to the host starts now) and write the windows whose
+        copies are done: on CUDA all but the newest unless `wait`, on CPU all of them."""
+        if self.window.sizes:
+            self.in_flight.append((self.window.close(), self.recorder.take()))
+            self.window = Window()
+        while len(self.in_flight) > (0 if wait else self.lag):
+            self._write(*self.in_flight.pop(0))
+
+    def _write(self, window: ClosedWindow, snapshots: Snapshots | None) -> None:
+        """Append a window to metrics.jsonl (and its dynamics), fail loudly on a non-finite loss."""
+        rows = window.rows()
+        self.writer.append_metrics(rows)
+        self.recorder.write(snapshots)
+        last = rows[-1]
+        if time.monotonic() - self.status_written >= STATUS_EVERY_S:
+            self.writer.update_status(step=last["step"] + 1)
+            self.status_written = time.monotonic()
+        self.last_loss = last["loss"]
+        self._emit(
+            "train", last["step"], {"loss": last["loss"], "images_per_s": last["images_per_s"]}
+        )
+        losses = [r["loss"] for r in rows]
         bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         if bad is not None:
-            raise self._diverged(w.first_step + bad, losses[bad], losses[:bad])
+            raise self._diverged(window.first_step + bad, losses[bad], losses[:bad])
 
     def _diverged(self, step: int, value: float, before: list[float]) -> RunError:
         finite = [v for v in before if math.isfinite(v)]
@@ -189,7 +181,7 @@ class Loop:
 
     def _evaluate(self, step: int) -> bool:
         """Evaluate, log, keep the best checkpoint; True when early stopping says stop."""
-        self.flush()
+        self.flush(wait=True)
         self.last_eval = step
         self.val_loss, self.val_accuracy = self.evaluate()
         self.writer.append_metrics(
@@ -209,18 +201,19 @@ class Loop:
             self.checkpoint("best", step)
         else:
             self.bad_evals += 1
-        self.window = _Window()  # evaluation time is not training throughput
+        self.window.started = time.perf_counter()  # evaluation is not training throughput
         patience = self.config.early_stopping
         return bool(patience) and self.bad_evals >= patience
 
     def _finish(self, step: int) -> None:
         if self.config.dynamics_every:
             self.recorder.snapshot(self.model, step)  # the final predictions
-        self.flush()
+        self.flush(wait=True)
         self.recorder.flush()
         if len(self.val.labels) and self.last_eval != step:
             self._evaluate(step)
         self.checkpoint("last", step)
+        self.writer.update_status(step=step)
         self._emit("end", step, {"loss": self.last_loss, "val_loss": self.val_loss})
 
     def checkpoint(self, name: str, step: int) -> None:

@@ -54,26 +54,24 @@ def build_train_model(
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The config's optimizer; Adam/AdamW use the fused CUDA kernel on a GPU (fewer launches)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    fused = bool(params) and params[0].is_cuda
+    if config.optimizer in ("adam", "adamw"):
+        cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+        return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
     return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
 
 
 def make_schedule(
     config: TrainConfig, optimizer: torch.optim.Optimizer
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Constant, or cosine from `lr` to 0 over `steps`."""
-    if config.lr_schedule == "cosine":
-        total = config.steps
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Cosine from `lr` to 0 over `steps`; None for a constant LR (no per-step scheduler work)."""
+    if config.lr_schedule == "constant":
+        return None
+    total = config.steps
 
-        def factor(step: int) -> float:
-            return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-    else:
-
-        def factor(step: int) -> float:
-            return 1.0
+    def factor(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -55,10 +55,14 @@ def test_data_overview_filter_and_paging(app_env: Path) -> None:
 def test_data_overview_bad_path_is_a_clear_error(app_env: Path, tmp_path: Path) -> None:
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     at.switch_page("views/data_overview.py").run()
-    at.text_input(key="dataset_input").set_value(str(tmp_path / "missing")).run()
+    at.text_input(key="dataset_input").set_value(str(app_env / "missing")).run()
     assert not at.exception
     assert len(at.error) == 1 and "does not exist" in at.error[0].value
     assert not at.metric
+    # outside the allowed roots (cwd, sample_data/, the app's dataset): refused, whether or not
+    # it exists, so a hosted dashboard does not reveal the server's files
+    at.text_input(key="dataset_input").set_value(str(tmp_path / "missing")).run()
+    assert len(at.error) == 1 and "outside the folders" in at.error[0].value
 
 
 def _walk(at: AppTest) -> list[object]:

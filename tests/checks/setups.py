@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.datasets import load_digits
 from torch import nn
+
+from recipe_core.data.tensors import ImageTensors, NormalizedImages, make_loader
 
 from tests.checks.zoo import (
     FLAG,
@@ -48,6 +54,43 @@ def prior_init_mlp(prior: float) -> nn.Module:
     return net
 
 
+def normalized_images(size: int = 8, *, twice: bool = False) -> Any:
+    """Digits through Recipe's own NormalizedImages + make_loader (the CLI's path)."""
+    d = load_digits()
+    pixels = torch.tensor(d.images * 255 / 16, dtype=torch.float32).round().to(torch.uint8)
+    data = ImageTensors(
+        images=pixels[:, None], labels=torch.tensor(d.target), classes=tuple("0123456789"),
+        sample_ids=np.arange(len(d.target)), skipped=pd.DataFrame(),
+    )  # fmt: skip
+    mean, std = data.channel_stats()
+    kind = TwiceNormalized if twice else NormalizedImages
+    return make_loader(kind(data, mean=mean, std=std), batch_size=64, shuffle=True, seed=0)
+
+
+class TwiceNormalized(NormalizedImages):
+    """The classic: Normalize applied again on top of already-normalised tensors."""
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = super().__getitem__(i)
+        return self.normalize(x), y
+
+
+def binary_head(sigmoid: bool, prior: float | None = None) -> nn.Module:
+    """One logit (optionally through a sigmoid); `prior` sets the bias to logit(prior)."""
+    torch.manual_seed(0)
+    layers = [nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 1)]
+    if prior is not None:
+        with torch.no_grad():
+            layers[3].bias.fill_(float(np.log(prior / (1 - prior))))
+    return nn.Sequential(*layers, *([nn.Sigmoid()] if sigmoid else []))
+
+
+def zero_final(net: nn.Module) -> nn.Module:
+    with torch.no_grad():
+        list(net.modules())[-1].weight.zero_()
+    return net
+
+
 def correct_setups() -> list[Setup]:
     x, y = digits()
     xr, yr = diabetes()
@@ -70,6 +113,14 @@ def correct_setups() -> list[Setup]:
                                            nn.Dropout(0.3), nn.Linear(128, 10)),
               loader(x, y), CE, TEN),  # fmt: skip
         Setup("label_smoothing", mlp_factory(), loader(x, y), nn.CrossEntropyLoss(label_smoothing=0.1), TEN),
+        Setup("normalized_images_cnn", cnn_factory(), normalized_images(), CE, TEN),
+        Setup("bce_single_logit", binary_head(False, prior), loader(xi, yi.float()[:, None]),
+              nn.BCEWithLogitsLoss(), {"num_classes": 2}),
+        Setup("bceloss_on_sigmoid", binary_head(True, prior), loader(xi, yi.float()[:, None]),
+              nn.BCELoss(), {"num_classes": 2}),
+        Setup("zero_init_final_layer", zero_final(linear()), loader(x, y), CE, TEN),
+        Setup("sgd_momentum_cnn", cnn_factory(), loader(x, y), CE,
+              {**TEN, "optimizer": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)}),
     ]
 
 
@@ -110,6 +161,33 @@ def _bad_width_factory(width: float = 1.0) -> nn.Module:
         for p in net.parameters():
             p.normal_(0, 1)
     return net
+
+
+def _nan_pixel(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.clone()
+    x[0, 0, 0, 0] = float("nan")  # e.g. a division by a zero std in one image
+    return x, y
+
+
+def _all_zero_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+    return net
+
+
+class NoZeroGrad(torch.optim.SGD):
+    """SGD whose zero_grad does nothing: gradients pile up across steps."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        return None
+
+
+def _view_scramble(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    return net(x.permute(0, 2, 3, 1).reshape(b, c, h, w))  # 'to channels-last' done with a view
 
 
 def bug_setups() -> list[Setup]:
@@ -182,4 +260,15 @@ def bug_setups() -> list[Setup]:
               {"input_independent_baseline": ("fail",), "batch_independence": ("fail",)}),
         Setup("width_ignores_fan_in", _bad_width_factory, loader(x, y), CE, TEN,
               {"capacity_ladder": ("fail",)}),
+        Setup("nan_in_inputs", linear(), Mapped(loader(x, y), _nan_pixel), CE, TEN,
+              {"batch_stats": ("fail",)}),
+        Setup("double_sigmoid", binary_head(True), loader(xi, yi.float()[:, None]),
+              nn.BCEWithLogitsLoss(), {"num_classes": 2}, {"loss_function": ("fail",)}),
+        Setup("all_zero_init", _all_zero_mlp(), loader(x, y), CE, TEN, {"gradient_flow": ("fail",)}),
+        Setup("zero_grad_forgotten", mlp_factory(), loader(x, y), CE,
+              {**TEN, "optimizer": lambda p: NoZeroGrad(p, lr=0.1)}, {"gradient_flow": ("fail",)}),
+        Setup("scramble_in_forward", Wrap(cnn_factory(16, 10, 3)(), _view_scramble), loader(x16, y16),
+              CE, TEN, {"batch_stats": ("fail",)}),
+        Setup("normalize_twice", cnn_factory(), normalized_images(twice=True), CE, TEN,
+              {"batch_stats": ("fail",)}),
     ]  # fmt: skip

@@ -34,9 +34,11 @@ class Planter:
         target.write_bytes(data)
         return rel
 
-    def note(self, rel: str, issue: str, group: str = "", true: str = "", given: str = "") -> None:
+    def note(
+        self, rel: str, issue: str, group: str = "", true: str = "", note: str = ""
+    ) -> None:
         self.rows.append({"path": rel, "issue": issue, "group": group, "true_label": true,
-                          "given_label": given or rel.split("/")[1]})  # fmt: skip
+                          "given_label": rel.split("/")[1], "note": note or group})  # fmt: skip
 
 
 def encode(arr: np.ndarray, fmt: str = "PNG", **kw: int) -> bytes:
@@ -109,12 +111,15 @@ def write_planted(
         p.note(p.write(p.path("train", labels[i], ext), data), "near_duplicate", name, labels[i])
     i = take()  # conflicting labels: an identical copy filed under another class
     other = classes[(classes.index(labels[i]) + 1) % len(classes)]
-    p.note(p.write(p.path("train", labels[i]), encode(images[i])), "conflicting_labels", "conflict", labels[i])
-    p.note(p.write(p.path("train", other), encode(images[i])), "conflicting_labels", "conflict", labels[i])
-    for g, edit in enumerate((lambda a: a, lambda a: shifted(a, 1, 0))):  # train/val leaks
+    for folder in (labels[i], other):
+        rel = p.write(p.path("train", folder), encode(images[i]))
+        p.note(rel, "conflicting_labels", "conflict", labels[i], "exact copy")
+    leaks = (("exact", lambda a: a), ("shift 1 px", lambda a: shifted(a, 1, 0)))
+    for g, (how, edit) in enumerate(leaks):  # train/val leaks
         i = take()
-        p.note(p.write(p.path("train", labels[i]), encode(images[i])), "cross_split_duplicate", f"leak-{g}", labels[i])
-        p.note(p.write(p.path("val", labels[i]), encode(edit(images[i]))), "cross_split_duplicate", f"leak-{g}", labels[i])
+        for split, img in (("train", images[i]), ("val", edit(images[i]))):
+            rel = p.write(p.path(split, labels[i]), encode(img))
+            p.note(rel, "cross_split_duplicate", f"leak-{g}", labels[i], how)
     _plant_singles(p, images, labels, take, blurry)
     for k, img in enumerate(outliers):
         lab = classes[k % len(classes)]

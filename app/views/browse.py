@@ -1,0 +1,69 @@
+"""Browse: every sample with every statistic; sort by any column, filter by anything, look."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import data_widgets, state, widgets
+from recipe_core import RecipeError
+from recipe_core.query import query
+
+st.title("🔎 Browse samples")
+st.caption(
+    "Search, filter and sort by whatever you can think of; open a sample to see its statistics, "
+    "its nearest neighbours and why it was flagged."
+)
+
+try:
+    source = state.dataset_source(state.current_dataset())
+except RecipeError as error:
+    st.error(widgets.md(error), icon="🚫")
+    st.page_link("views/data_overview.py", label="Choose a dataset on the Data overview")
+    st.stop()
+st.caption(f"Dataset: {widgets.md(source.root)}")
+result, table = data_widgets.require_scan(source)
+spec = data_widgets.filter_ui(table, source)
+decisions = state.decisions(source.root)
+
+a, b = st.columns([3, 1], vertical_alignment="bottom")
+with a:
+    sort_by, descending = data_widgets.sort_ui(table, key="browse_sort")
+per_page = int(
+    b.selectbox("Rows per page", data_widgets.PER_PAGE_OPTIONS, index=1, key="browse_per_page")
+)
+try:
+    page = query(
+        table,
+        spec,
+        sort_by=sort_by,
+        descending=descending,
+        per_page=per_page,
+        page=state.page_number("browse_page"),
+    )
+except RecipeError as error:
+    st.error(widgets.md(error), icon="🚫")
+    st.stop()
+data_widgets.pager_ui(page.total, key="browse_page", per_page=per_page)
+st.caption(
+    f"**{page.total:,}** of {len(table):,} samples match "
+    f"({data_widgets.describe_filter(spec)}); page {page.page:,} of {page.n_pages:,}."
+)
+
+table_tab, grid_tab = st.tabs(["Table", "Grid"])
+with table_tab:
+    picked = data_widgets.table_ui(page, source, decisions, key="browse_table", sort_by=sort_by)
+    if state.remember("browse_table_pick", picked) != picked and picked is not None:
+        state.select_sample(picked)
+with grid_tab:
+    clicked = data_widgets.grid_ui(page.rows, source, decisions, key="browse_grid")
+    if clicked is not None:
+        state.select_sample(clicked)
+
+selected = state.selected_sample()
+if selected is not None:
+    widgets.sample_detail(result, table, selected)
+else:
+    st.info(
+        "Select a row in the table (or press Details in the grid) to see a sample in full.",
+        icon="👆",
+    )

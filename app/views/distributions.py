@@ -1,0 +1,190 @@
+"""Distributions: any statistic as a histogram or box plot by class; select bars to look at
+exactly those samples."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import data_widgets, state, widgets
+from recipe_core import RecipeError
+from recipe_core.data_views import OTHER, Histogram, box_stats, histogram
+from recipe_core.query import Range, SampleFilter, SampleTable, filter_mask, query
+
+PREFERRED = ("brightness", "contrast", "blur", "entropy", "max_score", "file_bytes", "width")
+PER_PAGE = 24
+
+st.title("📊 Distributions")
+st.caption(
+    "Visualise the distribution of every statistic and the outliers along any axis. Click a "
+    "bar (or drag a box over a range) to see exactly those images below."
+)
+
+try:
+    source = state.dataset_source(state.current_dataset())
+except RecipeError as error:
+    st.error(widgets.md(error), icon="🚫")
+    st.stop()
+result, table = data_widgets.require_scan(source)
+spec = data_widgets.filter_ui(table, source)
+mask = filter_mask(table, spec)
+
+columns = table.numeric_columns()
+a, b, c, d = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+default = next((columns.index(p) for p in PREFERRED if p in columns), 0)
+column = a.selectbox("Statistic", columns, index=default, key="dist_column")
+kind = (
+    b.segmented_control("Chart", ["Histogram", "Box plot"], default="Histogram", key="dist_kind")
+    or "Histogram"
+)
+by_class = c.toggle("Colour by class", value=True, key="dist_by_class")
+log_y = d.toggle("Log scale", value=False, key="dist_log", help="See the rare tails.")
+by = "label" if by_class else "split"
+st.caption(f"{int(mask.sum()):,} samples ({data_widgets.describe_filter(spec)}).")
+
+
+def trace_order(h: Histogram) -> list[int]:
+    """Rows of `h.counts` in legend order: classes in natural order, the rest last."""
+    return sorted(
+        range(len(h.groups)), key=lambda i: (h.groups[i] == OTHER, widgets.natural_key(h.groups[i]))
+    )
+
+
+def histogram_figure(h: Histogram) -> go.Figure:
+    centers = (h.edges[:-1] + h.edges[1:]) / 2
+    width = float(h.edges[1] - h.edges[0])
+    fig = go.Figure()
+    for i in trace_order(h):
+        name, counts = h.groups[i], h.counts[i]
+        fig.add_bar(
+            x=centers,
+            y=counts,
+            width=width,
+            name=widgets.plot_text(name or "(none)"),
+            customdata=np.stack([h.edges[:-1], h.edges[1:]], axis=1),
+            hovertemplate="%{customdata[0]:.4g} – %{customdata[1]:.4g}: %{y} samples",
+        )
+    fig.update_layout(
+        barmode="stack",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title=column,
+        yaxis_title="samples",
+        legend_title=by,
+        yaxis_type="log" if log_y else "linear",
+    )
+    return fig
+
+
+def selection_filter(event: object, h: Histogram) -> SampleFilter | None:
+    """The chart selection as a filter: clicked bars (range + class) or a dragged x-range."""
+    selection = getattr(event, "selection", None)
+    if not selection:
+        return None
+    boxes = selection.get("box") or []
+    if boxes and boxes[0].get("x"):
+        lo, hi = sorted(float(x) for x in boxes[0]["x"][:2])
+        return SampleFilter(ranges=(Range(column, lo, hi),))
+    points = selection.get("points") or []
+    if not points:
+        return None
+    bins = sorted({h.bin_of(float(p["x"])) for p in points})
+    order = trace_order(h)
+    groups = {h.groups[order[int(p["curve_number"])]] for p in points if "curve_number" in p}
+    lo, hi = float(h.edges[bins[0]]), float(h.edges[bins[-1] + 1])
+    last = bins[-1] == len(h.edges) - 2
+    labels = () if OTHER in groups or not by_class else tuple(sorted(groups))
+    splits = () if by_class else tuple(sorted(groups))
+    return SampleFilter(
+        labels=labels, splits=splits, ranges=(Range(column, lo, hi, include_high=last),)
+    )
+
+
+def box_figure(table: SampleTable) -> go.Figure:
+    stats = box_stats(table, column, mask, by=by)
+    fig = go.Figure()
+    for row in stats.itertuples():
+        fig.add_trace(
+            go.Box(
+                name=widgets.plot_text(row.group or "(none)"),
+                q1=[row.q1],
+                median=[row.median],
+                q3=[row.q3],
+                lowerfence=[row.lowerfence],
+                upperfence=[row.upperfence],
+                boxpoints=False,
+            )
+        )
+    fig.update_layout(
+        height=380,
+        showlegend=False,
+        yaxis_title=column,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    )
+    return fig
+
+
+chosen: SampleFilter | None = None
+if kind == "Histogram":
+    h = histogram(table, column, mask, by=by)
+    event = st.plotly_chart(
+        histogram_figure(h),
+        key=f"dist_hist_{column}_{by}",
+        on_select="rerun",
+        selection_mode=("points", "box"),
+    )
+    chosen = selection_filter(event, h)
+    if h.n_missing:
+        st.caption(f"{h.n_missing:,} samples have no {column} value (e.g. undecodable files).")
+else:
+    st.plotly_chart(box_figure(table), key=f"dist_box_{column}_{by}")
+
+st.subheader("Class balance")
+widgets.class_counts_chart(
+    source.samples.groupby(["split", "label"]).size().rename("count").reset_index()
+)
+
+st.subheader("Samples in the selection" if chosen else "Samples (select bars above to narrow)")
+combined = (
+    spec
+    if chosen is None
+    else replace(
+        spec,
+        labels=chosen.labels or spec.labels,
+        splits=chosen.splits or spec.splits,
+        ranges=spec.ranges + chosen.ranges,
+    )
+)
+page = query(
+    table,
+    combined,
+    sort_by=column,
+    descending=True,
+    per_page=PER_PAGE,
+    page=state.page_number("dist_page"),
+)
+data_widgets.pager_ui(page.total, key="dist_page", per_page=PER_PAGE)
+st.caption(
+    f"**{page.total:,}** samples ({data_widgets.describe_filter(combined)}), highest "
+    f"{widgets.md(column)} first."
+)
+if chosen is not None and st.button("Keep this selection as the Browse filter"):
+    state.show_issues(())
+    state.set_browse_filter(combined)
+    st.switch_page("views/browse.py")
+decisions = state.decisions(source.root)
+grid_tab, table_tab = st.tabs(["Grid", "Table"])
+with grid_tab:
+    clicked = data_widgets.grid_ui(page.rows, source, decisions, key="dist_grid")
+    if clicked is not None:
+        state.select_sample(clicked)
+with table_tab:
+    picked = data_widgets.table_ui(page, source, decisions, key="dist_table", sort_by=column)
+    if state.remember("dist_table_pick", picked) != picked and picked is not None:
+        state.select_sample(picked)
+selected = state.selected_sample()
+if selected is not None:
+    widgets.sample_detail(result, table, selected)

@@ -1,0 +1,291 @@
+"""Issues: duplicate groups side by side, ranked outliers, likely label errors, corrupt files,
+image-quality problems; mark samples to drop or relabel, and export a cleaned manifest."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from app import data_widgets, state, widgets
+from recipe_core import DatasetSource, RecipeError
+from recipe_core.curation import Decision, curation_dir, decision_log, export_manifest
+from recipe_core.data_views import duplicate_groups, label_suggestions
+from recipe_core.query import SampleFilter, query
+
+GROUPS_PER_PAGE = 8
+QUALITY = ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio")
+
+st.title("🧹 Issues")
+st.caption(
+    "What the scan found, one kind at a time. Marking a sample to drop or relabel never "
+    "touches its file: decisions go to the workspace and into an exported manifest."
+)
+
+try:
+    source = state.dataset_source(state.current_dataset())
+except RecipeError as error:
+    st.error(widgets.md(error), icon="🚫")
+    st.stop()
+result, table = data_widgets.require_scan(source)
+decisions = state.decisions(source.root)
+issues = result.issues
+
+
+def drop_button(row: pd.Series, key: str) -> None:
+    sid = int(row["sample_id"])
+    dropped = decisions.get(sid) is not None and decisions[sid].action == "drop"
+    if st.button("Undo drop" if dropped else "Drop", key=f"{key}_{sid}", width="stretch"):
+        state.decide(
+            source.root,
+            sample_id=sid,
+            path=str(row["path"]),
+            action="keep" if dropped else "drop",
+            old_label=str(row["label"]),
+        )
+        st.rerun()
+
+
+def duplicates_tab() -> None:
+    groups = duplicate_groups(issues, result.index.table)
+    if groups.empty:
+        st.success("No duplicate groups found.", icon="✅")
+        return
+    n_groups = groups["group"].nunique()
+    conflicts = groups.loc[groups["conflicting"], "group"].nunique()
+    leaks = groups.loc[groups["leak"], "group"].nunique()
+    st.markdown(
+        f"**{n_groups}** groups of identical or near-identical files: **{conflicts}** "
+        f"with conflicting labels, **{leaks}** leaking across splits (listed first)."
+    )
+    show = (
+        st.segmented_control(
+            "Show",
+            ["All", "Conflicting labels", "Cross-split leaks"],
+            default="All",
+            key="dup_show",
+        )
+        or "All"
+    )
+    if show != "All":
+        groups = groups[groups["conflicting" if show.startswith("Conf") else "leak"]]
+    names = list(dict.fromkeys(groups["group"]))
+    n_pages = max(1, math.ceil(len(names) / GROUPS_PER_PAGE))
+    page = data_widgets.pager_ui(len(names), key="dup_page", per_page=GROUPS_PER_PAGE)
+    for name in names[(page - 1) * GROUPS_PER_PAGE : page * GROUPS_PER_PAGE]:
+        duplicate_group(groups[groups["group"] == name])
+    st.caption(f"Page {page} of {n_pages}.")
+
+
+def duplicate_group(members: pd.DataFrame) -> None:
+    first = members.iloc[0]
+    with st.container(border=True):
+        flags = []
+        if first["conflicting"]:
+            flags.append(f"⚠️ :red[conflicting labels: {first['n_labels']} classes]")
+        if first["leak"]:
+            flags.append(f"⚠️ :orange[leak across {first['n_splits']} splits]")
+        st.markdown(
+            f"**Group {widgets.md(first['group'])}** · {len(members)} files  " + "  ".join(flags)
+        )
+        cells = st.columns(max(len(members), 6))
+        for cell, (_, row) in zip(cells, members.iterrows(), strict=False):
+            with cell:
+                widgets.image_grid(
+                    source,
+                    members.loc[[row.name]],
+                    columns=1,
+                    captions=[_member_caption(row, first)],
+                )
+                drop_button(row, "dup_drop")
+
+
+def _member_caption(row: pd.Series, first: pd.Series) -> str:
+    label = widgets.md(row["label"])
+    split = widgets.md(row["split"] or "-")
+    if first["conflicting"]:
+        label = f":red[**{label}**]"
+    if first["leak"]:
+        split = f":orange[**{split}**]"
+    return f"{label} · {split}  \n{widgets.md(row['path'])}"
+
+
+def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:
+    spec = SampleFilter(issues=kinds)
+    sort_by = table.score_column(kinds[0]) if len(kinds) == 1 else "max_score"
+    if sort_by not in table.frame.columns:
+        st.success(empty, icon="✅")
+        return
+    page = query(
+        table,
+        spec,
+        sort_by=sort_by,
+        descending=True,
+        per_page=24,
+        page=state.page_number(f"{key}_page"),
+    )
+    data_widgets.pager_ui(page.total, key=f"{key}_page", per_page=24)
+    st.caption(f"{page.total:,} samples, most severe first.")
+    extras = [f"score {s:.2f}" for s in page.rows[sort_by]]
+    clicked = data_widgets.grid_ui(page.rows, source, decisions, key=f"{key}_grid", extras=extras)
+    if clicked is not None:
+        state.select_sample(clicked)
+
+
+def label_tab() -> None:
+    rows = issues[issues["issue"] == "label_issue"].copy()
+    if rows.empty:
+        st.success("No likely label errors found.", icon="✅")
+        return
+    rows["suggested"] = label_suggestions(issues)
+    rows = rows.sort_values("score", ascending=False, kind="stable")
+    st.markdown(
+        f"**{len(rows)}** samples whose label the rest of the data disagrees with. "
+        "Select rows, then accept the suggested label or drop them."
+    )
+    shown = rows.assign(
+        image=[data_widgets.thumb_uri(source, p) for p in rows["path"]],
+        decision=[data_widgets.decision_text(decisions.get(int(s))) for s in rows["sample_id"]],
+    )[["image", "path", "label", "suggested", "score", "decision", "detail"]]
+    event = st.dataframe(
+        shown.rename(columns={"label": "given label", "score": "confidence"}),
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        row_height=48,
+        key=f"label_table_{abs(hash(tuple(rows['sample_id']))) % 10**12}",
+        column_config={
+            "image": st.column_config.ImageColumn(width="small"),
+            "confidence": st.column_config.ProgressColumn(
+                min_value=0.0, max_value=1.0, format="%.2f"
+            ),
+        },
+    )
+    picked = rows.iloc[event.selection.rows] if event is not None else rows.iloc[:0]
+    a, b = st.columns(2)
+    if a.button(f"Accept suggestion for {len(picked)} selected", disabled=picked.empty):
+        for _, row in picked[picked["suggested"] != ""].iterrows():
+            state.decide(
+                source.root,
+                sample_id=int(row["sample_id"]),
+                path=row["path"],
+                action="relabel",
+                label=row["suggested"],
+                old_label=row["label"],
+            )
+        st.rerun()
+    if b.button(f"Drop {len(picked)} selected", disabled=picked.empty):
+        for _, row in picked.iterrows():
+            state.decide(
+                source.root,
+                sample_id=int(row["sample_id"]),
+                path=row["path"],
+                action="drop",
+                old_label=row["label"],
+            )
+        st.rerun()
+
+
+def corrupt_tab() -> None:
+    rows = issues[issues["issue"] == "corrupt"]
+    if rows.empty:
+        st.success("Every file decodes.", icon="✅")
+        return
+    errors = result.index.table.set_index("sample_id")["decode_error"]
+    shown = rows.assign(
+        error=rows["sample_id"].map(errors),
+        decision=[data_widgets.decision_text(decisions.get(int(s))) for s in rows["sample_id"]],
+    )
+    st.markdown(f"**{len(rows)}** files do not decode; a data loader would crash or skip them.")
+    st.dataframe(
+        shown[["path", "label", "error", "decision"]],
+        hide_index=True,
+        width="stretch",
+        key="corrupt_table",
+    )
+    todo = [r for _, r in rows.iterrows() if int(r["sample_id"]) not in decisions]
+    if st.button(
+        f"Drop all {len(todo)} undecided corrupt files", disabled=not todo, key="corrupt_drop_all"
+    ):
+        for row in todo:
+            state.decide(
+                source.root,
+                sample_id=int(row["sample_id"]),
+                path=row["path"],
+                action="drop",
+                old_label=row["label"],
+            )
+        st.rerun()
+
+
+def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:
+    history = decision_log(state.workspace(), source.root)
+    n_drop = sum(d.action == "drop" for d in decisions.values())
+    n_relabel = len(decisions) - n_drop
+    st.markdown(
+        f"**{n_drop}** samples marked to drop, **{n_relabel}** to relabel "
+        f"({len(history)} decisions in the log). The dataset's files are never changed."
+    )
+    if decisions:
+        st.dataframe(
+            pd.DataFrame([d.__dict__ for d in decisions.values()])[
+                ["path", "action", "old_label", "label", "time"]
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+    fmt = st.radio("Manifest format", ["csv", "parquet"], horizontal=True, key="export_fmt")
+    if st.button("Export cleaned manifest", type="primary", key="export"):
+        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
+        folder = curation_dir(state.workspace(), source.root) / "exports" / stamp
+        try:
+            out = export_manifest(source, decisions, folder, fmt=fmt, log_entries=history)
+        except RecipeError as error:
+            st.error(widgets.md(error), icon="🚫")
+            return
+        st.success(
+            f"Wrote {out.n_samples:,} samples ({out.n_dropped} dropped, "
+            f"{out.n_relabelled} relabelled).",
+            icon="✅",
+        )
+        st.code(f"{out.manifest}\n{out.record}", language=None)
+        st.caption(
+            "Paths are relative to the dataset root: copy the manifest into "
+            f"{widgets.md(source.root)} and open or scan it there."
+        )
+        st.download_button("Download manifest", out.manifest.read_bytes(), out.manifest.name)
+        st.download_button("Download decision record", out.record.read_bytes(), out.record.name)
+
+
+def counted(title: str, kinds: tuple[str, ...]) -> str:
+    n = int(issues.loc[issues["issue"].isin(kinds), "sample_id"].nunique())
+    return f"{title} ({n})"
+
+
+tabs = st.tabs(
+    [
+        counted("Duplicates", ("exact_duplicate", "near_duplicate")),
+        counted("Outliers", ("outlier",)),
+        counted("Label issues", ("label_issue",)),
+        counted("Corrupt", ("corrupt",)),
+        counted("Image quality", QUALITY),
+        f"Decisions & export ({len(decisions)})",
+    ]
+)
+with tabs[0]:
+    duplicates_tab()
+with tabs[1]:
+    ranked_tab(("outlier",), "outliers", "No outliers found.")
+with tabs[2]:
+    label_tab()
+with tabs[3]:
+    corrupt_tab()
+with tabs[4]:
+    ranked_tab(QUALITY, "quality", "No image-quality problems found.")
+with tabs[5]:
+    export_tab(source, decisions)
+
+selected = state.selected_sample()
+if selected is not None:
+    widgets.sample_detail(result, table, selected)

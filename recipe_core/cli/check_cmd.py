@@ -1,0 +1,102 @@
+"""`recipe check`: run the recipe's sanity checks on a built-in model over an image folder."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+
+from recipe_core.checks import CheckReport, run_all
+from recipe_core.cli._app import cli, err_console, fail
+from recipe_core.data import open_dataset
+from recipe_core.data.tensors import NormalizedImages, load_image_tensors, make_loader
+from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.models import MODELS, ModelSpec, scalable_factory
+
+STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@cli.command("check")
+def check_command(
+    dataset: Annotated[str, typer.Argument(help="Image folder to check (its train split).")],
+    model: Annotated[str, typer.Option(help=f"{' | '.join(MODELS)}.")] = "small_cnn",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for weights, batch order, checks.")] = 0,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Time budget; checks left over are skipped.", min=1)
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.", min=2)] = 64,
+    image_size: Annotated[int, typer.Option(help="Images are resized to this side, px.")] = 32,
+) -> None:
+    """Run the recipe's sanity checks (labels, batches, loss at init, overfit one batch, ...).
+
+    Exit code 0 when nothing failed, 1 when a check failed (or crashed), 2 on bad input.
+    """
+    try:
+        report = _run(dataset, model, device, seed, max_seconds, batch_size, image_size, json_out)
+    except RecipeError as error:
+        raise fail(error) from error
+    if json_out:
+        typer.echo(report.to_json(indent=2))
+    else:
+        print_report(report, Console())
+    failed = any(r.status in ("fail", "error") for r in report.results)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _run(
+    dataset: str, model: str, device: str, seed: int, max_seconds: float | None,
+    batch_size: int, image_size: int, quiet: bool,
+) -> CheckReport:  # fmt: skip
+    if model not in MODELS:
+        raise ConfigError(f"Unknown model {model!r}. Built-in models: {', '.join(MODELS)}.")
+    if not DEVICE.match(device):
+        raise ConfigError(f"Invalid device {device!r}. Use auto, cpu, cuda, cuda:N or mps.")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for CUDA but none is available; use cpu.")
+    source = open_dataset(dataset)
+    split = "train" if "train" in source.splits else None
+    data = load_image_tensors(source, split=split, size=image_size)
+    if not quiet and len(data.skipped):
+        err_console.print(f"skipped {len(data.skipped)} unreadable files", highlight=False)
+    mean, std = data.channel_stats()
+    loader = make_loader(
+        NormalizedImages(data, mean=mean, std=std), batch_size=batch_size, shuffle=True, seed=seed
+    )
+    spec = ModelSpec(data.channels, image_size, len(data.classes))
+    return run_all(
+        scalable_factory(model, spec, seed=seed), loader, nn.CrossEntropyLoss(),
+        num_classes=len(data.classes), device=None if device == "auto" else device, seed=seed,
+        max_seconds=max_seconds, progress=None if quiet else _progress,
+    )  # fmt: skip
+
+
+def _progress(done: int, total: int, name: str) -> None:
+    if name:
+        err_console.print(f"[{done + 1}/{total}] {name}", highlight=False, style="dim")
+
+
+def print_report(report: CheckReport, console: Console) -> None:
+    """A table of checks (status coloured), then the fix for everything not passing."""
+    table = Table(show_header=True, header_style="bold", expand=False)
+    for column in ("check", "status", "observed", "expected"):
+        table.add_column(column, overflow="fold")
+    for r in report.results:
+        style = STYLE.get(r.status, "")
+        observed = r.summary if r.status == "skip" else r.observed
+        table.add_row(r.name, f"[{style}]{r.status}[/]", observed, r.expected)
+    console.print(table)
+    for r in report.results:
+        if r.status in ("warn", "fail", "error"):
+            console.print(f"\n[{STYLE[r.status]}]{r.status}[/] [bold]{r.name}[/]: {r.summary}")
+            if r.fix:
+                console.print(f"  fix: {r.fix}", highlight=False)
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+    console.print(f"\n{counts} ({sum(report.seconds.values()):.1f}s on {report.device})")

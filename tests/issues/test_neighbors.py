@@ -1,0 +1,81 @@
+"""nearest_neighbors: exact search against a brute-force answer, IVF recall against exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recipe_core.errors import ConfigError
+from recipe_core.issues import nearest_neighbors, neighbor_graph
+
+
+def clustered(n: int, d: int = 32, clusters: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d))
+    x = centres[rng.integers(0, clusters, n)] + rng.normal(scale=0.6, size=(n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def brute_force(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.linalg.norm(x[:, None, :].astype(np.float64) - x[None, :, :], axis=2)
+    np.fill_diagonal(d, np.inf)
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(d, order, axis=1)
+
+
+def test_exact_search_matches_brute_force() -> None:
+    x = clustered(300)
+    idx, dist = nearest_neighbors(x, 7, method="exact")
+    ref_idx, ref_dist = brute_force(x, 7)
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-4)
+    assert (idx == ref_idx).mean() > 0.99  # ties aside, the same neighbours
+    assert not (idx == np.arange(300)[:, None]).any()  # never its own neighbour
+    assert (np.diff(dist, axis=1) >= 0).all()
+
+
+def test_ivf_recall_against_exact_search() -> None:
+    x = clustered(3000, clusters=60)
+    exact, _ = nearest_neighbors(x, 10, method="exact")
+    approx, dist = nearest_neighbors(x, 10, method="ivf", seed=1)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall > 0.95
+    assert not (approx == np.arange(3000)[:, None]).any()
+    assert (np.diff(dist, axis=1) >= 0).all()
+
+
+def test_queries_search_the_database_without_excluding_anything() -> None:
+    x = clustered(200)
+    idx, dist = nearest_neighbors(x, 3, queries=x[:5])
+    assert (idx[:, 0] == np.arange(5)).all() and np.allclose(dist[:, 0], 0, atol=1e-3)
+
+
+def test_fewer_candidates_than_k_pad_with_minus_one() -> None:
+    idx, dist = nearest_neighbors(np.eye(3, dtype=np.float32), 5)
+    assert (idx[:, 2:] == -1).all() and np.isinf(dist[:, 2:]).all()
+    assert set(idx[0, :2]) == {1, 2}
+
+
+def test_neighbor_graph_maps_to_index_rows() -> None:
+    x = clustered(50)
+    rows = np.arange(0, 50, 2)
+    graph = neighbor_graph(x, rows, 4)
+    assert set(np.unique(graph.indices)) <= set(rows)
+    assert graph.k == 4 and (graph.rows == rows).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"k": 0}, "k must be at least 1"),
+        ({"k": 3, "method": "annoy"}, "Invalid method 'annoy'.*exact, ivf"),
+        ({"k": 3, "queries": np.zeros((2, 5), np.float32)}, "queries have 5 dimensions"),
+    ],
+)
+def test_bad_arguments_raise_config_errors(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        nearest_neighbors(clustered(20), **kwargs)  # type: ignore[arg-type]
+
+
+def test_one_dimensional_input_is_refused() -> None:
+    with pytest.raises(ConfigError, match="2-d array"):
+        nearest_neighbors(np.zeros(10, np.float32), 2)

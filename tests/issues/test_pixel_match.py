@@ -1,0 +1,101 @@
+"""The aligned pixel distance: against a brute-force reference, and on real digits: planted
+edits pass, different images of the same digit do not."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recipe_core.issues import aligned_distance
+from recipe_core.issues.pixel_match import NEAR_THRESHOLD, is_near, verify_pairs
+from tests.issues.conftest import render_digits
+from tests.issues.planting import NEAR_EDITS
+
+
+def reference(a: np.ndarray, b: np.ndarray, s: int = 2) -> float:
+    """Plain definition: best Pearson r over the overlaps of all shifts (np.corrcoef)."""
+    best = -1.0
+    h, w = a.shape
+    for dy in range(-s, s + 1):
+        for dx in range(-s, s + 1):
+            x = a[max(0, dy) : h + min(0, dy), max(0, dx) : w + min(0, dx)].ravel()
+            y = b[max(0, -dy) : h + min(0, -dy), max(0, -dx) : w + min(0, -dx)].ravel()
+            if x.std() > 0 and y.std() > 0:
+                best = max(best, float(np.corrcoef(x, y)[0, 1]))
+    return float(np.sqrt(max(0.0, 2 * (1 - best))))
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    images, labels = render_digits(600)
+    return np.stack(images), np.asarray(labels)
+
+
+def test_matches_the_plain_definition(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    pix = digits[0]
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, len(pix), 40), rng.integers(0, len(pix), 40)
+    ours = aligned_distance(pix[a], pix[b])
+    ref = [reference(pix[i].astype(float), pix[j].astype(float)) for i, j in zip(a, b, strict=True)]
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_fast_verification_is_never_below_the_full_search(
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    pix = digits[0]
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, len(pix), 500), rng.integers(0, len(pix), 500)
+    fast, _ = verify_pairs(pix, a, b)
+    full = aligned_distance(pix[a], pix[b])
+    assert (fast >= full - 1e-5).all()
+
+
+@pytest.mark.parametrize("edit", sorted(NEAR_EDITS))
+def test_planted_edits_are_near_duplicates(
+    digits: tuple[np.ndarray, np.ndarray], edit: str
+) -> None:
+    pix = digits[0][:200]
+    rng = np.random.default_rng(2)
+    copies = np.stack([NEAR_EDITS[edit](x, rng) for x in pix])
+    both = np.concatenate([pix, copies])
+    dist, residual = verify_pairs(both, np.arange(200), np.arange(200, 400))
+    assert is_near(dist, residual).mean() >= 0.99, edit
+
+
+def test_different_digits_of_one_class_are_not(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    """The hard negatives: the closest pairs of *different* images of the same class."""
+    pix, labels = digits
+    pairs = [
+        (i, j) for c in np.unique(labels) for i in np.flatnonzero(labels == c)
+        for j in np.flatnonzero(labels == c) if i < j
+    ]  # fmt: skip
+    a, b = map(np.asarray, zip(*pairs, strict=True))
+    coarse = np.linalg.norm(pix[a].reshape(len(a), -1) - pix[b].reshape(len(b), -1), axis=1)
+    near = np.argsort(coarse)[:300]  # the most alike pairs by plain pixel distance
+    dist, residual = verify_pairs(pix, a[near], b[near])
+    assert not is_near(dist, residual).any()
+    assert dist.min() > NEAR_THRESHOLD
+
+
+def test_flat_images_never_match_structured_ones() -> None:
+    flat = np.full((1, 32, 32), 200, np.uint8)
+    grad = np.tile(np.arange(32, dtype=np.uint8) * 8, (1, 32, 1))
+    assert aligned_distance(flat, grad)[0] == pytest.approx(np.sqrt(2) * np.sqrt(2), abs=1e-6)
+
+
+def test_jpeg_of_a_low_contrast_image_passes_on_the_residual() -> None:
+    """A pale photo (std ~10 grey levels): JPEG's error is small in grey levels but large
+    relative to the contrast, so only the absolute residual test recognises the copy."""
+    rng = np.random.default_rng(3)
+    field = np.kron(rng.normal(0, 1, (8, 8)), np.ones((4, 4)))
+    smooth = np.asarray(Image.fromarray(((field + 4) * 30).astype(np.uint8)).resize((32, 32)))
+    pale = (120 + (smooth.astype(np.float64) - smooth.mean()) / smooth.std() * 10).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pale).save(buf, "JPEG", quality=70)
+    copy = np.asarray(Image.open(buf))
+    dist, residual = verify_pairs(np.stack([pale, copy]), np.array([0]), np.array([1]))
+    assert is_near(dist, residual).all() and residual[0] < 6
