@@ -147,14 +147,13 @@ def _issue_rows(issues: pd.DataFrame, sample_id: int) -> None:
     if mine.empty:
         st.success("No issue flagged for this sample.", icon="✅")
         return
-    st.markdown("**Why it was flagged**")
-    columns = [c for c in ("issue", "score", "group", "detail") if c in mine.columns]
-    st.dataframe(
-        mine[columns],
-        hide_index=True,
-        width="stretch",
-        column_config={"detail": st.column_config.TextColumn(width="large")},
-    )
+    lines = [
+        f"- **{md(r.issue)}** (score {r.score:.2f}"
+        + (f", group {md(r.group)}" if r.group else "")
+        + f"): {md(r.detail)}"
+        for r in mine.itertuples()
+    ]
+    st.markdown("**Why it was flagged**\n\n" + "\n".join(lines))
 
 
 def curation_ui(source: DatasetSource, row: pd.Series) -> None:
@@ -205,4 +204,4 @@ def _neighbours(result: ScanResult, frame: pd.DataFrame, pos: int) -> None:
     ][:N_NEIGHBOURS]
     rows = frame.iloc[[i for i, _ in keep]]
     captions = [f"d = {d:.3f} · {md(lab)}" for (_, d), lab in zip(keep, rows["label"], strict=True)]
-    image_grid(result.index.source, rows, columns=N_NEIGHBOURS // 2, captions=captions)
+    image_grid(result.index.source, rows, columns=N_NEIGHBOURS, captions=captions)

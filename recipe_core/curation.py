@@ -152,12 +152,7 @@ def export_manifest(
         raise ConfigError(f"Invalid manifest format {fmt!r}. Use one of {', '.join(FORMATS)}.")
     folder = Path(out_dir)
     manifest, record = folder / f"{name}.{fmt}", folder / f"{name}_decisions.csv"
-    taken = [str(p) for p in (manifest, record) if p.exists()]
-    if taken:
-        raise ConfigError(
-            f"{', '.join(taken)} already exist(s); Recipe never overwrites files. Choose another "
-            "name or folder, or delete the old export."
-        )
+    _refuse_overwrite(manifest, record)
     folder.mkdir(parents=True, exist_ok=True)
     clean = cleaned_samples(source.samples, decisions)
     table = clean[list(MANIFEST_COLUMNS)]
@@ -177,6 +172,15 @@ def export_manifest(
         n_relabelled=sum(d.action == "relabel" for d in standing),
         n_stale=len(decisions) - len(standing),
     )
+
+
+def _refuse_overwrite(*paths: Path) -> None:
+    taken = [str(p) for p in paths if p.exists()]
+    if taken:
+        raise ConfigError(
+            f"{', '.join(taken)} already exist(s); Recipe never overwrites files. Choose another "
+            "name or folder, or delete the old export."
+        )
 
 
 def _write_record(entries: list[Decision], path: Path) -> None:

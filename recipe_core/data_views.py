@@ -28,6 +28,8 @@ DUPLICATE_ISSUES = (
 # How label-issue details state the suggestion ("given 9, model says 2 (p=0.96; ...)") when
 # the rows have no structured column.
 SUGGESTION = re.compile(r"model says (?P<a>.+?) \(p=|suggested label '(?P<b>[^']+)'")
+GROUP_COLUMNS = ("group", "sample_id", "path", "label", "split", "size", "n_labels", "n_splits",
+                 "conflicting", "leak", "issues")  # fmt: skip
 SUGGESTION_COLUMNS = ("suggested_label", "suggestion", "predicted_label")
 
 
@@ -110,26 +112,12 @@ def duplicate_groups(issues: pd.DataFrame, index_table: pd.DataFrame) -> pd.Data
     """One row per member of every duplicate group (exact and near groups that share a sample
     are merged), with the group's size and whether its labels conflict or it crosses splits.
 
-    Columns: group, sample_id, path, label, split, size, n_labels, n_splits, conflicting,
-    leak, issues (the member's duplicate issue types). Groups with conflicts or leaks first.
+    Columns: GROUP_COLUMNS; `issues` lists the member's duplicate issue types. Groups with
+    conflicting labels come first, then leaks, then the largest.
     """
     rows = issues[issues["issue"].isin(DUPLICATE_ISSUES) & (issues["group"] != "")]
     if rows.empty:
-        return pd.DataFrame(
-            columns=[
-                "group",
-                "sample_id",
-                "path",
-                "label",
-                "split",
-                "size",
-                "n_labels",
-                "n_splits",
-                "conflicting",
-                "leak",
-                "issues",
-            ]
-        )
+        return pd.DataFrame(columns=list(GROUP_COLUMNS))
     root = _merged_groups(rows)
     members = rows.assign(group=rows["group"].map(root)).groupby(["group", "sample_id"])
     out = members["issue"].agg(lambda s: ", ".join(sorted(set(s)))).rename("issues").reset_index()
@@ -140,26 +128,9 @@ def duplicate_groups(issues: pd.DataFrame, index_table: pd.DataFrame) -> pd.Data
     out["n_splits"] = by["split"].transform("nunique")
     out["conflicting"] = out["n_labels"] > 1
     out["leak"] = out["n_splits"] > 1
-    order = out.sort_values(
-        ["conflicting", "leak", "size", "group", "path"],
-        ascending=[False, False, False, True, True],
-        kind="stable",
-    )
-    return order.reset_index(drop=True)[
-        [
-            "group",
-            "sample_id",
-            "path",
-            "label",
-            "split",
-            "size",
-            "n_labels",
-            "n_splits",
-            "conflicting",
-            "leak",
-            "issues",
-        ]
-    ]
+    keys, ascending = ["conflicting", "leak", "size", "group", "path"], [False] * 3 + [True] * 2
+    order = out.sort_values(keys, ascending=ascending, kind="stable")
+    return order.reset_index(drop=True)[list(GROUP_COLUMNS)]
 
 
 def _merged_groups(rows: pd.DataFrame) -> dict[str, str]:

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +96,11 @@ def read_state(folder: str | os.PathLike[str], *, now: float | None = None) -> S
         return ScanJobState("failed", message=f"unreadable {path}: {exc}. Scan again.")
     now = time.time() if now is None else now
     if state.state == "running" and now - state.updated > STALE_S:
-        return ScanJobState(
-            "failed",
-            state.stage,
-            state.done,
-            state.total,
-            pid=state.pid,
-            started=state.started,
-            updated=state.updated,
-            message=f"The scan process stopped without finishing (no progress for "
-            f"{now - state.updated:.0f} s). Scan again; its log is {Path(folder) / LOG_FILE}.",
+        message = (
+            f"The scan process stopped without finishing (no progress for "
+            f"{now - state.updated:.0f} s). Scan again; its log is {Path(folder) / LOG_FILE}."
         )
+        return replace(state, state="failed", message=message)
     return state
 
 
@@ -122,30 +116,16 @@ def start_scan(
     if read_state(folder).state == "running":
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        python,
-        "-m",
-        "recipe_core.scan_jobs",
-        os.fspath(dataset_root),
-        "--job-dir",
-        str(folder),
-        "--workspace",
-        str(workspace.root),
-    ]
-    if workers is not None:
-        cmd += ["--workers", str(workers)]
+    cmd = [python, "-m", "recipe_core.scan_jobs", os.fspath(dataset_root)]
+    cmd += ["--job-dir", str(folder), "--workspace", str(workspace.root)]
+    cmd += [] if workers is None else ["--workers", str(workers)]
     now = time.time()
     _write_state(folder, ScanJobState("running", "start", started=now, updated=now))
     try:
         with (folder / LOG_FILE).open("wb") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+            # its own session: the scan survives a Streamlit rerun and a closed browser tab
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     except OSError as exc:
         _write_state(folder, ScanJobState("failed", message=f"could not start: {exc}"))
         raise ConfigError(
@@ -190,17 +170,13 @@ class _Reporter:
 
     def update(self, stage: str, done: int, total: int) -> None:
         with self._lock:
-            self._state = ScanJobState(
-                **{**asdict(self._state), "stage": stage, "done": done, "total": total}
-            )
+            self._state = replace(self._state, stage=stage, done=done, total=total)
 
     def finish(self, state: str, message: str) -> None:
         self._stop.set()
         self._thread.join()
         with self._lock:
-            self._state = ScanJobState(
-                **{**asdict(self._state), "state": state, "message": message}
-            )
+            self._state = replace(self._state, state=state, message=message)
         self._write()
 
     def _beat(self) -> None:
@@ -209,8 +185,7 @@ class _Reporter:
 
     def _write(self) -> None:
         with self._lock:
-            state = ScanJobState(**{**asdict(self._state), "updated": time.time()})
-            _write_state(self._folder, state)
+            _write_state(self._folder, replace(self._state, updated=time.time()))
 
 
 def _write_state(folder: Path, state: ScanJobState) -> None:
@@ -225,13 +200,6 @@ def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "The scan was interrupted. Scan again."
     return f"The scan failed unexpectedly: {type(exc).__name__}: {exc}. See the job's {LOG_FILE}."
-
-
-def clear_job(folder: str | os.PathLike[str]) -> None:
-    """Forget a job (its result too); refuses while it runs."""
-    if read_state(folder).state == "running":
-        raise ConfigError(f"The scan in {folder} is still running; wait for it to finish first.")
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_result(result: ScanResult, folder: str | os.PathLike[str]) -> Path:

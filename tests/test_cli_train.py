@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,15 @@ from tests.test_train import make_digits
 
 runner = CliRunner()
 FAST = ["--model", "linear", "--steps", "30", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Two OpenMP threads on two shared cores spin-wait for each other: one is ~10x faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +119,8 @@ def test_detach_returns_at_once_and_the_job_finishes_in_the_background(
         "--detach",
         "--json",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the job inherits it
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["state"] == "queued" and summary["pid"] > 0

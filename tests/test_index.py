@@ -286,3 +286,27 @@ def test_touching_a_file_keeps_the_fingerprint_and_refreshes_its_mtime(tmp_path:
     settled = build_index(open_dataset(root), workspace=workspace, workers=0)
     assert settled.reused == 4
     assert settled.table.set_index("path").loc["class_1/001.png", "mtime_ns"] == 10**18
+
+
+def test_pool_works_from_a_threaded_script_without_main_guard(tmp_path: Path) -> None:
+    """Spawn/forkserver workers would re-run such a script (and fail); ours must not."""
+    import subprocess
+    import sys
+
+    root = write_image_folder(tmp_path / "ds", classes=2, per_class=260, size=8, splits=False)
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import threading\n"
+        "from recipe_core.data import open_dataset\n"
+        "from recipe_core.index import build_index\n"
+        "stop = threading.Event()\n"
+        "threading.Thread(target=stop.wait, daemon=True).start()\n"
+        f"index = build_index(open_dataset({str(root)!r}), workers=2)\n"
+        "print('rows', len(index))\n"
+        "stop.set()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "rows 520"

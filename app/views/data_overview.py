@@ -65,6 +65,7 @@ d.metric("Unreadable files", overview.n_unreadable)
 def issue_cards(result: ScanResult) -> None:
     """One card per issue family: how many samples, what it means, a link to see them."""
     issues = result.issues
+    st.caption("Each card counts the samples flagged with that problem; open them to look.")
     cols = st.columns(4)
     for i, (title, kinds, meaning) in enumerate(CARDS):
         n = int(issues.loc[issues["issue"].isin(kinds), "sample_id"].nunique())

@@ -33,7 +33,7 @@ spec = data_widgets.filter_ui(table, source)
 mask = filter_mask(table, spec)
 
 columns = table.numeric_columns()
-a, b, c, d = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+a, b, c, d = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
 default = next((columns.index(p) for p in PREFERRED if p in columns), 0)
 column = a.selectbox("Statistic", columns, index=default, key="dist_column")
 kind = (
@@ -75,6 +75,7 @@ def histogram_figure(h: Histogram) -> go.Figure:
         yaxis_title="samples",
         legend_title=by,
         yaxis_type="log" if log_y else "linear",
+        legend_traceorder="normal",
     )
     return fig
 

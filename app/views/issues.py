@@ -15,6 +15,7 @@ from recipe_core.data_views import duplicate_groups, label_suggestions
 from recipe_core.query import SampleFilter, query
 
 GROUPS_PER_PAGE = 8
+LABELS_PER_PAGE = 50
 QUALITY = ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio")
 
 st.title("🧹 Issues")
@@ -108,7 +109,8 @@ def _member_caption(row: pd.Series, first: pd.Series) -> str:
         label = f":red[**{label}**]"
     if first["leak"]:
         split = f":orange[**{split}**]"
-    return f"{label} · {split}  \n{widgets.md(row['path'])}"
+    kind = "identical copy" if "exact_duplicate" in row["issues"] else "near copy"
+    return f"{label} · {split} · {kind}  \n{widgets.md(row['path'])}"
 
 
 def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:
@@ -141,9 +143,11 @@ def label_tab() -> None:
     rows["suggested"] = label_suggestions(issues)
     rows = rows.sort_values("score", ascending=False, kind="stable")
     st.markdown(
-        f"**{len(rows)}** samples whose label the rest of the data disagrees with. "
-        "Select rows, then accept the suggested label or drop them."
+        f"**{len(rows)}** samples whose label the rest of the data disagrees with, most "
+        "confident first. Select rows, then accept the suggested label or drop them."
     )
+    page = data_widgets.pager_ui(len(rows), key="labels_page", per_page=LABELS_PER_PAGE)
+    rows = rows.iloc[(page - 1) * LABELS_PER_PAGE : page * LABELS_PER_PAGE]
     shown = rows.assign(
         image=[data_widgets.thumb_uri(source, p) for p in rows["path"]],
         decision=[data_widgets.decision_text(decisions.get(int(s))) for s in rows["sample_id"]],
@@ -153,38 +157,28 @@ def label_tab() -> None:
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",
-        row_height=48,
-        key=f"label_table_{abs(hash(tuple(rows['sample_id']))) % 10**12}",
+        row_height=data_widgets.ROW_HEIGHT,
+        key=f"label_table_{abs(hash(tuple(rows['sample_id']))) % 10**12}",  # per page content
         column_config={
             "image": st.column_config.ImageColumn(width="small"),
-            "confidence": st.column_config.ProgressColumn(
-                min_value=0.0, max_value=1.0, format="%.2f"
-            ),
+            "confidence": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0),
         },
     )
     picked = rows.iloc[event.selection.rows] if event is not None else rows.iloc[:0]
     a, b = st.columns(2)
     if a.button(f"Accept suggestion for {len(picked)} selected", disabled=picked.empty):
-        for _, row in picked[picked["suggested"] != ""].iterrows():
-            state.decide(
-                source.root,
-                sample_id=int(row["sample_id"]),
-                path=row["path"],
-                action="relabel",
-                label=row["suggested"],
-                old_label=row["label"],
-            )
-        st.rerun()
+        decide_all(picked[picked["suggested"] != ""], "relabel")
     if b.button(f"Drop {len(picked)} selected", disabled=picked.empty):
-        for _, row in picked.iterrows():
-            state.decide(
-                source.root,
-                sample_id=int(row["sample_id"]),
-                path=row["path"],
-                action="drop",
-                old_label=row["label"],
-            )
-        st.rerun()
+        decide_all(picked, "drop")
+
+
+def decide_all(rows: pd.DataFrame, action: str) -> None:
+    """Record `action` for every row (relabel: to its `suggested` label), then rerun."""
+    for row in rows.itertuples():
+        label = str(getattr(row, "suggested", "")) if action == "relabel" else ""
+        state.decide(source.root, sample_id=int(row.sample_id), path=str(row.path),
+                     action=action, label=label, old_label=str(row.label))  # fmt: skip
+    st.rerun()
 
 
 def corrupt_tab() -> None:

@@ -105,7 +105,7 @@ class _Recorder:
         if self.t.kind == "classes" or (self.t.kind == "probs" and self.t.soft):
             pred = out.argmax(self.t.class_dim)
         elif self.t.kind == "probs":
-            pred = (out > 0).float()
+            pred = (out > (0.5 if self.t.space == "probs" else 0.0)).float()
         else:
             pred = out
         self.predictions.append(self._first(pred).tolist())
@@ -121,11 +121,8 @@ def _overfit_goal(
         prior = batch_prior(out, y, t)
         try:
             baseline = float(ctx.loss(prior_output(out, y, t, prior), y))
-        except UserCodeError:  # the loss takes probabilities (BCELoss): predict the prior itself
-            try:
-                baseline = float(ctx.loss(prior_output(out, y, t, prior, probabilities=True), y))
-            except UserCodeError as error:
-                raise SkipCheck(f"no baseline output is accepted by loss_fn ({error})") from error
+        except UserCodeError as error:
+            raise SkipCheck(f"loss_fn rejects a prior-predicting output ({error})") from error
     floor = min(loss_floor(ctx, out, y, t), baseline)
     return baseline, floor, floor + OVERFIT_GOAL * (baseline - floor)
 
@@ -133,7 +130,7 @@ def _overfit_goal(
 def check_overfit(ctx: CheckContext) -> CheckResult:
     t = require(ctx, loss=True)
     size = TINY_SEQUENCES if ctx.task == "sequence" else TINY
-    x, y = tiny_batch(ctx, size, stratify=t.kind == "classes")
+    x, y = tiny_batch(ctx, size, stratify=t.kind != "values" and ctx.task != "sequence")
     baseline, floor, goal = _overfit_goal(ctx, t, x, y)
     if baseline - floor <= 1e-6 * max(1.0, abs(baseline)):
         raise SkipCheck("the tiny batch is trivially fit (a single class or a constant target)")

@@ -22,6 +22,7 @@ from recipe_core.checks.targets import (
     perfect_output,
     prior_output,
     require,
+    uniform_output,
 )
 
 INIT_BATCHES = 4  # batches averaged for the loss at init
@@ -67,7 +68,7 @@ def init_losses(ctx: CheckContext, t: Targets) -> InitLosses:
     return InitLosses(
         model=mean_loss(ctx, pairs),
         prior=reference_loss(ctx, [(prior_output(out, y, t), y) for out, y in pairs]),
-        uniform=reference_loss(ctx, [(torch.zeros_like(out), y) for out, y in pairs]),
+        uniform=reference_loss(ctx, [(uniform_output(out, t), y) for out, y in pairs]),
     )
 
 
@@ -106,10 +107,10 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     saturate above zero (softmax on probabilities) or go negative (NLL on raw scores)."""
     t = require(ctx, loss=True)
     out, y = init_pairs(ctx)[0]
-    if t.kind == "values":
-        return _regression_loss_function(ctx, out, y, t)
+    if t.kind == "values" or t.space == "probs":
+        return _perfect_loss_function(ctx, out, y, t)
     sweep = margin_sweep(ctx, out, y, t)
-    uniform = reference_loss(ctx, [(torch.zeros_like(out), y)])
+    uniform = reference_loss(ctx, [(uniform_output(out, t), y)])
     finite = {f: c for f, c in sweep.items() if all(math.isfinite(v) for v in c)}
     if not finite:
         raise SkipCheck("loss_fn rejects confident logits; it seems to expect probabilities")
@@ -158,36 +159,37 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     )  # fmt: skip
 
 
-def _regression_loss_function(
+def _perfect_loss_function(
     ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets
 ) -> CheckResult:
-    if y.numel() != out.numel():
-        return verdict(
-            "loss_function",
-            "skip",
-            f"Outputs {tuple(out.shape)} and targets {tuple(y.shape)} differ in size (e.g. a "
-            "mean and a variance per sample), so 'perfect predictions' are not defined here.",
+    """Targets compared as values (regression) or as probabilities (BCELoss): perfect outputs
+    are the targets themselves and must score far below predicting the mean / prior."""
+    if t.kind == "values" and y.numel() != out.numel():
+        raise SkipCheck(
+            f"outputs {tuple(out.shape)} and targets {tuple(y.shape)} differ in size (e.g. a "
+            "mean and a variance per sample), so 'perfect predictions' are not defined"
         )
     with torch.no_grad():
         perfect = float(ctx.loss(perfect_output(out, y, t, 1.0, False), y))
         mean = float(ctx.loss(prior_output(out, y, t), y))
-    observed = f"loss {perfect:.4g} for perfect predictions, {mean:.4g} for the target mean"
-    evidence = {"perfect_loss": perfect, "mean_loss": mean}
-    expected = "perfect predictions far below the mean's loss"
-    if perfect >= 0.5 * mean:
-        shapes = f"outputs {tuple(out.shape)} vs targets {tuple(y.shape)}"
+    what = "the target mean" if t.kind == "values" else "the label prior"
+    observed = f"loss {perfect:.4g} for perfect predictions, {mean:.4g} for {what}"
+    evidence = {"perfect_loss": perfect, "prior_loss": mean}
+    expected = f"perfect predictions far below the loss of {what}"
+    if perfect < 0.5 * mean:
         return verdict(
-            "loss_function", "fail",
-            "Predicting every target exactly should give (near) zero loss, but it scores no "
-            f"better than predicting the mean ({shapes}). The loss compares every output with "
-            "every target: (B, 1) against (B,) broadcasts to (B, B).",
+            "loss_function", "pass",
+            f"Perfect predictions give a loss far below predicting {what}, so the loss "
+            "compares each output with its own target.",
             observed=observed, expected=expected, evidence=evidence,
-            fix="Make outputs and targets the same shape (out.squeeze(-1) or y.unsqueeze(-1)) "
-            "before the loss.",
         )  # fmt: skip
+    shapes = f"outputs {tuple(out.shape)} vs targets {tuple(y.shape)}"
     return verdict(
-        "loss_function", "pass",
-        "Perfect predictions give a loss far below predicting the target mean, so the loss "
-        "compares each output with its own target.",
+        "loss_function", "fail",
+        "Predicting every target exactly should give (near) zero loss, but it scores no "
+        f"better than predicting {what} ({shapes}). The loss compares every output with every "
+        "target: (B, 1) against (B,) broadcasts to (B, B).",
         observed=observed, expected=expected, evidence=evidence,
+        fix="Make outputs and targets the same shape (out.squeeze(-1) or y.unsqueeze(-1)) "
+        "before the loss.",
     )  # fmt: skip

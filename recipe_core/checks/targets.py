@@ -8,7 +8,7 @@ are accounted for without guessing which loss it is.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ class Targets:
     width: int  # output size along class_dim (number of classes the model emits)
     soft: bool = False  # probs that sum to 1 per sample (soft labels) rather than independent bits
     prior: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (width,)
+    space: str = "logits"  # what loss_fn takes: "logits", or "probs" (BCELoss, NLL of log p)
 
 
 def describe_targets(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor) -> Targets:
@@ -116,22 +117,17 @@ def batch_prior(out: torch.Tensor, y: torch.Tensor, t: Targets) -> np.ndarray | 
 
 
 def prior_output(
-    out: torch.Tensor,
-    y: torch.Tensor,
-    t: Targets,
-    prior: np.ndarray | None = None,
-    *,
-    probabilities: bool = False,
+    out: torch.Tensor, y: torch.Tensor, t: Targets, prior: np.ndarray | None = None
 ) -> torch.Tensor:
-    """Outputs that predict the label prior (log p; logit p for BCE; p itself with
-    `probabilities`, for losses that take probabilities) or the target mean."""
+    """Outputs that predict the label prior (log p; logit p for BCE; p itself for losses that
+    take probabilities) or the target mean."""
     if t.kind == "values":
         if y.numel() == out.numel():
             mean = y.reshape(out.shape).float().mean(0, keepdim=True)
             return mean.expand_as(out).to(out.dtype)
         return torch.full_like(out, float(y.float().mean()))
     p = torch.as_tensor(t.prior if prior is None else prior, dtype=out.dtype, device=out.device)
-    if probabilities:
+    if t.space == "probs":
         logits = p
     elif t.kind == "probs" and not t.soft:
         logits = torch.log(p) - torch.log1p(-p)
@@ -157,6 +153,13 @@ def perfect_output(
         onehot = F.one_hot(labels.clamp(0, t.width - 1), t.width).to(out.dtype) * keep
         target = onehot.movedim(-1, t.class_dim)
     return margin * (2 * target - 1) if centred else margin * target
+
+
+def uniform_output(out: torch.Tensor, t: Targets) -> torch.Tensor:
+    """An undecided output: zero logits, or equal probabilities for probability losses."""
+    if t.space != "probs":
+        return torch.zeros_like(out)
+    return torch.full_like(out, 0.5 if t.kind == "probs" and not t.soft else 1 / t.width)
 
 
 def outputs_are_probabilities(out: torch.Tensor, t: Targets) -> bool:
@@ -227,8 +230,22 @@ def _open_gate(ctx: CheckContext) -> Gate:
             value = float(ctx.loss(out, y))
     except UserCodeError as error:
         return Gate(tuple(out.shape), t, (), str(error))
+    t = _with_space(ctx, out, y, t)
     if not math.isfinite(value):
         return Gate(
             tuple(out.shape), t, (f"loss_fn returns {value} on the fresh model",), "", value
         )
     return Gate(tuple(out.shape), t, (), "", value)
+
+
+def _with_space(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets) -> Targets:
+    """A loss that rejects logits outside [0, 1] (BCELoss) takes probabilities: references
+    for it are built as probabilities."""
+    if t.kind == "values":
+        return t
+    try:
+        with torch.no_grad():
+            ctx.loss(perfect_output(out, y, t, 1.0, True), y)
+    except UserCodeError:
+        return replace(t, space="probs")
+    return t

@@ -100,18 +100,23 @@ def real_trainer(ctx: CheckContext) -> Trainer:
 
 
 def tiny_batch(ctx: CheckContext, size: int, *, stratify: bool) -> Batch:
-    """`size` training samples. With `stratify` (1-D class labels) every class seen in the
-    first batches is represented: its first sample, then the rest in loader order."""
+    """`size` training samples. With `stratify` (one class label per sample) the classes take
+    turns, so the tiny batch is balanced and overfitting it means separating classes."""
     try:
         x = torch.cat([b[0] for b in ctx.train_batches])
         y = torch.cat([b[1] for b in ctx.train_batches])
     except RuntimeError:  # ragged batches (e.g. sequences of varying length): use the first
         x, y = ctx.train_batches[0]
-    if not stratify or y.ndim != 1:
+    keys = y.reshape(len(y), -1)
+    if not stratify or keys.shape[1] != 1:
         return x[:size], y[:size]
-    firsts = np.unique(y.cpu().numpy(), return_index=True)[1]
-    chosen = sorted(firsts.tolist())[:size]
-    taken = set(chosen)
-    rest = [i for i in range(len(y)) if i not in taken]
-    index = torch.tensor(chosen + rest[: size - len(chosen)], device=y.device)
+    values = keys[:, 0].cpu().numpy()
+    classes = list(dict.fromkeys(values.tolist()))  # in order of first appearance
+    queues = [list(np.flatnonzero(values == c)) for c in classes]
+    chosen: list[int] = []
+    while len(chosen) < min(size, len(values)):
+        for queue in queues:
+            if queue and len(chosen) < size:
+                chosen.append(int(queue.pop(0)))
+    index = torch.tensor(chosen, device=y.device)
     return x[index], y[index]

@@ -1,8 +1,10 @@
 """Run `index_chunk` over many files: in a process pool for big scans, in-process for small ones.
 
-Start method: "fork" when the caller runs a single thread (a script, the CLI: fastest, and it
-never re-imports the caller's main module, so scripts without a `__main__` guard work); otherwise
-"forkserver" (a Streamlit server holds threads, and forking a threaded process can deadlock).
+Start method: "fork" on Linux, the platform's default elsewhere (spawn on macOS and Windows).
+Fork starts workers in milliseconds and never re-imports the caller's main module, so a script
+without an `if __name__ == "__main__":` guard (or a notebook) works; spawn and forkserver would
+re-run such a script in every worker. Forking a process that holds other threads is safe here
+because a worker only decodes and runs numpy: it takes no lock another thread could hold.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing as mp
-import threading
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -37,9 +40,11 @@ def run_chunks(
     done = 0
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
-            futures: dict[Future[ChunkFeatures], int] = {
-                pool.submit(index_chunk, chunk): i for i, chunk in enumerate(chunks)
-            }
+            with warnings.catch_warnings():  # Python >= 3.12 warns on any fork with threads
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded")
+                futures: dict[Future[ChunkFeatures], int] = {
+                    pool.submit(index_chunk, chunk): i for i, chunk in enumerate(chunks)
+                }
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 done += len(chunks[futures[future]])
@@ -47,8 +52,9 @@ def run_chunks(
                     progress(done, total)
     except BrokenProcessPool as exc:
         raise DatasetError(
-            "A scan worker process died (a decoder crashed or the machine ran out of memory). "
-            "Re-run with --workers 1 to find the file that crashes it, or with fewer workers."
+            "A scan worker process died: a decoder crashed, the machine ran out of memory, or "
+            "(outside Linux) the calling script lacks an `if __name__ == '__main__':` guard. "
+            "Re-run with workers=1 (--workers 1) to scan in one process."
         ) from exc
     return [r for r in results if r is not None]
 
@@ -65,11 +71,6 @@ def _run_here(
 
 
 def _context() -> mp.context.BaseContext:
-    methods = mp.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    if sys.platform.startswith("linux"):
         return mp.get_context("fork")
-    if "forkserver" in methods:
-        context = mp.get_context("forkserver")
-        context.set_forkserver_preload(["recipe_core.index.features"])
-        return context
-    return mp.get_context("spawn")
+    return mp.get_context()

@@ -32,9 +32,12 @@ def find_class_imbalance(index: ScanIndex, *, ratio: float = IMBALANCE_RATIO) ->
     """Per-split class counts and the samples of under-represented classes."""
     table = index.table[index.table["label"] != ""]
     classes = sorted(table["label"].unique())
+    cells = pd.MultiIndex.from_product(
+        [sorted(table["split"].unique()), classes], names=["split", "label"]
+    )  # every (split, class), so a class absent from a split shows up with count 0
     counts = (
-        table.groupby(["split", "label"]).size().unstack(fill_value=0)
-        .reindex(columns=classes, fill_value=0).stack().rename("count").reset_index()
+        table.groupby(["split", "label"]).size().reindex(cells, fill_value=0)
+        .rename("count").reset_index()
     )  # fmt: skip
     median = counts.groupby("split")["count"].transform("median").astype(float)
     counts = counts.assign(median=median, ratio=counts["count"] / median.clip(lower=1e-9))

@@ -19,9 +19,7 @@ def duplicate_issue_rows(table: pd.DataFrame, members: pd.DataFrame) -> pd.DataF
     # A near copy scores 1 for the same pixels, falling to 0.5 on the near-duplicate line; for
     # the group problems (labels, splits) an identical twin counts as the most severe case.
     near_score = np.clip(1.0 - 0.5 * info["closeness"].fillna(1.0).to_numpy(), 0.5, 1.0)
-    info = info.assign(
-        score=near_score, group_score=np.where(info["twin"] >= 0, 1.0, near_score)
-    )
+    info = info.assign(score=near_score, group_score=np.where(info["twin"] >= 0, 1.0, near_score))
     paths = dict(zip(table["sample_id"], table["path"], strict=True))
     return concat_issues(
         [

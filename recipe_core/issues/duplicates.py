@@ -117,9 +117,7 @@ def near_pairs(
     return a[near], b[near], dist[near], residual[near]
 
 
-def duplicate_components(
-    n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray
-) -> np.ndarray:
+def duplicate_components(n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n,) int64 component label per row over exact + near links; -1 for rows in no group.
 
     Connected components make groups symmetric and transitive by construction.

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from cleanlab import filter as cl_filter
 from scipy.optimize import minimize_scalar
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from recipe_core.index.schema import ScanIndex
 from recipe_core.issues._common import empty_issues, issue_frame
@@ -108,8 +108,8 @@ def ridge_oof_probs(
     onehot = np.eye(n_classes, dtype=np.float32)[y]
     gram = (xa[train].T @ xa[train]).astype(np.float64)  # (D+1, D+1)
     cross = (xa[train].T @ onehot[train]).astype(np.float64)  # (D+1, K)
-    penalty = RIDGE * np.trace(gram) / xa.shape[1] * np.eye(xa.shape[1])
-    penalty[-1, -1] = 0.0  # the intercept is not shrunk
+    penalty = RIDGE * max(np.trace(gram), 1.0) / xa.shape[1] * np.eye(xa.shape[1])
+    penalty[-1, -1] = 1e-6  # the intercept is (all but) not shrunk
     scores = np.zeros((len(x), n_classes))
     # A (D x D) solve gains nothing from BLAS threads, and on a busy machine OpenBLAS's
     # spinning threads make it ~50x slower: one thread here.
@@ -117,6 +117,8 @@ def ridge_oof_probs(
         for f in range(int(folds.max()) + 1):
             held = folds == f
             fit = held & train
+            if (train & ~held).sum() < n_classes:  # one big duplicate group: nothing to fit
+                continue  # scores stay 0: a uniform prediction
             weights = np.linalg.solve(
                 gram - xa[fit].T @ xa[fit] + penalty, cross - xa[fit].T @ onehot[fit]
             )

@@ -144,8 +144,10 @@ def _top_k(
     if own_ids is not None:
         d2[own_ids[:, None] == pool_ids[None, :]] = np.inf
     kk = min(k, pool.shape[0])
-    part = np.argpartition(d2, kk - 1, axis=1)[:, :kk] if kk < d2.shape[1] else np.tile(
-        np.arange(d2.shape[1]), (len(q), 1)
+    part = (
+        np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+        if kk < d2.shape[1]
+        else np.tile(np.arange(d2.shape[1]), (len(q), 1))
     )
     part_d = np.take_along_axis(d2, part, axis=1)
     order = np.argsort(part_d, axis=1, kind="stable")
@@ -201,9 +203,7 @@ def _ivf(
     return indices, dist
 
 
-def _probe_lists(
-    centroids: np.ndarray, sizes: np.ndarray, nprobe: int, k: int
-) -> list[np.ndarray]:
+def _probe_lists(centroids: np.ndarray, sizes: np.ndarray, nprobe: int, k: int) -> list[np.ndarray]:
     """For each cell, the cells to search: its `nprobe` nearest centroids, more if those hold
     too few points to fill k neighbours (k-means cells are uneven)."""
     want = max(4 * (k + 1), nprobe * CELL_SIZE // 2)

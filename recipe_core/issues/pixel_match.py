@@ -95,8 +95,8 @@ def verify_pairs(
         la, lb = local[0, start : start + CHUNK], local[1, start : start + CHUNK]
         ca, cb = centred[la], centred[lb]
         wanted = _profile_candidates(profiles, la, lb, max_shift)
-        wa = tuple(w[la] for w in win_a)
-        wb = tuple(w[lb] for w in win_b)
+        wa = (win_a[0][la], win_a[1][la])
+        wb = (win_b[0][lb], win_b[1][lb])
         dist, scale = _best_distance(ca, cb, wa, wb, wanted, max_shift)
         out[start : start + len(la)] = dist
         residual[start : start + len(la)] = dist * scale
@@ -118,9 +118,7 @@ def _window(role: str, dy: int, dx: int, h: int, w: int) -> tuple[slice, slice]:
     return slice(y, y + h - abs(dy)), slice(x, x + w - abs(dx))
 
 
-def _window_sums(
-    c: np.ndarray, max_shift: int, role: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _window_sums(c: np.ndarray, max_shift: int, role: str) -> tuple[np.ndarray, np.ndarray]:
     """Per image and shift, the sum and sum of squares over its overlap window: (N, S) each.
 
     Computed once per image, so a pair only pays for its cross products. A window is a band of

@@ -73,7 +73,7 @@ def find_quality_issues(index: ScanIndex) -> QualityResult:
                 table["sample_id"].to_numpy()[flagged],
                 name,
                 score[flagged],
-                [detail(i) for i in flagged],
+                [detail(int(i)) for i in flagged],
             )
         )
     return QualityResult(scores=scores, issues=concat_issues(frames))
@@ -136,9 +136,7 @@ def _all_scores(s: pd.DataFrame, valid: np.ndarray) -> dict[str, Scored]:
     }
 
 
-def _below_typical(
-    values: np.ndarray, valid: np.ndarray, ratio: float
-) -> tuple[np.ndarray, float]:
+def _below_typical(values: np.ndarray, valid: np.ndarray, ratio: float) -> tuple[np.ndarray, float]:
     """Severity of being far *below* the dataset's typical value, in log space: 0.5 when the
     value is `ratio` times (and Z robust sigmas) under the median. Returns (severity, median)."""
     logs = np.log(np.maximum(values, 1e-6))
@@ -179,9 +177,7 @@ def _low_information(s: pd.DataFrame, valid: np.ndarray, flat: np.ndarray) -> Sc
     score = np.maximum(relative, absolute)
     text = "luminance std {c:.3f} (typical {tc:.3f}), entropy {e:.1f} bits (typical {te:.1f})"
     n = len(c)
-    return score, DetailFn(
-        text, c=c, tc=np.full(n, typical_c), e=e, te=np.full(n, typical_e)
-    )
+    return score, DetailFn(text, c=c, tc=np.full(n, typical_c), e=e, te=np.full(n, typical_e))
 
 
 def _blurry(s: pd.DataFrame, eligible: np.ndarray) -> Scored:

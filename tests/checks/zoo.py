@@ -32,6 +32,7 @@ class Setup:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     options: dict[str, Any] = field(default_factory=dict)  # task, num_classes, optimizer
     flags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check -> statuses
+    checks: tuple[str, ...] | None = None  # a control's checks to run (None: all of them)
 
 
 # -- data ---------------------------------------------------------------------------------------

@@ -70,7 +70,9 @@ def draw_shape(kind: int, rng: np.random.Generator) -> np.ndarray:
     elif kind == 1:
         d.rectangle(box, fill=colour)
     elif kind == 2:
-        d.polygon([(box[0], box[3]), (box[2], box[3]), ((box[0] + box[2]) // 2, box[1])], fill=colour)
+        d.polygon(
+            [(box[0], box[3]), (box[2], box[3]), ((box[0] + box[2]) // 2, box[1])], fill=colour
+        )
     else:
         step = 10 + int(rng.integers(0, 6))
         for k in range(0, 128, 2 * step):

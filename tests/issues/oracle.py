@@ -4,7 +4,8 @@ A row counts as correct when the oracle plants that issue on that file, or when 
 *implied* by what was planted (a truthful report the oracle does not list under that name):
 an identical copy planted as a leak or label conflict is also an exact duplicate, a 1 px
 shifted leak is also a near duplicate, a copy filed under the wrong class is also a label
-issue, and a near-black/white or flat image is also low information.
+issue, a near-black/white or flat image is also low information, and an image upscaled to an
+odd size is also blurry.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ def implied(row: pd.Series, planted: pd.DataFrame, oracle: pd.DataFrame) -> bool
     kinds = set(planted["issue"])
     if row["issue"] in kinds:
         return True
+    folders = oracle.loc[oracle["issue"] == row["issue"], "path"]
+    if any(row["path"].startswith(f + "/") for f in folders if "." not in f.rsplit("/", 1)[-1]):
+        return True  # a per-sample row of a class-folder problem (class_imbalance)
     groups = set(planted["group"]) - {""}
     notes = " ".join(oracle.loc[oracle["group"].isin(groups), "note"])
     if row["issue"] == "exact_duplicate" and ("byte-identical" in notes or "exact" in notes):
@@ -24,6 +28,8 @@ def implied(row: pd.Series, planted: pd.DataFrame, oracle: pd.DataFrame) -> bool
         return True
     wrong = planted["true_label"].ne("") & planted["true_label"].ne(planted["given_label"])
     if row["issue"] == "label_issue" and wrong.any():
+        return True
+    if row["issue"] == "blurry" and "odd_size" in kinds:
         return True
     return row["issue"] == "low_information" and bool(kinds & {"dark", "light"})
 

@@ -34,9 +34,7 @@ class Planter:
         target.write_bytes(data)
         return rel
 
-    def note(
-        self, rel: str, issue: str, group: str = "", true: str = "", note: str = ""
-    ) -> None:
+    def note(self, rel: str, issue: str, group: str = "", true: str = "", note: str = "") -> None:
         self.rows.append({"path": rel, "issue": issue, "group": group, "true_label": true,
                           "given_label": rel.split("/")[1], "note": note or group})  # fmt: skip
 
@@ -100,14 +98,22 @@ def write_planted(
         for rel in (p.path("train", labels[i]), p.path("train", labels[i])):
             p.note(p.write(rel, encode(images[i])), "exact_duplicate", f"exact-{g}", labels[i])
     i = take()  # same pixels, other format: exact by decoded pixels
-    for rel, fmt in ((p.path("train", labels[i]), "PNG"), (p.path("train", labels[i], "bmp"), "BMP")):
+    for rel, fmt in (
+        (p.path("train", labels[i]), "PNG"),
+        (p.path("train", labels[i], "bmp"), "BMP"),
+    ):
         p.note(p.write(rel, encode(images[i], fmt)), "exact_duplicate", "exact-bmp", labels[i])
     for name, edit in NEAR_EDITS.items():
         i = take()
         ext = "jpg" if name == "jpeg" else "png"
         copy = edit(images[i], rng)
         data = encode(images[i], "JPEG", quality=75) if name == "jpeg" else encode(copy)
-        p.note(p.write(p.path("train", labels[i]), encode(images[i])), "near_duplicate", name, labels[i])
+        p.note(
+            p.write(p.path("train", labels[i]), encode(images[i])),
+            "near_duplicate",
+            name,
+            labels[i],
+        )
         p.note(p.write(p.path("train", labels[i], ext), data), "near_duplicate", name, labels[i])
     i = take()  # conflicting labels: an identical copy filed under another class
     other = classes[(classes.index(labels[i]) + 1) % len(classes)]
@@ -124,11 +130,13 @@ def write_planted(
     for k, img in enumerate(outliers):
         lab = classes[k % len(classes)]
         p.note(p.write(p.path("train", lab), encode(img)), "outlier")
-    n_flip = int(round(flip_fraction * len(pool)))
+    n_flip = round(flip_fraction * len(pool))
     for _ in range(n_flip):
         i = take()
         wrong = rng.choice([c for c in classes if c != labels[i]])
-        p.note(p.write(p.path("train", str(wrong)), encode(images[i])), "label_issue", "", labels[i])
+        p.note(
+            p.write(p.path("train", str(wrong)), encode(images[i])), "label_issue", "", labels[i]
+        )
     for i in pool:
         p.write(p.path("train", labels[i]), encode(images[i]))
     return pd.DataFrame(p.rows)
@@ -140,7 +148,7 @@ def _plant_singles(
     corrupt = {"empty": b"", "text": b"not an image at all\n"}
     i = take()
     corrupt["truncated"] = encode(images[i])[:-30]
-    for name, data in corrupt.items():
+    for data in corrupt.values():
         p.note(p.write(p.path("train", labels[i]), data), "corrupt", "", labels[i])
     for issue, edit in (
         ("dark", lambda a: (a.astype(np.float64) * 0.05).astype(np.uint8)),

@@ -44,11 +44,15 @@ def test_groups_are_the_connected_components(n: int, data: st.DataObject) -> Non
     exact = np.asarray(data.draw(st.lists(st.integers(-1, 5), min_size=n, max_size=n)))
     exact = np.where(np.bincount(exact + 1, minlength=7)[exact + 1] >= 2, exact, -1)
     exact[exact < 0] = -1
-    links = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=30))
+    links = data.draw(
+        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=30)
+    )
     a = np.asarray([x for x, _ in links], dtype=np.int64)
     b = np.asarray([y for _, y in links], dtype=np.int64)
     labels = duplicate_components(n, exact, a, b)
-    exact_links = [(i, j) for i in range(n) for j in range(n) if exact[i] >= 0 and exact[i] == exact[j]]
+    exact_links = [
+        (i, j) for i in range(n) for j in range(n) if exact[i] >= 0 and exact[i] == exact[j]
+    ]
     want = reference_components(n, [*links, *exact_links])
     got = as_sets(labels)
     assert sorted(map(sorted, got)) == sorted(map(sorted, want))
@@ -111,5 +115,5 @@ def test_every_member_gets_a_row_and_groups_explain_conflicts_and_leaks() -> Non
 
 def test_exact_groups_ignore_undecodable_rows() -> None:
     images, labels = render_digits(4)
-    index = index_from_arrays(np.stack(images + [images[0]]), labels + [labels[0]], broken={4})
+    index = index_from_arrays(np.stack([*images, images[0]]), [*labels, labels[0]], broken={4})
     assert (exact_groups(index.table) == -1).all()

@@ -48,7 +48,9 @@ def test_planted_quality_problems_are_found(digits: tuple[np.ndarray, list[str]]
     ids = index.table["sample_id"].to_numpy()
     for row, kind in enumerate(["dark", "light", "low_information", "odd_size",
                                 "odd_aspect_ratio", "corrupt"]):  # fmt: skip
-        assert flagged(issues, kind) == {ids[row]}, kind
+        # near-black and near-white images are nearly constant too (documented in quality.py)
+        also = {ids[0], ids[1]} if kind == "low_information" else set()
+        assert flagged(issues, kind) == {ids[row]} | also, kind
 
 
 def test_blur_effect_orders_by_blur() -> None:
@@ -56,9 +58,11 @@ def test_blur_effect_orders_by_blur() -> None:
 
     rng = np.random.default_rng(0)
     sharp = (rng.random((32, 32)) > 0.5).astype(np.uint8) * 255
-    soft = [np.asarray(Image.fromarray(sharp).filter(ImageFilter.GaussianBlur(r))) for r in (1, 2, 3)]
+    soft = [
+        np.asarray(Image.fromarray(sharp).filter(ImageFilter.GaussianBlur(r))) for r in (1, 2, 3)
+    ]
     values = blur_effect(np.stack([sharp, *soft]))
-    assert (np.diff(values) > 0).all() and 0 <= values.min() and values.max() <= 1
+    assert (np.diff(values) > 0).all() and values.min() >= 0 and values.max() <= 1
 
 
 def test_a_cluster_of_strays_is_found_and_clean_data_is_quiet(

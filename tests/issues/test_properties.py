@@ -24,7 +24,7 @@ def test_severity_is_in_unit_interval_and_half_at_threshold(xs: list[float], t: 
     assert (np.diff(s[order]) >= 0).all()  # monotone
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), n=st.integers(1, 40))
 def test_any_dataset_yields_a_valid_issue_table(data: st.DataObject, n: int) -> None:
     seed = data.draw(st.integers(0, 2**16))
@@ -66,6 +66,8 @@ def test_progress_reports_every_stage() -> None:
 
 def test_same_seed_same_table() -> None:
     rng = np.random.default_rng(1)
-    index = index_from_arrays(rng.integers(0, 256, (60, 32, 32), dtype=np.uint8), ["a", "b", "c"] * 20)
+    index = index_from_arrays(
+        rng.integers(0, 256, (60, 32, 32), dtype=np.uint8), ["a", "b", "c"] * 20
+    )
     a, b = find_issues(index, seed=3), find_issues(index, seed=3)
     assert a.equals(b)

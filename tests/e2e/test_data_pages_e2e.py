@@ -1,0 +1,164 @@
+"""The data pages in a real browser: scan sample_data through the UI (a real background
+process), sort by outlier score, select a histogram bar, open a duplicate group; and file
+names / class names made of HTML stay text."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from tests.conftest import REPO_ROOT, write_image_folder
+from tests.e2e.conftest import free_port, screenshot, wait_healthy
+
+PLANTED = pd.read_csv(REPO_ROOT / "sample_data" / "digits_planted.csv", keep_default_na=False)
+OUTLIERS = set(PLANTED.loc[PLANTED["issue"] == "outlier", "path"])
+SCAN_TIMEOUT = 150_000  # ms: process start + imports + scan of 1.7k images on a busy 2-core box
+IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_scan_sort_histogram_and_duplicate_groups(streamlit_server: str, page: Page) -> None:
+    page.goto(f"{streamlit_server}/data")
+    page.get_by_role("button", name="Scan dataset").click()
+    expect(page.get_by_test_id("stProgress")).to_be_visible()  # live progress from the process
+    cards = page.get_by_role("button", name="Show them →")
+    expect(cards.first).to_be_visible(timeout=SCAN_TIMEOUT)
+    expect(page.get_by_test_id("stMetric").filter(has_text="Outliers")).to_contain_text("10")
+    screenshot(page, "data_pages_overview")
+
+    # Browse, sorted by outlier score: an out-of-domain image comes first.
+    page.get_by_role("link", name="Browse samples").click()
+    expect(page.get_by_text("samples match")).to_be_visible()
+    choose(page, "Sort by", "score_outlier")
+    page.get_by_role("tab", name="Grid").click()
+    first = page.locator('[data-testid="stMain"] [data-testid="stImageCaption"]').first
+    expect(first).to_contain_text("outlier")
+    page.get_by_role("button", name="Details").first.click()
+    drawer = page.get_by_role("dialog")
+    expect(drawer).to_contain_text("Nearest neighbours")
+    path = drawer.get_by_test_id("stText").first.inner_text().splitlines()[0]
+    assert path in OUTLIERS
+    screenshot(page, "data_pages_browse_detail")
+    page.keyboard.press("Escape")
+    expect(drawer).to_be_hidden()
+
+    # Distributions: clicking a histogram bar filters the grid to that bar's samples.
+    page.get_by_role("link", name="Distributions").click()
+    chart = page.locator(".js-plotly-plot").first
+    expect(chart).to_be_visible()
+    bars = chart.locator(".barlayer .point path")
+    boxes = [bars.nth(i).bounding_box() for i in range(bars.count())]
+    tallest = max((b for b in boxes if b is not None), key=lambda b: b["height"])
+    # plotly's drag layer sits on top of the bars: hover and click where the bar is, as a user
+    # does; the hover label states the bar's count, the trusted answer for the filtered grid
+    x, y = tallest["x"] + tallest["width"] / 2, tallest["y"] + tallest["height"] / 2
+    page.mouse.move(x, y)
+    expect(chart.locator(".hoverlayer")).to_contain_text("samples")
+    hover = chart.locator(".hoverlayer").text_content() or ""
+    want = int(re.search(r"(\d+) samples", hover).group(1))
+    page.mouse.click(x, y)
+    expect(page.get_by_role("heading", name="Samples in the selection")).to_be_visible()
+    caption = page.get_by_text(re.compile(r"samples \(class \S+; brightness in")).inner_text()
+    match = re.match(r"([\d,]+) samples \(class (\S+);", caption)
+    assert match is not None and int(match.group(1).replace(",", "")) == want
+    page.wait_for_function(f"document.querySelectorAll('{IMAGES}').length === {min(want, 24)}")
+    grid = page.locator('[data-testid="stMain"] [data-testid="stImageCaption"]').all_inner_texts()
+    assert grid and all(c.startswith(f"{match.group(2)} ·") for c in grid)
+    screenshot(page, "data_pages_distributions_selected")
+
+    # Issues: duplicate groups side by side, conflicting labels first.
+    page.get_by_role("link", name="Issues").click()
+    expect(page.get_by_text("groups of identical or near-identical files")).to_be_visible()
+    group = page.get_by_test_id("stVerticalBlock").filter(has_text="conflicting labels").first
+    for p in PLANTED.loc[PLANTED["group"] == "conflict-1", "path"]:
+        expect(page.get_by_text(p, exact=False).first).to_be_visible()
+    expect(group.locator("img").first).to_be_visible()
+    screenshot(page, "data_pages_issues")
+
+
+@pytest.fixture(scope="module")
+def xss_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server whose extra data root holds a dataset with HTML in class and file names."""
+    tmp = tmp_path_factory.mktemp("xss")
+    root = write_image_folder(tmp / "data" / "xss", classes=2, per_class=5)
+    (root / "train" / "class_0").rename(root / "train" / "<b>bold")
+    Image.new("L", (16, 16), 200).save(
+        root / "train" / "class_1" / "<img src=x onerror=alert(1)>.png"
+    )
+    port = free_port()
+    env = dict(
+        os.environ,
+        RECIPE_WORKSPACE=str(tmp / "ws"),
+        RECIPE_DATA_ROOTS=str(tmp / "data"),
+        HOME=str(tmp),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO_ROOT / "app" / "main.py"),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    with (tmp / "log").open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", proc)
+            yield f"http://127.0.0.1:{port}", root
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+def test_html_in_names_renders_as_text(xss_server: tuple[str, Path], page: Page) -> None:
+    url, root = xss_server
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{url}/data")
+    box = page.get_by_label("Dataset path", exact=True)
+    box.fill(str(root))
+    box.press("Enter")
+    page.get_by_role("button", name="Scan dataset").click()
+    expect(page.get_by_role("button", name="Show them →").first).to_be_visible(timeout=SCAN_TIMEOUT)
+    page.get_by_role("link", name="Browse samples").click()
+    page.get_by_role("tab", name="Grid").click()
+    expect(page.get_by_text("<b>bold").first).to_be_visible()  # shown literally
+    page.get_by_role("link", name="Distributions").click()
+    expect(page.locator(".js-plotly-plot .legendtext", has_text="<b>bold").first).to_be_visible()
+    page.get_by_role("link", name="Browse samples").click()
+    search = page.get_by_label("Path contains")
+    search.fill("onerror")
+    search.press("Enter")
+    expect(page.get_by_text(re.compile(r"^1 of 21 samples match"))).to_be_visible()
+    page.get_by_role("tab", name="Grid").click()
+    page.get_by_role("button", name="Details").first.click()
+    expect(page.get_by_role("dialog")).to_contain_text("<img src=x onerror=alert(1)>.png")
+    screenshot(page, "data_pages_html_names")
+    assert page.locator('[data-testid="stMain"] b', has_text="bold").count() == 0
+    assert page.locator("img[src='x']").count() == 0
+    assert dialogs == []
