@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,16 +22,8 @@ from app.widgets import md
 from recipe_core import DatasetSource
 from recipe_core.curation import Decision
 from recipe_core.query import QueryPage, Range, SampleFilter, SampleTable
-from recipe_core.scan import ScanResult
-from recipe_core.scan_jobs import ScanJobState, read_state
 from recipe_core.thumbnails import thumbnail_file
 
-STAGES = {
-    "start": "Starting the scan process",
-    "index": "Decoding images",
-    "issues": "Finding issues",
-    "write": "Saving the result",
-}
 PER_PAGE_OPTIONS = (25, 50, 100, 200)
 ROW_HEIGHT = 48  # px: a readable 32 px thumbnail per table row
 # The table's first columns; every other column of the sample table follows (sort column first).
@@ -46,75 +36,6 @@ def thumb_uri(source: DatasetSource, path: str, *, size: int = 64) -> str | None
     if thumb is None:
         return None
     return "data:image/png;base64," + base64.b64encode(thumb.read_bytes()).decode("ascii")
-
-
-# --- scanning ---------------------------------------------------------------------------------
-
-
-def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
-    """The scan's status with a Scan / Rescan button; live progress while a scan runs."""
-    job = state.scan_state(root)
-    result = state.scan_result(root)
-    if job.state == "running":
-        _scan_progress(state.scan_folder(root))
-        return result
-    if job.state == "failed":
-        st.error(f"The last scan failed: {md(job.message)}", icon="🚫")
-    if result is None:
-        st.info(
-            "This dataset has not been scanned yet. A scan decodes every image once and "
-            "finds duplicates, leaks, corrupt files, outliers and likely label errors.",
-            icon="🔬",
-        )
-    label = "Scan dataset" if result is None else "Rescan"
-    left, right = st.columns([1, 4], vertical_alignment="center")
-    if left.button(label, key=f"{key}_start", type="primary" if result is None else "secondary"):
-        state.start_scan(root)
-        st.rerun()
-    if result is not None:
-        s = result.summary
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(_written(root)))
-        right.caption(
-            f"Scanned {when}: {s.n_samples:,} samples, {s.n_flagged:,} flagged, "
-            f"{s.n_undecodable:,} undecodable (embedding {md(s.embedding)})."
-        )
-    return result
-
-
-@st.fragment(run_every=0.7)
-def _scan_progress(folder: Path) -> None:
-    """Polls the background scan's progress.json; reruns the whole page when it is over."""
-    job = read_state(folder)
-    if job.state != "running":
-        st.rerun(scope="app")
-    st.progress(job.fraction, text=_progress_text(job))
-
-
-def _progress_text(job: ScanJobState) -> str:
-    text = STAGES.get(job.stage, job.stage.capitalize())
-    return f"{text}… {job.done:,} / {job.total:,}" if job.total else f"{text}…"
-
-
-def _written(root: Path) -> float:
-    try:
-        return (state.scan_folder(root) / "result" / "summary.json").stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def require_scan(source: DatasetSource) -> tuple[ScanResult, SampleTable]:
-    """The dataset's scan, or a scan panel and `st.stop()` when there is none yet."""
-    result = state.scan_result(source.root)
-    table = state.samples(source.root)
-    if result is None or table is None or state.scan_state(source.root).state == "running":
-        scan_panel(source.root)
-        st.stop()
-    if len(result.index) != len(source) or not np.array_equal(
-        np.sort(result.index.table["sample_id"].to_numpy()),
-        np.sort(source.samples["sample_id"].to_numpy()),
-    ):
-        st.warning("Files were added or removed since this scan; rescan to see them.", icon="⚠️")
-    return result, table
 
 
 # --- filters ----------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import string
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,9 +18,12 @@ from recipe_core import DatasetSource
 from recipe_core.issues.neighbors import nearest_neighbors
 from recipe_core.query import SampleTable
 from recipe_core.scan import ScanResult
+from recipe_core.scan_jobs import RESULT_DIR, ScanJobState, read_state
 from recipe_core.thumbnails import thumbnail_file
 
 PUNCTUATION = frozenset(string.punctuation)  # Markdown/HTML syntax characters, escaped by `md`
+STAGES = {"start": "Starting the scan process", "index": "Decoding images",
+          "issues": "Finding issues", "write": "Saving the result"}  # fmt: skip
 
 
 def dataset_path_ui(*, key: str = "dataset_input") -> str:
@@ -93,6 +98,75 @@ def plot_text(text: object) -> str:
 
 def natural_key(value: str) -> tuple[int, int | str]:
     return (0, int(value)) if value.isdigit() else (1, value)
+
+
+# --- scanning ---------------------------------------------------------------------------------
+
+
+def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
+    """The scan's status with a Scan / Rescan button; live progress while a scan runs."""
+    job = state.scan_state(root)
+    result = state.scan_result(root)
+    if job.state == "running":
+        _scan_progress(state.scan_folder(root))
+        return result
+    if job.state == "failed":
+        st.error(f"The last scan failed: {md(job.message)}", icon="🚫")
+    if result is None:
+        st.info(
+            "This dataset has not been scanned yet. A scan decodes every image once and "
+            "finds duplicates, leaks, corrupt files, outliers and likely label errors.",
+            icon="🔬",
+        )
+    label = "Scan dataset" if result is None else "Rescan"
+    left, right = st.columns([1, 4], vertical_alignment="center")
+    if left.button(label, key=f"{key}_start", type="primary" if result is None else "secondary"):
+        state.start_scan(root)
+        st.rerun()
+    if result is not None:
+        s = result.summary
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(_written(root)))
+        right.caption(
+            f"Scanned {when}: {s.n_samples:,} samples, {s.n_flagged:,} flagged, "
+            f"{s.n_undecodable:,} undecodable (embedding {md(s.embedding)})."
+        )
+    return result
+
+
+@st.fragment(run_every=0.7)
+def _scan_progress(folder: Path) -> None:
+    """Polls the background scan's progress.json; reruns the whole page when it is over."""
+    job = read_state(folder)
+    if job.state != "running":
+        st.rerun(scope="app")
+    st.progress(job.fraction, text=_progress_text(job))
+
+
+def _progress_text(job: ScanJobState) -> str:
+    text = STAGES.get(job.stage, job.stage.capitalize())
+    return f"{text}… {job.done:,} / {job.total:,}" if job.total else f"{text}…"
+
+
+def _written(root: Path) -> float:
+    try:
+        return (state.scan_folder(root) / RESULT_DIR / "summary.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def require_scan(source: DatasetSource) -> tuple[ScanResult, SampleTable]:
+    """The dataset's scan, or a scan panel and `st.stop()` when there is none yet."""
+    result = state.scan_result(source.root)
+    table = state.samples(source.root)
+    if result is None or table is None or state.scan_state(source.root).state == "running":
+        scan_panel(source.root)
+        st.stop()
+    if len(result.index) != len(source) or not np.array_equal(
+        np.sort(result.index.table["sample_id"].to_numpy()),
+        np.sort(source.samples["sample_id"].to_numpy()),
+    ):
+        st.warning("Files were added or removed since this scan; rescan to see them.", icon="⚠️")
+    return result, table
 
 
 # --- the sample detail panel ------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_scrambled_images_are_caught_and_healing_proves_it(digits, kind: str) ->
            else x.reshape(b, h, w, c).permute(0, 3, 1, 2))  # fmt: skip
     view = inspect_batch(bad, labels[:32])
     assert "scrambled" in codes(view)
-    assert spatial_correlation(x) > 0.8 and "scrambled" not in codes(inspect_batch(x, labels[:32]))
+    assert spatial_correlation(x) > 0.6 and "scrambled" not in codes(inspect_batch(x, labels[:32]))
 
 
 def test_scramble_against_the_datasets_own_images(digits) -> None:  # type: ignore[no-untyped-def]
@@ -196,5 +196,5 @@ def test_find_normalize_in_loaders_and_transform_chains(digits) -> None:  # type
 def test_inspect_batch_rejects_bad_arguments() -> None:
     with pytest.raises(ConfigError, match="Valid layouts"):
         inspect_batch(torch.zeros(2, 3), layout="spectrogram")
-    with pytest.raises(ConfigError, match="torch.Tensor"):
+    with pytest.raises(ConfigError, match=r"torch\.Tensor"):
         inspect_batch(np.zeros((2, 3)))  # type: ignore[arg-type]

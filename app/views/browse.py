@@ -21,7 +21,7 @@ except RecipeError as error:
     st.page_link("views/data_overview.py", label="Choose a dataset on the Data overview")
     st.stop()
 st.caption(f"Dataset: {widgets.md(source.root)}")
-result, table = data_widgets.require_scan(source)
+result, table = widgets.require_scan(source)
 spec = data_widgets.filter_ui(table, source)
 decisions = state.decisions(source.root)
 

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import data_widgets, state, widgets
+from app import state, widgets
 from recipe_core import RecipeError
 from recipe_core.scan import ScanResult
 
@@ -70,7 +70,7 @@ def issue_cards(result: ScanResult) -> None:
     for i, (title, kinds, meaning) in enumerate(CARDS):
         n = int(issues.loc[issues["issue"].isin(kinds), "sample_id"].nunique())
         with cols[i % 4].container(border=True):
-            st.metric(title, f"{n:,}", help=meaning)
+            st.metric(title, f"{n:,}")
             st.caption(meaning)
             if st.button("Show them →", key=f"card_{kinds[0]}", disabled=n == 0, width="stretch"):
                 state.show_issues(kinds)
@@ -84,7 +84,7 @@ def issue_cards(result: ScanResult) -> None:
 
 
 st.subheader("Scan for problems")
-scan = data_widgets.scan_panel(source.root)
+scan = widgets.scan_panel(source.root)
 if scan is not None and state.scan_state(source.root).state != "running":
     issue_cards(scan)
 

@@ -28,7 +28,7 @@ try:
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
     st.stop()
-result, table = data_widgets.require_scan(source)
+result, table = widgets.require_scan(source)
 spec = data_widgets.filter_ui(table, source)
 mask = filter_mask(table, spec)
 

@@ -29,7 +29,7 @@ try:
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
     st.stop()
-result, table = data_widgets.require_scan(source)
+result, table = widgets.require_scan(source)
 decisions = state.decisions(source.root)
 issues = result.issues
 
@@ -198,19 +198,10 @@ def corrupt_tab() -> None:
         width="stretch",
         key="corrupt_table",
     )
-    todo = [r for _, r in rows.iterrows() if int(r["sample_id"]) not in decisions]
-    if st.button(
-        f"Drop all {len(todo)} undecided corrupt files", disabled=not todo, key="corrupt_drop_all"
-    ):
-        for row in todo:
-            state.decide(
-                source.root,
-                sample_id=int(row["sample_id"]),
-                path=row["path"],
-                action="drop",
-                old_label=row["label"],
-            )
-        st.rerun()
+    todo = rows[~rows["sample_id"].isin(list(decisions))]
+    label = f"Drop all {len(todo)} undecided corrupt files"
+    if st.button(label, disabled=todo.empty, key="corrupt_drop_all"):
+        decide_all(todo, "drop")
 
 
 def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:

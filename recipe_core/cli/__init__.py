@@ -6,10 +6,14 @@ no auto-discovery).
 
 from __future__ import annotations
 
-from recipe_core.cli import app_cmd  # noqa: F401  (registers `recipe app`)
-from recipe_core.cli import check_cmd  # noqa: F401  (registers `recipe check`)
-from recipe_core.cli import scan_cmd  # noqa: F401  (registers `recipe scan`)
-from recipe_core.cli import runs_cmd, train_cmd  # noqa: F401  (`recipe train`, `recipe runs`)
+# Each import registers its sub-commands on `cli`: app, check, runs, scan, train.
+from recipe_core.cli import (  # noqa: F401
+    app_cmd,
+    check_cmd,
+    runs_cmd,
+    scan_cmd,
+    train_cmd,
+)
 from recipe_core.cli._app import cli, main
 
 __all__ = ["cli", "main"]

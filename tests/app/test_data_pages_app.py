@@ -168,7 +168,8 @@ def test_issue_views_show_groups_corrupt_files_and_label_suggestions(app: AppTes
     labels = next(df.value for df in at.dataframe if "suggested" in df.value.columns)
     oracle = PLANTED[PLANTED["issue"] == "label_issue"].set_index("path")["true_label"]
     hits = labels[labels["path"].isin(oracle.index)]
-    assert len(hits) >= 0.8 * len(oracle)
+    assert len(labels) == 50  # the first page, most confident first
+    assert len(hits) >= 0.9 * len(labels)  # almost all of them are planted label errors
     agree = (hits["suggested"] == hits["path"].map(oracle)).mean()
     assert agree >= 0.8  # the suggested label is the true one for most planted errors
 
