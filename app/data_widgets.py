@@ -126,7 +126,8 @@ def sort_ui(table: SampleTable, *, key: str = "sort") -> tuple[str | None, bool]
     options = ["(table order)", *[c for c in table.frame.columns if c != "sample_id"]]
     a, b = st.columns([3, 1], vertical_alignment="bottom")
     column = a.selectbox("Sort by", options, key=f"{key}_col")
-    descending = b.toggle("Descending", key=f"{key}_desc", value=True)
+    descending = b.toggle("Descending", key=f"{key}_desc", value=True,
+                          disabled=column == "(table order)")  # fmt: skip
     return (None if column == "(table order)" else column), descending
 
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from recipe_core import DatasetOverview, DatasetSource, Workspace, open_dataset, open_workspace
@@ -40,6 +41,12 @@ def current_dataset() -> str:
     if DATASET_KEY not in st.session_state:
         st.session_state[DATASET_KEY] = default_dataset()
     return str(st.session_state[DATASET_KEY])
+
+
+def current_target() -> Path:
+    """The current dataset's resolved path (folder or manifest file): the key of its scan
+    and its curation decisions."""
+    return path_policy().resolve(current_dataset())
 
 
 def set_dataset(path: str) -> None:
@@ -132,6 +139,19 @@ def samples(root: Path) -> SampleTable | None:
     """The scan's query-ready sample table (issue columns computed once per scan)."""
     stamp = _result_stamp(root)
     return None if stamp is None else _sample_table(*stamp)
+
+
+def scan_is_current(target: Path, source: DatasetSource) -> bool:
+    """Whether the scan covers exactly the files listed now (else: suggest a rescan)."""
+    stamp = _result_stamp(target)
+    return stamp is not None and _same_samples(*stamp, id(source.samples), source)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _same_samples(folder: str, mtime_ns: int, listing: int, _source: DatasetSource) -> bool:
+    scanned = _load_scan(folder, mtime_ns).index.table["sample_id"].to_numpy()
+    listed = _source.samples["sample_id"].to_numpy()
+    return len(scanned) == len(listed) and bool(np.array_equal(np.sort(scanned), np.sort(listed)))
 
 
 @st.cache_resource(show_spinner="Loading the scan…", max_entries=4)

@@ -15,7 +15,7 @@ import streamlit as st
 
 from app import state
 from recipe_core import DatasetSource
-from recipe_core.issues.neighbors import nearest_neighbors
+from recipe_core.data_views import nearest_samples
 from recipe_core.query import SampleTable
 from recipe_core.scan import ScanResult
 from recipe_core.scan_jobs import RESULT_DIR, ScanJobState, read_state
@@ -154,17 +154,14 @@ def _written(root: Path) -> float:
         return 0.0
 
 
-def require_scan(source: DatasetSource) -> tuple[ScanResult, SampleTable]:
-    """The dataset's scan, or a scan panel and `st.stop()` when there is none yet."""
-    result = state.scan_result(source.root)
-    table = state.samples(source.root)
-    if result is None or table is None or state.scan_state(source.root).state == "running":
-        scan_panel(source.root)
+def require_scan(target: Path, source: DatasetSource) -> tuple[ScanResult, SampleTable]:
+    """The scan of dataset `target`, or a scan panel and `st.stop()` when there is none yet."""
+    result = state.scan_result(target)
+    table = state.samples(target)
+    if result is None or table is None or state.scan_state(target).state == "running":
+        scan_panel(target)
         st.stop()
-    if len(result.index) != len(source) or not np.array_equal(
-        np.sort(result.index.table["sample_id"].to_numpy()),
-        np.sort(source.samples["sample_id"].to_numpy()),
-    ):
+    if not state.scan_is_current(target, source):
         st.warning("Files were added or removed since this scan; rescan to see them.", icon="⚠️")
     return result, table
 
@@ -232,7 +229,12 @@ def _issue_rows(issues: pd.DataFrame, sample_id: int) -> None:
 
 def curation_ui(source: DatasetSource, row: pd.Series) -> None:
     """Drop / relabel / undo buttons for one sample; decisions go to the workspace log."""
-    root, sid, path, label = source.root, int(row["sample_id"]), str(row["path"]), str(row["label"])
+    root, sid, path, label = (
+        state.current_target(),
+        int(row["sample_id"]),
+        str(row["path"]),
+        str(row["label"]),
+    )
     decision = state.decisions(root).get(sid)
     if decision is not None:
         text = "drop" if decision.action == "drop" else f"relabel as {decision.label}"
@@ -265,17 +267,8 @@ def _neighbours(result: ScanResult, frame: pd.DataFrame, pos: int) -> None:
     if not valid[pos]:
         st.caption("An undecodable file has no embedding, so no neighbours.")
         return
-    spare = min(int((~valid).sum()), 64)  # undecodable rows sit at the origin: skip them
-    k = min(N_NEIGHBOURS + 1 + spare, len(frame) - 1)
-    if k < 1:
-        return
-    emb = result.index.embeddings
-    idx, dist = nearest_neighbors(emb, k, queries=np.asarray(emb[pos : pos + 1]), method="exact")
-    keep = [
-        (int(i), float(d))
-        for i, d in zip(idx[0], dist[0], strict=True)
-        if i >= 0 and i != pos and valid[i]
-    ][:N_NEIGHBOURS]
-    rows = frame.iloc[[i for i, _ in keep]]
-    captions = [f"d = {d:.3f} · {md(lab)}" for (_, d), lab in zip(keep, rows["label"], strict=True)]
-    image_grid(result.index.source, rows, columns=N_NEIGHBOURS, captions=captions)
+    rows, dist = nearest_samples(result.index.embeddings, pos, N_NEIGHBOURS, valid=valid)
+    shown = frame.iloc[rows]
+    labels = shown["label"].tolist()
+    captions = [f"d = {d:.3f} · {md(lab)}" for d, lab in zip(dist, labels, strict=True)]
+    image_grid(result.index.source, shown, columns=N_NEIGHBOURS, captions=captions)

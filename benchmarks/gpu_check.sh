@@ -45,8 +45,8 @@ timeout 150 "$PY" benchmarks/train_overhead.py --device cuda --model small_cnn r
   --steps 300 --batch-size 128 --image-size 32 --repeats 3 || status=1
 
 echo "== overhead benchmark: cpu, 1 thread"
-timeout 60 "$PY" benchmarks/train_overhead.py --device cpu --model mlp small_cnn --threads 1 \
-  --steps 100 --batch-size 64 --image-size 16 --train-images 1024 --repeats 3 || status=1
+timeout 90 "$PY" benchmarks/train_overhead.py --device cpu --model mlp small_cnn --threads 1 \
+  --steps 150 --batch-size 64 --image-size 16 --train-images 1024 --repeats 3 || status=1
 
 echo "== summary"
 grep -E "^RESULT|passed|failed|error" "$LOG" | grep -v "^== " || true

@@ -156,3 +156,29 @@ def label_suggestions(issues: pd.DataFrame) -> pd.Series:
             return rows[column].fillna("").astype(str)
     found = rows["detail"].astype(str).str.extract(SUGGESTION)
     return found["a"].fillna(found["b"]).fillna("").astype(str)
+
+
+def nearest_samples(
+    embeddings: np.ndarray, row: int, k: int, *, valid: np.ndarray, block: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest valid rows to `row` by Euclidean distance, nearest first, itself excluded.
+
+    For one query (the detail panel) a blocked matrix-vector product: memory stays at one
+    block even for a memory-mapped 1M x D embedding matrix, which a full pairwise search
+    (`issues.neighbors.nearest_neighbors`) would copy. Returns (rows int64, distances float32).
+    """
+    query = np.asarray(embeddings[row], dtype=np.float32)
+    n = len(embeddings)
+    d2 = np.empty(n, dtype=np.float32)
+    qq = float(query @ query)
+    for start in range(0, n, block):
+        chunk = np.asarray(embeddings[start : start + block], dtype=np.float32)
+        d2[start : start + len(chunk)] = qq + (chunk * chunk).sum(1) - 2.0 * (chunk @ query)
+    d2[~np.asarray(valid, dtype=bool)] = np.inf
+    d2[row] = np.inf
+    k = min(k, int(np.isfinite(d2).sum()))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    part = np.argpartition(d2, k - 1)[:k]
+    order = part[np.lexsort((part, d2[part]))]  # by distance, ties by row
+    return order.astype(np.int64), np.sqrt(np.maximum(d2[order], 0.0)).astype(np.float32)

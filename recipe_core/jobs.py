@@ -12,6 +12,8 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -29,6 +31,17 @@ EXIT_CANCELLED = 128 + signal.SIGTERM
 
 def _cancel(signum: int, frame: FrameType | None) -> None:
     raise JobCancelled(f"signal {signum}")
+
+
+@contextmanager
+def cancel_on_sigterm() -> Iterator[None]:
+    """While inside, SIGTERM raises JobCancelled (so `train` records `cancelled`); the previous
+    handler is restored on exit. Main thread only, as Python's signal handlers are."""
+    previous = signal.signal(signal.SIGTERM, _cancel)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_job(run_dir: Path) -> int:

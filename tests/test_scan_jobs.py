@@ -21,6 +21,7 @@ from recipe_core.scan_jobs import (
     job_dir,
     load_scan,
     read_state,
+    run_job,
     start_scan,
     write_result,
 )
@@ -65,8 +66,11 @@ def test_background_scan_writes_a_loadable_result(tmp_path: Path) -> None:
 
 def test_a_failing_scan_reports_the_error(tmp_path: Path) -> None:
     ws = open_workspace(tmp_path / "ws")
-    folder = start_scan(tmp_path / "missing", workspace=ws, workers=0)
-    state = wait_finished(folder)
+    folder = job_dir(ws, tmp_path / "missing")
+    folder.mkdir(parents=True)
+    with pytest.raises(DatasetError, match="does not exist"):
+        run_job(str(tmp_path / "missing"), folder, workspace=ws, workers=0)  # the worker's body
+    state = read_state(folder)
     assert state.state == "failed" and "does not exist" in state.message
     assert not (folder / RESULT_DIR).exists()
 

@@ -85,7 +85,8 @@ def test_presets_apply_and_user_overrides_win() -> None:
     ({"model": "vit"}, r"Unknown model 'vit'. Choose one of: linear, mlp, small_cnn, resnet18"),
     ({"preset": "fast"}, r"Unknown preset 'fast'.*baseline, overfit"),
     ({"device": "tpu"}, r"Unknown device 'tpu'. Use 'auto', 'cpu', 'cuda'"),
-    ({"steps": 0}, r"steps must be a number >= 1, got 0"),
+    ({"steps": 0}, r"steps must be an integer >= 1, got 0"),
+    ({"batch_size": 2.5}, r"batch_size must be an integer >= 1, got 2.5"),
     ({"dropout": 1.5}, r"dropout \(1.5\) must be in \[0, 1\)"),
     ({"lrate": 0.1}, r"Unknown training option\(s\) \['lrate'\]. Valid options:.*lr"),
 ])  # fmt: skip
@@ -124,7 +125,7 @@ def test_channels_last_is_legal_on_cpu_and_changes_only_the_layout(digits: str) 
     assert x_nhwc.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(x_plain, x_nhwc)
     model = build_model("small_cnn", ModelSpec(1, SIZE, len(data.classes)))
-    out = model.to(memory_format=torch.channels_last)(x_nhwc)  # type: ignore[call-overload]
+    out = model.to(memory_format=torch.channels_last)(x_nhwc)
     nn.functional.cross_entropy(out, y).backward()
     assert math.isfinite(float(out.sum()))
 

@@ -16,14 +16,15 @@ st.caption(
 
 try:
     source = state.dataset_source(state.current_dataset())
+    target = state.current_target()
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
     st.page_link("views/data_overview.py", label="Choose a dataset on the Data overview")
     st.stop()
-st.caption(f"Dataset: {widgets.md(source.root)}")
-result, table = widgets.require_scan(source)
+st.caption(f"Dataset: {widgets.md(target)}")
+result, table = widgets.require_scan(target, source)
 spec = data_widgets.filter_ui(table, source)
-decisions = state.decisions(source.root)
+decisions = state.decisions(target)
 
 a, b = st.columns([3, 1], vertical_alignment="bottom")
 with a:

@@ -51,6 +51,7 @@ if st.button("Reload from disk", help="Re-list the files after adding or removin
 try:
     source = state.dataset_source(path)
     overview = state.dataset_overview(path)
+    target = state.current_target()
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
     st.stop()
@@ -84,8 +85,8 @@ def issue_cards(result: ScanResult) -> None:
 
 
 st.subheader("Scan for problems")
-scan = widgets.scan_panel(source.root)
-if scan is not None and state.scan_state(source.root).state != "running":
+scan = widgets.scan_panel(target)
+if scan is not None and state.scan_state(target).state != "running":
     issue_cards(scan)
 
 left, right = st.columns([3, 2])

@@ -25,10 +25,11 @@ st.caption(
 
 try:
     source = state.dataset_source(state.current_dataset())
+    target = state.current_target()
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
     st.stop()
-result, table = widgets.require_scan(source)
+result, table = widgets.require_scan(target, source)
 spec = data_widgets.filter_ui(table, source)
 mask = filter_mask(table, spec)
 
@@ -176,7 +177,7 @@ if chosen is not None and st.button("Keep this selection as the Browse filter"):
     state.show_issues(())
     state.set_browse_filter(combined)
     st.switch_page("views/browse.py")
-decisions = state.decisions(source.root)
+decisions = state.decisions(target)
 grid_tab, table_tab = st.tabs(["Grid", "Table"])
 with grid_tab:
     clicked = data_widgets.grid_ui(page.rows, source, decisions, key="dist_grid")

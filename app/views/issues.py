@@ -26,11 +26,12 @@ st.caption(
 
 try:
     source = state.dataset_source(state.current_dataset())
+    target = state.current_target()
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
     st.stop()
-result, table = widgets.require_scan(source)
-decisions = state.decisions(source.root)
+result, table = widgets.require_scan(target, source)
+decisions = state.decisions(target)
 issues = result.issues
 
 
@@ -39,7 +40,7 @@ def drop_button(row: pd.Series, key: str) -> None:
     dropped = decisions.get(sid) is not None and decisions[sid].action == "drop"
     if st.button("Undo drop" if dropped else "Drop", key=f"{key}_{sid}", width="stretch"):
         state.decide(
-            source.root,
+            target,
             sample_id=sid,
             path=str(row["path"]),
             action="keep" if dropped else "drop",
@@ -176,7 +177,7 @@ def decide_all(rows: pd.DataFrame, action: str) -> None:
     """Record `action` for every row (relabel: to its `suggested` label), then rerun."""
     for row in rows.itertuples():
         label = str(getattr(row, "suggested", "")) if action == "relabel" else ""
-        state.decide(source.root, sample_id=int(row.sample_id), path=str(row.path),
+        state.decide(target, sample_id=int(row.sample_id), path=str(row.path),
                      action=action, label=label, old_label=str(row.label))  # fmt: skip
     st.rerun()
 
@@ -205,7 +206,7 @@ def corrupt_tab() -> None:
 
 
 def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:
-    history = decision_log(state.workspace(), source.root)
+    history = decision_log(state.workspace(), target)
     n_drop = sum(d.action == "drop" for d in decisions.values())
     n_relabel = len(decisions) - n_drop
     st.markdown(
@@ -223,7 +224,7 @@ def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:
     fmt = st.radio("Manifest format", ["csv", "parquet"], horizontal=True, key="export_fmt")
     if st.button("Export cleaned manifest", type="primary", key="export"):
         stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
-        folder = curation_dir(state.workspace(), source.root) / "exports" / stamp
+        folder = curation_dir(state.workspace(), target) / "exports" / stamp
         try:
             out = export_manifest(source, decisions, folder, fmt=fmt, log_entries=history)
         except RecipeError as error:

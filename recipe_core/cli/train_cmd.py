@@ -13,6 +13,7 @@ from recipe_core.cli._app import cli, err_console, fail
 from recipe_core.data import open_dataset
 from recipe_core.errors import RecipeError
 from recipe_core.executors import submit_run
+from recipe_core.jobs import cancel_on_sigterm
 from recipe_core.runs import RunWriter
 from recipe_core.train import PRESETS, JobCancelled, TrainEvent, make_config, resolve_device, train
 from recipe_core.train.job import default_run_name
@@ -64,7 +65,8 @@ def train_command(
         writer = RunWriter.create(ws, name=default_run_name(config), config=config.to_dict())
         if not json_out:
             typer.echo(writer.run_id)
-        result = train(config, run=writer, callbacks=[] if json_out else [_print_event])
+        with cancel_on_sigterm():  # `kill` records `cancelled`, as for a detached job
+            result = train(config, run=writer, callbacks=[] if json_out else [_print_event])
     except (KeyboardInterrupt, JobCancelled) as stop:
         err_console.print("cancelled")
         raise typer.Exit(130) from stop

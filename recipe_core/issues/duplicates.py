@@ -109,9 +109,9 @@ def near_pairs(
     usable &= eligible[graph.rows][:, None] & eligible[nbr]
     src = np.broadcast_to(graph.rows[:, None], nbr.shape)[usable]
     dst = nbr[usable]
-    a, b = np.minimum(src, dst), np.maximum(src, dst)
-    unique = np.unique(np.stack([a, b], axis=1), axis=0) if len(a) else np.zeros((0, 2), np.int64)
-    a, b = unique[:, 0], unique[:, 1]
+    n = len(pixels)
+    key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
+    a, b = key // n, key % n
     dist, residual = verify_pairs(pixels, a, b)
     near = is_near(dist, residual)
     return a[near], b[near], dist[near], residual[near]

@@ -2,8 +2,8 @@
 
 Out-of-fold predicted probabilities from two fast baselines on the embeddings, averaged:
 
-* ridge regression onto one-hot labels, solved in closed form: one pass builds the Gram matrix
-  X^T X, and each fold's model subtracts that fold's own contribution before a (D x D) solve,
+* ridge regression onto one-hot labels, solved in closed form: one pass builds each fold's
+  Gram matrix X_f^T X_f, and each fold's model uses the sum of the others for a (D x D) solve,
   so 5-fold cross-validation costs one pass over the data (N * D^2) instead of five iterative
   fits. A softmax temperature fitted on the out-of-fold scores turns scores into probabilities.
 * a k-nearest-neighbour vote (the shared neighbour graph), which catches what a linear model
@@ -106,22 +106,24 @@ def ridge_oof_probs(
     """(M, K) out-of-fold probabilities of a ridge one-vs-rest regression + fitted softmax."""
     xa = np.hstack([x, np.ones((len(x), 1), dtype=x.dtype)]).astype(np.float32)  # + intercept
     onehot = np.eye(n_classes, dtype=np.float32)[y]
-    gram = (xa[train].T @ xa[train]).astype(np.float64)  # (D+1, D+1)
-    cross = (xa[train].T @ onehot[train]).astype(np.float64)  # (D+1, K)
+    n_folds = int(folds.max()) + 1
+    fold_gram, fold_cross = [], []  # each fold's own X^T X and X^T Y, (D+1, D+1) and (D+1, K)
+    for f in range(n_folds):
+        fit = (folds == f) & train
+        fold_gram.append((xa[fit].T @ xa[fit]).astype(np.float64))
+        fold_cross.append((xa[fit].T @ onehot[fit]).astype(np.float64))
+    gram, cross = sum(fold_gram), sum(fold_cross)
     penalty = RIDGE * max(np.trace(gram), 1.0) / xa.shape[1] * np.eye(xa.shape[1])
     penalty[-1, -1] = 1e-6  # the intercept is (all but) not shrunk
     scores = np.zeros((len(x), n_classes))
     # A (D x D) solve gains nothing from BLAS threads, and on a busy machine OpenBLAS's
     # spinning threads make it ~50x slower: one thread here.
     with threadpool_limits(limits=1, user_api="blas"):
-        for f in range(int(folds.max()) + 1):
+        for f in range(n_folds):
             held = folds == f
-            fit = held & train
             if (train & ~held).sum() < n_classes:  # one big duplicate group: nothing to fit
                 continue  # scores stay 0: a uniform prediction
-            weights = np.linalg.solve(
-                gram - xa[fit].T @ xa[fit] + penalty, cross - xa[fit].T @ onehot[fit]
-            )
+            weights = np.linalg.solve(gram - fold_gram[f] + penalty, cross - fold_cross[f])
             scores[held] = xa[held] @ weights
     return _softmax(scores, _temperature(scores[train], y[train]))
 

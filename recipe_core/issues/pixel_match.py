@@ -90,7 +90,8 @@ def verify_pairs(
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
     win_a, win_b = _window_sums(centred, max_shift, "a"), _window_sums(centred, max_shift, "b")
-    profiles = (centred.sum(axis=2), centred.sum(axis=1))  # row sums (N, H), column sums (N, W)
+    # row sums (N, H) and column sums (N, W), scaled down so float32 products stay exact enough
+    profiles = (centred.sum(axis=2) / 32.0, centred.sum(axis=1) / 32.0)
     for start in range(0, len(a), CHUNK):
         la, lb = local[0, start : start + CHUNK], local[1, start : start + CHUNK]
         ca, cb = centred[la], centred[lb]
@@ -196,10 +197,10 @@ def _best_1d_shifts(pa: np.ndarray, pb: np.ndarray, max_shift: int) -> np.ndarra
     """(P, 2) int: the two shifts d in [-max_shift, max_shift] with the highest correlation of
     pa[i + d] and pb[i] over their overlap."""
     n = pa.shape[1]
-    scores = np.empty((len(pa), 2 * max_shift + 1), dtype=np.float64)
+    scores = np.empty((len(pa), 2 * max_shift + 1), dtype=np.float32)
     for k, d in enumerate(range(-max_shift, max_shift + 1)):
-        x = pa[:, max(0, d) : n + min(0, d)].astype(np.float64)
-        y = pb[:, max(0, -d) : n + min(0, -d)].astype(np.float64)
+        x = pa[:, max(0, d) : n + min(0, d)]
+        y = pb[:, max(0, -d) : n + min(0, -d)]
         x = x - x.mean(axis=1, keepdims=True)
         y = y - y.mean(axis=1, keepdims=True)
         norm = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))

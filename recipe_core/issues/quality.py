@@ -192,27 +192,29 @@ def blur_effect(pixels: np.ndarray) -> np.ndarray:
     """(N,) blur effect in [0, 1] of (N, H, W) luminance images (Crete et al. 2007): per
     direction, the share of the absolute neighbour differences that survive re-blurring with
     a BLUR_BOX box filter; the larger of the two directions. 1 = blurry."""
-    x = pixels.astype(np.float32)
-    out = np.zeros(len(x))
-    for axis in (1, 2):
-        soft = _box(x, axis, BLUR_BOX)
-        sharp_d = np.abs(np.diff(x, axis=axis))
-        lost = np.maximum(sharp_d - np.abs(np.diff(soft, axis=axis)), 0.0)
-        total = sharp_d.sum(axis=(1, 2))
-        out = np.maximum(out, 1.0 - lost.sum(axis=(1, 2)) / np.maximum(total, 1e-6))
-    return np.where(out > 0, out, 0.0)
+    out = np.zeros(len(pixels))
+    for start in range(0, len(pixels), 512):  # 2 MB chunks stay in cache
+        x = pixels[start : start + 512].astype(np.float32)
+        for axis in (1, 2):
+            sharp_d = np.abs(np.diff(x, axis=axis))
+            lost = np.maximum(sharp_d - np.abs(np.diff(_box(x, axis), axis=axis)), 0.0)
+            total = sharp_d.sum(axis=(1, 2), dtype=np.float64)
+            kept = 1.0 - lost.sum(axis=(1, 2), dtype=np.float64) / np.maximum(total, 1e-6)
+            out[start : start + len(x)] = np.maximum(out[start : start + len(x)], kept)
+    return np.clip(out, 0.0, 1.0)
 
 
-def _box(x: np.ndarray, axis: int, width: int) -> np.ndarray:
-    """Mean over a window of `width` px along `axis`, edges padded by repetition."""
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (width // 2, width // 2)
-    c = np.cumsum(np.pad(x, pad, mode="edge"), axis=axis, dtype=np.float64)
-    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+def _box(x: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over BLUR_BOX px along `axis` (1 or 2), edges padded by repetition."""
+    half = BLUR_BOX // 2
+    pad = [(0, 0), (0, 0), (0, 0)]
+    pad[axis] = (half, half)
+    padded = np.pad(x, pad, mode="edge")
     n = x.shape[axis]
-    hi = np.take(c, np.arange(width, width + n), axis=axis)
-    lo = np.take(c, np.arange(0, n), axis=axis)
-    box: np.ndarray = (hi - lo) / width
+    box = np.zeros_like(x)
+    for k in range(BLUR_BOX):
+        box += padded[:, k : k + n, :] if axis == 1 else padded[:, :, k : k + n]
+    box /= BLUR_BOX
     return box
 
 

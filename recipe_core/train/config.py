@@ -82,10 +82,11 @@ class TrainConfig:
                 f"Unknown device {self.device!r}. Use 'auto', 'cpu', 'cuda' or 'cuda:N'."
             )
         for name in ("steps", "batch_size", "log_every", "image_size"):
-            _check_range(name, getattr(self, name), low=1)
+            _check_range(name, getattr(self, name), low=1, integer=True)
         for name in ("overfit_examples", "early_stopping", "eval_every", "dynamics_every",
-                     "probe_size", "capture_batches", "checkpoint_every", "weight_decay",
-                     "target_loss"):  # fmt: skip
+                     "probe_size", "capture_batches", "checkpoint_every", "seed"):  # fmt: skip
+            _check_range(name, getattr(self, name), low=0, integer=True)
+        for name in ("weight_decay", "target_loss"):
             _check_range(name, getattr(self, name), low=0)
         if not (self.lr > 0 and self.width > 0):
             raise ConfigError(f"lr ({self.lr}) and width ({self.width}) must be > 0.")
@@ -127,6 +128,8 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...], flag: str)
         )
 
 
-def _check_range(name: str, value: float, *, low: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-        raise ConfigError(f"{name} must be a number >= {low}, got {value!r}.")
+def _check_range(name: str, value: float, *, low: float, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name} must be {kind} >= {low}, got {value!r}.")

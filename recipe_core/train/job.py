@@ -103,23 +103,25 @@ def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ..
     device = resolve_device(config.device)
     configure_backends(device)
     writer.start(device=str(device))
-    data = load_train_data(
-        config.dataset,
-        image_size=config.image_size,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        overfit_examples=config.overfit_examples,
-    )
+    data = load_train_data(config.dataset, image_size=config.image_size, seed=config.seed,
+                           val_fraction=config.val_fraction,
+                           overfit_examples=config.overfit_examples)  # fmt: skip
     _record_data(writer, data)
-    model = build_train_model(
-        config,
-        in_channels=data.train.channels,
-        labels=data.train.labels,
-        num_classes=len(data.classes),
-    ).to(device)
+    summary = _build_loop(config, data, device, writer, callbacks).run()
+    writer.finish("succeeded")
+    log.info("Run %s succeeded after %d steps (%s)", writer.run_id, summary.steps,
+             summary.stop_reason)  # fmt: skip
+    return _result(writer, str(device), summary, data)
+
+
+def _build_loop(config: TrainConfig, data: TrainData, device: torch.device, writer: RunWriter,
+                callbacks: tuple[Callback, ...]) -> Loop:  # fmt: skip
+    """Model (on the device, NHWC when it pays), batchers, probe, capture hook and optimizer."""
+    model = build_train_model(config, in_channels=data.train.channels, labels=data.train.labels,
+                              num_classes=len(data.classes)).to(device)  # fmt: skip
     channels_last = wants_channels_last(model, device, enabled=config.channels_last)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model = model.to(memory_format=torch.channels_last)
     autocast = autocast_factory(device, amp_dtype(device, enabled=config.amp))
     shared: dict[str, Any] = dict(
         mean=data.mean,
@@ -134,7 +136,7 @@ def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ..
     probe_x = _write_probe(writer, config, batches if config.overfit_examples else val, data)
     meta = {"mean": data.mean, "std": data.std, "classes": list(data.classes)}
     optimizer = make_optimizer(config, model)
-    loop = Loop(
+    return Loop(
         config,
         model,
         batches=batches,
@@ -148,12 +150,6 @@ def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ..
         callbacks=callbacks,
         checkpoint_meta={**meta, "config": config.to_dict()},
     )
-    summary = loop.run()
-    writer.finish("succeeded")
-    log.info(
-        "Run %s succeeded after %d steps (%s)", writer.run_id, summary.steps, summary.stop_reason
-    )
-    return _result(writer, str(device), summary, data)
 
 
 def _record_data(writer: RunWriter, data: TrainData) -> None:

@@ -62,12 +62,13 @@ class Loop:
                  optimizer: torch.optim.Optimizer,
                  schedule: torch.optim.lr_scheduler.LRScheduler | None,
                  autocast: Callable[[], AbstractContextManager[object]],
-                 callbacks: tuple[Callback, ...] = (), checkpoint_meta: Mapping[str, object] = {},
+                 callbacks: tuple[Callback, ...] = (),
+                 checkpoint_meta: Mapping[str, object] | None = None,
                  ) -> None:  # fmt: skip
         self.config, self.model, self.batches, self.val = config, model, batches, val
         self.writer, self.recorder, self.capture = writer, recorder, capture
         self.optimizer, self.schedule, self.autocast = optimizer, schedule, autocast
-        self.callbacks, self.checkpoint_meta = callbacks, dict(checkpoint_meta)
+        self.callbacks, self.checkpoint_meta = callbacks, dict(checkpoint_meta or {})
         self.window = Window()
         self.in_flight: list[tuple[ClosedWindow, Snapshots | None]] = []
         self.lag = 1 if batches.device.type == "cuda" else 0  # windows left in flight on CUDA

@@ -16,11 +16,16 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from recipe_core.data import open_dataset
+from recipe_core.scan import scan
+from recipe_core.scan_jobs import RESULT_DIR, job_dir, write_result
+from recipe_core.workspace import open_workspace
 from tests.conftest import REPO_ROOT, write_image_folder
 from tests.e2e.conftest import free_port, screenshot, wait_healthy
 
 PLANTED = pd.read_csv(REPO_ROOT / "sample_data" / "digits_planted.csv", keep_default_na=False)
 OUTLIERS = set(PLANTED.loc[PLANTED["issue"] == "outlier", "path"])
+T = 30_000  # ms for a page to update: Chromium and the server share 2 busy cores in CI
 SCAN_TIMEOUT = 150_000  # ms: process start + imports + scan of 1.7k images on a busy 2-core box
 IMAGES = '[data-testid="stMain"] [data-testid="stImage"] img'
 
@@ -36,32 +41,36 @@ def choose(page: Page, label: str, option: str) -> None:
 def test_scan_sort_histogram_and_duplicate_groups(streamlit_server: str, page: Page) -> None:
     page.goto(f"{streamlit_server}/data")
     page.get_by_role("button", name="Scan dataset").click()
-    expect(page.get_by_test_id("stProgress")).to_be_visible()  # live progress from the process
+    expect(page.get_by_test_id("stProgress")).to_be_visible(
+        timeout=T
+    )  # live progress from the process
     cards = page.get_by_role("button", name="Show them →")
     expect(cards.first).to_be_visible(timeout=SCAN_TIMEOUT)
-    expect(page.get_by_test_id("stMetric").filter(has_text="Outliers")).to_contain_text("10")
+    expect(page.get_by_test_id("stMetric").filter(has_text="Outliers")).to_contain_text(
+        "10", timeout=T
+    )
     screenshot(page, "data_pages_overview")
 
     # Browse, sorted by outlier score: an out-of-domain image comes first.
     page.get_by_role("link", name="Browse samples").click()
-    expect(page.get_by_text("samples match")).to_be_visible()
+    expect(page.get_by_text("samples match")).to_be_visible(timeout=T)
     choose(page, "Sort by", "score_outlier")
     page.get_by_role("tab", name="Grid").click()
     first = page.locator('[data-testid="stMain"] [data-testid="stImageCaption"]').first
-    expect(first).to_contain_text("outlier")
+    expect(first).to_contain_text("outlier", timeout=T)
     page.get_by_role("button", name="Details").first.click()
     drawer = page.get_by_role("dialog")
-    expect(drawer).to_contain_text("Nearest neighbours")
+    expect(drawer).to_contain_text("Nearest neighbours", timeout=T)
     path = drawer.get_by_test_id("stText").first.inner_text().splitlines()[0]
     assert path in OUTLIERS
     screenshot(page, "data_pages_browse_detail")
     page.keyboard.press("Escape")
-    expect(drawer).to_be_hidden()
+    expect(drawer).to_be_hidden(timeout=T)
 
     # Distributions: clicking a histogram bar filters the grid to that bar's samples.
     page.get_by_role("link", name="Distributions").click()
     chart = page.locator(".js-plotly-plot").first
-    expect(chart).to_be_visible()
+    expect(chart).to_be_visible(timeout=T)
     bars = chart.locator(".barlayer .point path")
     boxes = [bars.nth(i).bounding_box() for i in range(bars.count())]
     tallest = max((b for b in boxes if b is not None), key=lambda b: b["height"])
@@ -69,11 +78,11 @@ def test_scan_sort_histogram_and_duplicate_groups(streamlit_server: str, page: P
     # does; the hover label states the bar's count, the trusted answer for the filtered grid
     x, y = tallest["x"] + tallest["width"] / 2, tallest["y"] + tallest["height"] / 2
     page.mouse.move(x, y)
-    expect(chart.locator(".hoverlayer")).to_contain_text("samples")
+    expect(chart.locator(".hoverlayer")).to_contain_text("samples", timeout=T)
     hover = chart.locator(".hoverlayer").text_content() or ""
     want = int(re.search(r"(\d+) samples", hover).group(1))
     page.mouse.click(x, y)
-    expect(page.get_by_role("heading", name="Samples in the selection")).to_be_visible()
+    expect(page.get_by_role("heading", name="Samples in the selection")).to_be_visible(timeout=T)
     caption = page.get_by_text(re.compile(r"samples \(class \S+; brightness in")).inner_text()
     match = re.match(r"([\d,]+) samples \(class (\S+);", caption)
     assert match is not None and int(match.group(1).replace(",", "")) == want
@@ -84,11 +93,11 @@ def test_scan_sort_histogram_and_duplicate_groups(streamlit_server: str, page: P
 
     # Issues: duplicate groups side by side, conflicting labels first.
     page.get_by_role("link", name="Issues").click()
-    expect(page.get_by_text("groups of identical or near-identical files")).to_be_visible()
+    expect(page.get_by_text("groups of identical or near-identical files")).to_be_visible(timeout=T)
     group = page.get_by_test_id("stVerticalBlock").filter(has_text="conflicting labels").first
     for p in PLANTED.loc[PLANTED["group"] == "conflict-1", "path"]:
-        expect(page.get_by_text(p, exact=False).first).to_be_visible()
-    expect(group.locator("img").first).to_be_visible()
+        expect(page.get_by_text(p, exact=False).first).to_be_visible(timeout=T)
+    expect(group.locator("img").first).to_be_visible(timeout=T)
     screenshot(page, "data_pages_issues")
 
 
@@ -101,6 +110,10 @@ def xss_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     Image.new("L", (16, 16), 200).save(
         root / "train" / "class_1" / "<img src=x onerror=alert(1)>.png"
     )
+    # scanned by the engine up front: the scan button's background process is tested above
+    source = open_dataset(root)
+    ws = open_workspace(tmp / "ws")
+    write_result(scan(source, workspace=ws, workers=0), job_dir(ws, source.root) / RESULT_DIR)
     port = free_port()
     env = dict(
         os.environ,
@@ -143,21 +156,24 @@ def test_html_in_names_renders_as_text(xss_server: tuple[str, Path], page: Page)
     box = page.get_by_label("Dataset path", exact=True)
     box.fill(str(root))
     box.press("Enter")
-    page.get_by_role("button", name="Scan dataset").click()
-    expect(page.get_by_role("button", name="Show them →").first).to_be_visible(timeout=SCAN_TIMEOUT)
+    expect(page.get_by_role("button", name="Show them →").first).to_be_visible(timeout=T)
     page.get_by_role("link", name="Browse samples").click()
     page.get_by_role("tab", name="Grid").click()
-    expect(page.get_by_text("<b>bold").first).to_be_visible()  # shown literally
+    expect(page.get_by_text("<b>bold").first).to_be_visible(timeout=T)  # shown literally
     page.get_by_role("link", name="Distributions").click()
-    expect(page.locator(".js-plotly-plot .legendtext", has_text="<b>bold").first).to_be_visible()
+    expect(page.locator(".js-plotly-plot .legendtext", has_text="<b>bold").first).to_be_visible(
+        timeout=T
+    )
     page.get_by_role("link", name="Browse samples").click()
     search = page.get_by_label("Path contains")
     search.fill("onerror")
     search.press("Enter")
-    expect(page.get_by_text(re.compile(r"^1 of 21 samples match"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^1 of 21 samples match"))).to_be_visible(timeout=T)
     page.get_by_role("tab", name="Grid").click()
     page.get_by_role("button", name="Details").first.click()
-    expect(page.get_by_role("dialog")).to_contain_text("<img src=x onerror=alert(1)>.png")
+    expect(page.get_by_role("dialog")).to_contain_text(
+        "<img src=x onerror=alert(1)>.png", timeout=T
+    )
     screenshot(page, "data_pages_html_names")
     assert page.locator('[data-testid="stMain"] b', has_text="bold").count() == 0
     assert page.locator("img[src='x']").count() == 0
