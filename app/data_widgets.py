@@ -1,26 +1,27 @@
-"""Renderers shared by the data pages: scan status, the sample filter, the paged table and grid.
+"""Renderers shared by the data pages: the sample filter, the paged table and grid, and the
+histogram selection. (Scan status and the sample detail drawer are in widgets.py.)
 
 User data (file names, labels) is shown as text: Streamlit renders captions, alerts and
-labels as Markdown, so every user string passes through `md` (backslash-escapes Markdown and
-HTML punctuation) and every plotly label through `plot_text` (HTML entities); tables and
-`st.text` need nothing. Input widgets' functions end in `_ui` and return what the user chose.
+labels as Markdown, so every user string passes through `widgets.md`; tables and `st.text`
+need nothing. Input widgets' functions end in `_ui` and return what the user chose.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from app import state
-from app.widgets import md
+from app.widgets import md, natural_key
 from recipe_core import DatasetSource
 from recipe_core.curation import Decision
+from recipe_core.data_views import OTHER, Histogram
 from recipe_core.query import QueryPage, Range, SampleFilter, SampleTable
 from recipe_core.thumbnails import thumbnail_file
 
@@ -251,5 +252,38 @@ def _thumb_cell(
         st.image(str(thumb), caption=text, width="stretch")
 
 
-def with_filter(spec: SampleFilter, **changes: object) -> SampleFilter:
-    return replace(spec, **changes)  # type: ignore[arg-type]
+# --- chart selections -------------------------------------------------------------------------
+
+
+def histogram_trace_order(h: Histogram) -> list[int]:
+    """Rows of `h.counts` in legend order: classes in natural order, OTHER last."""
+    return sorted(range(len(h.groups)), key=lambda i: (h.groups[i] == OTHER,
+                                                        natural_key(h.groups[i])))  # fmt: skip
+
+
+def histogram_selection(
+    selection: Mapping[str, Any] | None, h: Histogram, *, by_class: bool
+) -> SampleFilter | None:
+    """A plotly selection on the histogram (traces in `histogram_trace_order`) as a filter:
+    a dragged box is an x-range; clicked bars are their bins' range (first to last) and their
+    groups (classes, or splits when not coloured by class). None when nothing is selected."""
+    if not selection:
+        return None
+    boxes = selection.get("box") or []
+    if boxes and boxes[0].get("x"):
+        lo, hi = sorted(float(x) for x in boxes[0]["x"][:2])
+        return SampleFilter(ranges=(Range(h.column, lo, hi),))
+    points = selection.get("points") or []
+    if not points:
+        return None
+    bins = sorted({h.bin_of(float(p["x"])) for p in points})
+    order = histogram_trace_order(h)
+    groups = {h.groups[order[int(p["curve_number"])]] for p in points if "curve_number" in p}
+    lo, hi = float(h.edges[bins[0]]), float(h.edges[bins[-1] + 1])
+    last = bins[-1] == len(h.edges) - 2  # the last bin is closed, as in np.histogram
+    picked = () if OTHER in groups else tuple(sorted(groups))
+    return SampleFilter(
+        labels=picked if by_class else (),
+        splits=() if by_class else picked,
+        ranges=(Range(h.column, lo, hi, include_high=last),),
+    )

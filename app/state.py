@@ -18,6 +18,7 @@ import streamlit as st
 from recipe_core import DatasetOverview, DatasetSource, Workspace, open_dataset, open_workspace
 from recipe_core import summarize as summarize_dataset
 from recipe_core.curation import LOG_FILE, Decision, curation_dir, load_decisions, record_decision
+from recipe_core.data_views import overview_from_index
 from recipe_core.query import SampleFilter, SampleTable, sample_table
 from recipe_core.safe_paths import PathPolicy, default_policy
 from recipe_core.scan import ScanResult
@@ -86,7 +87,18 @@ def _dataset_overview(resolved: str) -> DatasetOverview:
 
 
 def dataset_overview(path: str) -> DatasetOverview:
-    return _dataset_overview(str(path_policy().resolve(path)))
+    """Counts and sizes: from the dataset's scan when it is current (no file is opened),
+    else from every file's header."""
+    target = path_policy().resolve(path)
+    stamp = _result_stamp(target)
+    if stamp is not None and scan_is_current(target, _dataset_source(str(target))):
+        return _index_overview(*stamp)
+    return _dataset_overview(str(target))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _index_overview(folder: str, mtime_ns: int) -> DatasetOverview:
+    return overview_from_index(_load_scan(folder, mtime_ns).index.table)
 
 
 def reload_dataset() -> None:

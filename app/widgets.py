@@ -1,4 +1,10 @@
-"""Reusable renderers. Input widgets' functions end in `_ui` and return what the user chose."""
+"""Reusable renderers: dataset path box, charts, image grid, the scan panel and the sample
+detail drawer. Input widgets' functions end in `_ui` and return what the user chose.
+
+User strings (file names, labels) are data, never markup: Streamlit renders captions, alerts
+and labels as Markdown, so they pass through `md`; plotly renders HTML tags in labels, so
+they pass through `plot_text`.
+"""
 
 from __future__ import annotations
 
@@ -205,7 +211,7 @@ def _detail_drawer(result: ScanResult, table: SampleTable, pos: int) -> None:
 
 
 def _large_image(source: DatasetSource, path: str, error: str) -> None:
-    big = thumbnail_file(state.workspace().thumbnails, source.abspath(path), size=256)
+    big = thumbnail_file(state.workspace().thumbnails, source.abspath(path), size=512)
     if big is None:
         st.error("This file does not decode.", icon="🚫")
         st.code(error or "unreadable", language=None, wrap_lines=True)

@@ -12,6 +12,33 @@ from recipe_core.overview import DatasetOverview, summarize
 from recipe_core.scan import ScanResult, ScanSummary, scan, write_scan
 from recipe_core.workspace import Workspace, open_workspace
 
+# Training, runs and jobs import torch: keep them importable as submodules
+# (`from recipe_core.train import start_run`) and re-export the script API lazily here, so
+# `import recipe_core` stays fast for the dashboard and the scan CLI.
+_LAZY = {
+    "start_run": "recipe_core.train",
+    "train": "recipe_core.train",
+    "TrainConfig": "recipe_core.train",
+    "make_config": "recipe_core.train",
+    "PRESETS": "recipe_core.train",
+    "RunReader": "recipe_core.runs",
+    "RunWriter": "recipe_core.runs",
+    "list_runs": "recipe_core.runs",
+    "find_run": "recipe_core.runs",
+    "read_dynamics": "recipe_core.dynamics",
+    "submit_run": "recipe_core.executors",
+    "LocalExecutor": "recipe_core.executors",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recipe_core' has no attribute {name!r}")
+
+
 __all__ = [
     "ConfigError",
     "DatasetError",

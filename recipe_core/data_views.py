@@ -16,6 +16,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from recipe_core.errors import ConfigError
+from recipe_core.overview import DatasetOverview
 from recipe_core.query import SampleTable
 
 OTHER = "(other classes)"  # the group that collects classes beyond `max_groups`
@@ -182,3 +183,32 @@ def nearest_samples(
     part = np.argpartition(d2, k - 1)[:k]
     order = part[np.lexsort((part, d2[part]))]  # by distance, ties by row
     return order.astype(np.int64), np.sqrt(np.maximum(d2[order], 0.0)).astype(np.float32)
+
+
+def overview_from_index(table: pd.DataFrame) -> DatasetOverview:
+    """The dataset overview (`recipe_core.overview.summarize`) from a scan's index table, so a
+    scanned dataset of 1M files is summarised without opening one; `error` holds decode
+    errors, which also catch files whose header parses but whose pixels do not."""
+    counts = table.groupby(["split", "label"], sort=True).size().rename("count").reset_index()
+    headers = pd.DataFrame(
+        {
+            "sample_id": table["sample_id"].to_numpy(),
+            "width": table["width"].to_numpy(),
+            "height": table["height"].to_numpy(),
+            "mode": table["mode"].to_numpy(),
+            "format": table["format"].to_numpy(),
+            "error": table["decode_error"].to_numpy(),
+        }
+    )
+    readable = headers[headers["error"] == ""]
+    sizes = readable.groupby(["width", "height", "mode"]).size().rename("count").reset_index()
+    sizes = sizes.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
+    labels = table["label"]
+    return DatasetOverview(
+        n_samples=len(table),
+        n_classes=int(labels[labels != ""].nunique()),
+        counts=counts,
+        headers=headers,
+        sizes=sizes,
+        n_unreadable=int((headers["error"] != "").sum()),
+    )

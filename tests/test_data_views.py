@@ -3,10 +3,14 @@ neighbours, and hand-built duplicate groups."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
+from recipe_core.data import open_dataset
 from recipe_core.data_views import (
     OTHER,
     box_stats,
@@ -14,10 +18,14 @@ from recipe_core.data_views import (
     histogram,
     label_suggestions,
     nearest_samples,
+    overview_from_index,
 )
 from recipe_core.errors import ConfigError
 from recipe_core.issues.neighbors import nearest_neighbors
+from recipe_core.overview import summarize
 from recipe_core.query import sample_table
+from recipe_core.scan import scan
+from tests.conftest import write_image_folder
 
 
 def table_with(values: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
@@ -126,3 +134,16 @@ def test_nearest_samples_match_the_exact_search() -> None:
     got_i, got_d = nearest_samples(emb, int(rows[5]), 5, valid=valid, block=100)
     assert got_i.tolist() == rows[want_i[0][1:]].tolist()  # the exact search includes itself
     np.testing.assert_allclose(got_d, want_d[0][1:], atol=1e-5)
+
+
+def test_overview_from_the_index_equals_the_header_overview(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "ds", classes=3, per_class=4)
+    Image.new("RGB", (20, 10)).save(root / "val" / "class_2" / "wide.png")
+    (root / "train" / "class_1" / "bad.png").write_bytes(b"not an image")
+    source = open_dataset(root)
+    want = summarize(source)
+    got = overview_from_index(scan(source, cache=False, workers=0).index.table)
+    assert (got.n_samples, got.n_classes, got.n_unreadable) == (
+        want.n_samples, want.n_classes, want.n_unreadable)  # fmt: skip
+    pd.testing.assert_frame_equal(got.counts, want.counts)
+    pd.testing.assert_frame_equal(got.sizes, want.sizes, check_dtype=False)

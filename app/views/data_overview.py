@@ -110,7 +110,7 @@ with right:
         bad = overview.headers[overview.headers["error"] != ""].merge(
             source.samples[["sample_id", "path"]], on="sample_id"
         )
-        st.warning(f"{overview.n_unreadable} file(s) have unreadable headers.", icon="⚠️")
+        st.warning(f"{overview.n_unreadable} file(s) cannot be read or decoded.", icon="⚠️")
         st.dataframe(bad[["path", "error"]], hide_index=True, width="stretch")
     if source.skipped:
         st.info(f"{len(source.skipped)} non-image file(s) ignored, e.g.:", icon="ℹ️")

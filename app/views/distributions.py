@@ -11,8 +11,8 @@ import streamlit as st
 
 from app import data_widgets, state, widgets
 from recipe_core import RecipeError
-from recipe_core.data_views import OTHER, Histogram, box_stats, histogram
-from recipe_core.query import Range, SampleFilter, SampleTable, filter_mask, query
+from recipe_core.data_views import Histogram, box_stats, histogram
+from recipe_core.query import SampleFilter, SampleTable, filter_mask, query
 
 PREFERRED = ("brightness", "contrast", "blur", "entropy", "max_score", "file_bytes", "width")
 PER_PAGE = 24
@@ -47,18 +47,11 @@ by = "label" if by_class else "split"
 st.caption(f"{int(mask.sum()):,} samples ({data_widgets.describe_filter(spec)}).")
 
 
-def trace_order(h: Histogram) -> list[int]:
-    """Rows of `h.counts` in legend order: classes in natural order, the rest last."""
-    return sorted(
-        range(len(h.groups)), key=lambda i: (h.groups[i] == OTHER, widgets.natural_key(h.groups[i]))
-    )
-
-
 def histogram_figure(h: Histogram) -> go.Figure:
     centers = (h.edges[:-1] + h.edges[1:]) / 2
     width = float(h.edges[1] - h.edges[0])
     fig = go.Figure()
-    for i in trace_order(h):
+    for i in data_widgets.histogram_trace_order(h):
         name, counts = h.groups[i], h.counts[i]
         fig.add_bar(
             x=centers,
@@ -79,30 +72,6 @@ def histogram_figure(h: Histogram) -> go.Figure:
         legend_traceorder="normal",
     )
     return fig
-
-
-def selection_filter(event: object, h: Histogram) -> SampleFilter | None:
-    """The chart selection as a filter: clicked bars (range + class) or a dragged x-range."""
-    selection = getattr(event, "selection", None)
-    if not selection:
-        return None
-    boxes = selection.get("box") or []
-    if boxes and boxes[0].get("x"):
-        lo, hi = sorted(float(x) for x in boxes[0]["x"][:2])
-        return SampleFilter(ranges=(Range(column, lo, hi),))
-    points = selection.get("points") or []
-    if not points:
-        return None
-    bins = sorted({h.bin_of(float(p["x"])) for p in points})
-    order = trace_order(h)
-    groups = {h.groups[order[int(p["curve_number"])]] for p in points if "curve_number" in p}
-    lo, hi = float(h.edges[bins[0]]), float(h.edges[bins[-1] + 1])
-    last = bins[-1] == len(h.edges) - 2
-    labels = () if OTHER in groups or not by_class else tuple(sorted(groups))
-    splits = () if by_class else tuple(sorted(groups))
-    return SampleFilter(
-        labels=labels, splits=splits, ranges=(Range(column, lo, hi, include_high=last),)
-    )
 
 
 def box_figure(table: SampleTable) -> go.Figure:
@@ -138,7 +107,7 @@ if kind == "Histogram":
         on_select="rerun",
         selection_mode=("points", "box"),
     )
-    chosen = selection_filter(event, h)
+    chosen = data_widgets.histogram_selection(event.selection, h, by_class=by_class)
     if h.n_missing:
         st.caption(f"{h.n_missing:,} samples have no {column} value (e.g. undecodable files).")
 else:

@@ -94,14 +94,7 @@ def inspect_batch(
         raise ConfigError(f"Unknown layout {layout!r}. Valid layouts: {', '.join(LAYOUTS)}.")
     labels = _labels_array(y)
     n_classes = num_classes if num_classes is not None else (len(classes) if classes else None)
-    images, table, corr = None, None, None
-    warnings: list[BatchWarning] = []
-    if layout.startswith("image"):
-        unit = unit_images(x, layout, normalize)
-        images, corr = to_display(unit), spatial_correlation(unit)
-        warnings += image_warnings(x, layout, unit, corr, normalize, reference)
-    else:
-        table = batch_table(x, labels)
+    images, table, corr, warnings = _decode(x, labels, layout, normalize, reference)
     stats = channel_stats(x, layout)
     warnings += value_warnings(x, stats, layout)
     warnings += label_warnings(labels, n_classes)
@@ -110,19 +103,22 @@ def inspect_batch(
     if classes is not None and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
         names = tuple(classes[i] if 0 <= i < len(classes) else f"<{i}>" for i in labels)
     return BatchView(
-        layout=layout,
-        shape=tuple(x.shape),
-        dtype=str(x.dtype),
-        device=str(x.device),
-        images=images,
-        table=table,
-        labels=labels,
-        label_names=names,
-        stats=stats,
-        warnings=tuple(warnings),
-        normalize=normalize,
-        spatial_correlation=corr,
-    )
+        layout=layout, shape=tuple(x.shape), dtype=str(x.dtype), device=str(x.device),
+        images=images, table=table, labels=labels, label_names=names, stats=stats,
+        warnings=tuple(warnings), normalize=normalize, spatial_correlation=corr,
+    )  # fmt: skip
+
+
+def _decode(
+    x: torch.Tensor, labels: np.ndarray, layout: str, normalize: Normalization | None,
+    reference: torch.Tensor | None,
+) -> tuple[np.ndarray | None, pd.DataFrame | None, float | None, list[BatchWarning]]:  # fmt: skip
+    """Images for display (with their warnings), or a table for everything else."""
+    if not layout.startswith("image"):
+        return None, batch_table(x, labels), None, []
+    unit = unit_images(x, layout, normalize)
+    corr = spatial_correlation(unit)
+    return to_display(unit), None, corr, image_warnings(x, layout, unit, corr, normalize, reference)
 
 
 def _labels_array(y: torch.Tensor | np.ndarray | Sequence[int] | None) -> np.ndarray:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from recipe_core.batch import (
+    BatchView,
     BatchWarning,
     find_normalize,
     inspect_batch,
@@ -86,13 +87,12 @@ def _merge(warnings: list[BatchWarning]) -> list[BatchWarning]:
     return list(merged.values())
 
 
-def check_batch_stats(ctx: CheckContext) -> CheckResult:
-    found = gate(ctx)
-    t = found.targets
+def batch_views(ctx: CheckContext) -> tuple[list[BatchView], list[BatchWarning]]:
+    """The first batches decoded as the model receives them, and every warning about them."""
+    t = gate(ctx).targets
     classes_known = t is not None and t.kind == "classes"
     n_classes = ctx.num_classes or (t.width if t is not None and classes_known else None)
-    normalize = find_normalize(ctx.loader)
-    reference = find_reference_images(ctx.loader)
+    normalize, reference = find_normalize(ctx.loader), find_reference_images(ctx.loader)
     views = [
         inspect_batch(x, y if classes_known else None, num_classes=n_classes,
                       normalize=normalize, reference=reference)
@@ -106,25 +106,27 @@ def check_batch_stats(ctx: CheckContext) -> CheckResult:
         warnings += [order] if order is not None else []
     if not any(w.code == "scrambled" for w in warnings):
         warnings += in_model_scramble(ctx, views[0].layout)
-    warnings = _merge(warnings)
-    worst = max((SEVERITY[w.severity] for w in warnings), default=0)
-    status = {0: "pass", 1: "warn", 2: "fail"}[worst]
-    first = views[0]
+    return views, _merge(warnings)
+
+
+def check_batch_stats(ctx: CheckContext) -> CheckResult:
+    views, warnings = batch_views(ctx)
+    first, stats = views[0], views[0].stats
     evidence: dict[str, Any] = {
         "layout": first.layout, "shape": list(first.shape), "dtype": first.dtype,
-        "stats": first.stats.to_dict(orient="records"), "normalize": normalize,
+        "stats": stats.to_dict(orient="records"), "normalize": first.normalize,
         "spatial_correlation": [v.spatial_correlation for v in views],
         "warnings": [[w.code, w.severity, w.message, w.fix] for w in warnings],
     }  # fmt: skip
-    stats = first.stats
     observed = (f"{first.layout} {first.dtype} {tuple(first.shape)}, values "
                 f"{stats['min'].min():.3g}..{stats['max'].max():.3g}, channel means "
                 f"{np.round(stats['mean'].to_numpy()[:4], 3).tolist()}")  # fmt: skip
     expected = "finite, normalised, shuffled, unscrambled inputs"
     shown = [w for w in warnings if w.severity != "info"]
     if shown:
+        worst = max(SEVERITY[w.severity] for w in shown)
         return verdict(
-            "batch_stats", status,
+            "batch_stats", "fail" if worst == SEVERITY["fail"] else "warn",
             "Decoding the batches exactly as the model receives them shows: "
             + " ".join(w.message for w in shown) + " The net can only learn what it is fed.",
             observed=observed, expected=expected, evidence=evidence,
@@ -134,6 +136,6 @@ def check_batch_stats(ctx: CheckContext) -> CheckResult:
         "batch_stats", "pass",
         f"The first {len(views)} batches, decoded exactly as the model receives them, look "
         "healthy: finite, normalised values, mixed classes, no duplicates or scrambled pixels."
-        + " " + " ".join(w.message for w in warnings),
+        + "".join(" " + w.message for w in warnings),
         observed=observed, expected=expected, evidence=evidence,
     )  # fmt: skip

@@ -28,6 +28,12 @@ def check_loss_at_init(ctx: CheckContext) -> CheckResult:
     observed = f"loss at init {losses.model:.4g}"
     if t.kind == "values":
         return _regression_loss_at_init(losses, observed, evidence)
+    return _classes_loss_at_init(losses, t, observed, evidence)
+
+
+def _classes_loss_at_init(
+    losses: InitLosses, t: Targets, observed: str, evidence: dict[str, object]
+) -> CheckResult:
     tol = tolerance(losses.prior)
     expected = f"{losses.prior:.4g} ± {tol:.2g} (loss_fn on the label prior; ln {t.width} = "
     expected += f"{math.log(max(t.width, 2)):.4g} for balanced classes)"
@@ -51,6 +57,12 @@ def check_loss_at_init(ctx: CheckContext) -> CheckResult:
             "loss is wired up sensibly.",
             observed=observed, expected=expected, evidence=evidence,
         )  # fmt: skip
+    return _high_loss_at_init(losses, tol, observed, expected, evidence)
+
+
+def _high_loss_at_init(
+    losses: InitLosses, tol: float, observed: str, expected: str, evidence: dict[str, object]
+) -> CheckResult:
     if abs(losses.model - losses.uniform) <= tol:
         return verdict(
             "loss_at_init", "warn",
@@ -61,9 +73,8 @@ def check_loss_at_init(ctx: CheckContext) -> CheckResult:
             observed=observed, expected=expected, evidence=evidence,
             fix="Initialise the final layer's bias to log(class frequency) (see init_well).",
         )  # fmt: skip
-    status = "warn" if excess <= 2 * tol else "fail"
     return verdict(
-        "loss_at_init", status,
+        "loss_at_init", "warn" if losses.model - losses.prior <= 2 * tol else "fail",
         f"At init the loss is {losses.model:.3g}, well above the {losses.prior:.3g} of "
         "predicting the label prior: the untrained net is confidently wrong. Its logits are "
         "too large (final-layer weights too big, unnormalised inputs) or the output bias is off.",
@@ -115,9 +126,8 @@ def output_layer(ctx: CheckContext, model: nn.Module, t: Targets) -> tuple[str, 
         layer.bias.copy_(bias)
     model.train()
     dim = t.class_dim if t.kind != "values" else -1
-    if out.ndim < 1 or out.shape[dim] != t.width:
-        return None
-    if not torch.allclose(out.movedim(dim, -1), probe.expand_as(out.movedim(dim, -1)), atol=1e-5):
+    scores = out.unsqueeze(-1) if out.ndim == 1 else out.movedim(dim, -1)  # (..., width)
+    if scores.shape[-1] != t.width or not torch.allclose(scores, probe.expand_as(scores)):
         return None
     name = next(n for n, m in model.named_modules() if m is layer)
     return name, layer

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+from torch import nn
 
 from recipe_core.checks.context import CheckContext
 from recipe_core.checks.result import CheckResult, verdict
@@ -13,6 +14,15 @@ from recipe_core.checks.targets import require
 from recipe_core.checks.training import real_trainer
 
 SANITY_STEPS = 40  # optimizer steps watched for divergence
+
+
+PROBLEMS = {  # finding -> how it reads in the summary
+    "no_grad": "get no gradient",
+    "nonfinite_grad": "get NaN/Inf gradients",
+    "not_in_optimizer": "are not in the optimizer",
+    "kept_after_zero_grad": "keep their gradient after optimizer.zero_grad() (it piles up)",
+    "never_updated": f"never change in {SANITY_STEPS} optimizer steps",
+}
 
 
 def check_gradient_flow(ctx: CheckContext) -> CheckResult:
@@ -26,26 +36,9 @@ def check_gradient_flow(ctx: CheckContext) -> CheckResult:
             "nothing can learn.", observed="0 trainable tensors", expected="> 0",
             fix="Unfreeze the layers you mean to train (p.requires_grad_(True)).",
         )  # fmt: skip
-    x, y = ctx.train_batches[0]
-    loss = ctx.loss(ctx.forward(model, x), y)
-    if loss.requires_grad:
-        ctx.backward(loss)
-    optimizer = ctx.optimizer(model)
-    opt_ids = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    norms = {n: float(p.grad.norm()) for n, p in trainable.items() if p.grad is not None}
-    optimizer.zero_grad()
-    found = {
-        "get no gradient": [n for n, p in trainable.items() if n not in norms],
-        "get NaN/Inf gradients": [n for n, v in norms.items() if not math.isfinite(v)],
-        "are not in the optimizer": [n for n, p in trainable.items() if id(p) not in opt_ids],
-        "keep their gradient after optimizer.zero_grad() (gradients pile up across steps)": [
-            n for n, p in trainable.items()
-            if id(p) in opt_ids and p.grad is not None and bool(p.grad.any())],
-    }  # fmt: skip
-    if not any(found.values()):
-        found[f"never change in {SANITY_STEPS} optimizer steps"] = _unchanged(ctx)
-    evidence = {"grad_norm": norms, **{k.replace(" ", "_"): v for k, v in found.items()}}
+    found, norms = _gradient_findings(ctx, model, trainable)
     bad = sorted({name for names in found.values() for name in names})
+    evidence = {"grad_norm": norms, **found}
     observed = f"{len(trainable) - len(bad)}/{len(trainable)} trainable tensors learn"
     expected = "every trainable tensor gets a finite gradient and is updated"
     if bad:
@@ -66,6 +59,30 @@ def check_gradient_flow(ctx: CheckContext) -> CheckResult:
     )  # fmt: skip
 
 
+def _gradient_findings(
+    ctx: CheckContext, model: nn.Module, trainable: dict[str, nn.Parameter]
+) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Trainable tensors by problem (keys of PROBLEMS), and every gradient's norm."""
+    x, y = ctx.train_batches[0]
+    loss = ctx.loss(ctx.forward(model, x), y)
+    if loss.requires_grad:
+        ctx.backward(loss)
+    optimizer = ctx.optimizer(model)
+    in_opt = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    norms = {n: float(p.grad.norm()) for n, p in trainable.items() if p.grad is not None}
+    optimizer.zero_grad()
+    found = {
+        "no_grad": [n for n in trainable if n not in norms],
+        "nonfinite_grad": [n for n, v in norms.items() if not math.isfinite(v)],
+        "not_in_optimizer": [n for n, p in trainable.items() if id(p) not in in_opt],
+        "kept_after_zero_grad": [n for n, p in trainable.items()
+                                 if id(p) in in_opt and p.grad is not None and bool(p.grad.any())],
+    }  # fmt: skip
+    if not any(found.values()):
+        found["never_updated"] = _unchanged(ctx)
+    return found, norms
+
+
 def _unchanged(ctx: CheckContext) -> list[str]:
     """Weight matrices/kernels of the shared training run still exactly at their init. Bias
     vectors are exempt: a bias feeding BatchNorm has a ~0 gradient by design, and plain SGD
@@ -84,10 +101,10 @@ def _unchanged(ctx: CheckContext) -> list[str]:
 
 def _flow_problems(found: dict[str, list[str]]) -> list[str]:
     problems = []
-    for what, names in found.items():
+    for key, names in found.items():
         if names:
             shown = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
-            problems.append(f"{len(names)} tensors {what} ({shown})")
+            problems.append(f"{len(names)} tensors {PROBLEMS[key]} ({shown})")
     return problems
 
 

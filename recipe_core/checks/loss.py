@@ -118,15 +118,8 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     floor = min(curve)
     evidence = {"margins": list(MARGINS), **sweep, "uniform_loss": uniform}
     observed = f"loss {uniform:.4g} at zero logits, {floor:.4g} at best confident correct logits"
-    if floor < -1e-6:
-        return verdict(
-            "loss_function", "fail",
-            "The loss goes negative for confident correct logits, so it is not a log-loss over "
-            "logits: typically NLLLoss applied to raw scores (it expects log-probabilities). "
-            "Training would push those scores to infinity instead of learning.",
-            observed=observed, expected="a loss >= 0 that approaches 0", evidence=evidence,
-            fix="Use nn.CrossEntropyLoss on logits, or apply log_softmax before NLLLoss.",
-        )  # fmt: skip
+    if floor < -1e-6 or (floor > 0.1 * uniform and curve[-1] <= floor + 1e-6 * abs(floor)):
+        return _broken_loss(floor, uniform, observed, evidence)  # negative, or still falling
     if outputs_are_probabilities(out, t) and floor <= 0.1 * uniform:
         return verdict(
             "loss_function", "fail",
@@ -138,24 +131,37 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
             fix="Remove the final softmax/sigmoid from the model (CrossEntropyLoss and "
             "BCEWithLogitsLoss apply it themselves); apply it only when reporting probabilities.",
         )  # fmt: skip
-    if floor > 0.1 * uniform and curve[-1] <= floor + 1e-6 * abs(floor):  # still falling at the end
-        return verdict(
-            "loss_function", "fail",
-            f"Even absurdly confident correct logits (margin {MARGINS[-1]:g}) only bring the "
-            f"loss to {floor:.3g}, against {uniform:.3g} for zero logits: it flattens out far "
-            "above zero. The loss is applied to probabilities (softmax inside the loss, or "
-            "CrossEntropyLoss on softmax outputs), so it can never be driven to zero.",
-            observed=observed, expected=f"approaches 0 (below {0.1 * uniform:.3g})",
-            evidence=evidence,
-            fix="Feed raw logits to CrossEntropyLoss / BCEWithLogitsLoss; drop any softmax or "
-            "sigmoid applied before the loss.",
-        )  # fmt: skip
     return verdict(
         "loss_function", "pass",
         f"Confident correct logits bring the loss from {uniform:.3g} (zero logits) down to "
         f"{floor:.3g}, so the loss rewards being right and nothing in it blocks reaching its "
         "minimum (a label-smoothed loss bottoms out above zero, which is fine).",
         observed=observed, expected=f"minimum well below {uniform:.3g}", evidence=evidence,
+    )  # fmt: skip
+
+
+def _broken_loss(
+    floor: float, uniform: float, observed: str, evidence: dict[str, object]
+) -> CheckResult:
+    if floor < -1e-6:
+        return verdict(
+            "loss_function", "fail",
+            "The loss goes negative for confident correct logits, so it is not a log-loss over "
+            "logits: typically NLLLoss applied to raw scores (it expects log-probabilities). "
+            "Training would push those scores to infinity instead of learning.",
+            observed=observed, expected="a loss >= 0 that approaches 0", evidence=evidence,
+            fix="Use nn.CrossEntropyLoss on logits, or apply log_softmax before NLLLoss.",
+        )  # fmt: skip
+    return verdict(
+        "loss_function", "fail",
+        f"Even absurdly confident correct logits (margin {MARGINS[-1]:g}) only bring the "
+        f"loss to {floor:.3g}, against {uniform:.3g} for zero logits: it flattens out far "
+        "above zero. The loss is applied to probabilities (softmax inside the loss, or "
+        "CrossEntropyLoss on softmax outputs), so it can never be driven to zero.",
+        observed=observed, expected=f"approaches 0 (below {0.1 * uniform:.3g})",
+        evidence=evidence,
+        fix="Feed raw logits to CrossEntropyLoss / BCEWithLogitsLoss; drop any softmax or "
+        "sigmoid applied before the loss.",
     )  # fmt: skip
 
 

@@ -35,7 +35,7 @@ def describe_targets(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor) -> T
     if ctx.task == "regression" or (ctx.task == "sequence" and torch.is_floating_point(y)):
         return Targets("values", -1, out.shape[-1] if out.ndim > 1 else 1)
     class_dim = -1 if ctx.task == "sequence" or out.ndim < 2 else 1
-    width = int(out.shape[class_dim])
+    width = int(out.shape[class_dim]) if out.ndim > 1 else 1  # (B,): one logit per sample
     if torch.is_floating_point(y) and y.numel() == out.numel():
         rows = _prob_rows(ctx, out, class_dim)
         soft = width > 1 and bool(torch.allclose(rows.sum(1), torch.ones(()), atol=1e-3))
@@ -60,6 +60,8 @@ def class_prior(labels: torch.Tensor, width: int) -> np.ndarray:
 def _prob_rows(ctx: CheckContext, out: torch.Tensor, class_dim: int) -> torch.Tensor:
     """(N, width) float targets of every gathered batch, classes last."""
     per_sample = out.numel() // out.shape[0]
+    if out.ndim == 1:  # one logit per sample
+        return torch.cat([y.reshape(-1, 1) for _, y in ctx.batches]).double()
     rows = [
         y.reshape((y.shape[0], *out.shape[1:])).movedim(class_dim, -1)
         for _, y in ctx.batches

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -18,6 +19,8 @@ from streamlit.testing.v1 import AppTest
 
 from recipe_core.curation import load_decisions
 from recipe_core.data import open_dataset
+from recipe_core.data_views import histogram
+from recipe_core.query import query, sample_table
 from recipe_core.scan import scan
 from recipe_core.scan_jobs import RESULT_DIR, job_dir, write_result
 from recipe_core.workspace import Workspace, open_workspace
@@ -239,3 +242,31 @@ def _hashes(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def test_a_clicked_bar_selects_exactly_its_samples() -> None:
+    """The histogram selection -> filter mapping, against the bar counts themselves."""
+    from app.data_widgets import histogram_selection, histogram_trace_order
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    labels = rng.choice(["10", "2", "b", "a"], n)
+    frame = pd.DataFrame({"sample_id": np.arange(n), "path": [f"{i}.png" for i in range(n)],
+                          "label": labels, "split": rng.choice(["train", "val"], n),
+                          "brightness": rng.random(n).round(2)})  # fmt: skip
+    table = sample_table(frame, pd.DataFrame(columns=["sample_id", "issue", "score"]))
+    h = histogram(table, "brightness", np.ones(n, dtype=bool), bins=10)
+    order = histogram_trace_order(h)
+    assert [h.groups[i] for i in order] == ["2", "10", "a", "b"]  # natural order in the legend
+    centers = (h.edges[:-1] + h.edges[1:]) / 2
+    for group in ("2", "b"):
+        for b in (0, 4, 9):  # the last bin is closed on the right
+            point = {"x": centers[b], "curve_number": order.index(h.groups.index(group))}
+            spec = histogram_selection({"points": [point], "box": []}, h, by_class=True)
+            assert spec is not None and spec.labels == (group,)
+            assert query(table, spec).total == h.counts[h.groups.index(group), b]
+    box = histogram_selection({"points": [], "box": [{"x": [0.5, 0.2]}]}, h, by_class=True)
+    assert box is not None
+    want = int(((frame["brightness"] >= 0.2) & (frame["brightness"] <= 0.5)).sum())
+    assert query(table, box).total == want
+    assert histogram_selection({"points": [], "box": []}, h, by_class=True) is None

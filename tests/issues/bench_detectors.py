@@ -53,11 +53,12 @@ def main() -> None:
         print(f"N={n}: total {total:.2f}s, without labels {total - t['labels']:.2f}s, "
               + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))  # fmt: skip
     emb = index_from_arrays(*jittered_digits(50000, seed=1)).embeddings
-    times = {}
-    for n in (10000, 50000):
-        start = time.perf_counter()
-        nearest_neighbors(emb[:n], 25)
-        times[n] = time.perf_counter() - start
+    times = {10000: float("inf"), 50000: float("inf")}
+    for _ in range(3):  # interleaved, best of 3: the machine may be shared
+        for n in times:
+            start = time.perf_counter()
+            nearest_neighbors(emb[:n], 25)
+            times[n] = min(times[n], time.perf_counter() - start)
     print(f"nearest_neighbors k=25: 10k {times[10000]:.2f}s, 50k {times[50000]:.2f}s, "
           f"ratio {times[50000] / times[10000]:.1f} (exact search would be 25)")  # fmt: skip
 

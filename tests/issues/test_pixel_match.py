@@ -40,18 +40,17 @@ def test_matches_the_plain_definition(digits: tuple[np.ndarray, np.ndarray]) -> 
     a, b = rng.integers(0, len(pix), 40), rng.integers(0, len(pix), 40)
     ours = aligned_distance(pix[a], pix[b])
     ref = [reference(pix[i].astype(float), pix[j].astype(float)) for i, j in zip(a, b, strict=True)]
-    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    np.testing.assert_allclose(ours, ref, atol=3e-3)  # float32 products
 
 
-def test_fast_verification_is_never_below_the_full_search(
-    digits: tuple[np.ndarray, np.ndarray],
-) -> None:
-    pix = digits[0]
-    rng = np.random.default_rng(1)
-    a, b = rng.integers(0, len(pix), 500), rng.integers(0, len(pix), 500)
-    fast, _ = verify_pairs(pix, a, b)
-    full = aligned_distance(pix[a], pix[b])
-    assert (fast >= full - 1e-5).all()
+def test_shifted_copies_align_exactly(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    """Every shift within the range is searched: a pure translation (content kept in frame)
+    scores ~0, one beyond the range does not."""
+    pix = np.pad(digits[0][:50], ((0, 0), (3, 3), (3, 3)), constant_values=255)  # 38 px
+    for dy, dx in ((2, -2), (-1, 2), (0, 1)):
+        moved = np.roll(pix, (dy, dx), axis=(1, 2))
+        assert aligned_distance(pix, moved).max() < 1e-2, (dy, dx)
+    assert aligned_distance(pix, np.roll(pix, (3, 0), axis=(1, 2))).min() > 1e-2
 
 
 @pytest.mark.parametrize("edit", sorted(NEAR_EDITS))
