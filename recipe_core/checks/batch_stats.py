@@ -106,7 +106,21 @@ def batch_views(ctx: CheckContext) -> tuple[list[BatchView], list[BatchWarning]]
         warnings += [order] if order is not None else []
     if not any(w.code == "scrambled" for w in warnings):
         warnings += in_model_scramble(ctx, views[0].layout)
-    return views, _merge(warnings)
+    return views, _merge(warnings + _targets_are_inputs(ctx))
+
+
+def _targets_are_inputs(ctx: CheckContext) -> list[BatchWarning]:
+    """A sequence model asked to predict its own input: the one-step shift was forgotten."""
+    x, y = ctx.batches[0]
+    if ctx.task != "sequence" or x.shape != y.shape or x.dtype != y.dtype:
+        return []
+    same = float((x == y).float().mean())
+    if same < 0.95:
+        return []
+    return [BatchWarning(
+        "targets_are_inputs", f"{same:.0%} of the targets equal the input at the same step: "
+        "the model is asked to copy its input, not to predict the next step.",
+        "Shift by one: x = seq[:, :-1], y = seq[:, 1:].", "fail")]  # fmt: skip
 
 
 def check_batch_stats(ctx: CheckContext) -> CheckResult:

@@ -118,8 +118,20 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     floor = min(curve)
     evidence = {"margins": list(MARGINS), **sweep, "uniform_loss": uniform}
     observed = f"loss {uniform:.4g} at zero logits, {floor:.4g} at best confident correct logits"
-    if floor < -1e-6 or (floor > 0.1 * uniform and curve[-1] <= floor + 1e-6 * abs(floor)):
-        return _broken_loss(floor, uniform, observed, evidence)  # negative, or still falling
+    flat = floor >= 0.9 * uniform
+    if flat or floor < -1e-6 or (floor > 0.1 * uniform and curve[-1] <= floor + 1e-6 * abs(floor)):
+        return _broken_loss(floor, uniform, observed, evidence)  # flat, negative, still falling
+    clipped = float((out == 0).float().mean())
+    if 0.3 < clipped < 1 and float(out.min()) >= 0 and not outputs_are_probabilities(out, t):
+        return verdict(
+            "loss_function", "fail",
+            f"{clipped:.0%} of the model's logits are exactly 0 and none is negative: a ReLU "
+            "(or clamp) sits after the last layer. Logits need both signs; clipped ones stop "
+            "getting gradient, so those classes can never be pushed down.",
+            observed=f"{clipped:.0%} of logits exactly 0, min {float(out.min()):.3g}",
+            expected="real-valued logits", evidence=evidence,
+            fix="Remove the activation after the final Linear: the model should end in raw logits.",
+        )  # fmt: skip
     if outputs_are_probabilities(out, t) and floor <= 0.1 * uniform:
         return verdict(
             "loss_function", "fail",
@@ -143,6 +155,16 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
 def _broken_loss(
     floor: float, uniform: float, observed: str, evidence: dict[str, object]
 ) -> CheckResult:
+    if floor >= 0.9 * uniform and floor >= -1e-6:
+        return verdict(
+            "loss_function", "fail",
+            f"No output does better than all-zero logits ({uniform:.3g}): even confident "
+            f"correct logits score {floor:.3g}. The targets carry no information for this loss "
+            "(label_smoothing=1, targets ignored or overwritten inside loss_fn), so nothing can "
+            "be learned.",
+            observed=observed, expected=f"well below {uniform:.3g}", evidence=evidence,
+            fix="Check what loss_fn compares the outputs with, and its label_smoothing/weights.",
+        )  # fmt: skip
     if floor < -1e-6:
         return verdict(
             "loss_function", "fail",

@@ -90,6 +90,17 @@ def zero_final(net: nn.Module) -> nn.Module:
     return net
 
 
+class Squeeze(nn.Module):
+    """(B, 1) -> (B,): one logit per sample, the BCEWithLogitsLoss way."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
 def correct_setups() -> list[Setup]:
     x, y = digits()
     xr, yr = diabetes()
@@ -125,6 +136,8 @@ def correct_setups() -> list[Setup]:
         Setup("bceloss_on_sigmoid", binary_head(True, prior), loader(xi, yi.float()[:, None]),
               nn.BCELoss(), binary),
         Setup("zero_init_final_layer", zero_final(linear()), loader(x, y), CE, TEN),
+        Setup("one_logit_squeezed", Squeeze(binary_head(False, prior)), loader(xi, yi.float()),
+              nn.BCEWithLogitsLoss(), binary),
         Setup("sgd_momentum_cnn", cnn_factory(), loader(x, y), CE, sgd,
               checks=("gradient_flow", "optimizer_sanity", "overfit_one_batch")),
     ]  # fmt: skip
@@ -280,4 +293,10 @@ def bug_setups() -> list[Setup]:
               loader(x16, y16), CE, TEN, {"batch_stats": fail}),
         Setup("normalize_twice", cnn_factory(), normalized_images(twice=True), CE, TEN,
               {"batch_stats": fail}),
+        Setup("relu_on_logits", nn.Sequential(linear(), nn.ReLU()), loader(x, y), CE, TEN,
+              {"loss_function": fail}),
+        Setup("label_smoothing_1", linear(), loader(x, y), nn.CrossEntropyLoss(label_smoothing=1.0),
+              TEN, {"loss_function": fail}),
+        Setup("targets_not_shifted", CausalGRU(), Mapped(seq_loader(), lambda a, b: (a, a)),
+              seq_loss, SEQ, {"batch_stats": fail}),
     ]  # fmt: skip

@@ -16,9 +16,11 @@ def test_home_routes_to_data_overview_and_shows_sample_images(
     streamlit_server: str, page: Page
 ) -> None:
     page.goto(streamlit_server)
-    expect(page.get_by_role("heading", name="Recipe")).to_be_visible()
+    # generous timeouts: the first page of a fresh server imports the engine (seconds on a
+    # busy 2-core machine) before it draws anything
+    expect(page.get_by_role("heading", name="Recipe")).to_be_visible(timeout=30_000)
     page.get_by_role("link", name="Open the data overview").click()
-    expect(page.get_by_role("heading", name="Data overview")).to_be_visible()
+    expect(page.get_by_role("heading", name="Data overview")).to_be_visible(timeout=30_000)
     n_files = sum(1 for p in SAMPLE_DIGITS.rglob("*") if p.is_file())
     expect(page.get_by_test_id("stMetric").first).to_contain_text(f"{n_files:,}", timeout=30_000)
     page.wait_for_function(f"({GRID_CELLS})() >= 48")
