@@ -9,10 +9,13 @@ entries.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from recipe_core import DatasetOverview, DatasetSource, Workspace, open_dataset, open_workspace
@@ -20,6 +23,7 @@ from recipe_core import summarize as summarize_dataset
 from recipe_core.curation import LOG_FILE, Decision, curation_dir, load_decisions, record_decision
 from recipe_core.data_views import overview_from_index
 from recipe_core.query import SampleFilter, SampleTable, sample_table
+from recipe_core.runs import RunReader, RunStatus
 from recipe_core.safe_paths import PathPolicy, default_policy
 from recipe_core.scan import ScanResult
 from recipe_core.scan_jobs import RESULT_DIR, ScanJobState, job_dir, load_scan, read_state
@@ -247,3 +251,142 @@ def decide(
         label=label,
         old_label=old_label,
     )
+
+
+# --- training runs: background jobs; each run's directory is the source of truth ------------
+# recipe_core.train / .executors / .dynamics import torch: imported inside the functions below,
+# so the data pages never pay for it.
+
+if TYPE_CHECKING:
+    from recipe_core.dynamics import Dynamics
+    from recipe_core.executors import JobHandle, LocalExecutor
+    from recipe_core.train import TrainConfig
+
+RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pages
+
+
+@st.cache_resource(show_spinner=False)
+def run_executor() -> LocalExecutor:
+    """One executor per server process: it reaps the jobs it started (no zombies), and any
+    executor can judge and cancel jobs started before a restart (job.json)."""
+    from recipe_core.executors import LocalExecutor
+
+    return LocalExecutor()
+
+
+def runs() -> list[RunStatus]:
+    """Every run of the workspace, newest first; unfinished runs whose process died are
+    marked failed on the way."""
+    from recipe_core.executors import refresh_runs
+
+    return refresh_runs(workspace(), run_executor())
+
+
+def run_dir(run_id: str) -> Path:
+    return workspace().runs / run_id
+
+
+def submit_run(config: TrainConfig, *, name: str | None = None) -> JobHandle:
+    """Start `config` as a background job: never in the script thread, which a rerun kills."""
+    from recipe_core.executors import submit_run as submit
+
+    return submit(config, workspace=workspace(), name=name, executor=run_executor())
+
+
+def cancel_run(run_id: str) -> RunStatus:
+    return run_executor().cancel(run_dir(run_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _run_reader(folder: str) -> tuple[RunReader, threading.Lock]:
+    """One incremental reader per run, shared by every session: each refresh reads only the
+    bytes appended since the last one. The lock keeps two sessions from tailing at once."""
+    return RunReader(Path(folder)), threading.Lock()
+
+
+def run_metrics(run_id: str) -> pd.DataFrame:
+    reader, lock = _run_reader(str(run_dir(run_id)))
+    with lock:
+        return reader.metrics()
+
+
+def run_config(run_id: str) -> dict[str, object]:
+    reader, _ = _run_reader(str(run_dir(run_id)))
+    return reader.config()
+
+
+def run_log(run_id: str) -> str:
+    reader, _ = _run_reader(str(run_dir(run_id)))
+    return reader.log_tail()
+
+
+def run_dynamics(run_id: str) -> Dynamics:
+    """The probe batch's predictions so far (recomputed only when dynamics.jsonl grew)."""
+    file = run_dir(run_id) / "dynamics.jsonl"
+    size = file.stat().st_size if file.exists() else 0
+    return _run_dynamics(str(run_dir(run_id)), size)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run_dynamics(folder: str, size: int) -> Dynamics:
+    from recipe_core.dynamics import read_dynamics
+
+    reader, lock = _run_reader(folder)
+    with lock:
+        return read_dynamics(reader)
+
+
+def probe_images(run_id: str) -> np.ndarray:
+    """(P, C, H, W) uint8 probe images as the net saw them (before normalisation)."""
+    file = run_dir(run_id) / "probe.npz"
+    stamp = file.stat().st_mtime_ns if file.exists() else 0
+    return _probe_images(str(run_dir(run_id)), stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _probe_images(folder: str, mtime_ns: int) -> np.ndarray:
+    reader, _ = _run_reader(folder)
+    return reader.arrays("probe.npz").get("images", np.zeros((0, 1, 1, 1), np.uint8))
+
+
+@st.cache_resource(show_spinner=False)
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def selected_run() -> str | None:
+    value = st.session_state.get(RUN_KEY)
+    return str(value) if value else None
+
+
+def select_run(run_id: str) -> None:
+    st.session_state[RUN_KEY] = run_id
+
+
+def follow_step(key: str, steps: list[int], *, play: bool) -> None:
+    """Set the step slider `key` before it is drawn: the next snapshot while playing (looping),
+    the newest one when it showed the newest before new snapshots arrived, else unchanged."""
+    last_key = f"{key}__last"
+    current, previous_last = st.session_state.get(key), st.session_state.get(last_key)
+    if current not in steps or (current == previous_last and not play):
+        st.session_state[key] = steps[-1]
+    elif play:
+        st.session_state[key] = steps[(steps.index(current) + 1) % len(steps)]
+    st.session_state[last_key] = steps[-1]
+
+
+def run_choice(key: str, run_ids: list[str]) -> None:
+    """Point the run selectbox `key` at the selected run (the newest when none) before it is
+    drawn, so every page shows the same run."""
+    chosen = selected_run()
+    if chosen not in run_ids:
+        chosen = run_ids[0]
+        select_run(chosen)
+    st.session_state[key] = chosen
+
+
+def run_picked(key: str) -> None:
+    """on_change of a run selectbox: its run becomes the selected run on every page."""
+    select_run(str(st.session_state[key]))

@@ -12,7 +12,9 @@ upsampled to 32x32. For each model it prints side by side:
   wrapping the optimizer factory, so the checks run exactly as `recipe check` runs them);
 * plain loop: the same number of Adam 3e-4 steps over the same batches, nothing else;
 * the ratio run_all / plain. Above 1 is the cost of everything that is not an optimizer step
-  (forward-only probes, backprop dependency charts, evaluation, model builds).
+  (forward-only probes, backprop dependency charts, evaluation, model builds); below 1 means
+  the checks' steps are cheaper on average than a full-batch step of the full model (overfit
+  steps use 16 samples, the capacity ladder trains narrower models on 32-sample batches).
 
 The target is run_all <= 30 s for these models on 2 CPU cores.
 """

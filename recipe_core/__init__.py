@@ -27,6 +27,12 @@ _LAZY = {
     "find_run": "recipe_core.runs",
     "read_dynamics": "recipe_core.dynamics",
     "submit_run": "recipe_core.executors",
+    "run_all": "recipe_core.checks",
+    "CheckReport": "recipe_core.checks",
+    "CheckResult": "recipe_core.checks",
+    "inspect_batch": "recipe_core.batch",
+    "BatchTap": "recipe_core.batch",
+    "BatchView": "recipe_core.batch",
     "LocalExecutor": "recipe_core.executors",
 }
 

@@ -90,6 +90,57 @@ def read_dynamics(reader: RunReader) -> Dynamics:
     return Dynamics(steps=steps, probs=probs, labels=labels, sample_ids=ids, classes=classes)
 
 
+def learned_mask(dyn: Dynamics, *, threshold: float | None = None) -> np.ndarray:
+    """(T, P) bool: whether sample i counts as learned at snapshot t: its label is the top
+    prediction (threshold None), or gets probability >= `threshold`. Unlabelled: never."""
+    if not dyn.probs.size:
+        return np.zeros((0, len(dyn.labels)), dtype=bool)
+    if threshold is None:
+        hit = dyn.predictions() == dyn.labels[None, :]
+    else:
+        hit = np.nan_to_num(dyn.true_class_prob(), nan=-1.0) >= threshold
+    return np.asarray(hit & (dyn.labels[None, :] >= 0))
+
+
+def learned_at(dyn: Dynamics, *, threshold: float | None = None) -> np.ndarray:
+    """(P,) int64: the step of the snapshot from which each sample stays learned through the
+    last one; -1 when it is not learned at the last snapshot (or has no label)."""
+    ok = learned_mask(dyn, threshold=threshold)
+    t = len(ok)
+    if t == 0:
+        return np.full(len(dyn.labels), -1, np.int64)
+    missed = ~ok
+    last_miss = np.where(missed.any(axis=0), t - 1 - missed[::-1].argmax(axis=0), -1)
+    stable_from = last_miss + 1  # (P,) snapshot index in [0, t]; t = not learned at the end
+    steps = dyn.steps[np.minimum(stable_from, t - 1)]
+    return np.where(stable_from < t, steps, -1).astype(np.int64)
+
+
+def forgetting_events(dyn: Dynamics, *, threshold: float | None = None) -> np.ndarray:
+    """(P,) int64: how often each sample went from learned at one snapshot to not learned at
+    the next (Toneva et al. 2019, "An Empirical Study of Example Forgetting")."""
+    ok = learned_mask(dyn, threshold=threshold)
+    if len(ok) < 2:
+        return np.zeros(len(dyn.labels), np.int64)
+    return (ok[:-1] & ~ok[1:]).sum(axis=0).astype(np.int64)
+
+
+def sample_summary(dyn: Dynamics, *, threshold: float | None = None) -> pd.DataFrame:
+    """One row per probe sample, keyed by `sample_id`: label, learned_at (-1: not learned),
+    forgetting_events, flips, and the last snapshot's predicted class and p_label."""
+    last = len(dyn.steps) - 1
+    empty = np.full(len(dyn.labels), -1, np.int64)
+    return pd.DataFrame({
+        "sample_id": dyn.sample_ids,
+        "label": dyn.labels,
+        "learned_at": learned_at(dyn, threshold=threshold),
+        "forgetting_events": forgetting_events(dyn, threshold=threshold),
+        "flips": dyn.flips() if last >= 0 else np.zeros(len(dyn.labels), np.int64),
+        "predicted": dyn.predictions()[last] if last >= 0 else empty,
+        "p_label": dyn.true_class_prob()[last] if last >= 0 else np.full(len(empty), np.nan),
+    })  # fmt: skip
+
+
 class HostCopy:
     """A device tensor on its way to host memory: the copy is queued now, `get` waits for it."""
 

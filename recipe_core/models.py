@@ -76,7 +76,7 @@ def _resnet18(spec: ModelSpec) -> nn.Module:
     net: nn.Module = resnet18(weights=None, num_classes=spec.num_classes)
     # Small images: a 3x3 stride-1 stem and no max-pool, else 32 px shrinks to 1 px too early.
     net.conv1 = nn.Conv2d(spec.in_channels, 64, 3, stride=1, padding=1, bias=False)
-    net.maxpool = nn.Identity()  # type: ignore[assignment]
+    net.maxpool = nn.Identity()
     return net
 
 

@@ -80,6 +80,8 @@ def reference(
         keep &= frame["path"].str.lower().str.contains(spec.path_contains.lower(), regex=False)
     if spec.flagged is not None:
         keep &= frame["sample_id"].isin(issues["sample_id"]) == spec.flagged
+    if spec.sample_ids:
+        keep &= frame["sample_id"].isin(spec.sample_ids)
     hits = frame[keep]
     if sort_by is not None:
         hits = hits.sort_values(
@@ -102,6 +104,7 @@ SPECS = [
     SampleFilter(path_contains="[x]"),  # regex characters are literal
     SampleFilter(flagged=False, labels=("07",)),
     SampleFilter(flagged=True),
+    SampleFilter(sample_ids=tuple(range(1, 3000, 7)), splits=("train",)),
 ]
 
 

@@ -159,6 +159,7 @@ def label_tab() -> None:
         on_select="rerun",
         selection_mode="multi-row",
         row_height=data_widgets.ROW_HEIGHT,
+        height=min(data_widgets.ROW_HEIGHT * len(rows) + 40, 800),
         key=f"label_table_{abs(hash(tuple(rows['sample_id']))) % 10**12}",  # per page content
         column_config={
             "image": st.column_config.ImageColumn(width="small"),

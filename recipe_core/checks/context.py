@@ -191,7 +191,7 @@ def _width_factory(model: object) -> Callable[[float], nn.Module] | None:
         return None
     if "width" not in params:
         return None
-    return lambda width: model(width=width)  # type: ignore[no-any-return]
+    return lambda width: model(width=width)
 
 
 def gather_batches(loader: Iterable[Any], device: torch.device) -> list[Batch]:

@@ -165,7 +165,7 @@ def check_init_well(ctx: CheckContext) -> CheckResult:
     bias = suggested_bias(ctx, t).to(ctx.device, layer.weight.dtype)
     before = _loss_now(ctx, model)
     with torch.no_grad():
-        layer.bias.copy_(bias)  # type: ignore[union-attr]
+        layer.bias.copy_(bias)
     after = _loss_now(ctx, model)
     prior = init_losses(ctx, t).prior
     shown = [round(v, 4) for v in bias.tolist()] if t.width <= 12 else "the values in evidence"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 from recipe_core.index.schema import ScanIndex
 from recipe_core.issues._common import ISSUE_COLUMNS, Progress, concat_issues

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from cleanlab import filter as cl_filter
 from scipy.optimize import minimize_scalar
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits
 
 from recipe_core.index.schema import ScanIndex
 from recipe_core.issues._common import empty_issues, issue_frame

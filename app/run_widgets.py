@@ -1,0 +1,192 @@
+"""Renderers for training runs: the run picker, status and failure, live curves, run
+comparison, and the probe batch's prediction dynamics (thumbnails with probability bars, the
+p(label) heatmap). Input widgets' functions end in `_ui` and return what the user chose.
+
+Run names, class names and errors are data, never markup: they pass through `md` where
+Streamlit renders Markdown and through `plot_text` in plotly (see app/widgets.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import state
+from app.widgets import md, plot_text
+from recipe_core.runs import RunStatus
+
+if TYPE_CHECKING:
+    from recipe_core.dynamics import Dynamics
+
+STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫",
+               "cancelled": "⏹️"}  # fmt: skip
+SPLIT_STYLE = {"train": {"mode": "lines", "line": {"width": 1}},
+               "val": {"mode": "lines+markers", "line": {"width": 2}}}  # fmt: skip
+THUMB_PX = 64  # probe thumbnails are upscaled (nearest) to at least this many pixels
+TOP_K = 3  # probability bars per probe sample
+
+
+def run_label(status: RunStatus) -> str:
+    """One run as plain text (selectbox options are not Markdown)."""
+    return f"{STATE_ICONS.get(status.state, '')} {status.name} · {status.state} · {status.run_id}"
+
+
+def run_picker_ui(statuses: Sequence[RunStatus], *, key: str) -> RunStatus:
+    """Choose one run; the choice is shared by the Runs and Prediction dynamics pages."""
+    by_id = {s.run_id: s for s in statuses}
+    state.run_choice(key, list(by_id))
+    run_id = st.selectbox(
+        "Run", list(by_id), key=key, format_func=lambda r: run_label(by_id[r]),
+        on_change=state.run_picked, args=(key,),
+    )  # fmt: skip
+    return by_id[str(run_id)]
+
+
+def runs_table(statuses: Sequence[RunStatus]) -> None:
+    frame = pd.DataFrame({
+        "run": [s.name for s in statuses],
+        "state": [f"{STATE_ICONS.get(s.state, '')} {s.state}" for s in statuses],
+        "step": [s.step for s in statuses],
+        "device": [s.device for s in statuses],
+        "started (UTC)": [s.started[:19].replace("T", " ") for s in statuses],
+        "reason": [s.error for s in statuses],
+        "run id": [s.run_id for s in statuses],
+    })  # fmt: skip
+    st.dataframe(frame, hide_index=True, width="stretch", height=min(320, 38 + 35 * len(frame)))
+
+
+def status_banner(status: RunStatus) -> None:
+    """What happened to the run; for failed and cancelled runs, why (the metrics stay below)."""
+    if status.state == "failed":
+        st.error(f"**failed** at step {status.step}: {md(status.error)}", icon="🚫")
+    elif status.state == "cancelled":
+        st.warning(f"**cancelled** at step {status.step}: {md(status.error)}", icon="⏹️")
+    elif status.state == "queued":
+        st.info("**queued**: the job process is starting (importing PyTorch, loading data).")
+
+
+def metric_curves(metrics: pd.DataFrame, *, run_id: str, log_loss: bool) -> None:
+    """Loss and accuracy against step, train (every step) and val (each evaluation)."""
+    left, right = st.columns(2)
+    for column, metric in ((left, "loss"), (right, "accuracy")):
+        fig = go.Figure()
+        for split, style in SPLIT_STYLE.items():
+            rows = metrics[metrics["split"] == split]
+            if len(rows):
+                fig.add_scatter(x=rows["step"], y=rows[metric], name=split, **style)
+        _layout(fig, metric, run_id)
+        if metric == "loss" and log_loss:
+            fig.update_yaxes(type="log")
+        column.plotly_chart(fig, width="stretch", key=f"curve_{metric}")
+
+
+def overlay_curves(
+    curves: Mapping[str, pd.DataFrame], *, metric: str, split: str, log: bool
+) -> None:
+    """One line per run (legend: run label) for one metric and split."""
+    fig = go.Figure()
+    for label, metrics in curves.items():
+        rows = metrics[metrics["split"] == split]
+        fig.add_scatter(x=rows["step"], y=rows[metric], name=plot_text(label), mode="lines")
+    _layout(fig, f"{split} {metric}", "compare")
+    fig.update_layout(height=380, legend={"orientation": "h", "y": -0.25})
+    if log and metric == "loss":
+        fig.update_yaxes(type="log")
+    st.plotly_chart(fig, width="stretch", key="compare_curves")
+
+
+def _layout(fig: go.Figure, title: str, revision: str) -> None:
+    # uirevision: live updates keep the user's zoom and hidden traces
+    fig.update_layout(title=title, height=300, xaxis_title="step", uirevision=revision,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
+
+
+def config_changes(parent: Mapping[str, object], child: Mapping[str, object]) -> list[str]:
+    """Config fields whose values differ between two runs, in the parent's field order."""
+    keys = list(parent) + [k for k in child if k not in parent]
+    return [k for k in keys if parent.get(k) != child.get(k)]
+
+
+def config_diff(parent: str, configs: Mapping[str, Mapping[str, object]]) -> None:
+    """The fields each run changed against `parent` (a key of `configs`): one row per field."""
+    base = configs[parent]
+    changed = {label: config_changes(base, cfg) for label, cfg in configs.items() if label != parent}
+    fields = [f for f in base if any(f in c for c in changed.values())]
+    fields += sorted({f for c in changed.values() for f in c} - set(fields))
+    if not fields:
+        st.info("The runs share the parent's configuration exactly.", icon="🟰")
+        return
+    table = pd.DataFrame({"field": fields, f"parent: {parent}": [str(base.get(f)) for f in fields]})
+    for label, cfg in configs.items():
+        if label != parent:
+            table[label] = [str(cfg.get(f)) if f in changed[label] else "" for f in fields]
+    st.dataframe(table, hide_index=True, width="stretch")
+    for label, fields_changed in changed.items():
+        if len(fields_changed) > 1:
+            st.warning(
+                f"{md(label)} changes {len(fields_changed)} things at once "
+                f"({md(', '.join(fields_changed))}): when it does better or worse you cannot "
+                "tell which change did it. Complexify one thing at a time.",
+                icon="⚠️",
+            )
+
+
+# --- prediction dynamics -----------------------------------------------------------------------
+
+
+def class_name(dyn: Dynamics, index: int) -> str:
+    if index < 0:
+        return "(no label)"
+    return dyn.classes[index] if index < len(dyn.classes) else str(index)
+
+
+def probe_grid(
+    dyn: Dynamics, images: np.ndarray, t: int, samples: Sequence[int], *, columns: int = 8
+) -> None:
+    """Probe samples at snapshot `t`: thumbnail, label vs prediction, top-class bars (✓ = label)."""
+    probs = dyn.probs[t]  # (P, C)
+    for start in range(0, len(samples), columns):
+        for cell, i in zip(st.columns(columns), samples[start : start + columns], strict=False):
+            with cell:
+                if i < len(images):
+                    st.image(upscale(images[i]), width="stretch")
+                _prediction_bars(dyn, probs[i], int(dyn.labels[i]), i)
+
+
+def _prediction_bars(dyn: Dynamics, probs: np.ndarray, label: int, i: int) -> None:
+    predicted = int(probs.argmax())
+    mark = "✓" if predicted == label else "✗"
+    st.caption(f"#{i} {mark} label {md(class_name(dyn, label))} · "
+               f"predicted {md(class_name(dyn, predicted))}")  # fmt: skip
+    for c in np.argsort(-probs, kind="stable")[:TOP_K]:
+        tick = "✓ " if c == label else ""
+        st.progress(float(probs[c]), text=f"{tick}{md(class_name(dyn, int(c)))}: {probs[c]:.2f}")
+
+
+def upscale(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) uint8 -> (H', W[, C]) nearest-neighbour upscaled, so small images stay sharp."""
+    factor = max(1, THUMB_PX // max(image.shape[1:]))
+    pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    return np.repeat(np.repeat(pixels, factor, axis=0), factor, axis=1)
+
+
+def learning_heatmap(dyn: Dynamics, order: Sequence[int], step: int) -> None:
+    """Samples (rows, in `order`) x snapshots (columns), coloured by p(label); a line marks
+    the slider's step."""
+    p_label = dyn.true_class_prob()[:, list(order)].T  # (P, T)
+    rows = [f"#{i} · {plot_text(class_name(dyn, int(dyn.labels[i])))}" for i in order]
+    fig = go.Figure(go.Heatmap(
+        z=p_label, x=dyn.steps, y=rows, zmin=0, zmax=1, colorscale="RdYlGn",
+        colorbar={"title": {"text": "p(label)"}},
+        hovertemplate="step %{x}<br>%{y}<br>p(label) = %{z:.2f}<extra></extra>",
+    ))  # fmt: skip
+    fig.add_vline(x=step, line={"color": "black", "width": 2, "dash": "dot"})
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_layout(height=min(900, 80 + 14 * len(rows)), xaxis_title="step", uirevision="heat",
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10})  # fmt: skip
+    st.plotly_chart(fig, width="stretch", key="dyn_heatmap")

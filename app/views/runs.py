@@ -1,0 +1,196 @@
+"""Runs: start a training job, follow its curves live, cancel it, compare runs.
+
+A job is a background process (the local executor), never the script thread: a rerun or a
+closed tab would kill that. The page only reads the run directories, so a run started from a
+terminal (`recipe train ... --detach`) shows up here the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from app import run_widgets, state, widgets
+from recipe_core import RecipeError
+from recipe_core.models import MODELS
+from recipe_core.runs import RunStatus
+from recipe_core.train import PRESETS, make_config
+
+LIVE_S = 1.0  # seconds between refreshes of a running job's status and curves
+DEVICES = ("auto", "cpu", "cuda")
+PRESET_HELP = {
+    "baseline": "Adam 3e-4, constant LR, no regularisation: your first trustworthy number",
+    "overfit": "drive the loss to ~0 on 16 images: proves model, loss and optimizer can learn",
+    "input_independent": "zeroed inputs: what the label prior alone gives; real data must beat it",
+    "train": "regularised (augmentation, dropout, weight decay, early stopping), cosine LR decay",
+}
+
+st.title("🏃 Runs")
+st.caption(
+    "Get dumb baselines, overfit one batch, then regularise: each run is a background job "
+    "whose curves update live. Change one thing at a time and compare."
+)
+
+
+def start_form() -> None:
+    """Dataset, model, preset and the few numbers that matter; starts a background job."""
+    a, b, c = st.columns([3, 1, 3])
+    path = a.text_input("Dataset path", value=state.current_dataset(), key="run_dataset",
+                        help="An image folder: one sub-folder per class, optionally inside "
+                        "train/val.")  # fmt: skip
+    model = b.selectbox("Model", list(MODELS), index=list(MODELS).index("small_cnn"),
+                        key="run_model")  # fmt: skip
+    preset = str(c.selectbox("Preset", list(PRESETS), key="run_preset",
+                             format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}"))  # fmt: skip
+    defaults = make_config("", preset=preset)  # the preset's values prefill the numbers
+    d, e, f, g = st.columns(4)
+    steps = d.number_input("Steps", min_value=1, value=defaults.steps, key=f"run_steps_{preset}")
+    batch = e.number_input("Batch size", min_value=1, value=defaults.batch_size,
+                           key=f"run_batch_{preset}")  # fmt: skip
+    seed = f.number_input("Seed", min_value=0, value=0, key="run_seed")
+    device = str(g.radio("Device", DEVICES, horizontal=True, key="run_device",
+                         format_func=_device_label))  # fmt: skip
+    with st.expander("More options"):
+        h, i, j = st.columns(3)
+        lr = h.number_input("Learning rate", min_value=1e-8, value=defaults.lr, step=1e-4,
+                            format="%g", key=f"run_lr_{preset}")  # fmt: skip
+        target = i.number_input("Stop once the training loss is below (0: never)", min_value=0.0,
+                                value=defaults.target_loss, step=0.01, format="%g",
+                                key=f"run_target_{preset}")  # fmt: skip
+        name = j.text_input("Run name (optional)", key="run_name", placeholder="preset-model")
+    no_cuda = device == "cuda" and not state.cuda_available()
+    if no_cuda:
+        st.warning("PyTorch sees no CUDA GPU on this machine: choose auto or cpu.", icon="🚫")
+    if st.button("Start run", type="primary", disabled=no_cuda):
+        options = dict(model=model, steps=int(steps), batch_size=int(batch), seed=int(seed),
+                       device=device, lr=float(lr), target_loss=float(target))  # fmt: skip
+        _start(path, preset, options, name.strip() or None)
+
+
+def _device_label(device: str) -> str:
+    if device == "cuda" and not state.cuda_available():
+        return "cuda (no GPU here)"
+    return device
+
+
+def _start(path: str, preset: str, options: dict[str, object], name: str | None) -> None:
+    try:
+        state.dataset_source(path)  # a missing or forbidden folder fails here, not in the job
+        config = make_config(str(state.path_policy().resolve(path)), preset=preset, **options)
+        handle = state.submit_run(config, name=name)
+    except RecipeError as error:
+        st.error(widgets.md(error), icon="🚫")
+        return
+    state.select_run(handle.run_id)
+    st.toast(f"Started {widgets.md(name or handle.run_id)}", icon="🏃")
+
+
+def runs_panel() -> None:
+    """Every run with its state (cancel the unfinished ones), then the chosen run's curves."""
+    statuses = state.runs()
+    running = [s for s in statuses if not s.finished]
+    run_widgets.runs_table(statuses)
+    for s in running:
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        left.markdown(f"{run_widgets.STATE_ICONS[s.state]} **{widgets.md(s.name)}** is "
+                      f"{s.state} (step {s.step}).")  # fmt: skip
+        if right.button("Cancel", key=f"cancel_{s.run_id}", width="stretch"):
+            _cancel(s)
+    status = run_widgets.run_picker_ui(statuses, key="runs_pick")
+    run_detail(status)
+
+
+@st.fragment(run_every=LIVE_S)
+def live_runs_panel() -> None:
+    """The panel, re-read every second while some run is unfinished."""
+    if all(s.finished for s in state.runs()):
+        st.rerun(scope="app")  # the last job ended: redraw once, without the timer
+    runs_panel()
+
+
+@st.fragment
+def still_runs_panel() -> None:
+    runs_panel()
+
+
+def _cancel(status: RunStatus) -> None:
+    try:
+        with st.spinner(f"Stopping {widgets.md(status.name)}…"):
+            state.cancel_run(status.run_id)
+    except RecipeError as error:
+        st.error(widgets.md(error), icon="🚫")
+        return
+    st.rerun(scope="app")
+
+
+def run_detail(status: RunStatus) -> None:
+    """Status (and why it failed), progress, loss and accuracy curves, config and log."""
+    run_widgets.status_banner(status)
+    metrics = state.run_metrics(status.run_id)
+    config = state.run_config(status.run_id)
+    train = metrics[metrics["split"] == "train"]
+    if train.empty:
+        st.info("No metrics yet: the first ones appear after the first logging interval.")
+    else:
+        last = train.iloc[-1]
+        live = "Live: " if not status.finished else ""
+        st.caption(
+            f"{live}step {int(last['step']) + 1} of {config.get('steps')} · {len(train)} training "
+            f"steps logged · last training loss {_number(last['loss'])}"
+            + (" · refreshed every second" if live else "")
+        )
+        log_loss = st.toggle("Log-scale loss", value=True, key="runs_log_loss")
+        run_widgets.metric_curves(metrics, run_id=status.run_id, log_loss=log_loss)
+    st.page_link("views/dynamics.py", label="See how its predictions on the probe images "
+                 "evolved", icon="🎞️")  # fmt: skip
+    with st.expander("Config, run folder and log"):
+        st.code(str(state.run_dir(status.run_id)), language=None)
+        st.json(config, expanded=False)
+        st.code(state.run_log(status.run_id)[-5000:] or "(no log: started from a script)",
+                language=None)  # fmt: skip
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+def compare_section(statuses: list[RunStatus]) -> None:
+    """Overlay the curves of chosen runs; diff their configs against a parent run."""
+    by_id = {s.run_id: s for s in statuses}
+    chosen = st.multiselect(
+        "Runs to compare", list(by_id), default=list(by_id)[:2], key="compare_runs",
+        format_func=lambda r: run_widgets.run_label(by_id[r]),
+    )  # fmt: skip
+    if not chosen:
+        return
+    a, b, c = st.columns(3)
+    metric = str(a.radio("Metric", ("loss", "accuracy"), horizontal=True, key="compare_metric"))
+    split = str(b.radio("Split", ("train", "val"), horizontal=True, key="compare_split"))
+    log = c.toggle("Log-scale loss", value=True, key="compare_log")
+    labels = {r: f"{by_id[r].name} #{r[-6:]}" for r in chosen}  # id suffix: names repeat
+    curves = {labels[r]: state.run_metrics(r) for r in chosen}
+    run_widgets.overlay_curves(curves, metric=metric, split=split, log=log)
+    parent = st.selectbox(
+        "Parent run (what the others changed)", chosen, index=len(chosen) - 1,
+        key="compare_parent", format_func=lambda r: labels[r],
+    )  # fmt: skip
+    configs = {labels[r]: state.run_config(r) for r in chosen}
+    run_widgets.config_diff(labels[str(parent)], configs)
+
+
+with st.expander("Start a run", expanded=True, icon="▶️"):
+    start_form()
+statuses = state.runs()
+if not statuses:
+    st.info("No runs in this workspace yet. Start one above, or from a terminal: "
+            "`recipe train DATASET --preset overfit`.", icon="🏁")  # fmt: skip
+    st.stop()
+st.subheader("Runs")
+if any(not s.finished for s in statuses):
+    live_runs_panel()
+else:
+    still_runs_panel()
+st.subheader("Compare runs")
+st.caption("Overlay the curves of several runs, and see what each changed against its parent.")
+compare_section(statuses)
