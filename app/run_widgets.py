@@ -23,10 +23,11 @@ from recipe_core.runs import RunStatus
 if TYPE_CHECKING:
     from recipe_core.dynamics import Dynamics
 
-STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫",
-               "cancelled": "⏹️"}  # fmt: skip
-SPLIT_STYLE = {"train": {"mode": "lines", "line": {"width": 1}},
-               "val": {"mode": "lines+markers", "line": {"width": 2}}}  # fmt: skip
+STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫", "cancelled": "⏹️"}
+SPLIT_STYLE = {
+    "train": {"mode": "lines", "line": {"width": 1}},
+    "val": {"mode": "lines+markers", "line": {"width": 2}},
+}
 THUMB_PX = 64  # probe thumbnails are upscaled (nearest) to at least this many pixels
 TOP_K = 3  # probability bars per probe sample
 
@@ -41,22 +42,28 @@ def run_picker_ui(statuses: Sequence[RunStatus], *, key: str) -> RunStatus:
     by_id = {s.run_id: s for s in statuses}
     state.run_choice(key, list(by_id))
     run_id = st.selectbox(
-        "Run", list(by_id), key=key, format_func=lambda r: run_label(by_id[r]),
-        on_change=state.run_picked, args=(key,),
-    )  # fmt: skip
+        "Run",
+        list(by_id),
+        key=key,
+        format_func=lambda r: run_label(by_id[r]),
+        on_change=state.run_picked,
+        args=(key,),
+    )
     return by_id[str(run_id)]
 
 
 def runs_table(statuses: Sequence[RunStatus]) -> None:
-    frame = pd.DataFrame({
-        "run": [s.name for s in statuses],
-        "state": [f"{STATE_ICONS.get(s.state, '')} {s.state}" for s in statuses],
-        "step": [s.step for s in statuses],
-        "device": [s.device for s in statuses],
-        "started (UTC)": [s.started[:19].replace("T", " ") for s in statuses],
-        "reason": [s.error for s in statuses],
-        "run id": [s.run_id for s in statuses],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "run": [s.name for s in statuses],
+            "state": [f"{STATE_ICONS.get(s.state, '')} {s.state}" for s in statuses],
+            "step": [s.step for s in statuses],
+            "device": [s.device for s in statuses],
+            "started (UTC)": [s.started[:19].replace("T", " ") for s in statuses],
+            "reason": [s.error for s in statuses],
+            "run id": [s.run_id for s in statuses],
+        }
+    )
     st.dataframe(frame, hide_index=True, width="stretch", height=min(320, 38 + 35 * len(frame)))
 
 
@@ -102,8 +109,13 @@ def overlay_curves(
 
 def _layout(fig: go.Figure, title: str, revision: str) -> None:
     # uirevision: live updates keep the user's zoom and hidden traces
-    fig.update_layout(title=title, height=300, xaxis_title="step", uirevision=revision,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip
+    fig.update_layout(
+        title=title,
+        height=300,
+        xaxis_title="step",
+        uirevision=revision,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+    )
 
 
 def config_changes(parent: Mapping[str, object], child: Mapping[str, object]) -> list[str]:
@@ -115,7 +127,9 @@ def config_changes(parent: Mapping[str, object], child: Mapping[str, object]) ->
 def config_diff(parent: str, configs: Mapping[str, Mapping[str, object]]) -> None:
     """The fields each run changed against `parent` (a key of `configs`): one row per field."""
     base = configs[parent]
-    changed = {label: config_changes(base, cfg) for label, cfg in configs.items() if label != parent}
+    changed = {
+        label: config_changes(base, cfg) for label, cfg in configs.items() if label != parent
+    }
     fields = [f for f in base if any(f in c for c in changed.values())]
     fields += sorted({f for c in changed.values() for f in c} - set(fields))
     if not fields:
@@ -161,8 +175,10 @@ def probe_grid(
 def _prediction_bars(dyn: Dynamics, probs: np.ndarray, label: int, i: int) -> None:
     predicted = int(probs.argmax())
     mark = "✓" if predicted == label else "✗"
-    st.caption(f"#{i} {mark} label {md(class_name(dyn, label))} · "
-               f"predicted {md(class_name(dyn, predicted))}")  # fmt: skip
+    st.caption(
+        f"#{i} {mark} label {md(class_name(dyn, label))} · "
+        f"predicted {md(class_name(dyn, predicted))}"
+    )
     for c in np.argsort(-probs, kind="stable")[:TOP_K]:
         tick = "✓ " if c == label else ""
         st.progress(float(probs[c]), text=f"{tick}{md(class_name(dyn, int(c)))}: {probs[c]:.2f}")
@@ -180,13 +196,24 @@ def learning_heatmap(dyn: Dynamics, order: Sequence[int], step: int) -> None:
     the slider's step."""
     p_label = dyn.true_class_prob()[:, list(order)].T  # (P, T)
     rows = [f"#{i} · {plot_text(class_name(dyn, int(dyn.labels[i])))}" for i in order]
-    fig = go.Figure(go.Heatmap(
-        z=p_label, x=dyn.steps, y=rows, zmin=0, zmax=1, colorscale="RdYlGn",
-        colorbar={"title": {"text": "p(label)"}},
-        hovertemplate="step %{x}<br>%{y}<br>p(label) = %{z:.2f}<extra></extra>",
-    ))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(
+            z=p_label,
+            x=dyn.steps,
+            y=rows,
+            zmin=0,
+            zmax=1,
+            colorscale="RdYlGn",
+            colorbar={"title": {"text": "p(label)"}},
+            hovertemplate="step %{x}<br>%{y}<br>p(label) = %{z:.2f}<extra></extra>",
+        )
+    )
     fig.add_vline(x=step, line={"color": "black", "width": 2, "dash": "dot"})
     fig.update_yaxes(type="category", autorange="reversed")
-    fig.update_layout(height=min(900, 80 + 14 * len(rows)), xaxis_title="step", uirevision="heat",
-                      margin={"l": 10, "r": 10, "t": 10, "b": 10})  # fmt: skip
+    fig.update_layout(
+        height=min(900, 80 + 14 * len(rows)),
+        xaxis_title="step",
+        uirevision="heat",
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    )
     st.plotly_chart(fig, width="stretch", key="dyn_heatmap")

@@ -390,3 +390,8 @@ def run_choice(key: str, run_ids: list[str]) -> None:
 def run_picked(key: str) -> None:
     """on_change of a run selectbox: its run becomes the selected run on every page."""
     select_run(str(st.session_state[key]))
+
+
+def run_status(run_id: str) -> RunStatus:
+    """The run's status now (marked failed if its process died unrecorded)."""
+    return run_executor().refresh(run_dir(run_id))

@@ -110,8 +110,8 @@ def _member_caption(row: pd.Series, first: pd.Series) -> str:
         label = f":red[**{label}**]"
     if first["leak"]:
         split = f":orange[**{split}**]"
-    kind = "identical copy" if "exact_duplicate" in row["issues"] else "near copy"
-    return f"{label} · {split} · {kind}  \n{widgets.md(row['path'])}"
+    kind = "identical" if "exact_duplicate" in row["issues"] else "near copy"
+    return f"{label} · {split}  \n{kind}  \n{widgets.md(row['path'])}"
 
 
 def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:

@@ -36,35 +36,65 @@ st.caption(
 def start_form() -> None:
     """Dataset, model, preset and the few numbers that matter; starts a background job."""
     a, b, c = st.columns([3, 1, 3])
-    path = a.text_input("Dataset path", value=state.current_dataset(), key="run_dataset",
-                        help="An image folder: one sub-folder per class, optionally inside "
-                        "train/val.")  # fmt: skip
-    model = b.selectbox("Model", list(MODELS), index=list(MODELS).index("small_cnn"),
-                        key="run_model")  # fmt: skip
-    preset = str(c.selectbox("Preset", list(PRESETS), key="run_preset",
-                             format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}"))  # fmt: skip
+    path = a.text_input(
+        "Dataset path",
+        value=state.current_dataset(),
+        key="run_dataset",
+        help="An image folder: one sub-folder per class, optionally inside train/val.",
+    )
+    model = b.selectbox(
+        "Model", list(MODELS), index=list(MODELS).index("small_cnn"), key="run_model"
+    )
+    preset = str(
+        c.selectbox(
+            "Preset",
+            list(PRESETS),
+            key="run_preset",
+            format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}",
+        )
+    )
     defaults = make_config("", preset=preset)  # the preset's values prefill the numbers
     d, e, f, g = st.columns(4)
     steps = d.number_input("Steps", min_value=1, value=defaults.steps, key=f"run_steps_{preset}")
-    batch = e.number_input("Batch size", min_value=1, value=defaults.batch_size,
-                           key=f"run_batch_{preset}")  # fmt: skip
+    batch = e.number_input(
+        "Batch size", min_value=1, value=defaults.batch_size, key=f"run_batch_{preset}"
+    )
     seed = f.number_input("Seed", min_value=0, value=0, key="run_seed")
-    device = str(g.radio("Device", DEVICES, horizontal=True, key="run_device",
-                         format_func=_device_label))  # fmt: skip
+    device = str(
+        g.radio("Device", DEVICES, horizontal=True, key="run_device", format_func=_device_label)
+    )
     with st.expander("More options"):
         h, i, j = st.columns(3)
-        lr = h.number_input("Learning rate", min_value=1e-8, value=defaults.lr, step=1e-4,
-                            format="%g", key=f"run_lr_{preset}")  # fmt: skip
-        target = i.number_input("Stop once the training loss is below (0: never)", min_value=0.0,
-                                value=defaults.target_loss, step=0.01, format="%g",
-                                key=f"run_target_{preset}")  # fmt: skip
+        lr = h.number_input(
+            "Learning rate",
+            min_value=1e-8,
+            value=defaults.lr,
+            step=1e-4,
+            format="%g",
+            key=f"run_lr_{preset}",
+        )
+        target = i.number_input(
+            "Stop once the training loss is below (0: never)",
+            min_value=0.0,
+            value=defaults.target_loss,
+            step=0.01,
+            format="%g",
+            key=f"run_target_{preset}",
+        )
         name = j.text_input("Run name (optional)", key="run_name", placeholder="preset-model")
     no_cuda = device == "cuda" and not state.cuda_available()
     if no_cuda:
         st.warning("PyTorch sees no CUDA GPU on this machine: choose auto or cpu.", icon="🚫")
     if st.button("Start run", type="primary", disabled=no_cuda):
-        options = dict(model=model, steps=int(steps), batch_size=int(batch), seed=int(seed),
-                       device=device, lr=float(lr), target_loss=float(target))  # fmt: skip
+        options = dict(
+            model=model,
+            steps=int(steps),
+            batch_size=int(batch),
+            seed=int(seed),
+            device=device,
+            lr=float(lr),
+            target_loss=float(target),
+        )
         _start(path, preset, options, name.strip() or None)
 
 
@@ -93,8 +123,10 @@ def runs_panel() -> None:
     run_widgets.runs_table(statuses)
     for s in running:
         left, right = st.columns([5, 1], vertical_alignment="center")
-        left.markdown(f"{run_widgets.STATE_ICONS[s.state]} **{widgets.md(s.name)}** is "
-                      f"{s.state} (step {s.step}).")  # fmt: skip
+        left.markdown(
+            f"{run_widgets.STATE_ICONS[s.state]} **{widgets.md(s.name)}** is "
+            f"{s.state} (step {s.step})."
+        )
         if right.button("Cancel", key=f"cancel_{s.run_id}", width="stretch"):
             _cancel(s)
     status = run_widgets.run_picker_ui(statuses, key="runs_pick")
@@ -142,13 +174,15 @@ def run_detail(status: RunStatus) -> None:
         )
         log_loss = st.toggle("Log-scale loss", value=True, key="runs_log_loss")
         run_widgets.metric_curves(metrics, run_id=status.run_id, log_loss=log_loss)
-    st.page_link("views/dynamics.py", label="See how its predictions on the probe images "
-                 "evolved", icon="🎞️")  # fmt: skip
+    st.page_link(
+        "views/dynamics.py", label="See how its predictions on the probe images evolved", icon="🎞️"
+    )
     with st.expander("Config, run folder and log"):
         st.code(str(state.run_dir(status.run_id)), language=None)
         st.json(config, expanded=False)
-        st.code(state.run_log(status.run_id)[-5000:] or "(no log: started from a script)",
-                language=None)  # fmt: skip
+        st.code(
+            state.run_log(status.run_id)[-5000:] or "(no log: started from a script)", language=None
+        )
 
 
 def _number(value: float) -> str:
@@ -159,9 +193,12 @@ def compare_section(statuses: list[RunStatus]) -> None:
     """Overlay the curves of chosen runs; diff their configs against a parent run."""
     by_id = {s.run_id: s for s in statuses}
     chosen = st.multiselect(
-        "Runs to compare", list(by_id), default=list(by_id)[:2], key="compare_runs",
+        "Runs to compare",
+        list(by_id),
+        default=list(by_id)[:2],
+        key="compare_runs",
         format_func=lambda r: run_widgets.run_label(by_id[r]),
-    )  # fmt: skip
+    )
     if not chosen:
         return
     a, b, c = st.columns(3)
@@ -172,9 +209,12 @@ def compare_section(statuses: list[RunStatus]) -> None:
     curves = {labels[r]: state.run_metrics(r) for r in chosen}
     run_widgets.overlay_curves(curves, metric=metric, split=split, log=log)
     parent = st.selectbox(
-        "Parent run (what the others changed)", chosen, index=len(chosen) - 1,
-        key="compare_parent", format_func=lambda r: labels[r],
-    )  # fmt: skip
+        "Parent run (what the others changed)",
+        chosen,
+        index=len(chosen) - 1,
+        key="compare_parent",
+        format_func=lambda r: labels[r],
+    )
     configs = {labels[r]: state.run_config(r) for r in chosen}
     run_widgets.config_diff(labels[str(parent)], configs)
 
@@ -183,8 +223,11 @@ with st.expander("Start a run", expanded=True, icon="▶️"):
     start_form()
 statuses = state.runs()
 if not statuses:
-    st.info("No runs in this workspace yet. Start one above, or from a terminal: "
-            "`recipe train DATASET --preset overfit`.", icon="🏁")  # fmt: skip
+    st.info(
+        "No runs in this workspace yet. Start one above, or from a terminal: "
+        "`recipe train DATASET --preset overfit`.",
+        icon="🏁",
+    )
     st.stop()
 st.subheader("Runs")
 if any(not s.finished for s in statuses):

@@ -9,14 +9,12 @@ import torch
 import typer
 from rich.console import Console
 from rich.table import Table
-from torch import nn
 
 from recipe_core.checks import CheckReport, run_all
+from recipe_core.checks.presets import build_check_inputs
 from recipe_core.cli._app import cli, err_console, fail
-from recipe_core.data import open_dataset
-from recipe_core.data.tensors import NormalizedImages, load_image_tensors, make_loader
 from recipe_core.errors import ConfigError, RecipeError
-from recipe_core.models import MODELS, ModelSpec, scalable_factory
+from recipe_core.models import MODELS
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -55,26 +53,19 @@ def _run(
     dataset: str, model: str, device: str, seed: int, max_seconds: float | None,
     batch_size: int, image_size: int, quiet: bool,
 ) -> CheckReport:  # fmt: skip
-    if model not in MODELS:
-        raise ConfigError(f"Unknown model {model!r}. Built-in models: {', '.join(MODELS)}.")
     if not DEVICE.match(device):
         raise ConfigError(f"Invalid device {device!r}. Use auto, cpu, cuda, cuda:N or mps.")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} asked for CUDA but none is available; use cpu.")
-    source = open_dataset(dataset)
-    split = "train" if "train" in source.splits else None
-    data = load_image_tensors(source, split=split, size=image_size)
-    if not quiet and len(data.skipped):
-        err_console.print(f"skipped {len(data.skipped)} unreadable files", highlight=False)
-    mean, std = data.channel_stats()
-    loader = make_loader(
-        NormalizedImages(data, mean=mean, std=std), batch_size=batch_size, shuffle=True, seed=seed
+    inputs = build_check_inputs(
+        dataset, model, batch_size=batch_size, image_size=image_size, seed=seed
     )
-    spec = ModelSpec(data.channels, image_size, len(data.classes))
+    if not quiet and inputs.skipped:
+        err_console.print(f"skipped {inputs.skipped} unreadable files", highlight=False)
     return run_all(
-        scalable_factory(model, spec, seed=seed), loader, nn.CrossEntropyLoss(),
-        num_classes=len(data.classes), device=None if device == "auto" else device, seed=seed,
-        max_seconds=max_seconds, progress=None if quiet else _progress,
+        inputs.factory, inputs.loader, inputs.loss_fn, num_classes=inputs.num_classes,
+        device=None if device == "auto" else device, seed=seed, max_seconds=max_seconds,
+        progress=None if quiet else _progress,
     )  # fmt: skip
 
 

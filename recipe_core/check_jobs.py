@@ -1,0 +1,288 @@
+"""The recipe's checks as detached background processes, for the dashboard.
+
+A Streamlit rerun interrupts the script thread, so checks run in `python -m
+recipe_core.check_jobs DATASET --model M --job-dir DIR`, started in its own session by
+`start_check_job`. Each job is a folder `<workspace>/checks/<id>/` holding
+
+    job.json        what was asked: dataset, model, seed, max_seconds, batch_size (written first)
+    progress.json   CheckJobState, replaced atomically, rewritten at least every HEARTBEAT_S
+    report.json     CheckReport.to_dict(), once every check ran
+    check.log       the process's output
+
+so any process can list, follow and read jobs, after an app restart too.
+
+    job = start_check_job("sample_data/digits", "mlp", workspace=ws, max_seconds=30)
+    while read_check_state(job).state == "running": time.sleep(1)
+    report = load_report(job)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from recipe_core.checks.result import CheckReport, CheckResult
+from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+STATE_FILE = "progress.json"
+REPORT_FILE = "report.json"
+LOG_FILE = "check.log"
+HEARTBEAT_S = 1.0  # the worker rewrites progress.json at least this often
+STALE_S = 30.0  # no heartbeat for this long: the worker died (killed, machine slept, OOM)
+STATES = ("missing", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class CheckJobState:
+    state: str  # one of STATES
+    done: int = 0  # checks finished
+    total: int = 0  # checks in all (0 = not known yet: still loading the data)
+    current: str = ""  # the check running now
+    message: str = ""  # the error, when state == "failed"
+    pid: int = 0  # worker process id
+    started: float = 0.0  # unix seconds
+    updated: float = 0.0  # unix seconds of the last heartbeat
+
+    @property
+    def fraction(self) -> float:
+        if self.state == "done":
+            return 1.0
+        return self.done / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    folder: Path  # the job's folder; its name is the job id
+    dataset: str  # as given
+    model: str
+    seed: int
+    max_seconds: float | None  # time budget, s (None = unlimited)
+    batch_size: int
+    created: float  # unix seconds
+
+    @property
+    def job_id(self) -> str:
+        return self.folder.name
+
+
+def checks_root(workspace: Workspace) -> Path:
+    return workspace.subdir("checks")
+
+
+def start_check_job(
+    dataset: str | os.PathLike[str],
+    model: str,
+    *,
+    workspace: Workspace,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    batch_size: int = 64,
+    python: str = sys.executable,
+) -> Path:
+    """Launch the checks of `model` on `dataset` as a detached process; its new job folder."""
+    if max_seconds is not None and max_seconds <= 0:
+        raise ConfigError(f"max_seconds={max_seconds}: give a positive budget, or None.")
+    now = time.time()
+    folder = checks_root(workspace) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    folder.mkdir(parents=True)
+    job = {"dataset": os.fspath(dataset), "model": model, "seed": seed,
+           "max_seconds": max_seconds, "batch_size": batch_size, "created": now}  # fmt: skip
+    (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
+    _write_state(folder, CheckJobState("running", started=now, updated=now))
+    cmd = [python, "-m", "recipe_core.check_jobs", "--job-dir", str(folder)]
+    try:
+        with (folder / LOG_FILE).open("wb") as out:
+            # its own session: the checks survive a Streamlit rerun and a closed browser tab
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    except OSError as exc:
+        _write_state(folder, CheckJobState("failed", message=f"could not start: {exc}"))
+        raise ConfigError(
+            f"Could not start the check process ({python} -m recipe_core.check_jobs): {exc}. "
+            "Check that Recipe is installed in this Python, or run `recipe check` yourself."
+        ) from exc
+    log.info("started checks of %s on %s as pid %d in %s", model, dataset, proc.pid, folder)
+    return folder
+
+
+def read_job(folder: str | os.PathLike[str]) -> CheckJob:
+    path = Path(folder)
+    try:
+        data = json.loads((path / JOB_FILE).read_text())
+        budget = data["max_seconds"]
+        return CheckJob(
+            path, str(data["dataset"]), str(data["model"]), int(data["seed"]),
+            None if budget is None else float(budget), int(data["batch_size"]),
+            float(data["created"]),
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path} is not a check job folder ({JOB_FILE} unreadable: {exc}). Start the checks "
+            "again, or delete the folder."
+        ) from exc
+
+
+def list_jobs(workspace: Workspace) -> list[CheckJob]:
+    """Every check job of the workspace, newest first (unreadable folders are left out)."""
+    jobs = []
+    for folder in checks_root(workspace).iterdir():
+        if (folder / JOB_FILE).is_file():
+            try:
+                jobs.append(read_job(folder))
+            except ConfigError:
+                log.warning("ignoring unreadable check job %s", folder)
+    return sorted(jobs, key=lambda j: (j.created, j.job_id), reverse=True)
+
+
+def read_check_state(folder: str | os.PathLike[str], *, now: float | None = None) -> CheckJobState:
+    """The job's state; a "running" job without a heartbeat for STALE_S reads as failed."""
+    path = Path(folder) / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        state = CheckJobState(**{k: data[k] for k in CheckJobState.__dataclass_fields__})
+    except FileNotFoundError:
+        return CheckJobState("missing")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return CheckJobState("failed", message=f"unreadable {path}: {exc}. Run the checks again.")
+    now = time.time() if now is None else now
+    if state.state == "running" and now - state.updated > STALE_S:
+        message = (
+            f"The check process stopped without finishing (no progress for "
+            f"{now - state.updated:.0f} s). Run the checks again; its log is "
+            f"{Path(folder) / LOG_FILE}."
+        )
+        return replace(state, state="failed", message=message)
+    return state
+
+
+def load_report(folder: str | os.PathLike[str]) -> CheckReport:
+    """The CheckReport a finished job wrote (evidence as plain lists, as in report.json)."""
+    path = Path(folder) / REPORT_FILE
+    try:
+        return report_from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"Cannot read the check report {path}: {exc}. Run the checks again."
+        ) from exc
+
+
+def report_from_dict(data: dict[str, Any]) -> CheckReport:
+    """The inverse of `CheckReport.to_dict` (evidence stays JSON: lists, not tensors)."""
+    results = tuple(_result(r) for r in data["results"])
+    seconds = {str(k): float(v) for k, v in data.get("seconds", {}).items()}
+    return CheckReport(results, seconds, str(data.get("device", "cpu")), int(data.get("seed", 0)))
+
+
+def _result(r: dict[str, Any]) -> CheckResult:
+    evidence = dict(r.get("evidence", {}))
+    return CheckResult(r["name"], r["status"], r["summary"], r["observed"], r["expected"],
+                       r.get("fix", ""), evidence)  # fmt: skip
+
+
+def run_job(folder: Path) -> CheckReport:
+    """The worker's body: build the inputs, run every check reporting progress, write the report."""
+    from recipe_core.checks import run_all
+    from recipe_core.checks.presets import build_check_inputs
+
+    reporter = _Reporter(folder)
+    reporter.start()
+    try:
+        job = read_job(folder)
+        inputs = build_check_inputs(job.dataset, job.model, batch_size=job.batch_size,
+                                    seed=job.seed)  # fmt: skip
+        report = run_all(inputs.factory, inputs.loader, inputs.loss_fn,
+                         num_classes=inputs.num_classes, seed=job.seed,
+                         max_seconds=job.max_seconds, progress=reporter.update)  # fmt: skip
+        tmp = folder / f"{REPORT_FILE}.tmp"
+        tmp.write_text(report.to_json(indent=1))
+        os.replace(tmp, folder / REPORT_FILE)
+    except BaseException as exc:
+        reporter.finish("failed", _failure_text(exc))
+        raise
+    reporter.finish("done", "")
+    return report
+
+
+class _Reporter:
+    """Writes progress.json on every check and on a heartbeat thread."""
+
+    def __init__(self, folder: Path) -> None:
+        now = time.time()
+        self._folder = folder
+        self._state = CheckJobState("running", pid=os.getpid(), started=now, updated=now)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def start(self) -> None:
+        self._write()
+        self._thread.start()
+
+    def update(self, done: int, total: int, current: str) -> None:
+        with self._lock:
+            self._state = replace(self._state, done=done, total=total, current=current)
+        self._write()
+
+    def finish(self, state: str, message: str) -> None:
+        self._stop.set()
+        self._thread.join()
+        with self._lock:
+            self._state = replace(self._state, state=state, message=message, current="")
+        self._write()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            self._write()
+
+    def _write(self) -> None:
+        with self._lock:
+            _write_state(self._folder, replace(self._state, updated=time.time()))
+
+
+def _write_state(folder: Path, state: CheckJobState) -> None:
+    tmp = folder / f"{STATE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_text(json.dumps(asdict(state)))
+    os.replace(tmp, folder / STATE_FILE)  # atomic: a poller never reads half a file
+
+
+def _failure_text(exc: BaseException) -> str:
+    if isinstance(exc, RecipeError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "The checks were interrupted. Run them again."
+    return f"The checks failed unexpectedly: {type(exc).__name__}: {exc}. See {LOG_FILE}."
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m recipe_core.check_jobs", description=__doc__)
+    parser.add_argument("--job-dir", required=True, help="a folder made by start_check_job")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        run_job(Path(args.job_dir))
+    except RecipeError as error:
+        log.error("%s", error)
+        return 2
+    except Exception:
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Checks on a dataset and a built-in model: the model factory, loader and loss that
+`recipe check`, the check jobs and "what the net sees" all build the same way.
+
+    inputs = build_check_inputs("sample_data/digits", "mlp", batch_size=64)
+    report = run_all(inputs.factory, inputs.loader, inputs.loss_fn,
+                     num_classes=inputs.num_classes, seed=inputs.seed)
+    x, y = capture_batches(inputs, count=1)[0]   # the exact tensors model(x) received
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from recipe_core.batch import BatchTap, Normalization
+from recipe_core.data import open_dataset
+from recipe_core.data.tensors import NormalizedImages, load_image_tensors, make_loader
+from recipe_core.errors import ConfigError
+from recipe_core.models import MODELS, ModelSpec, scalable_factory
+
+MAX_CAPTURED = 32  # batches `capture_batches` may capture: it runs the model on each
+
+
+@dataclass(frozen=True)
+class CheckInputs:
+    model: str  # built-in model name (a key of MODELS)
+    factory: Callable[..., nn.Module] = field(repr=False)  # seeded; accepts width=
+    dataset: NormalizedImages = field(repr=False)  # (x, y): x (C, H, W) float32, normalised
+    loss_fn: nn.Module = field(repr=False)
+    classes: tuple[str, ...]
+    normalize: Normalization  # the (mean, std) inside `dataset`, on the [0, 1] scale
+    skipped: int  # files that did not decode (left out)
+    batch_size: int  # images per batch
+    seed: int  # weights and batch order
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def loader(self) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+        """A fresh seeded, shuffled loader: every call yields the same batches in the same order
+        (one shared loader would advance its generator on each pass)."""
+        return make_loader(self.dataset, batch_size=self.batch_size, shuffle=True, seed=self.seed)
+
+    @property
+    def reference(self) -> torch.Tensor:
+        """(N, C, H, W) uint8: a few of the dataset's own images, to tell a scrambled batch."""
+        return self.dataset.data.images[:64]
+
+
+def build_check_inputs(
+    dataset: str,
+    model: str,
+    *,
+    batch_size: int = 64,
+    image_size: int = 32,
+    augment: bool = False,
+    seed: int = 0,
+) -> CheckInputs:
+    """Load `dataset`'s train split (or all of it when it has no splits) into memory, normalised
+    with its own per-channel mean/std, with a seeded `model` factory and cross-entropy.
+
+    Raises ConfigError for an unknown model or batch size < 2, DatasetError for unreadable data.
+    """
+    if model not in MODELS:
+        raise ConfigError(f"Unknown model {model!r}. Built-in models: {', '.join(MODELS)}.")
+    if batch_size < 2:
+        raise ConfigError(f"batch_size={batch_size} is too small: checks compare samples "
+                          "within a batch, so use at least 2 (64 is typical).")  # fmt: skip
+    source = open_dataset(dataset)
+    split = "train" if "train" in source.splits else None
+    data = load_image_tensors(source, split=split, size=image_size)
+    mean, std = data.channel_stats()
+    spec = ModelSpec(data.channels, image_size, len(data.classes))
+    return CheckInputs(
+        model=model, factory=scalable_factory(model, spec, seed=seed),
+        dataset=NormalizedImages(data, mean=mean, std=std, augment=augment),
+        loss_fn=nn.CrossEntropyLoss(), classes=data.classes, normalize=(mean, std),
+        skipped=len(data.skipped), batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+
+
+def capture_batches(
+    inputs: CheckInputs, *, count: int, device: str | torch.device | None = None
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `count` (x, y) batches exactly as `model(x)` received them, recorded by a
+    BatchTap at the model's door while the model runs on the loader (no training).
+
+    x is (B, C, H, W) float32 as fed (after augmentation and normalisation), on the CPU.
+    """
+    if not 1 <= count <= MAX_CAPTURED:
+        raise ConfigError(f"count={count}: capture between 1 and {MAX_CAPTURED} batches.")
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    model = inputs.factory().to(target).eval()
+    labels: list[torch.Tensor] = []
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices), BatchTap(model, first=count) as tap:
+        torch.manual_seed(inputs.seed)  # augmentations draw from the global RNG
+        with torch.no_grad():
+            for x, y in inputs.loader:
+                model(x.to(target))
+                labels.append(y)
+                if len(labels) == count:
+                    break
+    return [(c.inputs, y) for c, y in zip(tap.captured, labels, strict=False)]
