@@ -5,17 +5,19 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from recipe_core.data import DatasetSource, open_dataset
-from recipe_core.data.torch_source import from_torch_dataset
 from recipe_core.errors import ConfigError, DatasetError, RecipeError, RunError
-from recipe_core.index import ScanIndex, build_index
 from recipe_core.overview import DatasetOverview, summarize
 from recipe_core.scan import ScanResult, ScanSummary, scan, write_scan
 from recipe_core.workspace import Workspace, open_workspace
 
-# Training, runs and jobs import torch: keep them importable as submodules
-# (`from recipe_core.train import start_run`) and re-export the script API lazily here, so
-# `import recipe_core` stays fast for the dashboard and the scan CLI.
+# Training (torch) and the scan's optional pieces take seconds to import: re-export them lazily
+# (PEP 562) so `import recipe_core` stays fast for the dashboard's first page and for
+# `recipe --help`. (`scan` itself is eager: `recipe_core.scan` must be the function, and an
+# imported submodule of the same name would shadow a lazy attribute.)
 _LAZY = {
+    "ScanIndex": "recipe_core.index",
+    "build_index": "recipe_core.index",
+    "from_torch_dataset": "recipe_core.data.torch_source",
     "start_run": "recipe_core.train",
     "train": "recipe_core.train",
     "TrainConfig": "recipe_core.train",

@@ -5,6 +5,7 @@
     report = run_all(inputs.factory, inputs.loader, inputs.loss_fn,
                      num_classes=inputs.num_classes, seed=inputs.seed)
     x, y = capture_batches(inputs, count=1)[0]   # the exact tensors model(x) received
+    view = see_batch(inputs, 0)                  # ... decoded, measured, with its warnings
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from recipe_core.batch import BatchTap, Normalization
+from recipe_core.batch import BatchTap, BatchView, Normalization, inspect_batch
 from recipe_core.data import open_dataset
 from recipe_core.data.tensors import NormalizedImages, load_image_tensors, make_loader
 from recipe_core.errors import ConfigError
@@ -108,3 +109,19 @@ def capture_batches(
                 if len(labels) == count:
                     break
     return [(c.inputs, y) for c, y in zip(tap.captured, labels, strict=False)]
+
+
+def see_batch(
+    inputs: CheckInputs, index: int = 0, *, device: str | torch.device | None = None
+) -> BatchView:
+    """What the net sees: batch `index` (0-based, < MAX_CAPTURED) captured at `model(x)`,
+    decoded with the loader's Normalize undone, measured per channel, with its warnings."""
+    if not 0 <= index < MAX_CAPTURED:
+        raise ConfigError(f"Batch index {index}: choose 0..{MAX_CAPTURED - 1}.")
+    captured = capture_batches(inputs, count=index + 1, device=device)
+    if index >= len(captured):
+        raise ConfigError(f"Batch index {index}: the loader has only {len(captured)} batches "
+                          f"of {inputs.batch_size}. Choose 0..{len(captured) - 1}.")  # fmt: skip
+    x, y = captured[index]
+    return inspect_batch(x, y, classes=inputs.classes, normalize=inputs.normalize,
+                         reference=inputs.reference)  # fmt: skip

@@ -34,9 +34,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch takes seconds to import: only verify_pairs needs it, at call time
+    import torch
 
 MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
@@ -103,6 +106,8 @@ def verify_pairs(
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
     win_a, win_b = _window_sums(centred, max_shift, "a"), _window_sums(centred, max_shift, "b")
+    import torch
+
     images = torch.from_numpy(centred).to(device or "cpu")
     with _one_cpu_thread(images.device):
         for start in range(0, len(a), CHUNK):
@@ -120,6 +125,8 @@ def verify_pairs(
 def _one_cpu_thread(device: torch.device) -> Iterator[None]:
     """Small grouped convolutions run faster on one CPU thread, and 3x slower with two on a
     busy machine (measured); the caller's setting is restored."""
+    import torch
+
     previous = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)
@@ -133,6 +140,8 @@ def _cross_products(
     images: torch.Tensor, a: np.ndarray, b: np.ndarray, max_shift: int
 ) -> np.ndarray:
     """(P, S) sum over the overlap of a[y + dy, x + dx] * b[y, x], for every shift."""
+    import torch
+
     with torch.no_grad():
         ia = torch.from_numpy(a).to(images.device)
         ib = torch.from_numpy(b).to(images.device)

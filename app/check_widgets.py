@@ -1,0 +1,182 @@
+"""Renderers for "what the net sees" and the checks: the decoded batch grid, its per-channel
+stats and warnings, a check job's progress, result cards, the overfit movie and the
+batch-independence heatmap. Input widgets' functions end in `_ui` and return the choice.
+
+Check texts, class names, paths and errors are data, never markup: they pass through `md`
+where Streamlit renders Markdown and through `plot_text` in plotly (see app/widgets.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from app.widgets import md, plot_text
+from recipe_core.batch import BatchView, BatchWarning
+from recipe_core.check_jobs import CheckJob, CheckJobState
+from recipe_core.checks import CheckResult
+
+Colour = Literal["green", "orange", "red", "gray", "violet"]
+# (badge colour, icon) per CheckResult.status
+BADGES: dict[str, tuple[Colour, str]] = {"pass": ("green", "✅"), "warn": ("orange", "⚠️"), "fail": ("red", "🚫"),
+          "skip": ("gray", "⏭️"), "error": ("violet", "🐞")}  # fmt: skip
+GRID_PX = 96  # batch images are upscaled (nearest: pixels stay pixels) to about this width
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+
+
+# --- what the net sees ------------------------------------------------------------------------
+
+
+def batch_grid(view: BatchView) -> None:
+    """Every image of the batch as the model received it (normalisation undone for display),
+    captioned with its label."""
+    if view.images is None:
+        st.info(f"This batch is not images (layout {view.layout}): its table follows.")
+        if view.table is not None:
+            st.dataframe(view.table.head(200), hide_index=True)
+        return
+    names = view.label_names or tuple(str(v) for v in view.labels.tolist())
+    captions = [f"{i}: {md(name)}" for i, name in enumerate(names)]
+    captions += [str(i) for i in range(len(captions), len(view.images))]
+    st.image([upscale(img) for img in view.images], caption=captions, width=GRID_PX)
+
+
+def upscale(image: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 enlarged by an integer factor to about GRID_PX wide; (H, W) if C == 1."""
+    k = max(1, GRID_PX // max(1, image.shape[1]))
+    big = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+    return big[:, :, 0] if big.shape[2] == 1 else big
+
+
+def batch_facts(view: BatchView) -> None:
+    a, b, c, d = st.columns(4)
+    a.metric("Shape", " × ".join(str(s) for s in view.shape))
+    b.metric("dtype", view.dtype.removeprefix("torch."))
+    corr = view.spatial_correlation
+    c.metric("Neighbour-pixel correlation", "—" if corr is None else f"{corr:.2f}")
+    d.metric("Normalize undone", "yes" if view.normalize is not None else "no")
+    if view.normalize is not None:
+        mean, std = view.normalize
+        found = f"Normalize(mean={_floats(mean)}, std={_floats(std)}) found in the loader"
+        st.caption(f"{found}: the grid shows its inverse so you see pixels, the table the raw "
+                   "values the model receives.")  # fmt: skip
+
+
+def _floats(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
+def batch_warnings(warnings: Sequence[BatchWarning]) -> None:
+    """One alert per warning, with its fix; a quiet success line when there is none."""
+    if not warnings:
+        st.success("Nothing looks wrong with this batch.", icon="✅")
+    for w in warnings:
+        text = f"{md(w.message)}  \nFix: {md(w.fix)}"
+        if w.severity == "fail":
+            st.error(text, icon="🚫")
+        elif w.severity == "info":
+            st.info(text, icon="ℹ️")
+        else:
+            st.warning(text, icon="⚠️")
+
+
+# --- check jobs -------------------------------------------------------------------------------
+
+
+def job_label(job: CheckJob) -> str:
+    """One job as plain text (selectbox options are not Markdown)."""
+    when = dt.datetime.fromtimestamp(job.created).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{when} · {job.model} · {job.dataset}"
+
+
+def job_progress(job: CheckJob, state: CheckJobState) -> None:
+    if state.total == 0:
+        text = "Loading the dataset and building the model…"
+    else:
+        text = f"Check {min(state.done + 1, state.total)} of {state.total}: {state.current}"
+    st.progress(state.fraction, text=md(text))
+    budget = "none" if job.max_seconds is None else f"{job.max_seconds:g} s"
+    st.caption(md(f"{job.model} on {job.dataset}, seed {job.seed}, time budget {budget}"))
+
+
+def report_counts(counts: Mapping[str, int], seconds: float, device: str) -> None:
+    cols = st.columns(len(BADGES) + 1)
+    for col, (status, (_, icon)) in zip(cols, BADGES.items(), strict=False):
+        col.metric(f"{icon} {status}", counts.get(status, 0))
+    cols[-1].metric("Time", f"{seconds:.1f} s", help=f"on {device}")
+
+
+def result_card(result: CheckResult, *, key: str) -> None:
+    """Status badge, summary, observed vs expected, the fix, and the check's plot if any."""
+    colour, icon = BADGES.get(result.status, BADGES["error"])
+    with st.container(border=True):
+        head, badge = st.columns([5, 1])
+        head.markdown(f"**{md(result.name)}**")
+        with badge:
+            st.badge(result.status.upper(), icon=icon, color=colour)
+        st.markdown(md(result.summary))
+        if result.observed or result.expected:
+            left, right = st.columns(2)
+            left.caption("Observed")
+            left.text(result.observed or "—")
+            right.caption("Expected")
+            right.text(result.expected or "—")
+        if result.fix:
+            st.info(f"Fix: {md(result.fix)}", icon="🔧")
+        if result.name == "overfit_one_batch" and result.evidence.get("loss"):
+            overfit_plot(result.evidence, key=f"{key}_overfit")
+        if "dependency" in result.evidence:
+            dependency_heatmap(result.evidence, key=f"{key}_dependency")
+
+
+def overfit_plot(evidence: Mapping[str, Any], *, key: str) -> None:
+    """Left: the loss on the tiny batch with the goal. Right: each of the first samples'
+    prediction (solid) against its label (dashed, same colour) at every step."""
+    loss = [v for v in evidence.get("loss", []) if v is not None]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "label (dashed) vs prediction"))
+    fig.add_scatter(x=list(range(len(loss))), y=loss, name="loss", row=1, col=1,
+                    line={"color": "black"})  # fmt: skip
+    if evidence.get("goal") is not None:
+        fig.add_hline(y=evidence["goal"], line_dash="dot", row=1, col=1,
+                      annotation_text="goal")  # fmt: skip
+    _label_traces(fig, list(evidence.get("labels", [])), list(evidence.get("predictions", [])))
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False)
+    st.plotly_chart(fig, width="stretch", key=key)
+
+
+def _label_traces(fig: go.Figure, labels: list[Any], predictions: list[list[Any]]) -> None:
+    shown = min(len(labels), len(PALETTE))
+    steps = list(range(len(predictions)))
+    for i in range(shown):
+        colour = PALETTE[i]
+        pred = [row[i] if i < len(row) else None for row in predictions]
+        fig.add_scatter(x=steps, y=pred, mode="lines", name=f"sample {i} prediction",
+                        line={"color": colour}, row=1, col=2)  # fmt: skip
+        fig.add_scatter(x=[0, max(len(steps) - 1, 0)], y=[labels[i]] * 2, mode="lines",
+                        name=plot_text(f"sample {i} label"), row=1, col=2,
+                        line={"color": colour, "dash": "dash"})  # fmt: skip
+
+
+def dependency_heatmap(evidence: Mapping[str, Any], *, key: str) -> None:
+    """Gradient of output i (rows) with respect to input j (columns), scaled to the largest:
+    a healthy model lights up the diagonal only."""
+    matrix = np.asarray(evidence["dependency"], dtype=float)
+    if matrix.ndim != 2 or matrix.size == 0:
+        return
+    columns = evidence.get("output_times")
+    fig = go.Figure(go.Heatmap(z=matrix, colorscale="Viridis", zmin=0, zmax=1,
+                               colorbar={"title": "÷ max"}))  # fmt: skip
+    fig.update_layout(
+        height=320, width=380, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title="gradient dependency", yaxis={"autorange": "reversed", "title": "output"},
+        xaxis={"title": "input" if columns is None else "input time"},
+    )  # fmt: skip
+    st.plotly_chart(fig, key=key)
