@@ -24,8 +24,10 @@ from recipe_core.checks import CheckResult
 
 Colour = Literal["green", "orange", "red", "gray", "violet"]
 # (badge colour, icon) per CheckResult.status
-BADGES: dict[str, tuple[Colour, str]] = {"pass": ("green", "✅"), "warn": ("orange", "⚠️"), "fail": ("red", "🚫"),
-          "skip": ("gray", "⏭️"), "error": ("violet", "🐞")}  # fmt: skip
+BADGES: dict[str, tuple[Colour, str]] = {
+    "pass": ("green", "✅"), "warn": ("orange", "⚠️"), "fail": ("red", "🚫"),
+    "skip": ("gray", "⏭️"), "error": ("violet", "🐞"),
+}  # fmt: skip
 GRID_PX = 96  # batch images are upscaled (nearest: pixels stay pixels) to about this width
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip

@@ -18,6 +18,8 @@ def pages() -> list[st.Page]:
             VIEWS / "distributions.py", title="Distributions", icon="📊", url_path="distributions"
         ),
         st.Page(VIEWS / "issues.py", title="Issues", icon="🧹", url_path="issues"),
+        st.Page(VIEWS / "net_sees.py", title="What the net sees", icon="👁️", url_path="net"),
+        st.Page(VIEWS / "checks.py", title="Checks", icon="✅", url_path="checks"),
         st.Page(VIEWS / "runs.py", title="Runs", icon="🏃", url_path="runs"),
         st.Page(VIEWS / "dynamics.py", title="Prediction dynamics", icon="🎞️", url_path="dynamics"),
     ]

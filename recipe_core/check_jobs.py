@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class CheckJob:
     max_seconds: float | None  # time budget, s (None = unlimited)
     batch_size: int
     created: float  # unix seconds
+    only: tuple[str, ...] | None = None  # the checks asked for (None = all)
 
     @property
     def job_id(self) -> str:
@@ -84,6 +86,31 @@ def checks_root(workspace: Workspace) -> Path:
     return workspace.subdir("checks")
 
 
+def new_check_job(
+    dataset: str | os.PathLike[str],
+    model: str,
+    *,
+    workspace: Workspace,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    batch_size: int = 64,
+    only: Sequence[str] | None = None,
+) -> Path:
+    """Create a job folder (job.json, a "running" progress.json) without starting it: run it
+    with `run_job(folder)` in this process, or let `start_check_job` start a worker."""
+    if max_seconds is not None and max_seconds <= 0:
+        raise ConfigError(f"max_seconds={max_seconds}: give a positive budget, or None.")
+    now = time.time()
+    folder = checks_root(workspace) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    folder.mkdir(parents=True)
+    job = {"dataset": os.fspath(dataset), "model": model, "seed": seed,
+           "max_seconds": max_seconds, "batch_size": batch_size, "created": now,
+           "only": None if only is None else list(only)}  # fmt: skip
+    (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
+    _write_state(folder, CheckJobState("running", started=now, updated=now))
+    return folder
+
+
 def start_check_job(
     dataset: str | os.PathLike[str],
     model: str,
@@ -92,18 +119,13 @@ def start_check_job(
     seed: int = 0,
     max_seconds: float | None = None,
     batch_size: int = 64,
+    only: Sequence[str] | None = None,
     python: str = sys.executable,
 ) -> Path:
-    """Launch the checks of `model` on `dataset` as a detached process; its new job folder."""
-    if max_seconds is not None and max_seconds <= 0:
-        raise ConfigError(f"max_seconds={max_seconds}: give a positive budget, or None.")
-    now = time.time()
-    folder = checks_root(workspace) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    folder.mkdir(parents=True)
-    job = {"dataset": os.fspath(dataset), "model": model, "seed": seed,
-           "max_seconds": max_seconds, "batch_size": batch_size, "created": now}  # fmt: skip
-    (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
-    _write_state(folder, CheckJobState("running", started=now, updated=now))
+    """Launch the checks of `model` on `dataset` as a detached process; its new job folder.
+    `only` runs a subset of the checks by name (default: all)."""
+    folder = new_check_job(dataset, model, workspace=workspace, seed=seed,
+                           max_seconds=max_seconds, batch_size=batch_size, only=only)  # fmt: skip
     cmd = [python, "-m", "recipe_core.check_jobs", "--job-dir", str(folder)]
     try:
         with (folder / LOG_FILE).open("wb") as out:
@@ -116,6 +138,8 @@ def start_check_job(
             f"Could not start the check process ({python} -m recipe_core.check_jobs): {exc}. "
             "Check that Recipe is installed in this Python, or run `recipe check` yourself."
         ) from exc
+    # reap the worker when it exits, so a long-lived server collects no zombies
+    threading.Thread(target=proc.wait, daemon=True).start()
     log.info("started checks of %s on %s as pid %d in %s", model, dataset, proc.pid, folder)
     return folder
 
@@ -128,7 +152,7 @@ def read_job(folder: str | os.PathLike[str]) -> CheckJob:
         return CheckJob(
             path, str(data["dataset"]), str(data["model"]), int(data["seed"]),
             None if budget is None else float(budget), int(data["batch_size"]),
-            float(data["created"]),
+            float(data["created"]), None if data.get("only") is None else tuple(data["only"]),
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
@@ -206,7 +230,7 @@ def run_job(folder: Path) -> CheckReport:
         inputs = build_check_inputs(job.dataset, job.model, batch_size=job.batch_size,
                                     seed=job.seed)  # fmt: skip
         report = run_all(inputs.factory, inputs.loader, inputs.loss_fn,
-                         num_classes=inputs.num_classes, seed=job.seed,
+                         num_classes=inputs.num_classes, seed=job.seed, only=job.only,
                          max_seconds=job.max_seconds, progress=reporter.update)  # fmt: skip
         tmp = folder / f"{REPORT_FILE}.tmp"
         tmp.write_text(report.to_json(indent=1))

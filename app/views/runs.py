@@ -124,8 +124,8 @@ def runs_panel() -> None:
     for s in running:
         left, right = st.columns([5, 1], vertical_alignment="center")
         left.markdown(
-            f"{run_widgets.STATE_ICONS[s.state]} **{widgets.md(s.name)}** is "
-            f"{s.state} (step {s.step})."
+            f"{run_widgets.STATE_ICONS[s.state]} **{widgets.md(s.name)}** "
+            f"({s.run_id}) is {s.state}."
         )
         if right.button("Cancel", key=f"cancel_{s.run_id}", width="stretch"):
             _cancel(s)
@@ -191,13 +191,13 @@ def _number(value: float) -> str:
 
 def compare_section(statuses: list[RunStatus]) -> None:
     """Overlay the curves of chosen runs; diff their configs against a parent run."""
-    by_id = {s.run_id: s for s in statuses}
+    labels = {s.run_id: f"{s.name} #{s.run_id[-6:]}" for s in statuses}  # names repeat
     chosen = st.multiselect(
         "Runs to compare",
-        list(by_id),
-        default=list(by_id)[:2],
+        list(labels),
+        default=list(labels)[:2],
         key="compare_runs",
-        format_func=lambda r: run_widgets.run_label(by_id[r]),
+        format_func=labels.__getitem__,
     )
     if not chosen:
         return
@@ -205,7 +205,6 @@ def compare_section(statuses: list[RunStatus]) -> None:
     metric = str(a.radio("Metric", ("loss", "accuracy"), horizontal=True, key="compare_metric"))
     split = str(b.radio("Split", ("train", "val"), horizontal=True, key="compare_split"))
     log = c.toggle("Log-scale loss", value=True, key="compare_log")
-    labels = {r: f"{by_id[r].name} #{r[-6:]}" for r in chosen}  # id suffix: names repeat
     curves = {labels[r]: state.run_metrics(r) for r in chosen}
     run_widgets.overlay_curves(curves, metric=metric, split=split, log=log)
     parent = st.selectbox(
@@ -213,15 +212,16 @@ def compare_section(statuses: list[RunStatus]) -> None:
         chosen,
         index=len(chosen) - 1,
         key="compare_parent",
-        format_func=lambda r: labels[r],
+        format_func=labels.__getitem__,
     )
     configs = {labels[r]: state.run_config(r) for r in chosen}
     run_widgets.config_diff(labels[str(parent)], configs)
 
 
-with st.expander("Start a run", expanded=True, icon="▶️"):
-    start_form()
 statuses = state.runs()
+with st.expander("Start a run", expanded=not statuses, icon="▶️"):
+    start_form()
+statuses = state.runs()  # with the run just started
 if not statuses:
     st.info(
         "No runs in this workspace yet. Start one above, or from a terminal: "
@@ -235,5 +235,8 @@ if any(not s.finished for s in statuses):
 else:
     still_runs_panel()
 st.subheader("Compare runs")
-st.caption("Overlay the curves of several runs, and see what each changed against its parent.")
-compare_section(statuses)
+if len(statuses) < 2:
+    st.caption("Start a second run to compare: change one thing (model, preset, a number).")
+else:
+    st.caption("Overlay the curves of several runs, and see what each changed against a parent.")
+    compare_section(statuses)

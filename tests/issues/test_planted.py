@@ -50,7 +50,9 @@ def test_rgb_label_issues(planted_shapes: Planted) -> None:
     table = precision_recall(planted_shapes.issues, planted_shapes.oracle)
     strays = set(planted_shapes.oracle.query("issue == 'outlier'")["path"])
     extra = set(table.loc["label_issue", "extra"]) - strays  # strays sit in random folders
-    assert table.loc["label_issue", "recall"] >= 0.9 and len(extra) <= 3
+    # 4, not 3, since greyscale strays are flagged as outliers and so (rightly) leave the label
+    # model's training rows: a few neighbour votes shift and one more shape image is flagged.
+    assert table.loc["label_issue", "recall"] >= 0.9 and len(extra) <= 4
 
 
 def test_duplicate_groups_match_the_planted_groups(planted_digits: Planted) -> None:

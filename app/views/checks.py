@@ -1,0 +1,85 @@
+"""Checks: the recipe's sanity checks (loss at init, init well, overfit one batch, batch
+independence, ...) on a built-in model over the dataset, as a background job.
+
+The job is a detached process (recipe_core.check_jobs), never the script thread, which a rerun
+kills; the page polls its folder, so jobs started earlier (or before a restart) are listed too.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import check_widgets, state, widgets
+from recipe_core import RecipeError
+from recipe_core.check_jobs import CheckJob
+from recipe_core.models import MODELS
+
+POLL_S = 1.0  # seconds between looks at a running job's progress
+ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3, "skip": 4}  # cards: problems first
+
+st.title("✅ Checks")
+st.caption(
+    "Set up the end-to-end skeleton and verify it before training for real: loss at init, "
+    "init well, input-independent baseline, overfit one batch, batch independence and more."
+)
+
+
+def start_form() -> None:
+    path = widgets.dataset_path_ui(key="ck_dataset")
+    a, b, c = st.columns(3)
+    model = str(a.selectbox("Model", list(MODELS), index=list(MODELS).index("mlp"),
+                            key="ck_model"))  # fmt: skip
+    seed = int(b.number_input("Seed", min_value=0, value=0, key="ck_seed"))
+    budget = float(c.number_input("Time budget, s (0: none)", min_value=0, value=60,
+                                  key="ck_budget",
+                                  help="Checks left when it runs out are skipped."))  # fmt: skip
+    if st.button("Run checks", type="primary"):
+        try:
+            state.start_checks(path, model, seed=seed, max_seconds=budget or None)
+        except RecipeError as error:
+            st.error(widgets.md(error), icon="🚫")
+
+
+@st.fragment(run_every=POLL_S)
+def live_progress(job: CheckJob) -> None:
+    """Redrawn every POLL_S while the job runs; reruns the page once it ended."""
+    now = state.check_job_state(job.job_id)
+    if now.state != "running":
+        st.rerun(scope="app")
+    check_widgets.job_progress(job, now)
+
+
+def show_job(job: CheckJob) -> None:
+    now = state.check_job_state(job.job_id)
+    if now.state == "running":
+        live_progress(job)
+    elif now.state == "failed":
+        st.error(f"The checks failed: {widgets.md(now.message)}", icon="🚫")
+    elif now.state == "done":
+        show_report(job)
+    else:
+        st.warning(f"No progress file in {widgets.md(job.folder)}: start the checks again.")
+
+
+def show_report(job: CheckJob) -> None:
+    try:
+        report = state.check_report(job.job_id)
+    except RecipeError as error:
+        st.error(widgets.md(error), icon="🚫")
+        return
+    check_widgets.report_counts(report.counts(), sum(report.seconds.values()), report.device)
+    for result in sorted(report.results, key=lambda r: ORDER.get(r.status, 5)):
+        check_widgets.result_card(result, key=f"{job.job_id}_{result.name}")
+
+
+start_form()
+jobs = state.check_jobs()
+if not jobs:
+    st.info("No checks have run in this workspace yet: choose a model and press Run checks.")
+    st.stop()
+by_id = {job.job_id: job for job in jobs}
+state.selected_check_job(list(by_id))
+st.subheader("Report")
+chosen = st.selectbox("Check job (newest first)", list(by_id), key=state.CHECK_JOB_KEY,
+                      format_func=lambda j: check_widgets.job_label(by_id[j]))  # fmt: skip
+show_job(by_id[str(chosen)])

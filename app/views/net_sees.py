@@ -1,0 +1,56 @@
+"""What the net sees: the exact batch `model(x)` receives — after the loader, augmentation and
+normalisation — decoded back to pixels, measured per channel, with what looks wrong.
+
+The batch is captured by a BatchTap at the model's door while the model runs (no training), so
+it is what training would feed, not a re-rendering of the files.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import check_widgets, state, widgets
+from recipe_core import RecipeError
+from recipe_core.models import MODELS
+
+BATCHES = 8  # batches one can page through: each is a model run over the loader's first ones
+BATCH_KEY = "ns_batch_index"
+
+st.title("👁️ What the net sees")
+st.caption(
+    "Visualise just before the net: the only place the truth is. These are the tensors "
+    "model(x) receives, captured at its input, then decoded for display."
+)
+
+path = widgets.dataset_path_ui(key="ns_dataset")
+a, b, c = st.columns([1, 1, 1])
+model = str(a.selectbox("Model", list(MODELS), index=list(MODELS).index("mlp"), key="ns_model"))
+batch_size = int(b.number_input("Batch size", min_value=2, max_value=256, value=64,
+                                key="ns_batch_size"))  # fmt: skip
+augment = c.toggle("Training augmentation", key="ns_augment",
+                   help="Random shifts and small rotations, as a regularised training run "
+                   "applies them.")  # fmt: skip
+
+left, mid, right = st.columns([1, 2, 1], vertical_alignment="bottom")
+left.button("← Previous batch", on_click=state.shift_page, args=(BATCH_KEY, -1, BATCHES),
+            disabled=state.page_number(BATCH_KEY) <= 1, width="stretch")  # fmt: skip
+right.button("Next batch →", on_click=state.shift_page, args=(BATCH_KEY, 1, BATCHES),
+             disabled=state.page_number(BATCH_KEY) >= BATCHES, width="stretch")  # fmt: skip
+number = int(mid.number_input(f"Batch (1–{BATCHES}, in the loader's seeded order)",
+                              min_value=1, max_value=BATCHES, key=BATCH_KEY))  # fmt: skip
+
+try:
+    view = state.seen_batch(path, model, number - 1, batch_size=batch_size, augment=augment)
+except RecipeError as error:
+    st.error(widgets.md(error), icon="🚫")
+    st.stop()
+
+check_widgets.batch_facts(view)
+st.subheader("What looks wrong")
+check_widgets.batch_warnings(view.warnings)
+st.subheader(f"Batch {number}, as fed")
+check_widgets.batch_grid(view)
+st.subheader("Per-channel statistics of the raw input")
+st.caption("Values model(x) receives (after Normalize): a healthy input has mean ≈ 0, std ≈ 1.")
+st.dataframe(view.stats, hide_index=True, width="stretch")
+st.page_link("views/checks.py", label="Run the recipe's sanity checks on this setup", icon="✅")

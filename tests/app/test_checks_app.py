@@ -1,0 +1,177 @@
+"""AppTest of "What the net sees" and Checks on tiny real image folders.
+
+Trusted answers come from the engine called directly: `see_batch` for the batch the page shows,
+and a check job run in this process (`new_check_job` + `run_job`) for the report it renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from recipe_core.check_jobs import list_jobs, load_report, new_check_job, read_check_state, run_job
+from recipe_core.checks.presets import build_check_inputs, see_batch
+from recipe_core.errors import DatasetError
+from recipe_core.workspace import open_workspace
+from tests.conftest import REPO_ROOT, write_image_folder
+
+MAIN = str(REPO_ROOT / "app" / "main.py")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two datasets (random images; every image of a class one file) and a workspace holding
+    a finished check job and, newer, a failed one."""
+    root = tmp_path_factory.mktemp("checks_app")
+    data = write_image_folder(root / "ds", classes=3, per_class=24, size=8)
+    copies = write_image_folder(root / "copies", classes=2, per_class=1, size=8, seed=1)
+    for folder in sorted(p for p in copies.rglob("class_*") if p.is_dir()):
+        for i in range(1, 12):
+            (folder / f"copy{i}.png").write_bytes((folder / "000.png").read_bytes())
+    ws = open_workspace(root / "ws")
+    only = ["labels_and_outputs", "loss_at_init", "batch_independence", "overfit_one_batch"]
+    done = new_check_job(data, "mlp", workspace=ws, max_seconds=20, batch_size=16, only=only)
+    run_job(done)
+    time.sleep(1.1)  # job ids and their order carry the creation time
+    failed = new_check_job(root / "missing", "mlp", workspace=ws)
+    with pytest.raises(DatasetError):
+        run_job(failed)
+    return {"root": root, "data": data, "copies": copies, "ws": ws, "done": done,
+            "failed": failed}  # fmt: skip
+
+
+@pytest.fixture
+def app(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(setup["ws"].root))
+    monkeypatch.setenv("RECIPE_DATASET", str(setup["data"]))
+    monkeypatch.setenv("RECIPE_DATA_ROOTS", str(setup["root"]))
+    yield AppTest.from_file(MAIN, default_timeout=90).run()
+
+
+def open_page(at: AppTest, view: str) -> AppTest:
+    at.switch_page(f"views/{view}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def image_captions(at: AppTest) -> list[str]:
+    """Captions of every st.image on the page, in document order."""
+    found: list[str] = []
+    stack: list[object] = [at._tree]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "type", "") == "image":
+            found.extend(img.caption for img in node.proto.imgs)  # type: ignore[attr-defined]
+        children = getattr(node, "children", {})
+        kids = list(children.values() if isinstance(children, dict) else children)
+        stack.extend(reversed(kids))
+    return found
+
+
+def alerts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in at.get(kind)]
+
+
+def traces(at: AppTest) -> list[dict[str, Any]]:
+    out = []
+    for chart in at.get("plotly_chart"):
+        for trace in json.loads(chart.proto.spec)["data"]:
+            out.append({k: _decode(v) for k, v in trace.items()})
+    return out
+
+
+def _decode(value: Any) -> Any:
+    """Plotly ships numpy arrays as base64 typed arrays: make them lists."""
+    if isinstance(value, dict) and "bdata" in value:
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        shape = [int(n) for n in str(value.get("shape", len(flat))).split(",")]
+        return flat.reshape(shape).tolist()
+    return value
+
+
+def test_net_sees_shows_the_engines_batch_grid_stats_and_pages(
+    app: AppTest, setup: dict[str, Any]
+) -> None:
+    at = open_page(app, "net_sees")
+    inputs = build_check_inputs(str(setup["data"]), "mlp", batch_size=64)
+    first = see_batch(inputs, 0)
+    assert first.label_names is not None
+    captions = image_captions(at)
+    assert captions == [f"{i}: {n.replace('_', chr(92) + '_')}"
+                        for i, n in enumerate(first.label_names)]  # fmt: skip
+    pd.testing.assert_frame_equal(at.dataframe[0].value, first.stats, check_dtype=False)
+    assert alerts(at, "success") == ["Nothing looks wrong with this batch."]
+    at.button[1].click().run()  # next batch: the rest of the 72 images
+    assert at.number_input(key="ns_batch_index").value == 2
+    second = see_batch(inputs, 1)
+    assert len(image_captions(at)) == 72 - 64
+    pd.testing.assert_frame_equal(at.dataframe[0].value, second.stats, check_dtype=False)
+    at.button[1].click().run()  # there is no third batch: the page says so, readably
+    assert any("only 2 batches" in e for e in alerts(at, "error"))
+
+
+def test_net_sees_warns_about_a_dataset_of_copies(app: AppTest, setup: dict[str, Any]) -> None:
+    at = open_page(app, "net_sees")
+    at.text_input(key="ns_dataset").set_value(str(setup["copies"])).run()
+    at.number_input(key="ns_batch_size").set_value(16).run()
+    assert not at.exception
+    errors = alerts(at, "error")  # the engine rates a batch of copies "fail"
+    assert len(errors) == 1 and "repeats another sample" in errors[0] and "Fix:" in errors[0]
+    assert len(image_captions(at)) == 16
+
+
+def test_checks_page_shows_the_failed_job_then_the_finished_report(
+    app: AppTest, setup: dict[str, Any]
+) -> None:
+    at = open_page(app, "checks")
+    picker = at.selectbox(key="selected_check_job")
+    assert picker.options[0].endswith(f"mlp · {setup['root'] / 'missing'}")  # newest first
+    error = alerts(at, "error")
+    assert len(error) == 1 and "missing" in error[0] and "Traceback" not in error[0]
+    picker.set_value(setup["done"].name).run()
+    assert not at.exception
+    report = load_report(setup["done"])
+    names = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert sorted(names) == sorted(f"**{r.name.replace('_', chr(92) + '_')}**"
+                                   for r in report.results)  # fmt: skip
+    badges = [m.value for m in at.markdown if m.value.startswith(":")]  # st.badge is Markdown
+    assert sum("PASS" in b for b in badges) == report.counts()["pass"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["✅ pass"] == str(report.counts()["pass"])
+    overfit = report.get("overfit_one_batch").evidence
+    plotted = traces(at)
+    heat = [t for t in plotted if t["type"] == "heatmap"]
+    assert len(heat) == 1
+    assert np.allclose(heat[0]["z"], report.get("batch_independence").evidence["dependency"])
+    loss = next(t for t in plotted if t.get("name") == "loss")
+    assert np.allclose(loss["y"], overfit["loss"])
+    labels = [t["y"][0] for t in plotted if str(t.get("name", "")).endswith(" label")]
+    assert labels == overfit["labels"][: len(labels)] and labels
+
+
+def test_run_checks_starts_a_background_job_the_page_follows(
+    app: AppTest, setup: dict[str, Any]
+) -> None:
+    at = open_page(app, "checks")
+    at.selectbox(key="ck_model").set_value("linear")
+    at.number_input(key="ck_budget").set_value(20)
+    at.button[0].click().run()
+    assert not at.exception
+    newest = list_jobs(setup["ws"])[0]
+    try:
+        assert newest.model == "linear" and newest.max_seconds == 20
+        assert at.selectbox(key="selected_check_job").value == newest.job_id
+        assert any(p.proto.text.startswith(("Loading", "Check")) for p in at.get("progress"))
+    finally:
+        deadline = time.monotonic() + 60
+        while read_check_state(newest.folder).state == "running" and time.monotonic() < deadline:
+            time.sleep(0.5)
+    assert read_check_state(newest.folder).state == "done"

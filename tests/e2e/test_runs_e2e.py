@@ -1,0 +1,136 @@
+"""The Runs and Prediction dynamics pages in a real browser: start an overfit job on the sample
+digits from the form, watch its curve grow while it trains, then move the step slider.
+
+Measures step->screen latency two ways and prints both: (1) from a metrics line's wall_time
+(written by the job just before it appends the line) to the moment the page shows that step;
+(2) from a slider key press to the updated predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import screenshot
+
+T = 30_000  # ms for a page to update: Chromium, the server and the job share 2 busy cores
+JOB_START = 180_000  # ms: a fresh process imports torch and decodes 1.8k images first
+STEPS = 200  # mlp steps on 16 images: ~10-20 s on a busy 2-core box, several refreshes
+LIVE = re.compile(r"Live: step (\d+) of \d+")
+# points plotly drew for the loss chart's train trace (its calcdata: one entry per point)
+TRAIN_POINTS = """() => { const p = document.querySelector('.js-plotly-plot');
+    if (!p || !p._fullData || !p.calcdata) return 0;
+    const i = p._fullData.findIndex(d => d.name === 'train');
+    return i < 0 ? 0 : p.calcdata[i].length; }"""
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick the option starting with `option` in the selectbox labelled `label`."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=re.compile(f"^{re.escape(option)}")).first.click()
+
+
+def set_number(page: Page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    expect(box).to_have_value(value)
+
+
+def start_overfit_job(page: Page, server: str) -> None:
+    page.goto(f"{server}/runs")
+    expect(page.get_by_role("heading", name="Runs").first).to_be_visible(timeout=T)
+    choose(page, "Model", "mlp")
+    choose(page, "Preset", "overfit")
+    steps = page.get_by_label("Steps", exact=True)
+    expect(steps).to_have_count(1, timeout=T)  # the preset's own defaults replace the old box
+    expect(steps).to_have_value("1000", timeout=T)
+    set_number(page, "Steps", str(STEPS))
+    page.get_by_text("More options").click()
+    set_number(page, "Stop once the training loss is below (0: never)", "0")
+    page.get_by_role("button", name="Start run").click()
+
+
+def watch_live(page: Page, seconds: float) -> tuple[list[tuple[float, int]], list[int]]:
+    """Poll the page: (wall time, step shown) pairs and the train curve's point counts."""
+    shown: list[tuple[float, int]] = []
+    points: list[int] = []
+    caption = page.get_by_text(LIVE)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            match = LIVE.search(caption.inner_text(timeout=2_000))
+        except Exception:  # the caption is replaced once the job has ended
+            break
+        if match:
+            shown.append((time.time(), int(match.group(1))))
+        points.append(int(page.evaluate(TRAIN_POINTS)))
+        page.wait_for_timeout(40)
+    return shown, points
+
+
+def latencies(run_dir: Path, shown: list[tuple[float, int]]) -> list[float]:
+    """For each metrics flush written while we watched: seconds until its step was on screen."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    flushes: dict[float, int] = {}
+    for row in rows:
+        if row["split"] == "train":
+            flushes[row["wall_time"]] = max(flushes.get(row["wall_time"], 0), row["step"] + 1)
+    start = shown[0][0]
+    out = []
+    for written, step in flushes.items():
+        seen = next((t for t, s in shown if s >= step), None)
+        if written >= start and seen is not None:
+            out.append(max(0.0, seen - written))
+    return out
+
+
+def test_overfit_job_grows_live_and_the_step_slider_moves_predictions(
+    streamlit_server: str, page: Page
+) -> None:
+    start_overfit_job(page, streamlit_server)
+    expect(page.get_by_text(LIVE)).to_be_visible(timeout=JOB_START)
+    page.get_by_text("Config, run folder and log").click()
+    run_dir = Path(page.get_by_test_id("stCode").first.inner_text().strip())
+    assert (run_dir / "metrics.jsonl").exists()
+    screenshot(page, "runs_live")  # mid-run: the curve so far
+    shown, points = watch_live(page, seconds=10)
+    grew = sorted(set(points))
+    print(f"\ntrain-curve points seen while live: {grew}")
+    assert len(grew) >= 3 and points[-1] > points[0], "the curve did not grow live"
+    lags = latencies(run_dir, shown)
+    print(
+        f"metrics line -> screen latency over {len(lags)} flushes: median "
+        f"{statistics.median(lags):.2f} s, max {max(lags):.2f} s"
+    )
+    assert len(lags) >= 3 and statistics.median(lags) <= 2.0
+    expect(page.get_by_text(f"{STEPS} training steps logged").first).to_be_visible(timeout=T * 4)
+    screenshot(page, "debug_a6")
+    expect(page.get_by_text(re.compile(r"· succeeded ·")).first).to_be_visible(timeout=T)
+    screenshot(page, "runs_finished")
+
+    page.get_by_role("link", name="Prediction dynamics").click()
+    snapshots = page.get_by_text(re.compile(r"^Snapshot \d+ of \d+"))
+    expect(snapshots).to_contain_text(f"(step {STEPS})", timeout=T)
+    right = page.get_by_test_id("stMetric").filter(has_text="Right at this step")
+    at_end = right.inner_text()
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    pressed = time.perf_counter()
+    page.keyboard.press("Home")  # to the first snapshot: the untrained net
+    expect(snapshots).to_contain_text("(step 0)", timeout=T)
+    expect(right).not_to_have_text(at_end, timeout=T)
+    lag = time.perf_counter() - pressed
+    print(f"slider -> predictions latency: {lag:.2f} s ({at_end!r} -> {right.inner_text()!r})")
+    assert lag <= 2.0
+    screenshot(page, "dynamics_step0")
+    page.get_by_text("Play: advance the step slider").click()
+    expect(snapshots).to_contain_text("(step 10)", timeout=T)  # playing advances the slider
+    screenshot(page, "dynamics_playing")
