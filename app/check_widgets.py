@@ -150,6 +150,7 @@ def overfit_plot(evidence: Mapping[str, Any], *, key: str) -> None:
                       annotation_text="goal")  # fmt: skip
     _label_traces(fig, list(evidence.get("labels", [])), list(evidence.get("predictions", [])))
     fig.update_xaxes(title_text="step")
+    fig.update_yaxes(title_text="class", row=1, col=2)
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, showlegend=False)
     st.plotly_chart(fig, width="stretch", key=key)
 
@@ -181,4 +182,7 @@ def dependency_heatmap(evidence: Mapping[str, Any], *, key: str) -> None:
         title="gradient dependency", yaxis={"autorange": "reversed", "title": "output"},
         xaxis={"title": "input" if columns is None else "input time"},
     )  # fmt: skip
+    if max(matrix.shape) <= 16:  # one tick per sample: fractional ticks mean nothing here
+        fig.update_xaxes(dtick=1)
+        fig.update_yaxes(dtick=1)
     st.plotly_chart(fig, key=key)

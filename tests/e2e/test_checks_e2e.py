@@ -31,6 +31,8 @@ def test_run_checks_for_mlp_shows_cards_overfit_plot_and_heatmap(
     expect(plots.filter(has_text="gradient dependency")).to_have_count(1, timeout=T)
     expect(page.get_by_test_id("stMetric").filter(has_text="pass")).to_be_visible()
     screenshot(page, "checks_report")
+    plots.filter(has_text="label (dashed) vs prediction").scroll_into_view_if_needed()
+    screenshot(page, "checks_overfit_and_heatmap")
 
 
 def test_net_sees_shows_the_batch_grid_and_pages(streamlit_server: str, page: Page) -> None:

@@ -51,7 +51,11 @@ def start_overfit_job(page: Page, server: str) -> None:
     choose(page, "Preset", "overfit")
     steps = page.get_by_label("Steps", exact=True)
     expect(steps).to_have_count(1, timeout=T)  # the preset's own defaults replace the old box
-    expect(steps).to_have_value("1000", timeout=T)
+    try:
+        expect(steps).to_have_value("1000", timeout=T)
+    except AssertionError:
+        screenshot(page, "debug_a6_form")
+        raise
     set_number(page, "Steps", str(STEPS))
     page.get_by_text("More options").click()
     set_number(page, "Stop once the training loss is below (0: never)", "0")
