@@ -211,7 +211,7 @@ def learning_heatmap(dyn: Dynamics, order: Sequence[int], step: int) -> None:
     fig.add_vline(x=step, line={"color": "black", "width": 2, "dash": "dot"})
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(
-        height=min(900, 80 + 14 * len(rows)),
+        height=min(900, 80 + 18 * len(rows)),
         xaxis_title="step",
         uirevision="heat",
         margin={"l": 10, "r": 10, "t": 10, "b": 10},

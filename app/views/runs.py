@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import streamlit as st
 
 from app import run_widgets, state, widgets
@@ -45,14 +46,8 @@ def start_form() -> None:
     model = b.selectbox(
         "Model", list(MODELS), index=list(MODELS).index("small_cnn"), key="run_model"
     )
-    preset = str(
-        c.selectbox(
-            "Preset",
-            list(PRESETS),
-            key="run_preset",
-            format_func=lambda p: f"{p}: {PRESET_HELP.get(p, '')}",
-        )
-    )
+    preset = str(c.selectbox("Preset", list(PRESETS), key="run_preset"))
+    c.caption(PRESET_HELP.get(preset, ""))
     defaults = make_config("", preset=preset)  # the preset's values prefill the numbers
     d, e, f, g = st.columns(4)
     steps = d.number_input("Steps", min_value=1, value=defaults.steps, key=f"run_steps_{preset}")
@@ -116,9 +111,8 @@ def _start(path: str, preset: str, options: dict[str, object], name: str | None)
     st.toast(f"Started {widgets.md(name or handle.run_id)}", icon="🏃")
 
 
-def runs_panel() -> None:
+def runs_panel(statuses: list[RunStatus]) -> None:
     """Every run with its state (cancel the unfinished ones), then the chosen run's curves."""
-    statuses = state.runs()
     running = [s for s in statuses if not s.finished]
     run_widgets.runs_table(statuses)
     for s in running:
@@ -136,14 +130,15 @@ def runs_panel() -> None:
 @st.fragment(run_every=LIVE_S)
 def live_runs_panel() -> None:
     """The panel, re-read every second while some run is unfinished."""
-    if all(s.finished for s in state.runs()):
+    statuses = state.runs()
+    if all(s.finished for s in statuses):
         st.rerun(scope="app")  # the last job ended: redraw once, without the timer
-    runs_panel()
+    runs_panel(statuses)
 
 
 @st.fragment
 def still_runs_panel() -> None:
-    runs_panel()
+    runs_panel(state.runs())
 
 
 def _cancel(status: RunStatus) -> None:
@@ -165,13 +160,7 @@ def run_detail(status: RunStatus) -> None:
     if train.empty:
         st.info("No metrics yet: the first ones appear after the first logging interval.")
     else:
-        last = train.iloc[-1]
-        live = "Live: " if not status.finished else ""
-        st.caption(
-            f"{live}step {int(last['step']) + 1} of {config.get('steps')} · {len(train)} training "
-            f"steps logged · last training loss {_number(last['loss'])}"
-            + (" · refreshed every second" if live else "")
-        )
+        st.caption(_progress_text(status, train, config))
         log_loss = st.toggle("Log-scale loss", value=True, key="runs_log_loss")
         run_widgets.metric_curves(metrics, run_id=status.run_id, log_loss=log_loss)
     st.page_link(
@@ -179,10 +168,22 @@ def run_detail(status: RunStatus) -> None:
     )
     with st.expander("Config, run folder and log"):
         st.code(str(state.run_dir(status.run_id)), language=None)
-        st.json(config, expanded=False)
-        st.code(
-            state.run_log(status.run_id)[-5000:] or "(no log: started from a script)", language=None
-        )
+        st.json(config)
+        log = state.run_log(status.run_id)[-5000:] or "(no log: the run was recorded by a script)"
+        st.code(log, language=None, wrap_lines=True)
+
+
+def _progress_text(status: RunStatus, train: pd.DataFrame, config: dict[str, object]) -> str:
+    done, limit = int(train["step"].iloc[-1]) + 1, config.get("steps")
+    text = (
+        f"step {done} of {limit} · {len(train)} training steps logged · "
+        f"last training loss {_number(float(train['loss'].iloc[-1]))}"
+    )
+    if not status.finished:
+        return f"Live: {text} · refreshed every second"
+    if status.state == "succeeded" and isinstance(limit, int) and done < limit:
+        return f"{text} · stopped early (target loss reached, or early stopping)"
+    return text
 
 
 def _number(value: float) -> str:

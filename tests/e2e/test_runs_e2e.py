@@ -30,11 +30,13 @@ TRAIN_POINTS = """() => { const p = document.querySelector('.js-plotly-plot');
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    """Pick the option starting with `option` in the selectbox labelled `label`."""
+    """Pick the option starting with `option` in the selectbox labelled `label` (the box shows
+    the chosen option's text as its value)."""
     box = page.get_by_role("combobox", name=label)
     box.click()
     box.fill(option)
     page.get_by_role("option", name=re.compile(f"^{re.escape(option)}")).first.click()
+    expect(box).to_have_value(re.compile(f"^{re.escape(option)}"), timeout=T)
 
 
 def set_number(page: Page, label: str, value: str) -> None:
@@ -51,11 +53,7 @@ def start_overfit_job(page: Page, server: str) -> None:
     choose(page, "Preset", "overfit")
     steps = page.get_by_label("Steps", exact=True)
     expect(steps).to_have_count(1, timeout=T)  # the preset's own defaults replace the old box
-    try:
-        expect(steps).to_have_value("1000", timeout=T)
-    except AssertionError:
-        screenshot(page, "debug_a6_form")
-        raise
+    expect(steps).to_have_value("1000", timeout=T)
     set_number(page, "Steps", str(STEPS))
     page.get_by_text("More options").click()
     set_number(page, "Stop once the training loss is below (0: never)", "0")
@@ -116,8 +114,8 @@ def test_overfit_job_grows_live_and_the_step_slider_moves_predictions(
     )
     assert len(lags) >= 3 and statistics.median(lags) <= 2.0
     expect(page.get_by_text(f"{STEPS} training steps logged").first).to_be_visible(timeout=T * 4)
-    screenshot(page, "debug_a6")
-    expect(page.get_by_text(re.compile(r"· succeeded ·")).first).to_be_visible(timeout=T)
+    run = page.get_by_role("combobox", name="Run", exact=True)
+    expect(run).to_have_value(re.compile(r"· succeeded ·"), timeout=T)
     screenshot(page, "runs_finished")
 
     page.get_by_role("link", name="Prediction dynamics").click()
