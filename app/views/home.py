@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app import state
+from app.widgets import md
+from recipe_core import RecipeError
+from recipe_core.checklist import recipe_checklist
+
 STEPS = [
     (
         "1. Become one with the data",
@@ -16,14 +21,14 @@ STEPS = [
         "2. Set up the end-to-end skeleton and get dumb baselines",
         "Fix the random seed, verify loss at init, init well, beat an input-independent "
         "baseline, overfit one batch, visualise just before the net.",
-        None,
-        None,
+        "views/checks.py",
+        "Run the sanity checks",
     ),
     (
         "3. Overfit",
         "Pick a model big enough to overfit, then complexify only one thing at a time.",
-        None,
-        None,
+        "views/runs.py",
+        "Start baseline and overfit runs",
     ),
     (
         "4. Regularise",
@@ -40,6 +45,12 @@ MORE_LINKS = {  # further pages of a step, after its main link
         ("views/distributions.py", "See the distribution of every statistic", "📊"),
         ("views/issues.py", "Review duplicates, outliers, label errors", "🧹"),
     ],
+    "2. Set up the end-to-end skeleton and get dumb baselines": [
+        ("views/net_sees.py", "See exactly what the net sees", "👁️"),
+    ],
+    "3. Overfit": [
+        ("views/dynamics.py", "Watch prediction dynamics on a fixed batch", "🎞️"),
+    ],
 }
 
 st.title("🧪 Recipe")
@@ -49,6 +60,29 @@ st.markdown(
     "*A Recipe for Training Neural Networks* into a tool that makes those failures loud. "
     "Work through the steps in order; each one builds trust in the next."
 )
+
+
+def checklist_ui() -> None:
+    """The recipe as a checklist for the current dataset: which steps have evidence."""
+    try:
+        target = state.current_target()
+    except RecipeError as error:
+        st.warning(f"Current dataset: {error}", icon="⚠️")
+        return
+    items = recipe_checklist(state.workspace(), target)
+    done = sum(item.done for item in items)
+    with st.container(border=True):
+        st.subheader(f"Your progress on {md(target.name)}: {done} of {len(items)} steps done")
+        st.caption(f"Dataset: {target}")
+        for item in items:
+            mark = "✅" if item.done else "⬜"
+            left, right = st.columns([3, 2])
+            left.markdown(f"{mark} **{item.title}**  \n{md(item.evidence)}")
+            with right:
+                st.page_link(item.page, label="Go there", icon="➡️")
+
+
+checklist_ui()
 for title, text, page, link in STEPS:
     with st.container(border=True):
         st.subheader(title)

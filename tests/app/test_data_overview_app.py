@@ -25,8 +25,25 @@ def test_home_explains_the_recipe(app_env: Path) -> None:
     assert not at.exception
     assert at.title[0].value.endswith("Recipe")
     headers = [h.value for h in at.subheader]
-    assert headers[0] == "1. Become one with the data"
+    assert headers[0] == "Your progress on ds: 0 of 5 steps done"  # a fresh workspace
+    assert headers[1] == "1. Become one with the data"
     assert any("Overfit" in h for h in headers)
+    checklist = [m.value for m in at.markdown if m.value.startswith(("✅", "⬜"))]
+    assert len(checklist) == 5 and all(line.startswith("⬜") for line in checklist)
+    assert "Not scanned yet" in checklist[0]
+
+
+def test_home_checklist_shows_evidence(app_env: Path, tmp_path: Path) -> None:
+    from recipe_core import open_workspace, scan, scan_jobs
+
+    ws = open_workspace(tmp_path / "ws")
+    result = scan(app_env, workspace=ws, workers=1)
+    scan_jobs.write_result(result, scan_jobs.job_dir(ws, app_env) / scan_jobs.RESULT_DIR)
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    assert not at.exception
+    assert at.subheader[0].value == "Your progress on ds: 1 of 5 steps done"
+    first = next(m.value for m in at.markdown if m.value.startswith(("✅", "⬜")))
+    assert first.startswith("✅") and "120 samples scanned" in first
 
 
 def test_data_overview_shows_counts_and_grid(app_env: Path) -> None:

@@ -1,0 +1,64 @@
+"""The home page's checklist: evidence appears as the recipe's steps are done, and only then."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipe_core import check_jobs, open_workspace, scan, scan_jobs
+from recipe_core.checklist import recipe_checklist
+from recipe_core.curation import record_decision
+from recipe_core.train import make_config, train
+from tests.conftest import write_image_folder
+
+FAST = {"image_size": 8, "device": "cpu", "model": "mlp", "eval_every": 0}
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _status(workspace_root: Path, dataset: Path) -> dict[str, bool]:
+    items = recipe_checklist(open_workspace(workspace_root), dataset)
+    return {item.key: item.done for item in items}
+
+
+def test_checklist_follows_the_evidence(tmp_path: Path) -> None:
+    dataset = write_image_folder(tmp_path / "ds", per_class=8, size=8)
+    ws = open_workspace(tmp_path / "ws")
+    assert not any(_status(ws.root, dataset).values())
+
+    result = scan(dataset, workspace=ws, workers=1)
+    scan_jobs.write_result(result, scan_jobs.job_dir(ws, dataset) / scan_jobs.RESULT_DIR)
+    row = result.index.table.iloc[0]
+    record_decision(ws, dataset, sample_id=int(row["sample_id"]), path=row["path"], action="drop")
+    status = _status(ws.root, dataset)
+    assert status["scanned"] and status["issues_reviewed"]
+    assert not status["checks_passed"] and not status["overfit_reached"]
+
+    folder = check_jobs.new_check_job(dataset, "linear", workspace=ws, only=["labels_and_outputs"])
+    check_jobs.run_job(folder)
+    assert _status(ws.root, dataset)["checks_passed"]
+
+    overfit = make_config(str(dataset), preset="overfit", steps=300, **FAST)
+    train(overfit, workspace=ws)
+    items = {i.key: i for i in recipe_checklist(ws, dataset)}
+    assert items["overfit_reached"].done, items["overfit_reached"].evidence
+    assert not items["baseline_run"].done
+
+
+def test_other_datasets_evidence_does_not_count(tmp_path: Path) -> None:
+    mine = write_image_folder(tmp_path / "mine", per_class=4, size=8)
+    other = write_image_folder(tmp_path / "other", per_class=4, size=8, seed=1)
+    ws = open_workspace(tmp_path / "ws")
+    row = scan(other, workspace=ws, workers=1).index.table.iloc[0]
+    record_decision(ws, other, sample_id=int(row["sample_id"]), path=row["path"], action="drop")
+    assert not any(_status(ws.root, mine).values())
+    assert _status(ws.root, other)["issues_reviewed"]
