@@ -23,29 +23,29 @@ import json
 import logging
 import os
 import secrets
-import subprocess
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from recipe_core import background
 from recipe_core.checks.result import CheckReport, CheckResult
-from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.errors import ConfigError
 from recipe_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
-STATE_FILE = "progress.json"
 REPORT_FILE = "report.json"
 LOG_FILE = "check.log"
-HEARTBEAT_S = 1.0  # the worker rewrites progress.json at least this often
-STALE_S = 30.0  # no heartbeat for this long: the worker died (killed, machine slept, OOM)
-STATES = ("missing", "running", "done", "failed")
+# the progress file's name and timing, shared with scan jobs (re-exported for callers)
+STATE_FILE = background.STATE_FILE
+HEARTBEAT_S = background.HEARTBEAT_S
+STALE_S = background.STALE_S
+STATES = background.STATES
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def new_check_job(
            "max_seconds": max_seconds, "batch_size": batch_size, "created": now,
            "only": None if only is None else list(only)}  # fmt: skip
     (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
-    _write_state(folder, CheckJobState("running", started=now, updated=now))
+    background.write_progress(folder, CheckJobState("running", started=now, updated=now))
     return folder
 
 
@@ -126,20 +126,9 @@ def start_check_job(
     `only` runs a subset of the checks by name (default: all)."""
     folder = new_check_job(dataset, model, workspace=workspace, seed=seed,
                            max_seconds=max_seconds, batch_size=batch_size, only=only)  # fmt: skip
-    cmd = [python, "-m", "recipe_core.check_jobs", "--job-dir", str(folder)]
-    try:
-        with (folder / LOG_FILE).open("wb") as out:
-            # its own session: the checks survive a Streamlit rerun and a closed browser tab
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    except OSError as exc:
-        _write_state(folder, CheckJobState("failed", message=f"could not start: {exc}"))
-        raise ConfigError(
-            f"Could not start the check process ({python} -m recipe_core.check_jobs): {exc}. "
-            "Check that Recipe is installed in this Python, or run `recipe check` yourself."
-        ) from exc
-    # reap the worker when it exits, so a long-lived server collects no zombies
-    threading.Thread(target=proc.wait, daemon=True).start()
+    args = ["--job-dir", str(folder)]
+    proc = background.start_worker(folder, "recipe_core.check_jobs", args, kind=CheckJobState,
+                                   what="check", log_file=LOG_FILE, python=python)  # fmt: skip
     log.info("started checks of %s on %s as pid %d in %s", model, dataset, proc.pid, folder)
     return folder
 
@@ -175,23 +164,14 @@ def list_jobs(workspace: Workspace) -> list[CheckJob]:
 
 def read_check_state(folder: str | os.PathLike[str], *, now: float | None = None) -> CheckJobState:
     """The job's state; a "running" job without a heartbeat for STALE_S reads as failed."""
-    path = Path(folder) / STATE_FILE
-    try:
-        data = json.loads(path.read_text())
-        state = CheckJobState(**{k: data[k] for k in CheckJobState.__dataclass_fields__})
-    except FileNotFoundError:
-        return CheckJobState("missing")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return CheckJobState("failed", message=f"unreadable {path}: {exc}. Run the checks again.")
-    now = time.time() if now is None else now
-    if state.state == "running" and now - state.updated > STALE_S:
-        message = (
-            f"The check process stopped without finishing (no progress for "
-            f"{now - state.updated:.0f} s). Run the checks again; its log is "
-            f"{Path(folder) / LOG_FILE}."
-        )
-        return replace(state, state="failed", message=message)
-    return state
+    return background.read_progress(
+        folder,
+        CheckJobState,
+        what="check",
+        again="Run the checks again",
+        log_file=LOG_FILE,
+        now=now,
+    )
 
 
 def load_report(folder: str | os.PathLike[str]) -> CheckReport:
@@ -223,89 +203,38 @@ def run_job(folder: Path) -> CheckReport:
     from recipe_core.checks import run_all
     from recipe_core.checks.presets import build_check_inputs
 
-    reporter = _Reporter(folder)
-    reporter.start()
-    try:
+    now = time.time()
+    state = CheckJobState("running", pid=os.getpid(), started=now, updated=now)
+    with background.ProgressReporter(folder, state, _failure_text, current="") as reporter:
+
+        def progress(done: int, total: int, current: str) -> None:
+            reporter.update(done=done, total=total, current=current)
+            reporter.write()  # a check takes seconds: show each one as it starts
+
         job = read_job(folder)
         inputs = build_check_inputs(job.dataset, job.model, batch_size=job.batch_size,
                                     seed=job.seed)  # fmt: skip
         report = run_all(inputs.factory, inputs.loader, inputs.loss_fn,
                          num_classes=inputs.num_classes, seed=job.seed, only=job.only,
-                         max_seconds=job.max_seconds, progress=reporter.update)  # fmt: skip
+                         max_seconds=job.max_seconds, progress=progress)  # fmt: skip
         tmp = folder / f"{REPORT_FILE}.tmp"
         tmp.write_text(report.to_json(indent=1))
         os.replace(tmp, folder / REPORT_FILE)
-    except BaseException as exc:
-        reporter.finish("failed", _failure_text(exc))
-        raise
-    reporter.finish("done", "")
     return report
 
 
-class _Reporter:
-    """Writes progress.json on every check and on a heartbeat thread."""
-
-    def __init__(self, folder: Path) -> None:
-        now = time.time()
-        self._folder = folder
-        self._state = CheckJobState("running", pid=os.getpid(), started=now, updated=now)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def start(self) -> None:
-        self._write()
-        self._thread.start()
-
-    def update(self, done: int, total: int, current: str) -> None:
-        with self._lock:
-            self._state = replace(self._state, done=done, total=total, current=current)
-        self._write()
-
-    def finish(self, state: str, message: str) -> None:
-        self._stop.set()
-        self._thread.join()
-        with self._lock:
-            self._state = replace(self._state, state=state, message=message, current="")
-        self._write()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            self._write()
-
-    def _write(self) -> None:
-        with self._lock:
-            _write_state(self._folder, replace(self._state, updated=time.time()))
-
-
-def _write_state(folder: Path, state: CheckJobState) -> None:
-    tmp = folder / f"{STATE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
-    tmp.write_text(json.dumps(asdict(state)))
-    os.replace(tmp, folder / STATE_FILE)  # atomic: a poller never reads half a file
-
-
-def _failure_text(exc: BaseException) -> str:
-    if isinstance(exc, RecipeError):
-        return str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        return "The checks were interrupted. Run them again."
-    return f"The checks failed unexpectedly: {type(exc).__name__}: {exc}. See {LOG_FILE}."
+_failure_text = partial(
+    background.failure_text,
+    interrupted="The checks were interrupted. Run them again.",
+    unexpected=f"The checks failed unexpectedly: {{error}}. See {LOG_FILE}.",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recipe_core.check_jobs", description=__doc__)
     parser.add_argument("--job-dir", required=True, help="a folder made by start_check_job")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        run_job(Path(args.job_dir))
-    except RecipeError as error:
-        log.error("%s", error)
-        return 2
-    except Exception:
-        traceback.print_exc()
-        return 1
-    return 0
+    return background.run_worker(partial(run_job, Path(args.job_dir)), log=log)
 
 
 if __name__ == "__main__":

@@ -19,20 +19,19 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
-import threading
 import time
-import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recipe_core import background
 from recipe_core.data.source import SAMPLE_COLUMNS, DatasetSource
-from recipe_core.errors import ConfigError, DatasetError, RecipeError
+from recipe_core.errors import DatasetError
 from recipe_core.index.schema import ScanIndex
 from recipe_core.safe_paths import path_key
 from recipe_core.scan import ScanResult, ScanSummary, scan, write_scan
@@ -40,11 +39,12 @@ from recipe_core.workspace import Workspace, open_workspace
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "progress.json"
 LOG_FILE = "scan.log"
-HEARTBEAT_S = 1.0  # the worker rewrites progress.json at least this often
-STALE_S = 30.0  # no heartbeat for this long: the worker died (killed, machine slept, OOM)
-STATES = ("missing", "running", "done", "failed")
+# the progress file's name and timing, shared with check jobs (re-exported for callers)
+STATE_FILE = background.STATE_FILE
+HEARTBEAT_S = background.HEARTBEAT_S
+STALE_S = background.STALE_S
+STATES = background.STATES
 RESULT_DIR = "result"  # inside the job folder; replaced as a whole when a rescan finishes
 RESULT_FORMAT = 1  # bump when the files below change; older results are rescanned
 RESULT_FILES = (
@@ -86,22 +86,8 @@ def job_dir(workspace: Workspace, dataset_root: str | os.PathLike[str]) -> Path:
 
 def read_state(folder: str | os.PathLike[str], *, now: float | None = None) -> ScanJobState:
     """The job's state; a "running" job without a heartbeat for STALE_S reads as failed."""
-    path = Path(folder) / STATE_FILE
-    try:
-        data = json.loads(path.read_text())
-        state = ScanJobState(**{k: data[k] for k in ScanJobState.__dataclass_fields__})
-    except FileNotFoundError:
-        return ScanJobState("missing")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return ScanJobState("failed", message=f"unreadable {path}: {exc}. Scan again.")
-    now = time.time() if now is None else now
-    if state.state == "running" and now - state.updated > STALE_S:
-        message = (
-            f"The scan process stopped without finishing (no progress for "
-            f"{now - state.updated:.0f} s). Scan again; its log is {Path(folder) / LOG_FILE}."
-        )
-        return replace(state, state="failed", message=message)
-    return state
+    return background.read_progress(folder, ScanJobState, what="scan", again="Scan again",
+                                    log_file=LOG_FILE, now=now)  # fmt: skip
 
 
 def start_scan(
@@ -116,22 +102,12 @@ def start_scan(
     if read_state(folder).state == "running":
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [python, "-m", "recipe_core.scan_jobs", os.fspath(dataset_root)]
-    cmd += ["--job-dir", str(folder), "--workspace", str(workspace.root)]
-    cmd += [] if workers is None else ["--workers", str(workers)]
+    args = [os.fspath(dataset_root), "--job-dir", str(folder), "--workspace", str(workspace.root)]
+    args += [] if workers is None else ["--workers", str(workers)]
     now = time.time()
-    _write_state(folder, ScanJobState("running", "start", started=now, updated=now))
-    try:
-        with (folder / LOG_FILE).open("wb") as out:
-            # its own session: the scan survives a Streamlit rerun and a closed browser tab
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    except OSError as exc:
-        _write_state(folder, ScanJobState("failed", message=f"could not start: {exc}"))
-        raise ConfigError(
-            f"Could not start the scan process ({python} -m recipe_core.scan_jobs): {exc}. "
-            "Check that Recipe is installed in this Python, or run `recipe scan` yourself."
-        ) from exc
+    background.write_progress(folder, ScanJobState("running", "start", started=now, updated=now))
+    proc = background.start_worker(folder, "recipe_core.scan_jobs", args, kind=ScanJobState,
+                                   what="scan", log_file=LOG_FILE, python=python)  # fmt: skip
     log.info("started scan of %s as pid %d in %s", dataset_root, proc.pid, folder)
     return folder
 
@@ -140,66 +116,25 @@ def run_job(
     dataset: str, folder: Path, *, workspace: Workspace, workers: int | None = None
 ) -> ScanResult:
     """The worker's body: scan, reporting progress into `folder`, and write the result."""
-    reporter = _Reporter(folder)
-    reporter.start()
-    try:
-        result = scan(dataset, workspace=workspace, workers=workers, progress=reporter.update)
-        reporter.update("write", 0, 1)
+    now = time.time()
+    state = ScanJobState("running", "start", pid=os.getpid(), started=now, updated=now)
+    with background.ProgressReporter(folder, state, _failure_text) as reporter:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            # no write: called per item, the heartbeat carries it to progress.json
+            reporter.update(stage=stage, done=done, total=total)
+
+        result = scan(dataset, workspace=workspace, workers=workers, progress=progress)
+        progress("write", 0, 1)
         write_result(result, folder / RESULT_DIR)
-    except BaseException as exc:
-        reporter.finish("failed", _failure_text(exc))
-        raise
-    reporter.finish("done", "")
     return result
 
 
-class _Reporter:
-    """Writes progress.json on every stage change and on a heartbeat thread."""
-
-    def __init__(self, folder: Path) -> None:
-        now = time.time()
-        self._folder = folder
-        self._state = ScanJobState("running", "start", pid=os.getpid(), started=now, updated=now)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True)
-
-    def start(self) -> None:
-        self._write()
-        self._thread.start()
-
-    def update(self, stage: str, done: int, total: int) -> None:
-        with self._lock:
-            self._state = replace(self._state, stage=stage, done=done, total=total)
-
-    def finish(self, state: str, message: str) -> None:
-        self._stop.set()
-        self._thread.join()
-        with self._lock:
-            self._state = replace(self._state, state=state, message=message)
-        self._write()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(HEARTBEAT_S):
-            self._write()
-
-    def _write(self) -> None:
-        with self._lock:
-            _write_state(self._folder, replace(self._state, updated=time.time()))
-
-
-def _write_state(folder: Path, state: ScanJobState) -> None:
-    tmp = folder / f"{STATE_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
-    tmp.write_text(json.dumps(asdict(state)))
-    os.replace(tmp, folder / STATE_FILE)  # atomic: a poller never reads half a file
-
-
-def _failure_text(exc: BaseException) -> str:
-    if isinstance(exc, RecipeError):
-        return str(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        return "The scan was interrupted. Scan again."
-    return f"The scan failed unexpectedly: {type(exc).__name__}: {exc}. See the job's {LOG_FILE}."
+_failure_text = partial(
+    background.failure_text,
+    interrupted="The scan was interrupted. Scan again.",
+    unexpected=f"The scan failed unexpectedly: {{error}}. See the job's {LOG_FILE}.",
+)
 
 
 def write_result(result: ScanResult, folder: str | os.PathLike[str]) -> Path:
@@ -289,20 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", default=None)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     folder = Path(args.job_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        run_job(
+    return background.run_worker(
+        lambda: run_job(
             args.dataset, folder, workspace=open_workspace(args.workspace), workers=args.workers
-        )
-    except RecipeError as error:
-        log.error("%s", error)
-        return 2
-    except Exception:
-        traceback.print_exc()
-        return 1
-    return 0
+        ),
+        log=log,
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Shared fixtures: small real image folders written to tmp dirs, and the repo's paths."""
+"""Shared fixtures: small real image folders written to tmp dirs, the repo's paths, one torch
+thread, and waiting for a background job."""
 
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pytest
@@ -41,3 +45,36 @@ def write_image_folder(
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "ds")
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Two OpenMP threads on two shared cores spin-wait for each other: one is ~10x faster.
+    Use it module-wide with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch  # here, not at the top: most test modules never load torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class _JobState(Protocol):
+    @property
+    def state(self) -> str: ...  # "running" until the job ends
+
+
+S = TypeVar("S", bound=_JobState)
+
+
+def wait_until_finished(
+    read: Callable[[Path], S], folder: Path, *, timeout: float, poll: float
+) -> S:
+    """Poll a background job's `read(folder)` until its state is no longer "running"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read(folder)
+        if state.state != "running":
+            return state
+        time.sleep(poll)
+    raise AssertionError(f"job in {folder} still running after {timeout:.0f}s: {read(folder)}")

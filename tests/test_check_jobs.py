@@ -4,7 +4,6 @@ message, and the report round-trip that the Checks page reads."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -27,19 +26,13 @@ from recipe_core.checks import CHECKS, run_all
 from recipe_core.checks.presets import build_check_inputs, capture_batches, see_batch
 from recipe_core.errors import ConfigError, DatasetError
 from recipe_core.workspace import Workspace, open_workspace
-from tests.conftest import write_image_folder
+from tests.conftest import wait_until_finished, write_image_folder
 
 ONLY_FAST = 60.0  # s: a worker that has not finished by then is stuck
 
 
 def wait_done(folder: Path, timeout: float = ONLY_FAST) -> CheckJobState:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = read_check_state(folder)
-        if state.state != "running":
-            return state
-        time.sleep(0.3)
-    raise AssertionError(f"check job in {folder} still running after {timeout:.0f}s")
+    return wait_until_finished(read_check_state, folder, timeout=timeout, poll=0.3)
 
 
 @pytest.fixture

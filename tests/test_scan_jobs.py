@@ -26,17 +26,11 @@ from recipe_core.scan_jobs import (
     write_result,
 )
 from recipe_core.workspace import open_workspace
-from tests.conftest import write_image_folder
+from tests.conftest import wait_until_finished, write_image_folder
 
 
 def wait_finished(folder: Path, timeout: float = 90.0) -> ScanJobState:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = read_state(folder)
-        if state.state != "running":
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"scan did not finish in {timeout}s: {read_state(folder)}")
+    return wait_until_finished(read_state, folder, timeout=timeout, poll=0.2)
 
 
 def test_background_scan_writes_a_loadable_result(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ baselines on the sample digits (overfit reaches ~0; real inputs beat zeroed inpu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,7 @@ SIZE = 16  # px: the digits are 8x8 at heart, 16 keeps every test fast on 2 core
 FAST = {"image_size": SIZE, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Two OpenMP threads on two shared cores spin-wait for each other: one is ~10x faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_digits(root: Path, limit: int | None = None) -> Path:
