@@ -8,6 +8,7 @@ Streamlit renders Markdown and through `plot_text` in plotly (see app/widgets.py
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,10 +25,14 @@ if TYPE_CHECKING:
     from recipe_core.dynamics import Dynamics
 
 STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫", "cancelled": "⏹️"}
-SPLIT_STYLE = {
-    "train": {"mode": "lines", "line": {"width": 1}},
-    "val": {"mode": "lines+markers", "line": {"width": 2}},
+SPLIT_STYLE = {  # per-step train values are noisy: faint, under their running mean
+    "train": {"mode": "lines", "line": {"width": 1, "color": "rgba(31, 119, 180, 0.35)"}},
+    "val": {"mode": "lines+markers", "line": {"width": 2.5, "color": "#ff7f0e"}},
 }
+SMOOTH_STYLE = {"mode": "lines", "line": {"width": 2, "color": "#1f77b4"}}
+OVERLAY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                  "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
+SMOOTH_POINTS = 30  # the running mean spans 1/30 of the steps logged (no smoothing below 3)
 THUMB_PX = 64  # probe thumbnails are upscaled (nearest) to at least this many pixels
 TOP_K = 3  # probability bars per probe sample
 
@@ -67,12 +72,14 @@ def runs_table(statuses: Sequence[RunStatus]) -> None:
     st.dataframe(frame, hide_index=True, width="stretch", height=min(320, 38 + 35 * len(frame)))
 
 
-def status_banner(status: RunStatus) -> None:
-    """What happened to the run; for failed and cancelled runs, why (the metrics stay below)."""
+def status_banner(status: RunStatus, *, step: int | None = None) -> None:
+    """What happened to the run; for failed and cancelled runs, why (their metrics stay shown).
+    `step`: the last step in its metrics, fresher than status.json's once-a-second count."""
+    at = status.step if step is None else step
     if status.state == "failed":
-        st.error(f"**failed** at step {status.step}: {md(status.error)}", icon="🚫")
+        st.error(f"**failed** at step {at}: {md(status.error)}", icon="🚫")
     elif status.state == "cancelled":
-        st.warning(f"**cancelled** at step {status.step}: {md(status.error)}", icon="⏹️")
+        st.warning(f"**cancelled** at step {at}: {md(status.error)}", icon="⏹️")
     elif status.state == "queued":
         st.info("**queued**: the job process is starting (importing PyTorch, loading data).")
 
@@ -84,27 +91,58 @@ def metric_curves(metrics: pd.DataFrame, *, run_id: str, log_loss: bool) -> None
         fig = go.Figure()
         for split, style in SPLIT_STYLE.items():
             rows = metrics[metrics["split"] == split]
+            mean, window = running_mean(rows[metric])
+            if split == "train" and window == 1:
+                style = SMOOTH_STYLE  # too few steps to smooth: the raw curve is the curve
             if len(rows):
                 fig.add_scatter(x=rows["step"], y=rows[metric], name=split, **style)
+            if split == "train" and window > 1:
+                name = f"train, mean of {window} steps"
+                fig.add_scatter(x=rows["step"], y=mean, name=name, **SMOOTH_STYLE)
         _layout(fig, metric, run_id)
         if metric == "loss" and log_loss:
-            fig.update_yaxes(type="log")
+            _log_axis(fig, metrics[metric])
         column.plotly_chart(fig, width="stretch", key=f"curve_{metric}")
 
 
 def overlay_curves(
     curves: Mapping[str, pd.DataFrame], *, metric: str, split: str, log: bool
 ) -> None:
-    """One line per run (legend: run label) for one metric and split."""
-    fig = go.Figure()
+    """One line per run (legend: run label) for one metric and split; per-step train values
+    are drawn as their running mean, or the noise hides the difference between runs."""
+    fig, title, values = go.Figure(), f"{split} {metric}", []
     for label, metrics in curves.items():
         rows = metrics[metrics["split"] == split]
-        fig.add_scatter(x=rows["step"], y=rows[metric], name=plot_text(label), mode="lines")
-    _layout(fig, f"{split} {metric}", "compare")
-    fig.update_layout(height=380, legend={"orientation": "h", "y": -0.25})
-    if log and metric == "loss":
-        fig.update_yaxes(type="log")
+        y, window = running_mean(rows[metric]) if split == "train" else (rows[metric], 1)
+        if window > 1:
+            title = f"{split} {metric} (running mean over 1/{SMOOTH_POINTS} of each run)"
+        fig.add_scatter(x=rows["step"], y=y, name=plot_text(label), mode="lines")
+        values.append(y)
+    _layout(fig, title, "compare")
+    fig.update_layout(height=380, colorway=OVERLAY_COLORS,
+                      legend={"yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0})  # fmt: skip
+    if log and metric == "loss" and values:
+        _log_axis(fig, pd.concat(values))
     st.plotly_chart(fig, width="stretch", key="compare_curves")
+
+
+def running_mean(values: pd.Series) -> tuple[pd.Series, int]:
+    """The mean of the last `window` values at each step (window: 1/SMOOTH_POINTS of them)."""
+    window = len(values) // SMOOTH_POINTS
+    if window < 3:
+        return values, 1
+    return values.rolling(window, min_periods=1).mean(), window
+
+
+def _log_axis(fig: go.Figure, values: pd.Series) -> None:
+    """Log y axis with readable ticks: 1-2-5 per decade over a few decades, else 1 per decade."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    if finite.empty:
+        return
+    low, high = math.floor(math.log10(finite.min())), math.ceil(math.log10(finite.max()))
+    mantissas = (1, 2, 5) if high - low <= 3 else (1,)
+    ticks = [m * 10.0**e for e in range(low, high + 1) for m in mantissas]
+    fig.update_yaxes(type="log", tickvals=ticks, tickformat=".0e" if high - low > 3 else "~g")
 
 
 def _layout(fig: go.Figure, title: str, revision: str) -> None:
@@ -115,6 +153,7 @@ def _layout(fig: go.Figure, title: str, revision: str) -> None:
         xaxis_title="step",
         uirevision=revision,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
     )
 
 
@@ -141,7 +180,13 @@ def config_diff(parent: str, configs: Mapping[str, Mapping[str, object]]) -> Non
             table[label] = [str(cfg.get(f)) if f in changed[label] else "" for f in fields]
     st.dataframe(table, hide_index=True, width="stretch")
     for label, fields_changed in changed.items():
-        if len(fields_changed) > 1:
+        if len(fields_changed) == 1:
+            st.success(
+                f"{md(label)} changes one thing, {md(fields_changed[0])}: any difference "
+                "in its curves comes from that change (or from noise).",
+                icon="✅",
+            )
+        elif len(fields_changed) > 1:
             st.warning(
                 f"{md(label)} changes {len(fields_changed)} things at once "
                 f"({md(', '.join(fields_changed))}): when it does better or worse you cannot "

@@ -3,6 +3,7 @@
 "Visualize prediction dynamics": the same few samples, re-predicted every N steps, show whether
 the net is learning, oscillating (LR too high) or stuck. Snapshots stay on the device until the
 training loop's next metric flush and travel with it, so a snapshot adds no host sync.
+`learned_at`, `forgetting_events` and `sample_summary` turn the snapshots into per-sample facts.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def forgetting_events(dyn: Dynamics, *, threshold: float | None = None) -> np.nd
     ok = learned_mask(dyn, threshold=threshold)
     if len(ok) < 2:
         return np.zeros(len(dyn.labels), np.int64)
-    return (ok[:-1] & ~ok[1:]).sum(axis=0).astype(np.int64)
+    return np.asarray((ok[:-1] & ~ok[1:]).sum(axis=0), dtype=np.int64)
 
 
 def sample_summary(dyn: Dynamics, *, threshold: float | None = None) -> pd.DataFrame:

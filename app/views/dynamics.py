@@ -8,6 +8,8 @@ When each sample was learned and how often it was forgotten come from the engine
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -44,7 +46,10 @@ def dynamics_view(run_id: str, preset: str, play: bool) -> None:
     """Everything the step slider drives (a fragment: moving it redraws only this part)."""
     dyn = state.run_dynamics(run_id)
     if not len(dyn.steps):
-        st.info("No prediction snapshots yet: the first ones arrive with the first metrics.")
+        st.info(
+            "No prediction snapshots yet: the first ones arrive with the first metrics "
+            "(a run started with dynamics_every=0 records none)."
+        )
         return
     steps = [int(s) for s in dyn.steps]
     key = f"dyn_step_{run_id}"
@@ -64,11 +69,13 @@ def dynamics_view(run_id: str, preset: str, play: bool) -> None:
     summary = sample_summary(dyn, threshold=THRESHOLDS[rule])
     _headline(dyn, summary, t)
     samples = _chosen(dyn, summary, t, show)
+    start = (_page_ui(len(samples)) - 1) * PER_PAGE
+    shown = samples[start : start + PER_PAGE]
     st.caption(
         f"Snapshot {t + 1} of {len(steps)} (step {step}): {len(samples)} sample(s) match, "
-        f"showing {min(len(samples), PER_PAGE)}. ✓ marks the label's bar."
+        f"showing {len(shown)}. ✓ marks the label's bar."
     )
-    run_widgets.probe_grid(dyn, state.probe_images(run_id), t, samples[:PER_PAGE])
+    run_widgets.probe_grid(dyn, state.probe_images(run_id), t, shown)
     if preset == "overfit":
         _converging(dyn, t)
     st.subheader("When each sample was learned")
@@ -92,6 +99,16 @@ def ticking_view(run_id: str, preset: str, play: bool) -> None:
 @st.fragment
 def still_view(run_id: str, preset: str, play: bool) -> None:
     dynamics_view(run_id, preset, play)
+
+
+def _page_ui(n_samples: int) -> int:
+    """Which page of PER_PAGE thumbnails to draw (no widget when one page holds them all)."""
+    n_pages = max(1, math.ceil(n_samples / PER_PAGE))
+    state.clamp_page("dyn_page", n_pages)
+    if n_pages == 1:
+        return 1
+    box, _ = st.columns([1, 3])
+    return int(box.number_input(f"Page (of {n_pages})", 1, n_pages, key="dyn_page"))
 
 
 def _headline(dyn: Dynamics, summary: pd.DataFrame, t: int) -> None:
@@ -120,12 +137,12 @@ def _learning_table(dyn: Dynamics, rows: pd.DataFrame) -> None:
     table = pd.DataFrame(
         {
             "sample": [f"#{i}" for i in rows.index],
-            "sample_id": rows["sample_id"],
             "label": names,
             "learned at step": rows["learned_at"].where(rows["learned_at"] >= 0).astype("Int64"),
             "forgetting events": rows["forgetting_events"],
             "prediction flips": rows["flips"],
             "final p(label)": rows["p_label"].round(3),
+            "sample_id": rows["sample_id"].astype(str),  # the key the data pages use
         }
     )
     st.dataframe(table, hide_index=True, width="stretch", height=300)

@@ -153,10 +153,11 @@ def _cancel(status: RunStatus) -> None:
 
 def run_detail(status: RunStatus) -> None:
     """Status (and why it failed), progress, loss and accuracy curves, config and log."""
-    run_widgets.status_banner(status)
     metrics = state.run_metrics(status.run_id)
     config = state.run_config(status.run_id)
     train = metrics[metrics["split"] == "train"]
+    last = int(train["step"].iloc[-1]) + 1 if len(train) else None
+    run_widgets.status_banner(status, step=last)
     if train.empty:
         st.info("No metrics yet: the first ones appear after the first logging interval.")
     else:

@@ -23,6 +23,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from app.run_widgets import config_changes
 from recipe_core.dynamics import read_dynamics
 from recipe_core.errors import RunError
 from recipe_core.executors import LocalExecutor, submit_run
@@ -139,6 +140,13 @@ def test_compare_overlays_curves_and_diffs_configs_against_the_parent(app: AppTe
     assert any("Complexify one thing at a time" in w for w in warnings)
 
 
+def test_config_changes_lists_changed_added_and_removed_fields_in_order() -> None:
+    parent = {"model": "mlp", "lr": 0.001, "seed": 0, "steps": 10}
+    child = {"model": "mlp", "lr": 0.003, "seed": 0, "augment": True}
+    assert config_changes(parent, child) == ["lr", "steps", "augment"]
+    assert config_changes(parent, dict(parent)) == []
+
+
 def test_slider_moves_every_prediction_view_together(
     app: AppTest, recorded: dict[str, Path]
 ) -> None:
@@ -160,6 +168,22 @@ def test_slider_moves_every_prediction_view_together(
     assert {m.label: m.value for m in at.metric}["Right at this step"] == f"{correct_0} / 8"
     heat = next(t for t in traces(at) if t["type"] == "heatmap")
     assert len(heat["x"]) == 9 and len(heat["y"]) == 8
+
+
+def test_play_advances_the_slider_one_snapshot_per_tick_and_loops(
+    app: AppTest, recorded: dict[str, Path]
+) -> None:
+    at = open_page(app, "dynamics")
+    key = f"dyn_step_{recorded['overfit'].name}"
+    at.select_slider(key=key).set_value(30).run()
+    at.toggle(key="dyn_play").set_value(True).run()  # each rerun is one tick of the timer
+    assert at.select_slider(key=key).value == 35
+    at.run()
+    assert at.select_slider(key=key).value == 40
+    at.run()
+    assert at.select_slider(key=key).value == 0  # loops back to the start
+    at.toggle(key="dyn_play").set_value(False).run()
+    assert at.select_slider(key=key).value == 0  # stopping keeps the step
 
 
 def plain(markdown: str) -> str:
