@@ -62,8 +62,10 @@ def start_overfit_job(page: Page, server: str) -> None:
         page.get_by_role("heading", name="Compare runs")
     )
     expect(drawn.first).to_be_visible(timeout=T)  # the whole page, the form included
-    if not page.get_by_role("combobox", name="Preset").is_visible():
+    form = page.get_by_test_id("stExpander").filter(has_text="Start a run").locator("details")
+    if form.first.get_attribute("open") is None:
         page.get_by_text("Start a run").click()  # folded once the workspace holds runs
+    expect(page.get_by_role("combobox", name="Preset")).to_be_visible(timeout=T)
     choose(page, "Preset", "overfit")
     steps = page.get_by_label("Steps", exact=True)
     expect(steps).to_have_count(1, timeout=T)  # the preset's own defaults replace the old box
