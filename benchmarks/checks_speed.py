@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +40,8 @@ from recipe_core.data.tensors import (
     make_loader,
 )
 from recipe_core.models import ModelSpec, scalable_factory
-from tests.conftest import SAMPLE_DIGITS
+
+SAMPLE_DIGITS = Path(__file__).resolve().parents[1] / "sample_data" / "digits"
 
 
 class CountingAdam(torch.optim.Adam):
