@@ -20,7 +20,7 @@ import plotly.express as px
 import streamlit as st
 
 from app import state
-from recipe_core import DatasetSource
+from recipe_core import DatasetSource, RecipeError
 from recipe_core.data_views import nearest_samples
 from recipe_core.query import SampleTable
 from recipe_core.scan import ScanResult
@@ -158,6 +158,21 @@ def _written(root: Path) -> float:
         return (state.scan_folder(root) / RESULT_DIR / "summary.json").stat().st_mtime
     except OSError:
         return 0.0
+
+
+def scanned_dataset() -> tuple[DatasetSource, Path, ScanResult, SampleTable]:
+    """The current dataset and its scan, for the pages that need one; on a bad dataset path an
+    error with a way back, and without a scan the scan panel, then `st.stop()`."""
+    try:
+        source = state.dataset_source(state.current_dataset())
+        target = state.current_target()
+    except RecipeError as error:
+        st.error(md(error), icon="🚫")
+        st.page_link("views/data_overview.py", label="Choose a dataset on the Data overview")
+        st.stop()
+    st.caption(f"Dataset: {md(target)}")
+    result, table = require_scan(target, source)
+    return source, target, result, table
 
 
 def require_scan(target: Path, source: DatasetSource) -> tuple[ScanResult, SampleTable]:

@@ -14,15 +14,7 @@ st.caption(
     "its nearest neighbours and why it was flagged."
 )
 
-try:
-    source = state.dataset_source(state.current_dataset())
-    target = state.current_target()
-except RecipeError as error:
-    st.error(widgets.md(error), icon="🚫")
-    st.page_link("views/data_overview.py", label="Choose a dataset on the Data overview")
-    st.stop()
-st.caption(f"Dataset: {widgets.md(target)}")
-result, table = widgets.require_scan(target, source)
+source, target, result, table = widgets.scanned_dataset()
 spec = data_widgets.filter_ui(table, source)
 decisions = state.decisions(target)
 

@@ -10,7 +10,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import data_widgets, state, widgets
-from recipe_core import RecipeError
 from recipe_core.data_views import Histogram, box_stats, histogram
 from recipe_core.query import SampleFilter, SampleTable, filter_mask, query
 
@@ -23,13 +22,7 @@ st.caption(
     "bar (or drag a box over a range) to see exactly those images below."
 )
 
-try:
-    source = state.dataset_source(state.current_dataset())
-    target = state.current_target()
-except RecipeError as error:
-    st.error(widgets.md(error), icon="🚫")
-    st.stop()
-result, table = widgets.require_scan(target, source)
+source, target, result, table = widgets.scanned_dataset()
 spec = data_widgets.filter_ui(table, source)
 mask = filter_mask(table, spec)
 

@@ -24,13 +24,7 @@ st.caption(
     "touches its file: decisions go to the workspace and into an exported manifest."
 )
 
-try:
-    source = state.dataset_source(state.current_dataset())
-    target = state.current_target()
-except RecipeError as error:
-    st.error(widgets.md(error), icon="🚫")
-    st.stop()
-result, table = widgets.require_scan(target, source)
+source, target, result, table = widgets.scanned_dataset()
 decisions = state.decisions(target)
 issues = result.issues
 

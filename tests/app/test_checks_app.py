@@ -21,9 +21,8 @@ from recipe_core.check_jobs import list_jobs, load_report, new_check_job, read_c
 from recipe_core.checks.presets import build_check_inputs, see_batch
 from recipe_core.errors import DatasetError
 from recipe_core.workspace import open_workspace
-from tests.conftest import REPO_ROOT, write_image_folder
-
-MAIN = str(REPO_ROOT / "app" / "main.py")
+from tests.app.helpers import MAIN, image_captions, open_page
+from tests.conftest import write_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +53,6 @@ def app(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[AppT
     monkeypatch.setenv("RECIPE_DATASET", str(setup["data"]))
     monkeypatch.setenv("RECIPE_DATA_ROOTS", str(setup["root"]))
     yield AppTest.from_file(MAIN, default_timeout=90).run()
-
-
-def open_page(at: AppTest, view: str) -> AppTest:
-    at.switch_page(f"views/{view}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def image_captions(at: AppTest) -> list[str]:
-    """Captions of every st.image on the page, in document order."""
-    found: list[str] = []
-    stack: list[object] = [at._tree]
-    while stack:
-        node = stack.pop()
-        if getattr(node, "type", "") == "image":
-            found.extend(img.caption for img in node.proto.imgs)  # type: ignore[attr-defined]
-        children = getattr(node, "children", {})
-        kids = list(children.values() if isinstance(children, dict) else children)
-        stack.extend(reversed(kids))
-    return found
 
 
 def alerts(at: AppTest, kind: str) -> list[str]:

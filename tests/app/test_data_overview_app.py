@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import REPO_ROOT, write_image_folder
-
-MAIN = str(REPO_ROOT / "app" / "main.py")
+from tests.app.helpers import MAIN, elements
+from tests.conftest import write_image_folder
 
 
 @pytest.fixture
@@ -56,7 +55,7 @@ def test_data_overview_shows_counts_and_grid(app_env: Path) -> None:
     captions = [c.value for c in at.caption]
     assert "120 images match; showing 48 per page." in captions
     assert at.get("plotly_chart"), "class balance chart missing"
-    grid = [e for e in _walk(at) if getattr(e, "type", "") == "image"]
+    grid = [e for e in elements(at) if getattr(e, "type", "") == "image"]
     assert len(grid) == 48
 
 
@@ -66,7 +65,7 @@ def test_data_overview_filter_and_paging(app_env: Path) -> None:
     at.multiselect(key="ov_splits").set_value(["val"]).run()
     at.multiselect(key="ov_classes").set_value(["class_1"]).run()
     assert "20 images match; showing 48 per page." in [c.value for c in at.caption]
-    assert len([e for e in _walk(at) if getattr(e, "type", "") == "image"]) == 20
+    assert len([e for e in elements(at) if getattr(e, "type", "") == "image"]) == 20
 
 
 def test_data_overview_bad_path_is_a_clear_error(app_env: Path, tmp_path: Path) -> None:
@@ -80,14 +79,3 @@ def test_data_overview_bad_path_is_a_clear_error(app_env: Path, tmp_path: Path) 
     # it exists, so a hosted dashboard does not reveal the server's files
     at.text_input(key="dataset_input").set_value(str(tmp_path / "missing")).run()
     assert len(at.error) == 1 and "outside the folders" in at.error[0].value
-
-
-def _walk(at: AppTest) -> list[object]:
-    out: list[object] = []
-    stack: list[object] = [at._tree]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        children = getattr(node, "children", {})
-        stack.extend(children.values() if isinstance(children, dict) else children)
-    return out

@@ -24,9 +24,9 @@ from recipe_core.query import query, sample_table
 from recipe_core.scan import scan
 from recipe_core.scan_jobs import RESULT_DIR, job_dir, write_result
 from recipe_core.workspace import Workspace, open_workspace
+from tests.app.helpers import MAIN, image_captions, open_page
 from tests.conftest import REPO_ROOT, SAMPLE_DIGITS, write_image_folder
 
-MAIN = str(REPO_ROOT / "app" / "main.py")
 PLANTED = pd.read_csv(REPO_ROOT / "sample_data" / "digits_planted.csv", keep_default_na=False)
 
 
@@ -48,26 +48,6 @@ def app(scanned: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest
     monkeypatch.setenv("RECIPE_WORKSPACE", str(scanned.root))
     monkeypatch.delenv("RECIPE_DATASET", raising=False)  # the default: sample_data/digits
     yield AppTest.from_file(MAIN, default_timeout=90).run()
-
-
-def open_page(at: AppTest, view: str) -> AppTest:
-    at.switch_page(f"views/{view}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def image_captions(at: AppTest) -> list[str]:
-    """Captions of every st.image on the page (grids, duplicate groups, neighbours)."""
-    found: list[str] = []
-    stack: list[object] = [at._tree]
-    while stack:
-        node = stack.pop()
-        if getattr(node, "type", "") == "image":
-            found.extend(img.caption for img in node.proto.imgs)  # type: ignore[attr-defined]
-        children = getattr(node, "children", {})
-        kids = list(children.values() if isinstance(children, dict) else children)
-        stack.extend(reversed(kids))  # pop the first child next: document order
-    return found
 
 
 def table_paths(at: AppTest, index: int = 0) -> list[str]:

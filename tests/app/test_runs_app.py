@@ -29,9 +29,9 @@ from recipe_core.errors import RunError
 from recipe_core.executors import LocalExecutor, submit_run
 from recipe_core.runs import RunReader
 from recipe_core.train import make_config, train
-from tests.conftest import REPO_ROOT, write_image_folder
+from tests.app.helpers import MAIN, open_page
+from tests.conftest import write_image_folder
 
-MAIN = str(REPO_ROOT / "app" / "main.py")
 TRICKY_NAME = "<b>bold</b> *stars* [link](x)"  # must show literally, never as markup
 TINY = {"model": "mlp", "image_size": 8, "device": "cpu", "log_every": 5, "dynamics_every": 5,
         "probe_size": 8, "eval_every": 10}  # fmt: skip
@@ -60,12 +60,6 @@ def app(recorded: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("RECIPE_WORKSPACE", str(recorded["ws"]))
     monkeypatch.setenv("RECIPE_DATASET", str(recorded["data"]))
     return AppTest.from_file(MAIN, default_timeout=90).run()
-
-
-def open_page(at: AppTest, view: str) -> AppTest:
-    at.switch_page(f"views/{view}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def traces(at: AppTest, chart: int | None = None) -> list[dict[str, Any]]:
