@@ -195,3 +195,15 @@ def test_scripts_api_marks_a_raising_script_failed_and_keeps_its_metrics(ws: Wor
     assert reader.metrics()["loss"].tolist() == [1.0, 0.5]
     with pytest.raises(ConfigError, match="every must be >= 1"):
         start_run("w", workspace=ws).watch(_tiny_model(), every=0)
+
+
+def test_finish_records_the_last_metric_step(ws: Workspace) -> None:
+    """A run that fails between two status updates still says how far it got."""
+    writer = RunWriter.create(ws, name="crash", config={})
+    writer.start(device="cpu")
+    writer.append_metrics([{"step": s, "split": "train", "loss": 1.0} for s in (25, 50, 75)])
+    writer.files.append("metrics.jsonl", b'{"step": 10')  # a torn last line is skipped
+    assert writer.status().step == 0
+    status = writer.finish("failed", error="boom")
+    assert (status.state, status.step, status.error) == ("failed", 75, "boom")
+    assert RunReader(writer.files.root).status().step == 75

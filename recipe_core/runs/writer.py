@@ -115,7 +115,22 @@ class RunWriter:
         current = self.status()
         if current.finished:
             return current
-        return self.update_status(state=state, error=error, ended=now_iso())
+        step = max(current.step, self._last_metric_step())
+        return self.update_status(state=state, error=error, ended=now_iso(), step=step)
+
+    def _last_metric_step(self) -> int:
+        """The step of the last complete metrics row: a run that fails or is cancelled between
+        two status updates still reports how far it got."""
+        if not self.files.exists("metrics.jsonl"):
+            return 0
+        size = self.files.path("metrics.jsonl").stat().st_size
+        tail = self.files.read_bytes("metrics.jsonl", offset=max(0, size - 4096))
+        for line in reversed(tail.split(b"\n")):
+            try:
+                return int(json.loads(line)["step"])
+            except (ValueError, KeyError, TypeError):
+                continue  # an empty, torn or foreign line: look further back
+        return 0
 
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
         data = b"".join(_json_line(r) for r in rows)
