@@ -12,13 +12,13 @@ import pandas as pd
 
 from recipe_core.errors import RunError
 from recipe_core.runs.files import JsonlTail, RunFiles
-from recipe_core.runs.writer import RunStatus, read_status
+from recipe_core.runs.writer import RunHandle, RunStatus, read_status
 from recipe_core.workspace import Workspace
 
 METRIC_COLUMNS = ("step", "split", "loss", "accuracy", "lr", "images_per_s", "wall_time")
 
 
-class RunReader:
+class RunReader(RunHandle):
     """Reads one run directory while it is being written. `metrics()` and `dynamics()` tail
     their files: each call reads only the bytes appended since the previous call."""
 
@@ -30,17 +30,6 @@ class RunReader:
         self._metric_rows: list[dict[str, Any]] = []
         self._dyn_steps: list[int] = []
         self._dyn_probs: list[list[list[float]]] = []
-
-    @property
-    def run_dir(self) -> Path:
-        return self.files.root
-
-    @property
-    def run_id(self) -> str:
-        return self.files.root.name
-
-    def status(self) -> RunStatus:
-        return read_status(self.files)
 
     def config(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.files.read_bytes("config.json"))

@@ -52,7 +52,25 @@ def _json_line(row: Mapping[str, Any]) -> bytes:
     return (json.dumps(row, separators=(",", ":"), allow_nan=True) + "\n").encode()
 
 
-class RunWriter:
+class RunHandle:
+    """What a reader and a writer of one run directory both answer: where it is, which run,
+    and its current status (read from status.json each time)."""
+
+    files: RunFiles
+
+    @property
+    def run_dir(self) -> Path:
+        return self.files.root
+
+    @property
+    def run_id(self) -> str:
+        return self.files.root.name
+
+    def status(self) -> RunStatus:
+        return read_status(self.files)
+
+
+class RunWriter(RunHandle):
     """Writes one run directory. Used by the training job, and by scripts through `start_run`."""
 
     def __init__(self, run_dir: Path) -> None:
@@ -78,17 +96,6 @@ class RunWriter:
         status = RunStatus(run_id=run_id, name=name, state="queued", kind=kind, created=now_iso())
         files.write_atomic("status.json", json.dumps(asdict(status), indent=2).encode())
         return cls(root)
-
-    @property
-    def run_dir(self) -> Path:
-        return self.files.root
-
-    @property
-    def run_id(self) -> str:
-        return self.files.root.name
-
-    def status(self) -> RunStatus:
-        return read_status(self.files)
 
     def update_status(self, **changes: Any) -> RunStatus:
         status = replace(self.status(), **changes)
