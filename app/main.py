@@ -1,4 +1,5 @@
-"""Entry point: `python -m streamlit run app/main.py` (or `recipe app`). Navigation only."""
+"""Entry point: `python -m streamlit run app/main.py` (or `recipe app`, `recipe serve`).
+The sign-in gate, then the navigation."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ if ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from app.gate import signed_in_user  # noqa: E402
 from app.navigation import pages  # noqa: E402
 
 st.set_page_config(page_title="Recipe", page_icon="🧪", layout="wide")
+signed_in_user()  # stops here for anyone who may not see the app
 st.navigation(pages()).run()

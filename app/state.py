@@ -20,8 +20,20 @@ import streamlit as st
 
 from recipe_core import DatasetOverview, DatasetSource, Workspace, open_dataset, open_workspace
 from recipe_core import summarize as summarize_dataset
-from recipe_core.curation import LOG_FILE, Decision, curation_dir, load_decisions, record_decision
+from recipe_core.curation import (
+    LOG_FILE,
+    Decision,
+    ExportResult,
+    curation_dir,
+    export_manifest,
+    load_decisions,
+    record_decision,
+)
 from recipe_core.data_views import overview_from_index
+from recipe_core.errors import DatasetError
+from recipe_core.hosting import AuditLog, ServeConfig, User, identify, load_config
+from recipe_core.hosting.guard import Guard, checked_run_id
+from recipe_core.hosting.limits import check_scan_size, record_owner
 from recipe_core.query import SampleFilter, SampleTable, sample_table
 from recipe_core.runs import RunReader, RunStatus
 from recipe_core.safe_paths import PathPolicy, default_policy
@@ -35,10 +47,18 @@ DATASET_KEY = "dataset_path"
 FILTER_KEY = "sample_filter"  # the Browse filter (a SampleFilter), shared by the data pages
 SELECTED_KEY = "selected_sample"  # sample_id of the sample in the detail panel
 SCAN_WORKERS = 2  # decode processes of an app-started scan: leave the server's cores usable
+CONFIG_ENV = "RECIPE_CONFIG"  # set by `recipe serve`: the hosted mode's recipe.toml
+AUDIT_FILE = "audit.jsonl"
+REFUSED_KEY = "_last_refused_path"  # audit a refused path once, not on every rerun
+SIGNED_IN_KEY = "_audited_sign_in"
 
 
 def default_dataset() -> str:
-    """The dataset `recipe app DATASET` was started with, else the bundled sample data."""
+    """The dataset `recipe app DATASET` was started with, else the bundled sample data (in
+    serve mode: the first configured data root)."""
+    config = serve_config()
+    if config is not None:
+        return str(config.roots[0])
     return os.environ.get("RECIPE_DATASET") or str(SAMPLE_DATASET)
 
 
@@ -62,6 +82,9 @@ def set_dataset(path: str) -> None:
 
 
 def workspace() -> Workspace:
+    config = serve_config()
+    if config is not None:
+        return _workspace(str(config.workspace.path))
     return _workspace(os.environ.get("RECIPE_WORKSPACE", ""))
 
 
@@ -71,8 +94,88 @@ def _workspace(env_value: str) -> Workspace:
 
 
 def path_policy() -> PathPolicy:
-    """Folders typed paths may reach (cwd, sample_data/, --data-root ...): see safe_paths."""
-    return default_policy()
+    """Folders typed paths may reach (cwd, sample_data/, --data-root ...; in serve mode only
+    the configured roots): see safe_paths. Each refusal is audited."""
+    config = serve_config()
+    if config is not None:
+        return PathPolicy.from_roots(config.roots, on_refuse=_path_refused)
+    return replace(default_policy(), on_refuse=_path_refused)
+
+
+def _path_refused(typed: str, message: str) -> None:
+    """Audit a refused path once per session and path (every rerun re-resolves it)."""
+    if st.session_state.get(REFUSED_KEY) != typed:
+        st.session_state[REFUSED_KEY] = typed
+        guard().path_refused(typed, message)
+
+
+# --- who is asking: serve mode's config, the signed-in user, the guard of mutating actions ---
+
+
+def serve_config() -> ServeConfig | None:
+    """The `recipe serve` config ($RECIPE_CONFIG), or None in the local `recipe app`."""
+    path = os.environ.get(CONFIG_ENV, "")
+    return _serve_config(path) if path else None
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _serve_config(path: str) -> ServeConfig:
+    config = load_config(path)
+    if config.plugins is not None:  # already loaded when $RECIPE_PLUGINS was set: a no-op
+        from recipe_core.models import load_plugin_folder
+
+        load_plugin_folder(config.plugins)
+    return config
+
+
+def current_user() -> User:
+    """The local runner; in serve mode without sign-in everyone gets [access] local_role; with
+    sign-in the OIDC user (role None when not on the allow-list, e-mail "" when signed out).
+    local_role never applies when sign-in is on."""
+    return identify(serve_config(), st.user if _auth_on() else {})
+
+
+def _auth_on() -> bool:
+    config = serve_config()
+    return config is not None and config.auth_on
+
+
+def can(action: str) -> bool:
+    """Whether the current user's role allows `action` (to hide controls; the state functions
+    re-check)."""
+    return current_user().can(action)
+
+
+def guard() -> Guard:
+    config = serve_config()
+    audit = AuditLog(workspace().root / AUDIT_FILE)
+    return Guard(current_user(), audit, None if config is None else config.limits)
+
+
+def note_sign_in(user: User) -> None:
+    """Audit a sign-in (or its refusal) once per browser session."""
+    if st.session_state.get(SIGNED_IN_KEY) == user.email:
+        return
+    st.session_state[SIGNED_IN_KEY] = user.email
+    g = guard()
+    if user.role is None:
+        g.audit.record(user.email, "", "sign_in_refused", outcome="denied",
+                       detail="not on the allow-list")  # fmt: skip
+    else:
+        g.audit.record(user.email, user.role, "sign_in")
+
+
+def max_steps() -> int | None:
+    config = serve_config()
+    return None if config is None else config.limits.max_steps
+
+
+def unauthenticated_network() -> bool:
+    """Served beyond loopback with nobody signing in (the operator's override is on)."""
+    config = serve_config()
+    if config is None:
+        return os.environ.get("RECIPE_UNAUTHENTICATED_NETWORK") == "1"
+    return config.unauthenticated_network
 
 
 @st.cache_resource(show_spinner="Listing the dataset…", max_entries=16)
@@ -81,8 +184,29 @@ def _dataset_source(resolved: str) -> DatasetSource:
 
 
 def dataset_source(path: str) -> DatasetSource:
-    """The dataset at `path`; raises DatasetError for paths outside the allowed roots."""
-    return _dataset_source(str(path_policy().resolve(path)))
+    """The dataset at `path`; raises DatasetError for paths outside the allowed roots (and, in
+    serve mode, for a dataset holding symlinks or manifest paths that lead outside them)."""
+    policy = path_policy()
+    resolved = str(policy.resolve(path))
+    source = _dataset_source(resolved)
+    if serve_config() is not None:
+        escapes = _escapes(resolved, policy)
+        if escapes:
+            message = (
+                f"The dataset {resolved} holds {len(escapes)} file(s) or link(s) leading outside "
+                f"the folders this dashboard may open (e.g. {escapes[0]!r}). Remove those links, "
+                "or ask the operator to add their target to [data] roots."
+            )
+            if policy.on_refuse is not None:
+                policy.on_refuse(resolved, message)
+            raise DatasetError(message)
+    return source
+
+
+@st.cache_resource(show_spinner="Checking the dataset's links…", max_entries=16)
+def _escapes(resolved: str, _policy: PathPolicy) -> list[str]:
+    source = _dataset_source(resolved)
+    return _policy.escapes(source.root, source.samples["path"].tolist())
 
 
 @st.cache_resource(show_spinner="Reading image headers…", max_entries=16)
@@ -109,6 +233,7 @@ def reload_dataset() -> None:
     """Forget cached listings (after files were added or removed on disk)."""
     _dataset_source.clear()
     _dataset_overview.clear()
+    _escapes.clear()
 
 
 def page_number(key: str) -> int:
@@ -134,7 +259,14 @@ def scan_state(root: Path) -> ScanJobState:
 
 
 def start_scan(root: Path) -> None:
-    start_scan_job(root, workspace=workspace(), workers=SCAN_WORKERS)
+    """Start a background scan of `root` (runners only; refused over [limits] max_scan_images)."""
+    g = guard()
+    with g.acting("start_scan", str(root)):
+        target = path_policy().resolve(root)
+        n = len(dataset_source(str(target)).samples)
+        if g.limits is not None:
+            check_scan_size(n, str(target), g.user, g.limits, g.audit)
+        start_scan_job(target, workspace=workspace(), workers=SCAN_WORKERS)
 
 
 def _result_stamp(root: Path) -> tuple[str, int] | None:
@@ -242,15 +374,22 @@ def _decisions(ws_root: str, root: str, stamp: tuple[int, int]) -> dict[int, Dec
 def decide(
     root: Path, *, sample_id: int, path: str, action: str, label: str = "", old_label: str = ""
 ) -> Decision:
-    return record_decision(
-        workspace(),
-        root,
-        sample_id=sample_id,
-        path=path,
-        action=action,
-        label=label,
-        old_label=old_label,
-    )
+    """Record a curation decision (runners only)."""
+    with guard().acting("curation_decision", f"{root} #{sample_id} {action} {label}".strip()):
+        return record_decision(workspace(), path_policy().resolve(root), sample_id=sample_id,
+                               path=path, action=action, label=label,
+                               old_label=old_label)  # fmt: skip
+
+
+def export_curated(
+    source: DatasetSource, chosen: dict[int, Decision], *, fmt: str, history: list[Decision]
+) -> ExportResult:
+    """Write the cleaned manifest into the workspace (runners only); never overwrites."""
+    target = path_policy().resolve(source.root)
+    with guard().acting("export_manifest", str(target)):
+        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
+        folder = curation_dir(workspace(), target) / "exports" / stamp
+        return export_manifest(source, chosen, folder, fmt=fmt, log_entries=history)
 
 
 # --- training runs: background jobs; each run's directory is the source of truth ------------
@@ -259,42 +398,81 @@ def decide(
 
 if TYPE_CHECKING:
     from recipe_core.dynamics import Dynamics
-    from recipe_core.executors import JobHandle, LocalExecutor
+    from recipe_core.executors import Executor, JobHandle
     from recipe_core.train import TrainConfig
 
 RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pages
 
 
 @st.cache_resource(show_spinner=False)
-def run_executor() -> LocalExecutor:
-    """One executor per server process: it reaps the jobs it started (no zombies), and any
-    executor can judge and cancel jobs started before a restart (job.json)."""
-    from recipe_core.executors import LocalExecutor
+def run_executor() -> Executor:
+    """The executor for new runs, one per server process: make_executor() reads
+    RECIPE_EXECUTOR / RECIPE_RAY_ADDRESS (local by default; a local one reaps the jobs it
+    started). The Ray executor only speaks HTTP to a running cluster's Jobs API: the app never
+    starts Ray. Existing runs are judged by the executor named in their job.json."""
+    from recipe_core.executors import make_executor
 
-    return LocalExecutor()
+    return make_executor()
+
+
+def _own_executor() -> Executor | None:
+    """run_executor(), or None when RECIPE_EXECUTOR/RECIPE_RAY_ADDRESS are unusable: listing,
+    judging and cancelling runs must still work (starting one shows the error)."""
+    from recipe_core.errors import ConfigError
+
+    try:
+        return run_executor()
+    except ConfigError:
+        return None
+
+
+def _judge(path: Path) -> Executor:
+    from recipe_core.executors import executor_for
+
+    return executor_for(path, prefer=_own_executor())
 
 
 def runs() -> list[RunStatus]:
-    """Every run of the workspace, newest first; unfinished runs whose process died are
-    marked failed on the way."""
+    """Every run of the workspace, newest first, each judged by the executor that launched it
+    (local or Ray); unfinished runs whose job died are marked failed on the way."""
     from recipe_core.executors import refresh_runs
 
-    return refresh_runs(workspace(), run_executor())
+    return refresh_runs(workspace(), _own_executor())
 
 
 def run_dir(run_id: str) -> Path:
-    return workspace().runs / run_id
+    return workspace().runs / checked_run_id(run_id)
 
 
 def submit_run(config: TrainConfig, *, name: str | None = None) -> JobHandle:
-    """Start `config` as a background job: never in the script thread, which a rerun kills."""
+    """Start `config` as a background job: never in the script thread, which a rerun kills.
+    Runners only, within the per-user limits; the run records who started it."""
+    g = guard()
+    with g.acting("start_run", config.dataset), _submit_lock():
+        dataset_source(config.dataset)  # re-checked here, whatever the form did
+        g.check_run(steps=config.steps, name=name, statuses=runs(), runs_root=workspace().runs)
+        handle = _submit(config, name=name)
+        record_owner(handle.run_dir, g.user)
+    return handle
+
+
+def _submit(config: TrainConfig, *, name: str | None) -> JobHandle:
     from recipe_core.executors import submit_run as submit
 
     return submit(config, workspace=workspace(), name=name, executor=run_executor())
 
 
+@st.cache_resource(show_spinner=False)
+def _submit_lock() -> threading.Lock:
+    """One submission at a time per server, so two tabs cannot both pass the job limit."""
+    return threading.Lock()
+
+
 def cancel_run(run_id: str) -> RunStatus:
-    return run_executor().cancel(run_dir(run_id))
+    """Cancel a run (runners only)."""
+    with guard().acting("cancel_run", run_id):
+        path = run_dir(run_id)
+        return _judge(path).cancel(path)
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)
@@ -393,8 +571,9 @@ def run_picked(key: str) -> None:
 
 
 def run_status(run_id: str) -> RunStatus:
-    """The run's status now (marked failed if its process died unrecorded)."""
-    return run_executor().refresh(run_dir(run_id))
+    """The run's status now (marked failed if its job died unrecorded), local or on Ray."""
+    path = run_dir(run_id)
+    return _judge(path).refresh(path)
 
 
 # --- what the net sees and the checks ---------------------------------------------------------
@@ -418,6 +597,7 @@ def _check_inputs(resolved: str, model: str, batch_size: int, augment: bool) -> 
 
 def seen_batch(path: str, model: str, index: int, *, batch_size: int, augment: bool) -> BatchView:
     """Batch `index` as `model(x)` receives it (cached per dataset, model and batch index)."""
+    dataset_source(path)  # refuses paths and links outside the roots
     return _seen_batch(str(path_policy().resolve(path)), model, index, batch_size, augment)
 
 
@@ -440,8 +620,10 @@ def start_checks(path: str, model: str, *, seed: int, max_seconds: float | None)
     new job becomes the selected one. Returns its id."""
     from recipe_core.check_jobs import start_check_job
 
-    folder = start_check_job(path_policy().resolve(path), model, workspace=workspace(),
-                             seed=seed, max_seconds=max_seconds)  # fmt: skip
+    with guard().acting("start_checks", f"{path} ({model})"):
+        dataset_source(path)  # refuses paths and links outside the roots
+        folder = start_check_job(path_policy().resolve(path), model, workspace=workspace(),
+                                 seed=seed, max_seconds=max_seconds)  # fmt: skip
     st.session_state[CHECK_JOB_KEY] = folder.name
     return folder.name
 

@@ -126,9 +126,15 @@ def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
         )
     label = "Scan dataset" if result is None else "Rescan"
     left, right = st.columns([1, 4], vertical_alignment="center")
-    if left.button(label, key=f"{key}_start", type="primary" if result is None else "secondary"):
-        state.start_scan(root)
-        st.rerun()
+    if not state.can("start_scan"):
+        left.caption("Viewers cannot start scans.")
+    elif left.button(label, key=f"{key}_start", type="primary" if result is None else "secondary"):
+        try:
+            state.start_scan(root)
+        except RecipeError as error:
+            st.error(md(error), icon="🚫")
+        else:
+            st.rerun()
     if result is not None:
         s = result.summary
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(_written(root)))
@@ -260,6 +266,8 @@ def curation_ui(source: DatasetSource, row: pd.Series) -> None:
     if decision is not None:
         text = "drop" if decision.action == "drop" else f"relabel as {decision.label}"
         st.info(f"Curation: {md(text)} (the file itself is untouched).", icon="✂️")
+    if not state.can("curation_decision"):
+        return
     a, b, c = st.columns([1, 2, 1], vertical_alignment="bottom")
     if a.button(
         "Drop",

@@ -41,8 +41,7 @@ echo "== CUDA unit tests (pytest -m gpu)"
 timeout 150 "$PY" -m pytest tests/test_train.py -m gpu -q -rA -p no:cacheprovider || status=1
 
 echo "== overhead benchmark: cuda"
-timeout 150 "$PY" benchmarks/train_overhead.py --device cuda --model small_cnn resnet18 \
-  --steps 300 --batch-size 128 --image-size 32 --repeats 3 || status=1
+timeout 420 "$PY" benchmarks/train_overhead.py --device cuda --model resnet18 small_cnn || status=1
 
 echo "== overhead benchmark: cpu, 1 thread"
 timeout 90 "$PY" benchmarks/train_overhead.py --device cpu --model mlp small_cnn --threads 1 \

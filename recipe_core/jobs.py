@@ -1,15 +1,17 @@
-"""Entry point of a training job process: `python -m recipe_core.jobs RUN_DIR`.
+"""Entry point of a training job process: `python -m recipe_core.jobs [--log FILE] RUN_DIR`.
 
 Executors start this with the run directory already holding config.json and a `queued`
 status. SIGTERM means "cancel": the handler raises JobCancelled in the main thread, `train`
 records `cancelled`, and the process exits with 128 + SIGTERM. stdout/stderr are the run's
-log.txt (the executor redirects them).
+log.txt: the local executor redirects them; `--log FILE` makes the job append them to FILE
+itself (for executors such as Ray, whose own log capture lives elsewhere).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -63,19 +65,40 @@ def run_job(run_dir: Path) -> int:
     return 0
 
 
+def redirect_output(path: str) -> None:
+    """Send this process's stdout and stderr (fds 1 and 2, so child processes too) to `path`,
+    appending."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    args = sys.argv[1:] if argv is None else list(argv)
+    if len(args) == 3 and args[0] == "--log":
+        if "://" not in args[2]:  # a shared-storage run logs into its own log.txt (mirror_job)
+            redirect_output(args[1])
+        args = args[2:]
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if len(args) != 1:
-        log.error("usage: python -m recipe_core.jobs RUN_DIR")
+        log.error("usage: python -m recipe_core.jobs [--log FILE] RUN_DIR")
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _cancel)
     try:
+        if "://" in args[0]:  # a run on shared storage: run it on a local copy, uploading
+            from recipe_core.runs.mirror_job import run_mirrored
+
+            return run_mirrored(args[0], run_job)
         return run_job(Path(args[0]).resolve())
+    except JobCancelled:  # SIGTERM while the run was being downloaded: the executor records it
+        return EXIT_CANCELLED
     except RecipeError as exc:  # not a run directory at all: nothing to record the error in
         log.error("%s", exc)
         return EXIT_USAGE

@@ -6,6 +6,7 @@ climb a capacity ladder and jobs can complexify one step at a time.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -88,6 +89,30 @@ MODELS: dict[str, Callable[[ModelSpec], nn.Module]] = {
 }
 
 
+BUILTIN_MODELS = tuple(MODELS)
+_PLUGIN_SOURCES: dict[str, str] = {}  # plugin model name -> the file that registered it
+
+
+def register_model(name: str, builder: Callable[[ModelSpec], nn.Module], *, source: str) -> None:
+    """Add an operator plugin's model to MODELS (see recipe_core.hosting.plugins). The same
+    file registering the same name again (a second load) replaces its own entry."""
+    from recipe_core.hosting.plugins import check_name
+
+    if _PLUGIN_SOURCES.get(name) != source:
+        check_name(name, list(MODELS))
+    if not callable(builder):
+        raise ConfigError(f"Model {name!r} from {source}: the builder {builder!r} is not callable.")
+    MODELS[name] = builder
+    _PLUGIN_SOURCES[name] = source
+
+
+def load_plugin_folder(folder: str | os.PathLike[str]) -> list[str]:
+    """Register every model of the operator's plugin folder; returns their names."""
+    from recipe_core.hosting.plugins import load_plugins
+
+    return load_plugins(folder, lambda name, build, file: register_model(name, build, source=file))
+
+
 def build_model(name: str, spec: ModelSpec) -> nn.Module:
     """A fresh, randomly initialised built-in model (the global torch RNG sets its weights)."""
     if name not in MODELS:
@@ -127,3 +152,10 @@ def scalable_factory(name: str, spec: ModelSpec, *, seed: int = 0) -> Callable[.
         return build_model(name, spec if width is None else replace(spec, width=width))
 
     return build
+
+
+# The one thing done on import: the operator's plugin folder ($RECIPE_PLUGINS, set by
+# `recipe serve` from [plugins] folder) registers its models here, so the server and every
+# job or check process it starts (they inherit the variable) know the same model names.
+if os.environ.get("RECIPE_PLUGINS"):
+    load_plugin_folder(os.environ["RECIPE_PLUGINS"])

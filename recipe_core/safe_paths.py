@@ -12,7 +12,10 @@ unless the result lies inside one of the allowed roots:
 * every `recipe app --data-root DIR` ($RECIPE_DATA_ROOTS, os.pathsep-separated).
 
 Checking the *resolved* path is what defeats both `../../etc` escapes and a symlink inside
-a root that points outside it.
+a root that points outside it. A path that changes under URL-decoding (`..%2F..%2Fetc`) must
+stay inside the roots in its decoded form too: something downstream (a proxy, a link) may
+decode it. A hosted dashboard (`recipe serve`) allows only its configured roots and passes
+`on_refuse`, which writes each refusal to the audit log.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from recipe_core.errors import ConfigError, DatasetError
 
 ROOTS_ENV = "RECIPE_DATA_ROOTS"  # extra allowed roots, os.pathsep-separated
 DATASET_ENV = "RECIPE_DATASET"  # the dataset `recipe app DATASET` opened: allowed too
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+MAX_PATH = 4096  # characters: Linux's PATH_MAX; anything longer is refused unread
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class PathPolicy:
     """Allowed roots; `resolve` maps a typed path to an absolute path inside one of them."""
 
     roots: tuple[Path, ...]  # absolute, symlink-free folders; the first one anchors relative paths
+    # called with (typed path, message) before a refusal is raised: the hosted app audits it
+    on_refuse: Callable[[str, str], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -51,14 +58,19 @@ class PathPolicy:
             )
 
     @classmethod
-    def from_roots(cls, roots: Iterable[str | os.PathLike[str]]) -> PathPolicy:
+    def from_roots(
+        cls,
+        roots: Iterable[str | os.PathLike[str]],
+        *,
+        on_refuse: Callable[[str, str], None] | None = None,
+    ) -> PathPolicy:
         """A policy over `roots` (resolved, duplicates and nested repeats kept once)."""
         resolved: list[Path] = []
         for root in roots:
             path = Path(os.path.realpath(Path(root).expanduser()))
             if path not in resolved:
                 resolved.append(path)
-        return cls(tuple(resolved))
+        return cls(tuple(resolved), on_refuse)
 
     def allows(self, path: str | os.PathLike[str]) -> bool:
         try:
@@ -74,10 +86,25 @@ class PathPolicy:
         `DatasetError` (naming the allowed roots and how to add one) for anything else.
         """
         text = os.fspath(path).strip()
-        if not text or "\x00" in text:
+        try:
+            real = self._inside(text)
+            decoded = _url_decoded(text)
+            if decoded != text:
+                self._inside(decoded, typed=text)
+        except DatasetError as error:
+            if self.on_refuse is not None:
+                self.on_refuse(text, str(error))
+            raise
+        return real
+
+    def _inside(self, text: str, *, typed: str | None = None) -> Path:
+        shown = (
+            repr(text[:200]) if typed is None else f"{typed[:200]!r} (URL-decoded: {text[:200]!r})"
+        )
+        if not text or "\x00" in text or len(text) > MAX_PATH:
             raise DatasetError(
-                f"Invalid dataset path {text!r}. Type a folder or manifest path inside "
-                f"{self._roots_text()}."
+                f"Invalid dataset path {shown}: empty, over {MAX_PATH} characters or holding a NUL "
+                f"byte. Type a folder or manifest path inside {self._roots_text()}."
             )
         candidate = Path(text).expanduser()
         if not candidate.is_absolute():
@@ -85,11 +112,27 @@ class PathPolicy:
         real = Path(os.path.realpath(candidate))
         if not any(real == root or real.is_relative_to(root) for root in self.roots):
             raise DatasetError(
-                f"Path {text!r} is outside the folders this dashboard may open "
+                f"Path {shown} is outside the folders this dashboard may open "
                 f"({self._roots_text()}). Choose a dataset inside one of them, or restart the "
-                "app with `recipe app --data-root DIR` to allow another folder."
+                "app with `recipe app --data-root DIR` (or `recipe serve`'s [data] roots) to "
+                "allow another folder."
             )
         return real
+
+    def escapes(self, root: str | os.PathLike[str], paths: Iterable[str]) -> list[str]:
+        """Entries of the dataset at `root` that lead outside the allowed roots: symlinks
+        (anywhere under `root`) whose target is outside, and sample `paths` that are absolute
+        or climb with `..` out of them. Empty for a clean dataset."""
+        found = [str(p) for p in _symlinks(Path(root)) if not self._contains(p)]
+        for path in paths:
+            parts = Path(path).parts
+            if (Path(path).is_absolute() or ".." in parts) and not self._contains(Path(root, path)):
+                found.append(path)
+        return found
+
+    def _contains(self, path: Path) -> bool:
+        real = Path(os.path.realpath(path))
+        return any(real == root or real.is_relative_to(root) for root in self.roots)
 
     def _roots_text(self) -> str:
         return ", ".join(str(r) for r in self.roots)
@@ -107,6 +150,29 @@ def default_policy(
         roots.append(env[DATASET_ENV])
     roots.extend(parse_roots(env.get(ROOTS_ENV, "")))
     return PathPolicy.from_roots(roots)
+
+
+def _symlinks(root: Path) -> list[Path]:
+    """Every symlink under `root` (not followed: a link's target is judged, not walked)."""
+    if not root.is_dir():
+        return [root] if root.is_symlink() else []
+    links = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                links.append(path)
+    return links
+
+
+def _url_decoded(text: str) -> str:
+    """`text` percent-decoded until it stops changing (a few rounds: %252e is %2e is .)."""
+    for _ in range(3):
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
 
 
 def parse_roots(text: str) -> list[str]:

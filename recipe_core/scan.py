@@ -24,6 +24,7 @@ from recipe_core.data import DatasetSource, open_dataset
 from recipe_core.data.source import portable_text
 from recipe_core.errors import ConfigError
 from recipe_core.index import ScanIndex, build_index
+from recipe_core.index.build import FeatureRunner
 from recipe_core.issues import find_issues
 from recipe_core.workspace import Workspace, open_workspace
 
@@ -73,6 +74,8 @@ def scan(
     seed: int = 0,
     device: str | None = None,
     cache: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> ScanResult:
     """Index every sample of `dataset` (a path or a `DatasetSource`) and find its issues.
 
@@ -81,16 +84,18 @@ def scan(
     "default" (offline) or "resnet18" (local weights only). `progress(stage, done, total)` is
     called as files are decoded ("index") and detectors run ("issues"). With `out`, the result
     is also written there (see `write_scan`). `seed` fixes the detectors' randomness; `device`
-    is where a network embedder runs.
+    is where a network embedder runs. `executor="ray"` decodes on the Ray cluster at
+    `ray_address` with Ray Data (same rows, same issues; see `recipe_core.index.ray_build`).
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = dataset if isinstance(dataset, DatasetSource) else open_dataset(dataset)
     ws = _workspace(workspace) if cache else None
+    features = _features(executor, ray_address, source)
     timings["open"] = _lap(start)
     index = build_index(
         source, workspace=ws, workers=workers, embedding=embedding, device=device,
-        progress=_stage(progress, "index"),
+        progress=_stage(progress, "index"), features=features,
     )  # fmt: skip
     timings["index"] = _lap(start) - timings["open"]
     issues = find_issues(index, seed=seed, progress=_stage(progress, "issues"))
@@ -117,6 +122,22 @@ def write_scan(result: ScanResult, out_dir: str | os.PathLike[str]) -> Path:
             "you can write to."
         ) from exc
     return folder
+
+
+def _features(
+    executor: str, ray_address: str | None, source: DatasetSource
+) -> FeatureRunner | None:
+    """None (the local pool) or the Ray Data runner; Ray is imported only for "ray"."""
+    if executor == "local":
+        return None
+    if executor != "ray":
+        raise ConfigError(
+            f"Unknown scan executor {executor!r}. Choose 'local' (this machine's processes) "
+            "or 'ray' (a running Ray cluster, with --ray-address)."
+        )
+    from recipe_core.index.ray_build import ray_features
+
+    return ray_features(ray_address or "", root=os.fsdecode(source.root))
 
 
 def _workspace(workspace: Workspace | str | os.PathLike[str] | None) -> Workspace:

@@ -2,6 +2,11 @@
 
 `./.recipe/` by default; `--workspace DIR` or the `RECIPE_WORKSPACE` environment variable move it.
 A `workspace.json` file records the format version so later releases can migrate old workspaces.
+
+Runs may live on shared storage instead (`runs_url`, e.g. s3://bucket/prefix): the argument, else
+the `RECIPE_RUNS_URL` environment variable, else a "runs_url" key in workspace.json. The local
+`runs/` folder then caches the shared runs (recipe_core/runs/mirror.py). A workspace folder on a
+shared filesystem (NFS) needs none of this: every machine that opens it sees the same runs.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ FORMAT_VERSION = 1  # bump when the on-disk layout changes; `open_workspace` mig
 DEFAULT_DIRNAME = ".recipe"
 ENV_VAR = "RECIPE_WORKSPACE"
 VERSION_FILE = "workspace.json"
+RUNS_URL_ENV = "RECIPE_RUNS_URL"
 
 
 @dataclass(frozen=True)
 class Workspace:
     root: Path  # absolute path of the workspace folder
+    runs_url: str = ""  # shared run storage (fsspec URL); "" keeps runs in `runs/` only
 
     @property
     def scans(self) -> Path:
@@ -48,8 +55,11 @@ def resolve_workspace_path(workspace: str | os.PathLike[str] | None = None) -> P
     return Path(chosen).expanduser().resolve()
 
 
-def open_workspace(workspace: str | os.PathLike[str] | None = None) -> Workspace:
-    """Open (creating on first use) the workspace and check its format version."""
+def open_workspace(
+    workspace: str | os.PathLike[str] | None = None, *, runs_url: str | None = None
+) -> Workspace:
+    """Open (creating on first use) the workspace and check its format version; with a runs URL
+    (argument, $RECIPE_RUNS_URL or workspace.json), check that storage is usable."""
     root = resolve_workspace_path(workspace)
     if root.exists() and not root.is_dir():
         raise ConfigError(
@@ -64,16 +74,25 @@ def open_workspace(workspace: str | os.PathLike[str] | None = None) -> Workspace
             f"Pass --workspace DIR (or set {ENV_VAR}) to a writable folder."
         ) from exc
     version_file = root / VERSION_FILE
+    marker: dict[str, object] = {}
     if version_file.exists():
-        _check_version(version_file)
+        marker = _check_version(version_file)
     else:
         version_file.write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
-    return Workspace(root=root)
+    url = runs_url  # "" given explicitly: runs stay local, whatever the environment says
+    if url is None:
+        url = os.environ.get(RUNS_URL_ENV) or str(marker.get("runs_url") or "")
+    if url:
+        from recipe_core.runs.storage import check_runs_url  # fsspec only when asked for
+
+        url = check_runs_url(url)
+    return Workspace(root=root, runs_url=url)
 
 
-def _check_version(version_file: Path) -> None:
+def _check_version(version_file: Path) -> dict[str, object]:
     try:
-        found = json.loads(version_file.read_text())["format"]
+        marker: dict[str, object] = json.loads(version_file.read_text())
+        found = marker["format"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"{version_file} is not a valid Recipe workspace marker. "
@@ -84,3 +103,4 @@ def _check_version(version_file: Path) -> None:
             f"Workspace {version_file.parent} has format {found!r}, newer than this Recipe "
             f"understands ({FORMAT_VERSION}). Upgrade Recipe or choose another --workspace."
         )
+    return marker

@@ -72,7 +72,11 @@ def show_report(job: CheckJob) -> None:
         check_widgets.result_card(result, key=f"{job.job_id}_{result.name}")
 
 
-start_form()
+if state.can("start_checks"):
+    start_form()
+else:
+    st.info("Viewers can read check reports; ask an operator for the runner role to run checks.",
+            icon="👀")  # fmt: skip
 jobs = state.check_jobs()
 if not jobs:
     st.info("No checks have run in this workspace yet: choose a model and press Run checks.")

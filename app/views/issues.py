@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import data_widgets, state, widgets
 from recipe_core import DatasetSource, RecipeError
-from recipe_core.curation import Decision, curation_dir, decision_log, export_manifest
+from recipe_core.curation import Decision, decision_log
 from recipe_core.data_views import duplicate_groups, label_suggestions
 from recipe_core.query import SampleFilter, query
 
@@ -29,7 +29,12 @@ decisions = state.decisions(target)
 issues = result.issues
 
 
+RUNNER = state.can("curation_decision")  # viewers see the findings, not the curation controls
+
+
 def drop_button(row: pd.Series, key: str) -> None:
+    if not RUNNER:
+        return
     sid = int(row["sample_id"])
     dropped = decisions.get(sid) is not None and decisions[sid].action == "drop"
     if st.button("Undo drop" if dropped else "Drop", key=f"{key}_{sid}", width="stretch"):
@@ -161,6 +166,8 @@ def label_tab() -> None:
         },
     )
     picked = rows.iloc[event.selection.rows] if event is not None else rows.iloc[:0]
+    if not RUNNER:
+        return
     a, b = st.columns(2)
     if a.button(f"Accept suggestion for {len(picked)} selected", disabled=picked.empty):
         decide_all(picked[picked["suggested"] != ""], "relabel")
@@ -196,7 +203,7 @@ def corrupt_tab() -> None:
     )
     todo = rows[~rows["sample_id"].isin(list(decisions))]
     label = f"Drop all {len(todo)} undecided corrupt files"
-    if st.button(label, disabled=todo.empty, key="corrupt_drop_all"):
+    if RUNNER and st.button(label, disabled=todo.empty, key="corrupt_drop_all"):
         decide_all(todo, "drop")
 
 
@@ -216,12 +223,13 @@ def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:
             hide_index=True,
             width="stretch",
         )
+    if not state.can("export_manifest"):
+        st.info("Viewers can read the decisions; ask an operator for the runner role to export.")
+        return
     fmt = st.radio("Manifest format", ["csv", "parquet"], horizontal=True, key="export_fmt")
     if st.button("Export cleaned manifest", type="primary", key="export"):
-        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
-        folder = curation_dir(state.workspace(), target) / "exports" / stamp
         try:
-            out = export_manifest(source, decisions, folder, fmt=fmt, log_entries=history)
+            out = state.export_curated(source, decisions, fmt=fmt, history=history)
         except RecipeError as error:
             st.error(widgets.md(error), icon="🚫")
             return

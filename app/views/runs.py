@@ -19,6 +19,7 @@ from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
 
 LIVE_S = 1.0  # seconds between refreshes of a running job's status and curves
+VIEWER_TEXT = "Viewers can watch runs; ask an operator for the runner role to start or cancel jobs."
 DEVICES = ("auto", "cpu", "cuda")
 PRESET_HELP = {
     "baseline": "Adam 3e-4, constant LR, no regularisation: your first trustworthy number",
@@ -50,7 +51,15 @@ def start_form() -> None:
     c.caption(PRESET_HELP.get(preset, ""))
     defaults = make_config("", preset=preset)  # the preset's values prefill the numbers
     d, e, f, g = st.columns(4)
-    steps = d.number_input("Steps", min_value=1, value=defaults.steps, key=f"run_steps_{preset}")
+    cap = state.max_steps()  # the operator's per-run limit (submit_run re-checks it)
+    steps = d.number_input(
+        "Steps",
+        min_value=1,
+        max_value=cap,
+        value=min(defaults.steps, cap or defaults.steps),
+        key=f"run_steps_{preset}",
+        help=None if cap is None else f"At most {cap:,} on this dashboard.",
+    )
     batch = e.number_input(
         "Batch size", min_value=1, value=defaults.batch_size, key=f"run_batch_{preset}"
     )
@@ -121,7 +130,9 @@ def runs_panel(statuses: list[RunStatus]) -> None:
             f"{run_widgets.STATE_ICONS[s.state]} **{widgets.md(s.name)}** "
             f"({s.run_id}) is {s.state}."
         )
-        if right.button("Cancel", key=f"cancel_{s.run_id}", width="stretch"):
+        if state.can("cancel_run") and right.button(
+            "Cancel", key=f"cancel_{s.run_id}", width="stretch"
+        ):
             _cancel(s)
     status = run_widgets.run_picker_ui(statuses, key="runs_pick")
     run_detail(status)
@@ -221,15 +232,19 @@ def compare_section(statuses: list[RunStatus]) -> None:
 
 
 statuses = state.runs()
-with st.expander("Start a run", expanded=not statuses, icon="▶️"):
-    start_form()
+if state.can("start_run"):
+    with st.expander("Start a run", expanded=not statuses, icon="▶️"):
+        start_form()
+else:
+    st.info(VIEWER_TEXT, icon="👀")
 statuses = state.runs()  # with the run just started
 if not statuses:
-    st.info(
-        "No runs in this workspace yet. Start one above, or from a terminal: "
-        "`recipe train DATASET --preset overfit`.",
-        icon="🏁",
+    how = (
+        "Start one above, or from a terminal: `recipe train DATASET --preset overfit`."
+        if state.can("start_run")
+        else "Runs a runner starts appear here."
     )
+    st.info(f"No runs in this workspace yet. {how}", icon="🏁")
     st.stop()
 st.subheader("Runs")
 if any(not s.finished for s in statuses):

@@ -6,13 +6,15 @@ no auto-discovery).
 
 from __future__ import annotations
 
-# Each import registers its sub-commands on `cli`: app, check, runs, scan, train.
+# Each import registers its sub-commands on `cli`: app, check, runs, scan, serve, train.
 from recipe_core.cli import (  # noqa: F401
     app_cmd,
     check_cmd,
     runs_cmd,
     scan_cmd,
+    serve_cmd,
     train_cmd,
+    tune_cmd,
 )
 from recipe_core.cli._app import cli, main
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from recipe_core import __version__
 from recipe_core.errors import RecipeError
@@ -48,7 +49,7 @@ def _root(
 
 def fail(error: RecipeError) -> typer.Exit:
     """Print a user-facing error (no traceback) and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -57,5 +58,7 @@ def main() -> None:
     try:
         cli()
     except RecipeError as error:  # raised outside a command's own handler
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)

@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 
-from recipe_core.cli._app import cli, fail
+from recipe_core.cli._app import cli, err_console, fail
 from recipe_core.data import open_dataset
 from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.hosting.config import is_loopback
+from recipe_core.hosting.serving import OVERRIDE_FLAG, network_refusal, unauthenticated_warning
 from recipe_core.safe_paths import ROOTS_ENV, checked_roots, parse_roots
 from recipe_core.workspace import open_workspace
 
@@ -61,9 +63,19 @@ def app(
             f"[env: {ROOTS_ENV}].",
         ),
     ] = None,
+    allow_unauthenticated_network: Annotated[
+        bool,
+        typer.Option(
+            OVERRIDE_FLAG,
+            help="Bind a non-loopback --host although `recipe app` has no sign-in (only behind "
+            "an authenticating proxy). Logged loudly.",
+        ),
+    ] = False,
 ) -> None:
     """Open the Recipe dashboard in your browser (served on 127.0.0.1 by default)."""
     try:
+        if not is_loopback(host) and not allow_unauthenticated_network:
+            raise ConfigError(network_refusal(host, what="with `recipe app` (it has no sign-in)"))
         env = _app_environment(dataset, workspace, data_root or [])
         if not APP_MAIN.exists():
             raise ConfigError(
@@ -72,6 +84,10 @@ def app(
             )
     except RecipeError as error:
         raise fail(error) from error
+    if not is_loopback(host):
+        warning = unauthenticated_warning(host, port, "runner")
+        err_console.print(f"[bold red]WARNING: {warning}[/]", highlight=False, soft_wrap=True)
+        env["RECIPE_UNAUTHENTICATED_NETWORK"] = "1"  # the app shows a red banner
     cmd = streamlit_command(APP_MAIN, host=host, port=port)
     typer.echo(f"Recipe dashboard on http://{host}:{port}  (Ctrl+C to stop)")
     try:
@@ -86,6 +102,7 @@ def _app_environment(
 ) -> dict[str, str]:
     """Validate the arguments up front (a bad path fails here, not inside the browser)."""
     env = dict(os.environ)
+    env.pop("RECIPE_CONFIG", None)  # `recipe app` is the local mode: never a hosted config
     roots = [*parse_roots(env.get(ROOTS_ENV, "")), *map(str, checked_roots(data_roots))]
     if roots:
         env[ROOTS_ENV] = os.pathsep.join(dict.fromkeys(roots))

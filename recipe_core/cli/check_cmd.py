@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from recipe_core.checks import CheckReport, run_all
-from recipe_core.checks.presets import build_check_inputs
 from recipe_core.cli._app import cli, err_console, fail
 from recipe_core.errors import ConfigError, RecipeError
-from recipe_core.models import MODELS
+
+if TYPE_CHECKING:  # torch, the checks and the models load inside the command: fast `--help`
+    from recipe_core.checks import CheckReport
+
+MODELS_HELP = "linear | mlp | small_cnn | resnet18 (or a plugin's model)."
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -23,7 +24,7 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 @cli.command("check")
 def check_command(
     dataset: Annotated[str, typer.Argument(help="Image folder to check (its train split).")],
-    model: Annotated[str, typer.Option(help=f"{' | '.join(MODELS)}.")] = "small_cnn",
+    model: Annotated[str, typer.Option(help=MODELS_HELP)] = "small_cnn",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for weights, batch order, checks.")] = 0,
@@ -53,6 +54,11 @@ def _run(
     dataset: str, model: str, device: str, seed: int, max_seconds: float | None,
     batch_size: int, image_size: int, quiet: bool,
 ) -> CheckReport:  # fmt: skip
+    import torch
+
+    from recipe_core.checks import run_all
+    from recipe_core.checks.presets import build_check_inputs
+
     if not DEVICE.match(device):
         raise ConfigError(f"Invalid device {device!r}. Use auto, cpu, cuda, cuda:N or mps.")
     if device.startswith("cuda") and not torch.cuda.is_available():

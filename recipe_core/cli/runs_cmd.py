@@ -1,4 +1,8 @@
-"""`recipe runs list | show ID | cancel ID`: inspect and stop recorded runs."""
+"""`recipe runs list | show ID | logs ID | cancel ID`: inspect and stop recorded runs.
+
+Each run is judged and cancelled by the executor that launched it (job.json: local or Ray), so
+these work the same for local and Ray jobs. pandas and Ray load inside the commands.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from recipe_core.cli._app import cli, fail
-from recipe_core.errors import RecipeError
-from recipe_core.executors import DEFAULT_GRACE_S, LocalExecutor, refresh_runs
+from recipe_core.errors import RecipeError, RunError
+from recipe_core.executors import DEFAULT_GRACE_S, executor_for, refresh_runs
 from recipe_core.runs import RunReader, RunStatus, find_run
 from recipe_core.workspace import open_workspace
+
+LOG_BYTES = 2_000_000  # at most this much of log.txt is read for `runs logs`
 
 runs_app = typer.Typer(help="List, inspect and cancel training runs.", no_args_is_help=True)
 cli.add_typer(runs_app, name="runs")
@@ -58,7 +64,7 @@ def show_command(
     """Status, config and latest metrics of one run."""
     try:
         run_dir = find_run(open_workspace(workspace), run_id)
-        status = LocalExecutor().refresh(run_dir)
+        status = executor_for(run_dir).refresh(run_dir)
         reader = RunReader(run_dir)
         summary = _summary(status, reader)
     except RecipeError as error:
@@ -105,10 +111,10 @@ def cancel_command(
     ),
     json_out: JsonOpt = False,
 ) -> None:
-    """Stop a running job (SIGTERM, then SIGKILL after --grace seconds)."""
+    """Stop a running job (SIGTERM, then SIGKILL after --grace seconds), local or on Ray."""
     try:
         run_dir = find_run(open_workspace(workspace), run_id)
-        status = LocalExecutor().cancel(run_dir, grace_s=grace)
+        status = executor_for(run_dir).cancel(run_dir, grace_s=grace)
     except RecipeError as error:
         raise fail(error) from error
     if json_out:
@@ -116,3 +122,21 @@ def cancel_command(
     else:
         detail = f" ({status.error})" if status.error else ""
         typer.echo(f"{status.run_id}: {status.state}{detail}")
+
+
+@runs_app.command("logs")
+def logs_command(
+    run_id: RunIdArg,
+    workspace: WorkspaceOpt = None,
+    tail: Annotated[int, typer.Option(help="Last N lines; 0 for the whole log.", min=0)] = 50,
+) -> None:
+    """The job's output (log.txt): the last --tail lines."""
+    try:
+        run_dir = find_run(open_workspace(workspace), run_id)
+        text = RunReader(run_dir).log_tail(max_bytes=LOG_BYTES)
+    except RecipeError as error:
+        raise fail(error) from error
+    except OSError as error:
+        raise fail(RunError(f"Cannot read the log of run {run_id}: {error}")) from error
+    lines = text.splitlines()
+    typer.echo("\n".join(lines[-tail:] if tail else lines))

@@ -60,13 +60,29 @@ def scan_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where files are decoded: 'local' (this machine's processes) or 'ray' (Ray "
+            "Data on a running cluster; the dataset must be at the same path on every node)."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster for --executor ray: its GCS address HOST:PORT, or its dashboard "
+            "URL http://HOST:8265 when the GCS is on the default port 6379.",
+            envvar="RECIPE_RAY_ADDRESS",
+        ),
+    ] = None,
 ) -> None:
     """Scan a dataset for problems: duplicates, leaks, corrupt files, outliers, label issues."""
     try:
         with _progress_bar(enabled=not as_json) as progress:
             result = scan(
                 dataset, workspace=workspace, workers=workers, embedding=embedding,
-                progress=progress, out=out, cache=not no_cache,
+                progress=progress, out=out, cache=not no_cache, executor=executor,
+                ray_address=ray_address,
             )  # fmt: skip
     except RecipeError as error:
         raise fail(error) from error

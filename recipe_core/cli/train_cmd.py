@@ -1,30 +1,36 @@
-"""`recipe train`: start a baseline / overfit / input-independent / train job."""
+"""`recipe train`: start a baseline / overfit / input-independent / train job, in this process,
+as a local background job (`--detach`), or on a Ray cluster (`--executor ray`).
+
+torch, the data stack and Ray are imported inside the command, so `recipe --help` stays fast;
+the help texts below name the presets and built-in models literally for that reason
+(tests check they match PRESETS and BUILTIN_MODELS).
+"""
 
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from recipe_core.cli._app import cli, err_console, fail
-from recipe_core.data import open_dataset
 from recipe_core.errors import RecipeError
-from recipe_core.executors import submit_run
-from recipe_core.jobs import cancel_on_sigterm
-from recipe_core.runs import RunWriter
-from recipe_core.train import PRESETS, JobCancelled, TrainEvent, make_config, resolve_device, train
-from recipe_core.train.job import default_run_name
-from recipe_core.workspace import open_workspace
+
+if TYPE_CHECKING:
+    from recipe_core.train import TrainConfig, TrainEvent
+    from recipe_core.workspace import Workspace
+
+PRESETS_HELP = "baseline | overfit | input_independent | train."
+MODELS_HELP = "linear | mlp | small_cnn | resnet18 (or a plugin's model)."
 
 
 @cli.command("train")
 def train_command(
     dataset: Annotated[str, typer.Argument(help="Dataset to train on (an image folder).")],
-    model: Annotated[str, typer.Option(help="linear | mlp | small_cnn | resnet18.")] = "small_cnn",
-    preset: Annotated[str, typer.Option(help=f"{' | '.join(PRESETS)}.")] = "baseline",
+    model: Annotated[str, typer.Option(help=MODELS_HELP)] = "small_cnn",
+    preset: Annotated[str, typer.Option(help=PRESETS_HELP)] = "baseline",
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (preset's default).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for weights, order, probe.")] = None,
@@ -39,40 +45,85 @@ def train_command(
     detach: Annotated[
         bool, typer.Option("--detach", help="Run as a background job and return at once.")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="local | ray: where a --detach job runs; ray implies --detach "
+            "[env: RECIPE_EXECUTOR].",
+            show_default="local",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray dashboard (Jobs API) URL, http://HOST:8265 [env: RECIPE_RAY_ADDRESS]."
+        ),
+    ] = None,
+    ray_python: Annotated[
+        str | None,
+        typer.Option(
+            help="Python interpreter on the Ray workers [env: RECIPE_RAY_PYTHON].",
+            show_default="this interpreter",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Train a built-in model on DATASET and record the run; prints the run id."""
+    from recipe_core.executors import make_executor
+
+    try:  # a bad executor choice fails first, before the data and torch are loaded
+        runner = make_executor(executor, ray_address=ray_address, ray_python=ray_python)
+    except RecipeError as error:
+        raise fail(error) from error
+    from recipe_core.data import open_dataset
+    from recipe_core.train import JobCancelled, make_config, resolve_device
+    from recipe_core.workspace import open_workspace
+
     try:
         overrides = {k: v for k, v in
                      {"steps": steps, "batch_size": batch_size, "seed": seed}.items()
                      if v is not None}  # fmt: skip
         root = open_dataset(dataset).root  # a bad path fails here, before a run exists
         config = make_config(str(root), preset=preset, model=model, device=device, **overrides)
-        resolve_device(config.device)
+        if runner.name == "local":  # a cluster's devices are checked by its executor
+            resolve_device(config.device)
         ws = open_workspace(workspace)
-        if detach:
-            handle = submit_run(config, workspace=ws)
-            _report(
-                {
-                    "run_id": handle.run_id,
-                    "run_dir": str(handle.run_dir),
-                    "state": "queued",
-                    "pid": int(handle.job_id),
-                },
-                json_out,
-            )
+        if detach or runner.name != "local":
+            _submit(config, ws, runner, json_out)
             return
-        writer = RunWriter.create(ws, name=default_run_name(config), config=config.to_dict())
-        if not json_out:
-            typer.echo(writer.run_id)
-        with cancel_on_sigterm():  # `kill` records `cancelled`, as for a detached job
-            result = train(config, run=writer, callbacks=[] if json_out else [_print_event])
+        result = _train_here(config, ws, json_out)
     except (KeyboardInterrupt, JobCancelled) as stop:
         err_console.print("cancelled")
         raise typer.Exit(130) from stop
     except RecipeError as error:
         raise fail(error) from error
     _report({**result.to_dict(), "state": "succeeded"}, json_out)
+
+
+def _submit(config: TrainConfig, ws: Workspace, runner: Any, json_out: bool) -> None:
+    from recipe_core.executors import submit_run
+
+    handle = submit_run(config, workspace=ws, executor=runner)
+    summary: dict[str, Any] = {
+        "run_id": handle.run_id, "run_dir": str(handle.run_dir), "state": "queued",
+        "executor": handle.executor, "job_id": handle.job_id,
+    }  # fmt: skip
+    if handle.executor == "local":
+        summary["pid"] = int(handle.job_id)
+    _report(summary, json_out)
+
+
+def _train_here(config: TrainConfig, ws: Workspace, json_out: bool) -> Any:
+    from recipe_core.jobs import cancel_on_sigterm
+    from recipe_core.runs import RunWriter
+    from recipe_core.train import train
+    from recipe_core.train.job import default_run_name
+
+    writer = RunWriter.create(ws, name=default_run_name(config), config=config.to_dict())
+    if not json_out:
+        typer.echo(writer.run_id)
+    with cancel_on_sigterm():  # `kill` records `cancelled`, as for a detached job
+        return train(config, run=writer, callbacks=[] if json_out else [_print_event])
 
 
 def _print_event(event: TrainEvent) -> None:

@@ -3,18 +3,20 @@
 An executor launches `python -m recipe_core.jobs RUN_DIR` somewhere, can cancel it, and can tell
 whether it is still alive. It records who launched the process in the run's job.json, so a
 restarted app (a new executor object) can still judge and cancel jobs an earlier one started.
-The local executor uses subprocesses; a Ray executor (issue 7) implements the same three methods.
+The local executor uses subprocesses; the Ray executor submits Ray Jobs. Both record
+`executor` in job.json, so `recipe_core.executors.executor_for` can pick the right one later.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from recipe_core.errors import RunError
-from recipe_core.runs import RunStatus
+from recipe_core.runs import RunStatus, run_target
 
 DEFAULT_GRACE_S = 10.0  # SIGTERM -> SIGKILL: long enough to finish a step and write status
 
@@ -41,6 +43,28 @@ class Executor(Protocol):
     def refresh(self, run_dir: Path) -> RunStatus:
         """The run's status, after marking it `failed` if its process died unrecorded."""
         ...
+
+
+def job_target(run_dir: Path) -> str:
+    """The one argument of `python -m recipe_core.jobs TARGET` for a run: its URL when the run
+    lives on shared storage (run_dir is then a local cache copy), else its directory."""
+    return run_target(run_dir)
+
+
+def read_job(run_dir: Path) -> dict[str, Any] | None:
+    """The run's job.json (who launched its job), None when it was never submitted."""
+    try:
+        data = json.loads((Path(run_dir) / "job.json").read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise RunError(
+            f"{Path(run_dir) / 'job.json'} is malformed ({exc}); Recipe cannot tell where the "
+            "job runs. Restore the file, or delete the run folder."
+        ) from exc
+    if not isinstance(data, dict):
+        raise RunError(f"{Path(run_dir) / 'job.json'} is not a JSON object; restore or delete it.")
+    return data
 
 
 def wait_for(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import recipe_core
 from recipe_core.errors import RunError
-from recipe_core.executors.base import DEFAULT_GRACE_S, JobHandle
+from recipe_core.executors.base import DEFAULT_GRACE_S, JobHandle, job_target
 from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, process_token, read_status
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class LocalExecutor:
                 f"Run {status.run_id} is {status.state} and was already submitted; "
                 "start a new run instead."
             )
-        cmd = [self.python, "-m", "recipe_core.jobs", str(run_dir)]
+        cmd = [self.python, "-m", "recipe_core.jobs", job_target(run_dir)]
         with open(run_dir / "log.txt", "ab") as log_file:
             proc = subprocess.Popen(
                 cmd,

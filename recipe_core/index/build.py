@@ -1,5 +1,9 @@
 """`build_index`: decode every sample once (in a process pool) into a `ScanIndex`, reusing the
-workspace cache for files that did not change since the last scan."""
+workspace cache for files that did not change since the last scan.
+
+Where the files are decoded is pluggable (`features=`): the local process pool by default, Ray
+Data for a cluster (`recipe_core.index.ray_build`). Both run the same per-chunk function,
+`features.index_chunk`, so both paths give the same rows."""
 
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ from recipe_core.workspace import Workspace
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (files done, files to decode)
+# (absolute paths, embedder, progress) -> (features, (N, D) embeddings) of the files, in order.
+FeatureRunner = Callable[
+    [Sequence[str], EmbeddingSpec, Progress | None], tuple[ChunkFeatures, np.ndarray]
+]
 
 
 def build_index(
@@ -32,6 +40,7 @@ def build_index(
     embedding: str = "default",
     progress: Progress | None = None,
     device: str | None = None,
+    features: FeatureRunner | None = None,
 ) -> ScanIndex:
     """One `ScanIndex` row per sample of `source`, in `source.samples` order.
 
@@ -41,6 +50,8 @@ def build_index(
     rows taken from the cache. `embedding` is "default" (the offline "pixels+hog" descriptor) or
     "resnet18" (torchvision weights already on disk; see `recipe_core.index.embedders`).
     `device` is where a network embedder runs (None: CUDA when present, else CPU).
+    `features` computes the rows of the files to decode (None: `local_features(workers,
+    device)`, this machine's process pool); `workers` and `device` only shape that default.
     """
     spec = resolve_embedding(embedding)
     files = stat_files(source)
@@ -55,16 +66,29 @@ def build_index(
     todo = np.flatnonzero(reuse < 0)
     log.info("decoding %d of %d files (the rest reused)", len(todo), len(files))
     paths = [os.fsdecode(resolve_path(source.root, p)) for p in files["path"].iloc[todo]]
-    fresh = _concat(run_chunks(paths, workers=_workers(workers), progress=progress))
-    fresh_embeddings = (
-        fresh.embeddings if spec.offline else deep_embeddings(paths, spec, device=device)
-    )
+    runner = features or local_features(workers=workers, device=device)
+    fresh, fresh_embeddings = runner(paths, spec, progress)
     table, embeddings, pixels = _assemble(files, previous, reuse, fresh, fresh_embeddings)
     fingerprint = cache.content_fingerprint(table, spec.name)
     scan = cache.CachedScan(table, embeddings, pixels, key, fingerprint)
     if scans is not None:
         cache.save_scan(scans, dataset_key, scan, embedding=spec.name)
     return _as_index(source, scan, spec, reused=len(files) - len(todo))
+
+
+def local_features(*, workers: int | None = None, device: str | None = None) -> FeatureRunner:
+    """The default runner: `index_chunk` in a local process pool of `workers` (None: one per
+    CPU), then a network embedder (if chosen) on `device`."""
+
+    def run(
+        paths: Sequence[str], spec: EmbeddingSpec, progress: Progress | None
+    ) -> tuple[ChunkFeatures, np.ndarray]:
+        fresh = _concat(run_chunks(paths, workers=_workers(workers), progress=progress))
+        if spec.offline:
+            return fresh, fresh.embeddings
+        return fresh, deep_embeddings(paths, spec, device=device)
+
+    return run
 
 
 def stat_files(source: DatasetSource) -> pd.DataFrame:

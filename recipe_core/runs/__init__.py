@@ -13,19 +13,24 @@
       skipped.csv        dataset files that did not decode (path, error, split)
       log.txt            the job's stdout and stderr
 
-Every byte goes through `RunFiles` (files.py), so a shared-storage (fsspec) backend can replace
-the local one later without touching the writer or the reader. The package was runs.py; it was
-split by side (files / writer / reader) to keep each module small.
+Every byte goes through `RunFiles` (files.py). Shared storage (an fsspec URL such as
+s3://bucket/runs, storage.py) keeps this format and this code: a job writes a local staging
+copy that mirror_job.py uploads as whole objects; readers read a local cache copy that mirror.py
+refreshes. The package was runs.py; it was split by side (files / writer / reader) to keep each
+module small.
 """
 
 from __future__ import annotations
 
 from recipe_core.runs.files import JsonlTail, RunFiles, new_run_id, now_iso, process_token
+from recipe_core.runs.mirror import sync_run, sync_runs
 from recipe_core.runs.reader import METRIC_COLUMNS, RunReader, find_run, list_runs
+from recipe_core.runs.storage import RUNS_URL_ENV, check_runs_url, run_target
 from recipe_core.runs.writer import STATES, TERMINAL_STATES, RunStatus, RunWriter, read_status
 
 __all__ = [
     "METRIC_COLUMNS",
+    "RUNS_URL_ENV",
     "STATES",
     "TERMINAL_STATES",
     "JsonlTail",
@@ -33,10 +38,14 @@ __all__ = [
     "RunReader",
     "RunStatus",
     "RunWriter",
+    "check_runs_url",
     "find_run",
     "list_runs",
     "new_run_id",
     "now_iso",
     "process_token",
     "read_status",
+    "run_target",
+    "sync_run",
+    "sync_runs",
 ]

@@ -1,5 +1,9 @@
-"""Byte-level I/O of a run directory, isolated so shared storage (fsspec) can replace it later,
-plus the identifiers a run is filed under."""
+"""Byte-level I/O of a run directory, plus the identifiers a run is filed under.
+
+A local folder that mirrors a run on shared storage (storage.py: it holds a marker with the run's
+URL) also pushes every write to that URL, as a whole object: that is how the dashboard's own
+writes (config and status of a new run, job.json, a cancel or a "process died") reach the
+workers and the other dashboards."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from recipe_core.errors import RunError
+from recipe_core.runs.storage import APPEND_ONLY, is_url, mirror_url, open_store, split_run_url
 
 
 def now_iso() -> str:
@@ -22,11 +29,26 @@ def new_run_id() -> str:
     return f"{stamp:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(3)}"
 
 
+def replace_file(target: Path, data: bytes) -> None:
+    """Write a temp file, then `os.replace`: readers see the old or the new file, never half."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
+def whole_lines(name: str, data: bytes) -> bytes:
+    """What of a local file may be shared: append-only files up to their last newline, so a
+    remote copy never ends in a line still being written."""
+    return data[: data.rfind(b"\n") + 1] if name in APPEND_ONLY else data
+
+
 class RunFiles:
-    """Byte-level I/O on one run directory (local paths today; fsspec tomorrow)."""
+    """Byte-level I/O on one local run directory (pushing writes on when it mirrors a URL)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._remote: str | None = None  # the mirrored run's URL, "" for none; read on 1st write
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -41,20 +63,39 @@ class RunFiles:
 
     def write_atomic(self, name: str, data: bytes) -> None:
         """Write a temp file, then `os.replace`: readers see the old or the new file, never half."""
-        target = self.root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        replace_file(self.root / name, data)
+        self._push(name, data)
 
     def append(self, name: str, data: bytes) -> None:
         # One write() per call on an O_APPEND file: concurrent readers never see a torn middle.
         with open(self.root / name, "ab") as handle:
             handle.write(data)
+        if self.remote_url():  # an object store has no append: the whole file goes up
+            self._push(name, self.read_bytes(name))
 
     def list(self, folder: str) -> list[str]:
         base = self.root / folder
         return sorted(p.name for p in base.iterdir()) if base.is_dir() else []
+
+    def remote_url(self) -> str:
+        """The URL this folder mirrors (a cache copy of a shared run), "" for a plain run."""
+        if self._remote is None:
+            self._remote = mirror_url(self.root)
+        return self._remote
+
+    def _push(self, name: str, data: bytes) -> None:
+        url = self.remote_url()
+        if not url or not is_url(url):
+            return
+        runs_url, run_id = split_run_url(url)
+        try:
+            open_store(runs_url).put(run_id, name, whole_lines(name, data))
+        except Exception as exc:  # the backend's own errors (botocore, ...) are not OSErrors
+            raise RunError(
+                f"Wrote {name} of run {run_id} locally but could not upload it to {url}: "
+                f"{type(exc).__name__}: {exc}. Check the storage is reachable and writable, "
+                "then retry; other machines do not see this change until then."
+            ) from exc
 
 
 def process_token(pid: int) -> str:

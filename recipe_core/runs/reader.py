@@ -12,6 +12,7 @@ import pandas as pd
 
 from recipe_core.errors import RunError
 from recipe_core.runs.files import JsonlTail, RunFiles
+from recipe_core.runs.mirror import SYNC_EVERY_S, sync_run, sync_runs
 from recipe_core.runs.writer import RunHandle, RunStatus, read_status
 from recipe_core.workspace import Workspace
 
@@ -20,7 +21,8 @@ METRIC_COLUMNS = ("step", "split", "loss", "accuracy", "lr", "images_per_s", "wa
 
 class RunReader(RunHandle):
     """Reads one run directory while it is being written. `metrics()` and `dynamics()` tail
-    their files: each call reads only the bytes appended since the previous call."""
+    their files: each call reads only the bytes appended since the previous call. A cache copy
+    of a run on shared storage is refreshed from it first (mirror.py)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.files = RunFiles(Path(run_dir))
@@ -31,12 +33,19 @@ class RunReader(RunHandle):
         self._dyn_steps: list[int] = []
         self._dyn_probs: list[list[list[float]]] = []
 
+    def refresh(self) -> None:
+        """Pull what changed on shared storage, at most every SYNC_EVERY_S (no-op for an
+        ordinary local run)."""
+        if self.files.remote_url():
+            sync_run(self.files.root, max_age_s=SYNC_EVERY_S)
+
     def config(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.files.read_bytes("config.json"))
         return data
 
     def new_metrics(self) -> list[dict[str, Any]]:
         """Metric rows appended since the last call to `new_metrics` or `metrics`."""
+        self.refresh()
         rows = self._metrics.read_new()
         self._metric_rows.extend(rows)
         return rows
@@ -52,6 +61,7 @@ class RunReader(RunHandle):
 
     def dynamics(self) -> tuple[np.ndarray, np.ndarray]:
         """(steps (T,), probs (T, P, C)): probe-batch probabilities at each snapshot so far."""
+        self.refresh()
         for row in self._dynamics.read_new():
             self._dyn_steps.append(int(row["step"]))
             self._dyn_probs.append(row["probs"])
@@ -76,6 +86,7 @@ class RunReader(RunHandle):
         return pd.read_csv(io.BytesIO(self.files.read_bytes(name)), keep_default_na=False)
 
     def log_tail(self, max_bytes: int = 20_000) -> str:
+        self.refresh()
         if not self.files.exists("log.txt"):
             return ""
         size = self.files.path("log.txt").stat().st_size
@@ -83,7 +94,9 @@ class RunReader(RunHandle):
 
 
 def list_runs(workspace: Workspace) -> list[RunStatus]:
-    """Every readable run of the workspace, newest first (run ids sort by creation time)."""
+    """Every readable run of the workspace, newest first (run ids sort by creation time); with
+    shared storage, after pulling what changed there into the local cache."""
+    sync_runs(workspace)
     if not workspace.runs.is_dir():
         return []
     statuses = []

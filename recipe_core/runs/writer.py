@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from recipe_core.errors import RunError
-from recipe_core.runs.files import RunFiles, new_run_id, now_iso, process_token
+from recipe_core.runs.files import RunFiles, new_run_id, now_iso, process_token, replace_file
+from recipe_core.runs.storage import MARKER
 from recipe_core.workspace import Workspace
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -85,12 +86,17 @@ class RunWriter(RunHandle):
     def create(
         cls, workspace: Workspace, *, name: str, config: Mapping[str, Any], kind: str = "job"
     ) -> RunWriter:
-        """A new run directory under `workspace.runs`, in state `queued`."""
+        """A new run directory under `workspace.runs`, in state `queued`. With shared storage
+        (`workspace.runs_url`) it is a cache copy: config.json and status.json are uploaded
+        before this returns, so a worker started next finds them."""
         run_id = new_run_id()
         root = workspace.runs / run_id
         root.mkdir(parents=True, exist_ok=False)
         (root / "batches").mkdir()
         (root / "checkpoints").mkdir()
+        if workspace.runs_url:
+            marker = {"url": f"{workspace.runs_url}/{run_id}", "versions": {}, "settled": False}
+            replace_file(root / MARKER, json.dumps(marker).encode())
         files = RunFiles(root)
         files.write_atomic("config.json", json.dumps(dict(config), indent=2).encode())
         status = RunStatus(run_id=run_id, name=name, state="queued", kind=kind, created=now_iso())
@@ -170,6 +176,12 @@ class RunWriter(RunHandle):
 
 
 def read_status(files: RunFiles) -> RunStatus:
+    """The run's status.json; for a cache copy of a shared run, refreshed from storage first
+    (at most every SYNC_EVERY_S), so executors and `finish` judge the run as it is now."""
+    if files.remote_url():
+        from recipe_core.runs.mirror import SYNC_EVERY_S, sync_run  # mirror imports this module
+
+        sync_run(files.root, max_age_s=SYNC_EVERY_S)
     try:
         return RunStatus.from_dict(json.loads(files.read_bytes("status.json")))
     except FileNotFoundError as exc:

@@ -119,6 +119,7 @@ class Batcher:
     ) -> None:
         self.on_device = keep_on_device(data.images.numel(), device)
         self.pin = should_pin(device) and not self.on_device
+        self.resident = self.on_device or device.type == "cpu"  # images where the net runs
         self.images = data.images.to(device) if self.on_device else data.images
         self.labels = data.labels.to(device)
         self.sample_ids = data.sample_ids
@@ -132,25 +133,41 @@ class Batcher:
         self.aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
         self.order = torch.empty(0, dtype=torch.int64)  # (N,) this epoch's permutation, host
         self.order_dev = self.order  # the same on the device: no host->device copy per step
-        self.cursor = 0
+        self.cursor = self.end = 0  # next batch starts at `cursor`; `end` = len(self.order)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.cursor + self.batch_size > len(self.order):
-            self.order = torch.randperm(len(self.labels), generator=self.order_gen)
-            self.order_dev = self.order.to(self.device)
-            self.cursor = 0
-        window = slice(self.cursor, self.cursor + self.batch_size)
-        idx, idx_dev = self.order[window], self.order_dev[window]  # (B,) int64: host, device
-        self.cursor += self.batch_size
-        if self.on_device:
+        """The next (x, y, index): x and y on the device, index (B,) int64 on the host. Per
+        step: two slices, a gather and the normalisation; no host<->device transfer or sync
+        when the images live on the device."""
+        if self.cursor + self.batch_size > self.end:
+            self._new_epoch()
+        start = self.cursor
+        self.cursor = stop = start + self.batch_size
+        idx, idx_dev = self.order[start:stop], self.order_dev[start:stop]  # (B,): host, device
+        if self.resident:
             pixels = self.images[idx_dev]
         else:  # gather on the host; a pinned staging copy lets the upload run asynchronously
             pixels = self.images[idx].pin_memory() if self.pin else self.images[idx]
-        return self.prepare(pixels, augment=self.augment), self.labels[idx_dev], idx
+            pixels = pixels.to(self.device, non_blocking=True)
+        return self._normalise(pixels, augment=self.augment), self.labels[idx_dev], idx
+
+    def _new_epoch(self) -> None:
+        """A fresh seeded permutation (drawn on the host, so CPU and CUDA runs see the same
+        batches), uploaded once per epoch. On CUDA the upload goes through pinned memory,
+        non-blocking: a pageable copy would make the host wait for the GPU's whole queue."""
+        order = torch.randperm(len(self.labels), generator=self.order_gen)
+        if self.device.type == "cuda":
+            order = order.pin_memory()  # the caching host allocator keeps it until copied
+        self.order, self.order_dev = order, order.to(self.device, non_blocking=True)
+        self.cursor, self.end = 0, len(order)
 
     def prepare(self, pixels: torch.Tensor, *, augment: bool = False) -> torch.Tensor:
         """uint8 (B, C, H, W) -> float32 (B, C, H, W), normalised: exactly what the net sees."""
-        x = pixels.to(self.device, non_blocking=True).float().div_(255)
+        return self._normalise(pixels.to(self.device, non_blocking=True), augment=augment)
+
+    def _normalise(self, pixels: torch.Tensor, *, augment: bool) -> torch.Tensor:
+        """`prepare` for uint8 pixels already on the device."""
+        x = pixels.float().div_(255)
         if augment:
             x = random_affine(x, generator=self.aug_gen)
         x = x.sub_(self.shift).div_(self.scale)

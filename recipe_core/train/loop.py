@@ -45,6 +45,14 @@ class TrainEvent:
 Callback = Callable[[TrainEvent], None]
 
 
+def windows_in_flight(device: torch.device) -> int:
+    """Closed windows left unwritten after a flush: on CUDA the newest one (its copy to the host
+    is still running; it is written at the next flush, so nothing waits for the GPU), on CPU
+    none. So a "train" event for the window ending at step s arrives once the host has queued
+    min(s + 1 + windows_in_flight * log_every, steps) steps."""
+    return 1 if device.type == "cuda" else 0
+
+
 @dataclass(frozen=True)
 class LoopSummary:
     steps: int  # optimizer steps taken
@@ -71,7 +79,7 @@ class Loop:
         self.callbacks, self.checkpoint_meta = callbacks, dict(checkpoint_meta or {})
         self.window = Window()
         self.in_flight: list[tuple[ClosedWindow, Snapshots | None]] = []
-        self.lag = 1 if batches.device.type == "cuda" else 0  # windows left in flight on CUDA
+        self.lag = windows_in_flight(batches.device)
         self.last_loss = math.nan
         self.val_loss, self.val_accuracy, self.best_val = math.nan, math.nan, math.inf
         self.bad_evals, self.last_eval = 0, -1
@@ -111,6 +119,8 @@ class Loop:
         )
 
     def _train_step(self, step: int) -> None:
+        """One update. Beyond a plain loop's work: one tuple appended to the window (no kernel,
+        no host read), and, for the first `capture_batches` steps, the capture hook."""
         x, y, idx = self.batches.next()
         if self.capture.active:
             self.capture.set_targets(y, self.batches.sample_ids[idx.numpy()])
@@ -123,12 +133,12 @@ class Loop:
         self.optimizer.step()
         if self.schedule is not None:
             self.schedule.step()
-        self.images += len(idx)
+        self.images += self.batches.batch_size  # no partial batches
 
     def flush(self, *, wait: bool = False) -> None:
         """Close the open window (its copy to the host starts now) and write the windows whose
         copies are done: on CUDA all but the newest unless `wait`, on CPU all of them."""
-        if self.window.sizes:
+        if self.window.records:
             self.in_flight.append((self.window.close(), self.recorder.take()))
             self.window = Window()
         while len(self.in_flight) > (0 if wait else self.lag):

@@ -1,10 +1,11 @@
 """Per-step training metrics without per-step syncs.
 
-Each step appends device tensors (loss, logits, targets) to the open `Window`. Every
-`log_every` steps the window is closed: one stack, one non-blocking copy to pinned host memory
-and a CUDA event. The loop writes a closed window only once the next one closes (on CUDA), by
-which time the copy is long done, so the CPU never waits for the GPU to drain its queue and the
-GPU never idles while the CPU writes files.
+Each step appends its device tensors (loss, logits, targets) to the open `Window`: one tuple,
+no kernel, no host read. Every `log_every` steps the window is closed: a handful of kernels for
+the whole window, one non-blocking copy to pinned host memory and a CUDA event. The loop writes
+a closed window only once the next one closes (on CUDA), by which time the copy is long done,
+so the CPU never waits for the GPU to drain its queue and the GPU never idles while the CPU
+writes files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 import torch
 
 from recipe_core.dynamics import HostCopy
+
+# One step's record: loss () float32, logits (B, C), targets (B,) int64, learning rate.
+StepRecord = tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]
 
 
 @dataclass(frozen=True)
@@ -43,38 +47,36 @@ class Window:
     """Per-step values since the last flush; tensors stay on the device."""
 
     first_step: int = 0
-    losses: list[torch.Tensor] = field(default_factory=list)  # () float32 each
-    logits: list[torch.Tensor] = field(default_factory=list)  # (B, C) each
-    targets: list[torch.Tensor] = field(default_factory=list)  # (B,) int64 each
-    sizes: list[int] = field(default_factory=list)
-    lrs: list[float] = field(default_factory=list)
+    records: list[StepRecord] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+
+    def __len__(self) -> int:
+        return len(self.records)
 
     def add(
         self, step: int, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, lr: float
     ) -> None:
-        if not self.sizes:
+        """The per-step hot path: one tuple appended (detached, so no graph is kept alive)."""
+        if not self.records:
             self.first_step = step
-        self.losses.append(loss.detach())
-        self.logits.append(logits.detach())
-        self.targets.append(y)
-        self.sizes.append(len(y))
-        self.lrs.append(lr)
+        self.records.append((loss.detach(), logits.detach(), y, lr))
 
     def close(self) -> ClosedWindow:
         """A handful of kernels for the whole window, then an asynchronous copy to the host."""
-        if len({len(t) for t in self.targets}) == 1:  # every step the same batch size
-            hits = torch.stack(self.logits).argmax(dim=2) == torch.stack(self.targets)
+        losses, logits, targets, lrs = zip(*self.records, strict=True)
+        sizes = [t.shape[0] for t in targets]
+        if len(set(sizes)) == 1:  # every step the same batch size
+            hits = torch.stack(logits).argmax(dim=2) == torch.stack(targets)
             correct = hits.sum(dim=1)  # (K,)
         else:
             correct = torch.stack(
-                [(lg.argmax(1) == t).sum() for lg, t in zip(self.logits, self.targets, strict=True)]
+                [(lg.argmax(1) == t).sum() for lg, t in zip(logits, targets, strict=True)]
             )
-        values = torch.stack([torch.stack(self.losses).float(), correct.float()])  # (2, K)
+        values = torch.stack([torch.stack(losses).float(), correct.float()])  # (2, K)
         return ClosedWindow(
             first_step=self.first_step,
-            sizes=self.sizes,
-            lrs=self.lrs,
+            sizes=sizes,
+            lrs=list(lrs),
             elapsed=time.perf_counter() - self.started,
             values=HostCopy(values),
         )

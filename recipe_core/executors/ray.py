@@ -1,0 +1,302 @@
+"""Ray executor: each job is a Ray Job (`JobSubmissionClient`) running the same entry point as a
+local job, `<python> -m recipe_core.jobs --log RUN_DIR/log.txt RUN_DIR`, on a running cluster.
+
+The address is the cluster's dashboard (Jobs API) URL, `http://HOST:8265`; `HOST:PORT` means
+`http://HOST:PORT`. `ray://` (Ray Client) and the GCS port are not the Jobs API and are refused
+or reported as such. Only HTTP is spoken: this never calls `ray.init()` or starts a local Ray,
+so the Streamlit process can use it. Ray is imported lazily inside the methods.
+
+The run directory must be shared storage that the cluster's workers see at the same path (one
+machine, or a shared filesystem). Token auth: the token comes from `token=`, else
+RAY_AUTH_TOKEN, else the file named by RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import recipe_core
+from recipe_core.errors import ConfigError, RunError
+from recipe_core.executors.base import DEFAULT_GRACE_S, JobHandle, job_target, read_job
+from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT_S = 5.0  # a dead or firewalled cluster must not hang the Runs page
+RETRY_AFTER_S = 10.0  # after a failed probe, skip the cluster for this long
+STOP_EXTRA_S = 5.0  # Ray's own SIGTERM -> SIGKILL wait, plus slack, on top of grace
+START_HINT = (
+    "Start a cluster with `ray start --head --dashboard-host 0.0.0.0` (Jobs API on port 8265) "
+    "and pass its dashboard URL with `--ray-address http://HOST:8265` or RECIPE_RAY_ADDRESS."
+)
+
+
+def normalize_address(address: str) -> str:
+    """The Jobs API base URL for a user-given address; ConfigError for unusable ones."""
+    text = address.strip().rstrip("/")
+    if not text:
+        raise ConfigError(f"Empty Ray address. {START_HINT}")
+    if text.startswith("ray://"):
+        raise ConfigError(
+            f"Ray address {address!r} is a Ray Client address; Recipe submits through the Jobs "
+            f"API. Use the dashboard URL instead, e.g. http://{text[6:].split(':')[0]}:8265."
+        )
+    if "://" not in text:
+        text = f"http://{text}"
+    if not text.startswith(("http://", "https://")):
+        raise ConfigError(f"Ray address {address!r} must be http(s)://HOST:PORT. {START_HINT}")
+    return text
+
+
+def find_token(explicit: str | None = None) -> str | None:
+    """The cluster token to send, as Ray's own clients find it; None when there is none."""
+    if explicit:
+        return explicit
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def gpus_needed(device: str, cluster_gpus: float) -> float:
+    """GPUs to reserve for a job on `device`: cuda* -> 1, cpu -> 0, auto -> 1 if any exist."""
+    if device.startswith("cuda"):
+        return 1.0
+    if device == "auto":
+        return 1.0 if cluster_gpus > 0 else 0.0
+    return 0.0
+
+
+class RayExecutor:
+    """Submits jobs to a Ray cluster through its Jobs API; judges and stops them there."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        python: str | None = None,
+        num_cpus: float = 1,
+        num_gpus: float | None = None,
+        env: Mapping[str, str] | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.address = normalize_address(address)
+        self.python = python or os.environ.get("RECIPE_RAY_PYTHON") or sys.executable
+        self.num_cpus = float(num_cpus)
+        self.num_gpus = None if num_gpus is None else float(num_gpus)
+        self.extra_env = dict(env or {})
+        self.token = find_token(token)
+        self._client: Any = None
+        self._down_until = 0.0
+        self._down_error = ""
+
+    # -- talking to the cluster -------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _get(self, endpoint: str, *, missing_ok: bool = False) -> Any:
+        """GET a dashboard endpoint as JSON (None for a 404 when `missing_ok`); ConfigError
+        (naming the fix) when it fails."""
+        if time.monotonic() < self._down_until:  # don't wait on a dead cluster once per run
+            raise ConfigError(self._down_error)
+        request = urllib.request.Request(self.address + endpoint, headers=self._headers())
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404 and missing_ok:
+                return None
+            body = exc.read().decode(errors="replace")
+            raise ConfigError(self._http_error(exc.code, body)) from exc
+        except (OSError, ValueError) as exc:
+            self._down_until = time.monotonic() + RETRY_AFTER_S
+            self._down_error = (
+                f"Cannot reach the Ray Jobs API at {self.address} ({exc}). {START_HINT} "
+                "(The GCS port, 6379 by default, is not the Jobs API.)"
+            )
+            raise ConfigError(self._down_error) from exc
+
+    def _http_error(self, code: int, body: str) -> str:
+        if code in (401, 403):
+            which = "no token was sent" if not self.token else "the token was refused"
+            return (
+                f"The Ray cluster at {self.address} requires token authentication and "
+                f"{which} (HTTP {code}: {body.strip()[:200]}). Set RAY_AUTH_TOKEN (or "
+                "RAY_AUTH_TOKEN_PATH) to the cluster's token; on the head, "
+                "`ray get-auth-token` prints it."
+            )
+        return f"Ray cluster at {self.address} answered HTTP {code}: {body.strip()[:300]}"
+
+    def client(self) -> Any:
+        """A connected `JobSubmissionClient` (cached); ConfigError when the cluster cannot be
+        reached or refuses us."""
+        if self._client is None:
+            self._get("/api/version")  # clear errors (and a timeout) before Ray's client
+            try:
+                from ray.job_submission import JobSubmissionClient
+            except ImportError as exc:
+                raise ConfigError(
+                    "The Ray executor needs Ray's Jobs client: pip install 'recipe[ray]'."
+                ) from exc
+            self._client = JobSubmissionClient(self.address, headers=self._headers())
+        return self._client
+
+    def cluster_resources(self) -> dict[str, float]:
+        """Total resources of the cluster's live nodes (CPU, GPU, memory...), from the
+        dashboard's cluster status; `node:*` markers left out."""
+        data = self._get("/api/cluster_status")
+        usage = data.get("data", {}).get("clusterStatus", {}).get("loadMetricsReport", {})
+        totals = usage.get("usage", {}) if isinstance(usage, dict) else {}
+        return {
+            str(name): float(pair[1])
+            for name, pair in totals.items()
+            if not str(name).startswith("node:") and isinstance(pair, list) and len(pair) == 2
+        }
+
+    # -- the Executor protocol --------------------------------------------------------------
+
+    def submit(self, run_dir: Path) -> JobHandle:
+        run_dir = Path(run_dir)
+        status = read_status(RunFiles(run_dir))
+        if status.state != "queued" or read_job(run_dir) is not None:
+            raise RunError(
+                f"Run {status.run_id} is {status.state} and was already submitted; "
+                "start a new run instead."
+            )
+        device = str(json.loads((run_dir / "config.json").read_text()).get("device", "auto"))
+        num_gpus = self._check_gpus(device)
+        target = job_target(run_dir)
+        cmd = [self.python, "-m", "recipe_core.jobs", "--log", str(run_dir / "log.txt"), target]
+        client = self.client()
+        try:
+            submission_id = client.submit_job(
+                entrypoint=shlex.join(cmd),  # Ray runs the entry point through a shell
+                submission_id=f"recipe-{status.run_id}",
+                entrypoint_num_cpus=self.num_cpus,
+                entrypoint_num_gpus=num_gpus,
+                runtime_env={"env_vars": self._env()},
+                metadata={"recipe_run_id": status.run_id},
+            )
+        except Exception as exc:  # Ray raises RuntimeError / its own errors, not ours
+            raise ConfigError(
+                f"The Ray cluster at {self.address} refused run {status.run_id}: {exc}"
+            ) from exc
+        RunWriter(run_dir).write_json("job.json", {
+            "executor": self.name, "address": self.address, "submission_id": submission_id,
+            "submitted": now_iso(), "command": cmd, "num_gpus": num_gpus,
+            "num_cpus": self.num_cpus, "python": self.python,
+        })  # fmt: skip
+        log.info("Submitted run %s to Ray at %s as %s", status.run_id, self.address, submission_id)
+        return JobHandle(
+            run_id=status.run_id, run_dir=run_dir, executor=self.name, job_id=submission_id
+        )
+
+    def _check_gpus(self, device: str) -> float:
+        """GPUs to request; ConfigError when the job needs GPUs the cluster does not have (a
+        GPU request on a GPU-less cluster would stay PENDING forever)."""
+        explicit = self.num_gpus
+        if explicit == 0 or (explicit is None and device == "cpu"):
+            return 0.0
+        resources = self.cluster_resources()
+        wanted = explicit if explicit is not None else gpus_needed(device, resources.get("GPU", 0))
+        if wanted > 0 and resources.get("GPU", 0.0) <= 0:
+            listed = ", ".join(_resource(k, v) for k, v in sorted(resources.items())) or "none"
+            raise ConfigError(
+                f"The Ray cluster at {self.address} has no GPUs (its resources: {listed}), but "
+                f"this job asks for {wanted:g} GPU (device {device!r}); it would wait forever. "
+                "Use `--device cpu`, or add GPU workers to the cluster "
+                "(`ray start --address HEAD:6379 --num-gpus N` on a GPU machine)."
+            )
+        return wanted
+
+    def _env(self) -> dict[str, str]:
+        """Environment for the job process: PYTHONPATH so `-m recipe_core.jobs` imports from a
+        source checkout, unbuffered output, Ray's stop grace, and the caller's extras."""
+        package_parent = str(Path(recipe_core.__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+        env = {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
+               "RAY_JOB_STOP_WAIT_TIME_S": str(int(DEFAULT_GRACE_S))}  # fmt: skip
+        return {**env, **self.extra_env}
+
+    def refresh(self, run_dir: Path) -> RunStatus:
+        run_dir = Path(run_dir)
+        status = read_status(RunFiles(run_dir))
+        job = read_job(run_dir)
+        if status.finished or job is None or job.get("executor") != self.name:
+            return status
+        sid = str(job["submission_id"])
+        try:
+            state, message = self._job_state(sid)
+        except ConfigError as exc:
+            log.warning("Cannot judge run %s on Ray: %s", status.run_id, exc)
+            return status  # unreachable cluster: unknown, not dead
+        if state in ("PENDING", "RUNNING"):
+            return status
+        return self._record_end(run_dir, sid, state, message)
+
+    def _job_state(self, sid: str) -> tuple[str, str]:
+        """Ray's (status, message) for a submission; ("MISSING", why) for an unknown one."""
+        answer = self._get(f"/api/jobs/{sid}", missing_ok=True)
+        if not isinstance(answer, dict):
+            return "MISSING", f"The Ray cluster at {self.address} has no job {sid}."
+        return str(answer.get("status", "")), str(answer.get("message") or "")
+
+    def _record_end(self, run_dir: Path, sid: str, state: str, message: str) -> RunStatus:
+        writer = RunWriter(run_dir)
+        detail = message.strip()[-1500:]
+        if state == "STOPPED":
+            return writer.finish("cancelled", error=f"Ray job {sid} was stopped. {detail}")
+        if state == "MISSING":
+            detail += " (Was the cluster restarted?)"
+        reason = f"Ray job {sid} ended ({state}) before recording a result: {detail}"
+        return writer.finish("failed", error=f"{reason} See log.txt in the run folder.")
+
+    def cancel(self, run_dir: Path, *, grace_s: float = DEFAULT_GRACE_S) -> RunStatus:
+        run_dir = Path(run_dir)
+        status = self.refresh(run_dir)
+        if status.finished:
+            return status
+        job = read_job(run_dir)
+        if job is None:  # queued, never submitted
+            return RunWriter(run_dir).finish("cancelled", error="Cancelled before it started.")
+        sid = str(job["submission_id"])
+        client = self.client()
+        try:
+            client.stop_job(sid)  # Ray: SIGTERM, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S
+        except Exception as exc:  # Ray raises RuntimeError / its own errors, not ours
+            raise RunError(f"Ray could not stop job {sid} at {self.address}: {exc}") from exc
+        deadline = time.monotonic() + grace_s + STOP_EXTRA_S
+        state = ""
+        while time.monotonic() < deadline:
+            state = self._job_state(sid)[0]
+            if state not in ("PENDING", "RUNNING"):
+                break
+            time.sleep(0.2)
+        if state in ("PENDING", "RUNNING"):
+            raise RunError(
+                f"Ray job {sid} (run {status.run_id}) is still {state} {grace_s:g} s after "
+                f"`stop_job`; check the cluster ({self.address}) and try again."
+            )
+        return RunWriter(run_dir).finish("cancelled", error=f"Cancelled: Ray job {sid} stopped.")
+
+
+def _resource(name: str, amount: float) -> str:
+    if "memory" in name.lower():  # bytes
+        return f"{name}={amount / 2**30:.1f} GiB"
+    return f"{name}={amount:g}"

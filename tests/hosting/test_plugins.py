@@ -1,0 +1,83 @@
+"""Operator plugins: models registered from the configured folder only, with errors naming
+the file; job processes see them through $RECIPE_PLUGINS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recipe_core import models
+from recipe_core.errors import ConfigError
+from recipe_core.models import BUILTIN_MODELS, MODELS, ModelSpec, build_model, load_plugin_folder
+
+GOOD = """
+from torch import nn
+
+def build(spec):
+    return nn.Sequential(nn.Flatten(), nn.Linear(spec.in_channels * spec.image_size**2, 7))
+
+def register(add_model):
+    add_model("seven_way", build)
+"""
+
+
+@pytest.fixture
+def registry() -> Iterator[None]:
+    """Leave MODELS as the other tests expect it."""
+    yield
+    for name in [n for n in MODELS if n not in BUILTIN_MODELS]:
+        del MODELS[name]
+        models._PLUGIN_SOURCES.pop(name, None)
+
+
+def plugin(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.usefixtures("registry")
+def test_a_plugin_model_builds_and_reloading_is_harmless(tmp_path: Path) -> None:
+    folder = plugin(tmp_path / "plug", "seven.py", GOOD)
+    plugin(folder, "_helper.py", "raise RuntimeError('helpers are not plugins')")
+    assert load_plugin_folder(folder) == ["seven_way"]
+    assert load_plugin_folder(folder) == ["seven_way"]  # a second load (a rerun) is fine
+    net = build_model("seven_way", ModelSpec(in_channels=1, image_size=8, num_classes=3))
+    assert net[1].out_features == 7  # the plugin's own builder ran
+
+
+@pytest.mark.usefixtures("registry")
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("import not_a_module_anywhere\n", r"bad.py failed to import: ModuleNotFoundError"),
+        ("def build(spec): pass\n", r"bad.py defines no register\(add_model\)"),
+        ("def register(add):\n    add('mlp', print)\n", r"bad.py: Model name 'mlp' is already"),
+        ("def register(add):\n    add('Bad Name', print)\n", r"'Bad Name' is invalid"),
+        ("def register(add):\n    raise KeyError('x')\n", r"bad.py failed in register\(\): KeyErr"),
+    ],
+)
+def test_a_broken_plugin_names_its_file(tmp_path: Path, text: str, match: str) -> None:
+    folder = plugin(tmp_path / "plug", "bad.py", text)
+    with pytest.raises(ConfigError, match=match):
+        load_plugin_folder(folder)
+
+
+def test_job_processes_load_the_plugins_from_the_environment(tmp_path: Path) -> None:
+    folder = plugin(tmp_path / "plug", "seven.py", GOOD)
+    code = (
+        "from recipe_core.models import MODELS, BUILTIN_MODELS\n"
+        "from recipe_core.train import make_config\n"
+        "make_config('ds', preset='baseline', model='seven_way')\n"
+        "print(sorted(set(MODELS) - set(BUILTIN_MODELS)))\n"
+    )
+    env = dict(os.environ, RECIPE_PLUGINS=str(folder))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['seven_way']"
