@@ -62,3 +62,13 @@ def main() -> None:
             f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True
         )
         sys.exit(2)
+
+
+# The --workspace option every command that reads or writes the workspace shares.
+WorkspaceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Folder for everything Recipe writes (env RECIPE_WORKSPACE).",
+        show_default="./.recipe",
+    ),
+]

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from recipe_core.cli._app import cli, err_console, fail
+from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.data import open_dataset
 from recipe_core.errors import ConfigError, RecipeError
 from recipe_core.hosting.config import is_loopback
@@ -43,13 +43,7 @@ def app(
             help="Dataset to open first (an image folder). Default: sample_data/digits."
         ),
     ] = None,
-    workspace: Annotated[
-        str | None,
-        typer.Option(
-            help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
-            show_default="./.recipe",
-        ),
-    ] = None,
+    workspace: WorkspaceOption = None,
     port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8501,
     host: Annotated[
         str, typer.Option(help="Address to bind. Keep 127.0.0.1 unless you host for a team.")
@@ -60,7 +54,7 @@ def app(
             "--data-root",
             help="A folder the dashboard may open datasets from (repeatable). The current "
             "directory and sample_data/ are always allowed; other paths are refused "
-            f"[env: {ROOTS_ENV}].",
+            f"(env {ROOTS_ENV}).",
         ),
     ] = None,
     allow_unauthenticated_network: Annotated[

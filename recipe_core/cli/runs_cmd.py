@@ -29,7 +29,7 @@ cli.add_typer(runs_app, name="runs")
 WorkspaceOpt = Annotated[
     str | None,
     typer.Option(
-        help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
+        help="Folder for everything Recipe writes (env RECIPE_WORKSPACE).",
         show_default="./.recipe",
     ),
 ]

@@ -46,7 +46,7 @@ def scan_command(
     workspace: Annotated[
         str | None,
         typer.Option(
-            help="Folder for Recipe's cache and runs [env: RECIPE_WORKSPACE].",
+            help="Folder for Recipe's cache and runs (env RECIPE_WORKSPACE).",
             show_default="./.recipe",
         ),
     ] = None,

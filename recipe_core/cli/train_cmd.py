@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from recipe_core.cli._app import cli, err_console, fail
+from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.errors import RecipeError
 
 if TYPE_CHECKING:
@@ -35,13 +35,7 @@ def train_command(
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for weights, order, probe.")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
-    workspace: Annotated[
-        str | None,
-        typer.Option(
-            help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
-            show_default="./.recipe",
-        ),
-    ] = None,
+    workspace: WorkspaceOption = None,
     detach: Annotated[
         bool, typer.Option("--detach", help="Run as a background job and return at once.")
     ] = False,
@@ -49,20 +43,20 @@ def train_command(
         str | None,
         typer.Option(
             help="local | ray: where a --detach job runs; ray implies --detach "
-            "[env: RECIPE_EXECUTOR].",
+            "(env RECIPE_EXECUTOR).",
             show_default="local",
         ),
     ] = None,
     ray_address: Annotated[
         str | None,
         typer.Option(
-            help="Ray dashboard (Jobs API) URL, http://HOST:8265 [env: RECIPE_RAY_ADDRESS]."
+            help="Ray dashboard (Jobs API) URL, http://HOST:8265 (env RECIPE_RAY_ADDRESS)."
         ),
     ] = None,
     ray_python: Annotated[
         str | None,
         typer.Option(
-            help="Python interpreter on the Ray workers [env: RECIPE_RAY_PYTHON].",
+            help="Python interpreter on the Ray workers (env RECIPE_RAY_PYTHON).",
             show_default="this interpreter",
         ),
     ] = None,

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recipe_core.cli._app import cli, err_console, fail
+from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.errors import RecipeError
 
 if TYPE_CHECKING:  # imported in the command: `recipe --help` must not load torch
@@ -58,13 +58,7 @@ def tune_command(
         int, typer.Option(help="Ray: evaluations every trial gets before ASHA may stop it.", min=1)
     ] = 1,
     cpus_per_trial: Annotated[float, typer.Option(help="Ray: CPUs each trial reserves.")] = 1.0,
-    workspace: Annotated[
-        str | None,
-        typer.Option(
-            help="Folder for everything Recipe writes [env: RECIPE_WORKSPACE].",
-            show_default="./.recipe",
-        ),
-    ] = None,
+    workspace: WorkspaceOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Random search (the recipe's step 5): train TRIALS configs drawn from the --param space
