@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import state
+from app import access, state
 from app.widgets import md, natural_key
 from recipe_core import DatasetSource
 from recipe_core.curation import Decision
@@ -33,7 +33,7 @@ LEAD_COLUMNS = ("thumbnail", "path", "label", "split", "issues", "max_score", "d
 
 def thumb_uri(source: DatasetSource, path: str, *, size: int = 64) -> str | None:
     """A data-URI PNG thumbnail of one sample (made once, then read from the disk cache)."""
-    thumb = thumbnail_file(state.workspace().thumbnails, source.abspath(path), size=size)
+    thumb = thumbnail_file(access.workspace().thumbnails, source.abspath(path), size=size)
     if thumb is None:
         return None
     return "data:image/png;base64," + base64.b64encode(thumb.read_bytes()).decode("ascii")
@@ -243,7 +243,7 @@ def grid_ui(
 def _thumb_cell(
     source: DatasetSource, row: pd.Series, decision: Decision | None, extra: str
 ) -> None:
-    thumb = thumbnail_file(state.workspace().thumbnails, source.abspath(str(row["path"])))
+    thumb = thumbnail_file(access.workspace().thumbnails, source.abspath(str(row["path"])))
     text = caption_of(row, decision, extra)
     if thumb is None:
         st.warning("unreadable", icon="⚠️")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import state
+from app import access
 from app.widgets import md
 from recipe_core.hosting import User
 
@@ -23,16 +23,16 @@ UNAUTHENTICATED = (
 
 def signed_in_user() -> User:
     """The user the app runs as; calls st.stop() for anyone who may not see the app."""
-    user = state.current_user()
-    config = state.serve_config()
+    user = access.current_user()
+    config = access.serve_config()
     if config is not None and config.auth_on:
         if not user.email:
             _sign_in_page()
-        state.note_sign_in(user)
+        access.note_sign_in(user)
         if user.role is None:
             _refused_page(user)
     _sidebar(user)
-    if state.unauthenticated_network():
+    if access.unauthenticated_network():
         st.error(UNAUTHENTICATED, icon="🔓")
     return user
 
@@ -56,7 +56,7 @@ def _refused_page(user: User) -> None:
 
 
 def _sidebar(user: User) -> None:
-    config = state.serve_config()
+    config = access.serve_config()
     with st.sidebar:
         if config is not None and config.auth_on:
             st.caption(f"Signed in as **{md(user.email)}** · role: **{user.role}**")

@@ -8,7 +8,6 @@ Streamlit renders Markdown and through `plot_text` in plotly (see app/widgets.py
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import state
+from app import run_state
+from app.curves import overlay_figure
 from app.widgets import md, plot_text
 from recipe_core.runs import RunStatus
 
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
     from recipe_core.dynamics import Dynamics
 
 STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫", "cancelled": "⏹️"}
-SPLIT_STYLE = {  # per-step train values are noisy: faint, under their running mean
-    "train": {"mode": "lines", "line": {"width": 1, "color": "rgba(31, 119, 180, 0.35)"}},
-    "val": {"mode": "lines+markers", "line": {"width": 2.5, "color": "#ff7f0e"}},
-}
-SMOOTH_STYLE = {"mode": "lines", "line": {"width": 2, "color": "#1f77b4"}}
-OVERLAY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                  "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
-SMOOTH_POINTS = 30  # the running mean spans 1/30 of the steps logged (no smoothing below 3)
 THUMB_PX = 64  # probe thumbnails are upscaled (nearest) to at least this many pixels
 TOP_K = 3  # probability bars per probe sample
 
@@ -45,13 +37,13 @@ def run_label(status: RunStatus) -> str:
 def run_picker_ui(statuses: Sequence[RunStatus], *, key: str) -> RunStatus:
     """Choose one run; the choice is shared by the Runs and Prediction dynamics pages."""
     by_id = {s.run_id: s for s in statuses}
-    state.run_choice(key, list(by_id))
+    run_state.run_choice(key, list(by_id))
     run_id = st.selectbox(
         "Run",
         list(by_id),
         key=key,
         format_func=lambda r: run_label(by_id[r]),
-        on_change=state.run_picked,
+        on_change=run_state.run_picked,
         args=(key,),
     )
     return by_id[str(run_id)]
@@ -86,75 +78,17 @@ def status_banner(status: RunStatus, *, step: int | None = None) -> None:
 
 def metric_curves(metrics: pd.DataFrame, *, run_id: str, log_loss: bool) -> None:
     """Loss and accuracy against step, train (every step) and val (each evaluation)."""
-    left, right = st.columns(2)
-    for column, metric in ((left, "loss"), (right, "accuracy")):
-        fig = go.Figure()
-        for split, style in SPLIT_STYLE.items():
-            rows = metrics[metrics["split"] == split]
-            mean, window = running_mean(rows[metric])
-            if split == "train" and window == 1:
-                style = SMOOTH_STYLE  # too few steps to smooth: the raw curve is the curve
-            if len(rows):
-                fig.add_scatter(x=rows["step"], y=rows[metric], name=split, **style)
-            if split == "train" and window > 1:
-                name = f"train, mean of {window} steps"
-                fig.add_scatter(x=rows["step"], y=mean, name=name, **SMOOTH_STYLE)
-        _layout(fig, metric, run_id)
-        if metric == "loss" and log_loss:
-            _log_axis(fig, metrics[metric])
+    figures = run_state.curve_figures(run_id, metrics, log_loss=log_loss)
+    for column, (metric, fig) in zip(st.columns(2), figures.items(), strict=True):
         column.plotly_chart(fig, width="stretch", key=f"curve_{metric}")
 
 
 def overlay_curves(
     curves: Mapping[str, pd.DataFrame], *, metric: str, split: str, log: bool
 ) -> None:
-    """One line per run (legend: run label) for one metric and split; per-step train values
-    are drawn as their running mean, or the noise hides the difference between runs."""
-    fig, title, values = go.Figure(), f"{split} {metric}", []
-    for label, metrics in curves.items():
-        rows = metrics[metrics["split"] == split]
-        y, window = running_mean(rows[metric]) if split == "train" else (rows[metric], 1)
-        if window > 1:
-            title = f"{split} {metric} (running mean over 1/{SMOOTH_POINTS} of each run)"
-        fig.add_scatter(x=rows["step"], y=y, name=plot_text(label), mode="lines")
-        values.append(y)
-    _layout(fig, title, "compare")
-    fig.update_layout(height=380, colorway=OVERLAY_COLORS,
-                      legend={"yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0})  # fmt: skip
-    if log and metric == "loss" and values:
-        _log_axis(fig, pd.concat(values))
+    """One line per run (legend: run label) for one metric and split."""
+    fig = overlay_figure(curves, metric=metric, split=split, log=log)
     st.plotly_chart(fig, width="stretch", key="compare_curves")
-
-
-def running_mean(values: pd.Series) -> tuple[pd.Series, int]:
-    """The mean of the last `window` values at each step (window: 1/SMOOTH_POINTS of them)."""
-    window = len(values) // SMOOTH_POINTS
-    if window < 3:
-        return values, 1
-    return values.rolling(window, min_periods=1).mean(), window
-
-
-def _log_axis(fig: go.Figure, values: pd.Series) -> None:
-    """Log y axis with readable ticks: 1-2-5 per decade over a few decades, else 1 per decade."""
-    finite = values[np.isfinite(values) & (values > 0)]
-    if finite.empty:
-        return
-    low, high = math.floor(math.log10(finite.min())), math.ceil(math.log10(finite.max()))
-    mantissas = (1, 2, 5) if high - low <= 3 else (1,)
-    ticks = [m * 10.0**e for e in range(low, high + 1) for m in mantissas]
-    fig.update_yaxes(type="log", tickvals=ticks, tickformat=".0e" if high - low > 3 else "~g")
-
-
-def _layout(fig: go.Figure, title: str, revision: str) -> None:
-    # uirevision: live updates keep the user's zoom and hidden traces
-    fig.update_layout(
-        title=title,
-        height=300,
-        xaxis_title="step",
-        uirevision=revision,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
-    )
 
 
 def config_changes(parent: Mapping[str, object], child: Mapping[str, object]) -> list[str]:

@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import state
+from app import access, data_state, state
 from recipe_core import DatasetSource, RecipeError
 from recipe_core.data_views import nearest_samples
 from recipe_core.query import SampleTable
@@ -69,7 +69,7 @@ def image_grid(
     captions: Sequence[str] | None = None,
 ) -> None:
     """Thumbnails of `rows` (sample table rows) with captions; unreadable files say so."""
-    cache = state.workspace().thumbnails
+    cache = access.workspace().thumbnails
     texts = list(captions) if captions is not None else [_caption(r) for r in rows.itertuples()]
     paths = rows["path"].tolist()
     for start in range(0, len(paths), columns):
@@ -111,10 +111,10 @@ def natural_key(value: str) -> tuple[int, int | str]:
 
 def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
     """The scan's status with a Scan / Rescan button; live progress while a scan runs."""
-    job = state.scan_state(root)
-    result = state.scan_result(root)
+    job = data_state.scan_state(root)
+    result = data_state.scan_result(root)
     if job.state == "running":
-        _scan_progress(state.scan_folder(root))
+        _scan_progress(data_state.scan_folder(root))
         return result
     if job.state == "failed":
         st.error(f"The last scan failed: {md(job.message)}", icon="🚫")
@@ -126,11 +126,11 @@ def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
         )
     label = "Scan dataset" if result is None else "Rescan"
     left, right = st.columns([1, 4], vertical_alignment="center")
-    if not state.can("start_scan"):
+    if not access.can("start_scan"):
         left.caption("Viewers cannot start scans.")
     elif left.button(label, key=f"{key}_start", type="primary" if result is None else "secondary"):
         try:
-            state.start_scan(root)
+            data_state.start_scan(root)
         except RecipeError as error:
             st.error(md(error), icon="🚫")
         else:
@@ -161,7 +161,7 @@ def _progress_text(job: ScanJobState) -> str:
 
 def _written(root: Path) -> float:
     try:
-        return (state.scan_folder(root) / RESULT_DIR / "summary.json").stat().st_mtime
+        return (data_state.scan_folder(root) / RESULT_DIR / "summary.json").stat().st_mtime
     except OSError:
         return 0.0
 
@@ -170,7 +170,7 @@ def scanned_dataset() -> tuple[DatasetSource, Path, ScanResult, SampleTable]:
     """The current dataset and its scan, for the pages that need one; on a bad dataset path an
     error with a way back, and without a scan the scan panel, then `st.stop()`."""
     try:
-        source = state.dataset_source(state.current_dataset())
+        source = data_state.dataset_source(state.current_dataset())
         target = state.current_target()
     except RecipeError as error:
         st.error(md(error), icon="🚫")
@@ -183,12 +183,12 @@ def scanned_dataset() -> tuple[DatasetSource, Path, ScanResult, SampleTable]:
 
 def require_scan(target: Path, source: DatasetSource) -> tuple[ScanResult, SampleTable]:
     """The scan of dataset `target`, or a scan panel and `st.stop()` when there is none yet."""
-    result = state.scan_result(target)
-    table = state.samples(target)
-    if result is None or table is None or state.scan_state(target).state == "running":
+    result = data_state.scan_result(target)
+    table = data_state.samples(target)
+    if result is None or table is None or data_state.scan_state(target).state == "running":
         scan_panel(target)
         st.stop()
-    if not state.scan_is_current(target, source):
+    if not data_state.scan_is_current(target, source):
         st.warning("Files were added or removed since this scan; rescan to see them.", icon="⚠️")
     return result, table
 
@@ -232,7 +232,7 @@ def _detail_drawer(result: ScanResult, table: SampleTable, pos: int) -> None:
 
 
 def _large_image(source: DatasetSource, path: str, error: str) -> None:
-    big = thumbnail_file(state.workspace().thumbnails, source.abspath(path), size=512)
+    big = thumbnail_file(access.workspace().thumbnails, source.abspath(path), size=512)
     if big is None:
         st.error("This file does not decode.", icon="🚫")
         st.code(error or "unreadable", language=None, wrap_lines=True)
@@ -262,11 +262,11 @@ def curation_ui(source: DatasetSource, row: pd.Series) -> None:
         str(row["path"]),
         str(row["label"]),
     )
-    decision = state.decisions(root).get(sid)
+    decision = data_state.decisions(root).get(sid)
     if decision is not None:
         text = "drop" if decision.action == "drop" else f"relabel as {decision.label}"
         st.info(f"Curation: {md(text)} (the file itself is untouched).", icon="✂️")
-    if not state.can("curation_decision"):
+    if not access.can("curation_decision"):
         return
     a, b, c = st.columns([1, 2, 1], vertical_alignment="bottom")
     if a.button(
@@ -275,19 +275,19 @@ def curation_ui(source: DatasetSource, row: pd.Series) -> None:
         disabled=decision is not None and decision.action == "drop",
         width="stretch",
     ):
-        state.decide(root, sample_id=sid, path=path, action="drop", old_label=label)
+        data_state.decide(root, sample_id=sid, path=path, action="drop", old_label=label)
         st.rerun()
     others = [x for x in source.classes if x != label]
     new = b.selectbox(
         "Relabel as", others, key=f"relabel_to_{sid}", index=None, placeholder="choose a class"
     )
     if c.button("Relabel", key=f"relabel_{sid}", disabled=new is None, width="stretch"):
-        state.decide(
+        data_state.decide(
             root, sample_id=sid, path=path, action="relabel", label=str(new), old_label=label
         )
         st.rerun()
     if decision is not None and st.button("Undo decision", key=f"undo_{sid}"):
-        state.decide(root, sample_id=sid, path=path, action="keep", old_label=label)
+        data_state.decide(root, sample_id=sid, path=path, action="keep", old_label=label)
         st.rerun()
 
 

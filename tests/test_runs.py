@@ -89,6 +89,22 @@ def test_reader_tails_only_new_bytes_and_waits_for_a_torn_last_line(ws: Workspac
     assert reader._metrics.offset == path.stat().st_size
 
 
+def test_metrics_frame_grows_with_new_rows_and_columns_and_is_safe_to_edit(ws: Workspace) -> None:
+    """metrics() keeps its frame between calls (a live dashboard asks every second) and only
+    appends what arrived; a script metric first logged late becomes a column all the same."""
+    writer = RunWriter.create(ws, name="grow", config={})
+    reader = RunReader(writer.run_dir)
+    assert reader.metrics().empty and "loss" in reader.metrics().columns
+    writer.append_metrics([{"step": 0, "split": "train", "loss": 2.0}])
+    first = reader.metrics()
+    first["loss"] = -1.0  # a caller editing its copy must not change the next answer
+    writer.append_metrics([{"step": 1, "split": "train", "loss": 1.0, "grad_norm": 3.0}])
+    frame = reader.metrics()
+    assert frame["step"].tolist() == [0, 1] and frame["loss"].tolist() == [2.0, 1.0]
+    assert frame["grad_norm"].iloc[1] == 3.0 and np.isnan(frame["grad_norm"].iloc[0])
+    assert reader.metrics().equals(frame)
+
+
 rows_strategy = st.lists(
     st.fixed_dictionaries({"step": st.integers(0, 10**6), "loss": st.floats(0, 10)}), max_size=20
 )

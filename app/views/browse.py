@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import data_widgets, state, widgets
+from app import data_state, data_widgets, state, widgets
 from recipe_core import RecipeError
 from recipe_core.query import query
 
@@ -16,7 +16,7 @@ st.caption(
 
 source, target, result, table = widgets.scanned_dataset()
 spec = data_widgets.filter_ui(table, source)
-decisions = state.decisions(target)
+decisions = data_state.decisions(target)
 
 a, b = st.columns([3, 1], vertical_alignment="bottom")
 with a:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import check_widgets, state, widgets
+from app import access, check_state, check_widgets, widgets
 from recipe_core import RecipeError
 from recipe_core.check_jobs import CheckJob
 from recipe_core.models import MODELS
@@ -35,7 +35,7 @@ def start_form() -> None:
                                   help="Checks left when it runs out are skipped."))  # fmt: skip
     if st.button("Run checks", type="primary"):
         try:
-            state.start_checks(path, model, seed=seed, max_seconds=budget or None)
+            check_state.start_checks(path, model, seed=seed, max_seconds=budget or None)
         except RecipeError as error:
             st.error(widgets.md(error), icon="🚫")
 
@@ -43,14 +43,14 @@ def start_form() -> None:
 @st.fragment(run_every=POLL_S)
 def live_progress(job: CheckJob) -> None:
     """Redrawn every POLL_S while the job runs; reruns the page once it ended."""
-    now = state.check_job_state(job.job_id)
+    now = check_state.check_job_state(job.job_id)
     if now.state != "running":
         st.rerun(scope="app")
     check_widgets.job_progress(job, now)
 
 
 def show_job(job: CheckJob) -> None:
-    now = state.check_job_state(job.job_id)
+    now = check_state.check_job_state(job.job_id)
     if now.state == "running":
         live_progress(job)
     elif now.state == "failed":
@@ -63,7 +63,7 @@ def show_job(job: CheckJob) -> None:
 
 def show_report(job: CheckJob) -> None:
     try:
-        report = state.check_report(job.job_id)
+        report = check_state.check_report(job.job_id)
     except RecipeError as error:
         st.error(widgets.md(error), icon="🚫")
         return
@@ -72,18 +72,18 @@ def show_report(job: CheckJob) -> None:
         check_widgets.result_card(result, key=f"{job.job_id}_{result.name}")
 
 
-if state.can("start_checks"):
+if access.can("start_checks"):
     start_form()
 else:
     st.info("Viewers can read check reports; ask an operator for the runner role to run checks.",
             icon="👀")  # fmt: skip
-jobs = state.check_jobs()
+jobs = check_state.check_jobs()
 if not jobs:
     st.info("No checks have run in this workspace yet: choose a model and press Run checks.")
     st.stop()
 by_id = {job.job_id: job for job in jobs}
-state.selected_check_job(list(by_id))
+check_state.selected_check_job(list(by_id))
 st.subheader("Report")
-chosen = st.selectbox("Check job (newest first)", list(by_id), key=state.CHECK_JOB_KEY,
+chosen = st.selectbox("Check job (newest first)", list(by_id), key=check_state.CHECK_JOB_KEY,
                       format_func=lambda j: check_widgets.job_label(by_id[j]))  # fmt: skip
 show_job(by_id[str(chosen)])

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import state, widgets
+from app import data_state, state, widgets
 from recipe_core import RecipeError
 from recipe_core.scan import ScanResult
 
@@ -46,11 +46,11 @@ st.caption("Become one with the data: look at the images before you look at any 
 
 path = widgets.dataset_path_ui()
 if st.button("Reload from disk", help="Re-list the files after adding or removing some."):
-    state.reload_dataset()
+    data_state.reload_dataset()
 
 try:
-    source = state.dataset_source(path)
-    overview = state.dataset_overview(path)
+    source = data_state.dataset_source(path)
+    overview = data_state.dataset_overview(path)
     target = state.current_target()
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
@@ -86,7 +86,7 @@ def issue_cards(result: ScanResult) -> None:
 
 st.subheader("Scan for problems")
 scan = widgets.scan_panel(target)
-if scan is not None and state.scan_state(target).state != "running":
+if scan is not None and data_state.scan_state(target).state != "running":
     issue_cards(scan)
 
 left, right = st.columns([3, 2])

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import data_widgets, state, widgets
+from app import data_state, data_widgets, state, widgets
 from recipe_core.data_views import Histogram, box_stats, histogram
 from recipe_core.query import SampleFilter, SampleTable, filter_mask, query
 
@@ -139,7 +139,7 @@ if chosen is not None and st.button("Keep this selection as the Browse filter"):
     state.show_issues(())
     state.set_browse_filter(combined)
     st.switch_page("views/browse.py")
-decisions = state.decisions(target)
+decisions = data_state.decisions(target)
 grid_tab, table_tab = st.tabs(["Grid", "Table"])
 with grid_tab:
     clicked = data_widgets.grid_ui(page.rows, source, decisions, key="dist_grid")

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import run_widgets, state
+from app import run_state, run_widgets, state
 from app.widgets import plot_text
 from recipe_core.dynamics import Dynamics, sample_summary
 
@@ -44,7 +44,7 @@ st.caption(
 
 def dynamics_view(run_id: str, preset: str, play: bool) -> None:
     """Everything the step slider drives (a fragment: moving it redraws only this part)."""
-    dyn = state.run_dynamics(run_id)
+    dyn = run_state.run_dynamics(run_id)
     if not len(dyn.steps):
         st.info(
             "No prediction snapshots yet: the first ones arrive with the first metrics "
@@ -53,7 +53,7 @@ def dynamics_view(run_id: str, preset: str, play: bool) -> None:
         return
     steps = [int(s) for s in dyn.steps]
     key = f"dyn_step_{run_id}"
-    state.follow_step(key, steps, play=play)
+    run_state.follow_step(key, steps, play=play)
     step = int(st.select_slider("Training step", options=steps, key=key))
     t = steps.index(step)
     left, right = st.columns(2)
@@ -75,7 +75,7 @@ def dynamics_view(run_id: str, preset: str, play: bool) -> None:
         f"Snapshot {t + 1} of {len(steps)} (step {step}): {len(samples)} sample(s) match, "
         f"showing {len(shown)}. ✓ marks the label's bar."
     )
-    run_widgets.probe_grid(dyn, state.probe_images(run_id), t, shown)
+    run_widgets.probe_grid(dyn, run_state.probe_images(run_id), t, shown)
     if preset == "overfit":
         _converging(dyn, t)
     st.subheader("When each sample was learned")
@@ -91,7 +91,7 @@ def dynamics_view(run_id: str, preset: str, play: bool) -> None:
 @st.fragment(run_every=TICK_S)
 def ticking_view(run_id: str, preset: str, play: bool) -> None:
     """Re-drawn every second: the next step while playing; new snapshots of a running job."""
-    if not play and state.run_status(run_id).finished:
+    if not play and run_state.run_status(run_id).finished:
         st.rerun(scope="app")  # the job ended: draw once more, without the timer
     dynamics_view(run_id, preset, play)
 
@@ -182,7 +182,7 @@ def _converging(dyn: Dynamics, t: int) -> None:
     st.plotly_chart(fig, width="stretch", key="dyn_converging")
 
 
-statuses = state.runs()
+statuses = run_state.runs()
 if not statuses:
     st.info(
         "No runs yet. Start one on the Runs page; its predictions on a fixed probe batch "
@@ -193,7 +193,7 @@ if not statuses:
     st.stop()
 status = run_widgets.run_picker_ui(statuses, key="dyn_pick")
 run_widgets.status_banner(status)
-preset = str(state.run_config(status.run_id).get("preset", ""))
+preset = str(run_state.run_config(status.run_id).get("preset", ""))
 play = st.toggle("Play: advance the step slider one snapshot per second", key="dyn_play")
 if play or not status.finished:
     ticking_view(status.run_id, preset, play)

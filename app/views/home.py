@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import state
+from app import access, state
 from app.widgets import md
 from recipe_core import RecipeError
 from recipe_core.checklist import recipe_checklist
@@ -69,7 +69,7 @@ def checklist_ui() -> None:
     except RecipeError as error:
         st.warning(f"Current dataset: {error}", icon="⚠️")
         return
-    items = recipe_checklist(state.workspace(), target)
+    items = recipe_checklist(access.workspace(), target)
     done = sum(item.done for item in items)
     with st.container(border=True):
         st.subheader(f"Your progress on {md(target.name)}: {done} of {len(items)} steps done")

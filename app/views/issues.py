@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import data_widgets, state, widgets
+from app import access, data_state, data_widgets, state, widgets
 from recipe_core import DatasetSource, RecipeError
 from recipe_core.curation import Decision, decision_log
 from recipe_core.data_views import duplicate_groups, label_suggestions
@@ -25,11 +25,11 @@ st.caption(
 )
 
 source, target, result, table = widgets.scanned_dataset()
-decisions = state.decisions(target)
+decisions = data_state.decisions(target)
 issues = result.issues
 
 
-RUNNER = state.can("curation_decision")  # viewers see the findings, not the curation controls
+RUNNER = access.can("curation_decision")  # viewers see the findings, not the curation controls
 
 
 def drop_button(row: pd.Series, key: str) -> None:
@@ -38,7 +38,7 @@ def drop_button(row: pd.Series, key: str) -> None:
     sid = int(row["sample_id"])
     dropped = decisions.get(sid) is not None and decisions[sid].action == "drop"
     if st.button("Undo drop" if dropped else "Drop", key=f"{key}_{sid}", width="stretch"):
-        state.decide(
+        data_state.decide(
             target,
             sample_id=sid,
             path=str(row["path"]),
@@ -179,7 +179,7 @@ def decide_all(rows: pd.DataFrame, action: str) -> None:
     """Record `action` for every row (relabel: to its `suggested` label), then rerun."""
     for row in rows.itertuples():
         label = str(getattr(row, "suggested", "")) if action == "relabel" else ""
-        state.decide(target, sample_id=int(row.sample_id), path=str(row.path),
+        data_state.decide(target, sample_id=int(row.sample_id), path=str(row.path),
                      action=action, label=label, old_label=str(row.label))  # fmt: skip
     st.rerun()
 
@@ -208,7 +208,7 @@ def corrupt_tab() -> None:
 
 
 def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:
-    history = decision_log(state.workspace(), target)
+    history = decision_log(access.workspace(), target)
     n_drop = sum(d.action == "drop" for d in decisions.values())
     n_relabel = len(decisions) - n_drop
     st.markdown(
@@ -223,13 +223,13 @@ def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:
             hide_index=True,
             width="stretch",
         )
-    if not state.can("export_manifest"):
+    if not access.can("export_manifest"):
         st.info("Viewers can read the decisions; ask an operator for the runner role to export.")
         return
     fmt = st.radio("Manifest format", ["csv", "parquet"], horizontal=True, key="export_fmt")
     if st.button("Export cleaned manifest", type="primary", key="export"):
         try:
-            out = state.export_curated(source, decisions, fmt=fmt, history=history)
+            out = data_state.export_curated(source, decisions, fmt=fmt, history=history)
         except RecipeError as error:
             st.error(widgets.md(error), icon="🚫")
             return

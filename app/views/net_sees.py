@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import check_widgets, state, widgets
+from app import check_state, check_widgets, state, widgets
 from recipe_core import RecipeError
 from recipe_core.models import MODELS
 
@@ -40,7 +40,7 @@ number = int(mid.number_input(f"Batch (1–{BATCHES}, in the loader's seeded ord
                               min_value=1, max_value=BATCHES, key=BATCH_KEY))  # fmt: skip
 
 try:
-    view = state.seen_batch(path, model, number - 1, batch_size=batch_size, augment=augment)
+    view = check_state.seen_batch(path, model, number - 1, batch_size=batch_size, augment=augment)
 except RecipeError as error:
     st.error(widgets.md(error), icon="🚫")
     st.stop()

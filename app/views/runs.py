@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import run_widgets, state, widgets
+from app import access, data_state, run_state, run_widgets, state, widgets
 from recipe_core import RecipeError
 from recipe_core.models import MODELS
 from recipe_core.runs import RunStatus
@@ -51,7 +51,7 @@ def start_form() -> None:
     c.caption(PRESET_HELP.get(preset, ""))
     defaults = make_config("", preset=preset)  # the preset's values prefill the numbers
     d, e, f, g = st.columns(4)
-    cap = state.max_steps()  # the operator's per-run limit (submit_run re-checks it)
+    cap = access.max_steps()  # the operator's per-run limit (submit_run re-checks it)
     steps = d.number_input(
         "Steps",
         min_value=1,
@@ -86,7 +86,7 @@ def start_form() -> None:
             key=f"run_target_{preset}",
         )
         name = j.text_input("Run name (optional)", key="run_name", placeholder="preset-model")
-    no_cuda = device == "cuda" and not state.cuda_available()
+    no_cuda = device == "cuda" and not run_state.cuda_available()
     if no_cuda:
         st.warning("PyTorch sees no CUDA GPU on this machine: choose auto or cpu.", icon="🚫")
     if st.button("Start run", type="primary", disabled=no_cuda):
@@ -103,20 +103,20 @@ def start_form() -> None:
 
 
 def _device_label(device: str) -> str:
-    if device == "cuda" and not state.cuda_available():
+    if device == "cuda" and not run_state.cuda_available():
         return "cuda (no GPU here)"
     return device
 
 
 def _start(path: str, preset: str, options: dict[str, object], name: str | None) -> None:
     try:
-        state.dataset_source(path)  # a missing or forbidden folder fails here, not in the job
-        config = make_config(str(state.path_policy().resolve(path)), preset=preset, **options)
-        handle = state.submit_run(config, name=name)
+        data_state.dataset_source(path)  # a missing or forbidden folder fails here, not in the job
+        config = make_config(str(access.path_policy().resolve(path)), preset=preset, **options)
+        handle = run_state.submit_run(config, name=name)
     except RecipeError as error:
         st.error(widgets.md(error), icon="🚫")
         return
-    state.select_run(handle.run_id)
+    run_state.select_run(handle.run_id)
     st.toast(f"Started {widgets.md(name or handle.run_id)}", icon="🏃")
 
 
@@ -130,7 +130,7 @@ def runs_panel(statuses: list[RunStatus]) -> None:
             f"{run_widgets.STATE_ICONS[s.state]} **{widgets.md(s.name)}** "
             f"({s.run_id}) is {s.state}."
         )
-        if state.can("cancel_run") and right.button(
+        if access.can("cancel_run") and right.button(
             "Cancel", key=f"cancel_{s.run_id}", width="stretch"
         ):
             _cancel(s)
@@ -141,7 +141,7 @@ def runs_panel(statuses: list[RunStatus]) -> None:
 @st.fragment(run_every=LIVE_S)
 def live_runs_panel() -> None:
     """The panel, re-read every second while some run is unfinished."""
-    statuses = state.runs()
+    statuses = run_state.runs()
     if all(s.finished for s in statuses):
         st.rerun(scope="app")  # the last job ended: redraw once, without the timer
     runs_panel(statuses)
@@ -149,13 +149,13 @@ def live_runs_panel() -> None:
 
 @st.fragment
 def still_runs_panel() -> None:
-    runs_panel(state.runs())
+    runs_panel(run_state.runs())
 
 
 def _cancel(status: RunStatus) -> None:
     try:
         with st.spinner(f"Stopping {widgets.md(status.name)}…"):
-            state.cancel_run(status.run_id)
+            run_state.cancel_run(status.run_id)
     except RecipeError as error:
         st.error(widgets.md(error), icon="🚫")
         return
@@ -164,8 +164,8 @@ def _cancel(status: RunStatus) -> None:
 
 def run_detail(status: RunStatus) -> None:
     """Status (and why it failed), progress, loss and accuracy curves, config and log."""
-    metrics = state.run_metrics(status.run_id)
-    config = state.run_config(status.run_id)
+    metrics = run_state.run_metrics(status.run_id)
+    config = run_state.run_config(status.run_id)
     train = metrics[metrics["split"] == "train"]
     last = int(train["step"].iloc[-1]) + 1 if len(train) else None
     run_widgets.status_banner(status, step=last)
@@ -179,9 +179,11 @@ def run_detail(status: RunStatus) -> None:
         "views/dynamics.py", label="See how its predictions on the probe images evolved", icon="🎞️"
     )
     with st.expander("Config, run folder and log"):
-        st.code(str(state.run_dir(status.run_id)), language=None)
+        st.code(str(run_state.run_dir(status.run_id)), language=None)
         st.json(config)
-        log = state.run_log(status.run_id)[-5000:] or "(no log: the run was recorded by a script)"
+        log = (
+            run_state.run_log(status.run_id)[-5000:] or "(no log: the run was recorded by a script)"
+        )
         st.code(log, language=None, wrap_lines=True)
 
 
@@ -218,7 +220,7 @@ def compare_section(statuses: list[RunStatus]) -> None:
     metric = str(a.radio("Metric", ("loss", "accuracy"), horizontal=True, key="compare_metric"))
     split = str(b.radio("Split", ("train", "val"), horizontal=True, key="compare_split"))
     log = c.toggle("Log-scale loss", value=True, key="compare_log")
-    curves = {labels[r]: state.run_metrics(r) for r in chosen}
+    curves = {labels[r]: run_state.run_metrics(r) for r in chosen}
     run_widgets.overlay_curves(curves, metric=metric, split=split, log=log)
     parent = st.selectbox(
         "Parent run (what the others changed)",
@@ -227,21 +229,21 @@ def compare_section(statuses: list[RunStatus]) -> None:
         key="compare_parent",
         format_func=labels.__getitem__,
     )
-    configs = {labels[r]: state.run_config(r) for r in chosen}
+    configs = {labels[r]: run_state.run_config(r) for r in chosen}
     run_widgets.config_diff(labels[str(parent)], configs)
 
 
-statuses = state.runs()
-if state.can("start_run"):
+statuses = run_state.runs()
+if access.can("start_run"):
     with st.expander("Start a run", expanded=not statuses, icon="▶️"):
         start_form()
 else:
     st.info(VIEWER_TEXT, icon="👀")
-statuses = state.runs()  # with the run just started
+statuses = run_state.runs()  # with the run just started
 if not statuses:
     how = (
         "Start one above, or from a terminal: `recipe train DATASET --preset overfit`."
-        if state.can("start_run")
+        if access.can("start_run")
         else "Runs a runner starts appear here."
     )
     st.info(f"No runs in this workspace yet. {how}", icon="🏁")

@@ -3,19 +3,33 @@
 A local folder that mirrors a run on shared storage (storage.py: it holds a marker with the run's
 URL) also pushes every write to that URL, as a whole object: that is how the dashboard's own
 writes (config and status of a new run, job.json, a cancel or a "process died") reach the
-workers and the other dashboards."""
+workers and the other dashboards, and how a script's `start_run` in a workspace with a runs URL
+shares its metrics. An object store has no append, so appended files go up whole, at most every
+PUSH_EVERY_S from a background thread rather than on every flush (a long script run would
+otherwise upload its growing metrics file once per flush: quadratic bytes), and so does a
+status rewrite marked not urgent (a progress count). Other writes are uploaded at once, after the
+pending files: a status never runs ahead of the metrics it counts."""
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import os
 import secrets
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from recipe_core.errors import RunError
 from recipe_core.runs.storage import APPEND_ONLY, is_url, mirror_url, open_store, split_run_url
+
+log = logging.getLogger(__name__)
+
+PUSH_EVERY_S = 1.0  # how stale the shared copy of an appended file may get while a run writes
+MAX_RETRY_S = 30.0  # longest wait between upload attempts while the storage is unreachable
 
 
 def now_iso() -> str:
@@ -49,6 +63,11 @@ class RunFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._remote: str | None = None  # the mirrored run's URL, "" for none; read on 1st write
+        self._pending: set[str] = set()  # appended files not uploaded since
+        self._upload = threading.Lock()  # one upload at a time: the last one up is the newest
+        self._pusher: threading.Thread | None = None  # alive while appends are pending
+        self._state = threading.Lock()  # guards _pending and _pusher together
+        self._at_exit = False
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -61,17 +80,43 @@ class RunFiles:
             handle.seek(offset)
             return handle.read()
 
-    def write_atomic(self, name: str, data: bytes) -> None:
-        """Write a temp file, then `os.replace`: readers see the old or the new file, never half."""
+    def write_atomic(self, name: str, data: bytes, *, urgent: bool = True) -> None:
+        """Write a temp file, then `os.replace`: readers see the old or the new file, never half.
+        A mirrored run uploads it now (after the pending appends), or with them when it is
+        not `urgent` (a progress count rewritten on every flush of a script's metrics)."""
         replace_file(self.root / name, data)
-        self._push(name, data)
+        if not self.remote_url():
+            return
+        if not urgent:
+            self._queue(name)
+            return
+        with self._upload:
+            self._push_pending()
+            self._push(name, data)
 
     def append(self, name: str, data: bytes) -> None:
         # One write() per call on an O_APPEND file: concurrent readers never see a torn middle.
         with open(self.root / name, "ab") as handle:
             handle.write(data)
-        if self.remote_url():  # an object store has no append: the whole file goes up
-            self._push(name, self.read_bytes(name))
+        if self.remote_url():  # uploaded whole, by the pusher thread (see the module docstring)
+            self._queue(name)
+
+    def _queue(self, name: str) -> None:
+        """Leave `name` for the pusher thread (started here when none is running)."""
+        with self._state:
+            self._pending.add(name)
+            if self._pusher is None:
+                self._pusher = threading.Thread(target=self._push_loop, daemon=True,
+                                                name=f"push-{self.root.name}")  # fmt: skip
+                self._pusher.start()
+        if not self._at_exit:
+            self._at_exit = True
+            atexit.register(self._flush_at_exit)  # a script that never calls finish()
+
+    def flush(self) -> None:
+        """Upload the files still pending now (a no-op for a plain local run)."""
+        with self._upload:
+            self._push_pending()
 
     def list(self, folder: str) -> list[str]:
         base = self.root / folder
@@ -82,6 +127,39 @@ class RunFiles:
         if self._remote is None:
             self._remote = mirror_url(self.root)
         return self._remote
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except RunError as error:
+            log.warning("%s", error)
+
+    def _push_pending(self) -> None:
+        with self._state:
+            names, self._pending = self._pending, set()
+        for name in sorted(names, key=lambda n: (n == "status.json", n)):  # status last
+            try:
+                self._push(name, self.read_bytes(name))
+            except RunError:
+                with self._state:
+                    self._pending |= names  # still pending: the next push retries them
+                raise
+
+    def _push_loop(self) -> None:
+        """Upload pending appends every PUSH_EVERY_S; end once a pass found nothing to do."""
+        delay = PUSH_EVERY_S
+        while True:
+            time.sleep(delay)
+            with self._state:
+                if not self._pending:
+                    self._pusher = None  # the next append starts a new pusher
+                    return
+            try:
+                self.flush()
+                delay = PUSH_EVERY_S
+            except RunError as error:
+                delay = min(2 * delay, MAX_RETRY_S)  # storage down: back off, keep the data
+                log.warning("%s (retrying in %.0f s)", error, delay)
 
     def _push(self, name: str, data: bytes) -> None:
         url = self.remote_url()

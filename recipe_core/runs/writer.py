@@ -103,9 +103,12 @@ class RunWriter(RunHandle):
         files.write_atomic("status.json", json.dumps(asdict(status), indent=2).encode())
         return cls(root)
 
-    def update_status(self, **changes: Any) -> RunStatus:
+    def update_status(self, *, urgent: bool = True, **changes: Any) -> RunStatus:
+        """Rewrite status.json with `changes`; `urgent=False` lets a mirrored run upload it with
+        its next batch of appends (see RunFiles.write_atomic)."""
         status = replace(self.status(), **changes)
-        self.files.write_atomic("status.json", json.dumps(asdict(status), indent=2).encode())
+        data = json.dumps(asdict(status), indent=2).encode()
+        self.files.write_atomic("status.json", data, urgent=urgent)
         return status
 
     def start(self, *, device: str) -> RunStatus:

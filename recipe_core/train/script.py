@@ -104,7 +104,7 @@ class Run:
             return
         rows, self.rows = self.rows, []
         self.writer.append_metrics(_fetch_tensors(rows))
-        self.writer.update_status(step=max(int(r["step"]) for r in rows))
+        self.writer.update_status(step=max(int(r["step"]) for r in rows), urgent=False)
 
     def finish(self, state: str = "succeeded", *, error: str = "") -> None:
         self.flush()

@@ -3,9 +3,8 @@
 A real `streamlit run app/main.py` (local mode, no sign-in) on 127.0.0.1, 4 jobs started through
 the engine (`submit_run` + the local executor, at nice 10 and one thread each so they yield to
 the server), and 5 Chromium pages on /runs. While the jobs train, every page must keep showing
-newer steps (the live caption, redrawn with the curves by the same fragment rerun), with no
-exception, error box, error toast or connection error; how many pages' plotted curves grew is
-reported. The server's CPU and memory (its whole process tree, from /proc) are sampled every
+newer steps, in the live caption and in the plotted loss curve alike, with no exception, error
+box, error toast or connection error. The server's CPU and memory (its whole process tree, from /proc) are sampled every
 second; the summary goes to stdout and tests/e2e/artifacts/load_report.txt.
 """
 
@@ -44,16 +43,16 @@ LIVE = re.compile(r"Live: step (\d+) of \d+")
 POLL_S = 0.4  # pause between polls of all pages
 NO_CAPTION_S = 10.0  # a page without its live caption this long has lost the run
 # One round trip per page and poll (a busy box answers each Playwright call slowly): the live
-# caption, the points plotly drew for the loss chart's train trace, and what went wrong.
+# caption, the newest step plotly drew in the loss chart, and what went wrong.
 SNAPSHOT = """() => {
   const all = (sel) => Array.from(document.querySelectorAll(sel));
   const caption = all('[data-testid="stCaptionContainer"]')
     .map(e => e.textContent).find(t => /Live: step \\d+ of \\d+/.test(t)) || null;
   const p = document.querySelector('.js-plotly-plot');
-  let points = 0;
-  if (p && p._fullData && p.calcdata) {
-    const i = p._fullData.findIndex(d => d.name === 'train');
-    points = i < 0 ? 0 : p.calcdata[i].length;
+  let drawn = -1;  // the newest step the loss chart's train trace shows (decimation keeps it)
+  if (p && p._fullData) {
+    const d = p._fullData.find(d => d.name === 'train');
+    if (d && d.x && d.x.length) drawn = Number(d.x[d.x.length - 1]);
   }
   const problems = [
     ...all('[data-testid="stException"]').map(e => 'exception: ' + e.textContent.slice(0, 300)),
@@ -62,7 +61,7 @@ SNAPSHOT = """() => {
       .map(e => 'error toast: ' + e.textContent.slice(0, 300)),
   ];
   if (document.body.textContent.includes('Connection error')) problems.push('Connection error');
-  return {caption, points, problems};
+  return {caption, drawn, problems};
 }"""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -191,7 +190,7 @@ class Watch:
     run_id: str = ""
     last_live: float | None = None
     shown: list[tuple[float, int]] = field(default_factory=list)
-    points: list[int] = field(default_factory=list)
+    drawn: list[tuple[float, int]] = field(default_factory=list)  # newest step in the chart
 
 
 def sample(watch: Watch) -> list[str]:
@@ -206,7 +205,8 @@ def sample(watch: Watch) -> list[str]:
     elif now - (watch.last_live or now) > NO_CAPTION_S:
         watch.page.screenshot(path=str(ARTIFACTS / "load_no_live_caption.png"), timeout=60_000)
         return [f"no live caption for {NO_CAPTION_S:.0f} s (see load_no_live_caption.png)"]
-    watch.points.append(int(snap["points"]))
+    if snap["drawn"] >= 0:
+        watch.drawn.append((now, int(snap["drawn"])))
     return [str(problem) for problem in snap["problems"]]
 
 
@@ -241,6 +241,11 @@ def wait_live(watch: Watch, run_ids: list[str]) -> None:
     expect(picker).to_be_visible(timeout=int(JOB_START_S * 1000))
     label = picker.input_value()
     watch.run_id = next(r for r in run_ids if r in label)
+    # A fresh page on a busy box may take tens of seconds to load and run plotly's bundle: the
+    # window starts once the loss chart has drawn a train curve.
+    watch.page.wait_for_function(
+        f"() => ({SNAPSHOT})().drawn >= 0", timeout=int(JOB_START_S * 1000), polling=500
+    )
 
 
 def test_five_sessions_watch_four_training_jobs_live(
@@ -278,30 +283,34 @@ def watch_sessions(load_server: Server, watches: list[Watch], run_ids: list[str]
         print("load_runs_page screenshot timed out")
     assert not seen_problems, "\n".join(dict.fromkeys(seen_problems))
     lags: list[float] = []
+    chart_lags: list[float] = []
     for i, watch in enumerate(watches):
-        steps, points = sorted({s for _, s in watch.shown}), sorted(set(watch.points))
-        polls = f"{len(watch.points)} polls in {WATCH_S:.0f} s"
+        steps, drawn = sorted({s for _, s in watch.shown}), sorted({s for _, s in watch.drawn})
+        polls = f"{len(watch.shown)} polls in {WATCH_S:.0f} s"
         assert len(steps) >= 3, f"session {i} ({watch.run_id}): steps shown {steps}, {polls}"
-        print(f"session {i} ({watch.run_id}): steps {steps[0]}..{steps[-1]}, curve points {points}")
-        lags += latencies(load_server.workspace / "runs" / watch.run_id, watch.shown)
-    assert lags, "no metrics flush written during the window was seen on any page"
-    # The curve is drawn by plotly in the browser: on an overloaded box a fresh page can take
-    # a minute to load and run plotly's bundle, so its growth is reported, not required.
-    grew = sum(len(set(w.points)) >= 3 and w.points[-1] > w.points[0] for w in watches)
+        # the plotted curve itself keeps growing, not just the caption above it
+        assert len(drawn) >= 3, f"session {i} ({watch.run_id}): chart drew steps {drawn}, {polls}"
+        print(f"session {i} ({watch.run_id}): caption steps {steps[0]}..{steps[-1]}, "
+              f"chart steps {drawn[0]}..{drawn[-1]} ({len(drawn)} redraws)")  # fmt: skip
+        run_dir = load_server.workspace / "runs" / watch.run_id
+        lags += latencies(run_dir, watch.shown)
+        chart_lags += latencies(run_dir, watch.drawn)
+    assert lags and chart_lags, "no metrics flush written during the window was seen on a page"
     summary = (
         f"LOAD sessions={SESSIONS} jobs={JOBS} "
         f"server_cpu_mean={statistics.mean(sampler.cpu):.0f}% "
         f"server_cpu_max={max(sampler.cpu):.0f}% "
         f"server_rss_max={max(sampler.rss_mib):.0f}MiB "
-        f"update_latency_median={statistics.median(lags):.2f}s"
+        f"update_latency_median={statistics.median(lags):.2f}s "
+        f"chart_latency_median={statistics.median(chart_lags):.2f}s"
     )
     load = os.getloadavg()
     detail = (
         f"jobs_submitted_to_all_pages_live={all_live_s:.0f}s "
         f"window={WATCH_S:.0f}s cpu_samples={len(sampler.cpu)} "
-        f"page_polls={sum(len(w.points) for w in watches)} cores={os.cpu_count()} "
-        f"update_latency_max={max(lags):.2f}s flushes_seen={len(lags)} "
-        f"charts_grew={grew}/{SESSIONS} loadavg_1m={load[0]:.1f} "
+        f"page_polls={sum(len(w.shown) for w in watches)} cores={os.cpu_count()} "
+        f"update_latency_max={max(lags):.2f}s chart_latency_max={max(chart_lags):.2f}s "
+        f"flushes_seen={len(lags)} loadavg_1m={load[0]:.1f} "
         f"runs_watched={sorted({w.run_id for w in watches})}"
     )
     print(f"\n{summary}\n{detail}")

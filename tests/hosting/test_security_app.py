@@ -173,21 +173,23 @@ def call_every_mutating_state_function(dataset: str, run_id: str) -> None:
     """An AppTest script: call each state function a hidden control would call."""
     import streamlit as st
 
-    from app import state
+    from app import access, check_state, data_state, run_state, state
     from recipe_core import RecipeError
     from recipe_core.curation import decision_log
     from recipe_core.train import make_config
 
-    source = state.dataset_source(dataset)
+    source = data_state.dataset_source(dataset)
     target = state.current_target()
     calls = {
-        "submit_run": lambda: state.submit_run(make_config(dataset, preset="baseline", steps=5)),
-        "cancel_run": lambda: state.cancel_run(run_id),
-        "start_scan": lambda: state.start_scan(target),
-        "start_checks": lambda: state.start_checks(dataset, "mlp", seed=0, max_seconds=5),
-        "decide": lambda: state.decide(target, sample_id=0, path="x.png", action="drop"),
-        "export": lambda: state.export_curated(
-            source, {}, fmt="csv", history=decision_log(state.workspace(), target)
+        "submit_run": lambda: run_state.submit_run(
+            make_config(dataset, preset="baseline", steps=5)
+        ),
+        "cancel_run": lambda: run_state.cancel_run(run_id),
+        "start_scan": lambda: data_state.start_scan(target),
+        "start_checks": lambda: check_state.start_checks(dataset, "mlp", seed=0, max_seconds=5),
+        "decide": lambda: data_state.decide(target, sample_id=0, path="x.png", action="drop"),
+        "export": lambda: data_state.export_curated(
+            source, {}, fmt="csv", history=decision_log(access.workspace(), target)
         ),
     }
     for name, call in calls.items():
@@ -233,12 +235,12 @@ def open_each_path(paths: list[str]) -> None:
     """An AppTest script: resolve each typed path the way the pages do."""
     import streamlit as st
 
-    from app import state
+    from app import data_state
     from recipe_core import RecipeError
 
     for typed in paths:
         try:
-            st.write(f"opened {state.dataset_source(typed).root}")
+            st.write(f"opened {data_state.dataset_source(typed).root}")
         except RecipeError as error:
             st.write(f"refused: {type(error).__name__}")
 
@@ -317,7 +319,7 @@ def oversize_requests(dataset: str) -> None:
     """An AppTest script: a runner's requests over each limit, then a run within them."""
     import streamlit as st
 
-    from app import state
+    from app import access, data_state, run_state
     from recipe_core import RecipeError
     from recipe_core.train import make_config
 
@@ -326,10 +328,10 @@ def oversize_requests(dataset: str) -> None:
                            image_size=8, device="cpu")  # fmt: skip
 
     calls = {
-        "name": lambda: state.submit_run(small(5), name="n" * 10_000_000),
-        "steps": lambda: state.submit_run(small(501)),
-        "scan": lambda: state.start_scan(state.path_policy().resolve(dataset)),
-        "concurrent": lambda: state.submit_run(small(5)),
+        "name": lambda: run_state.submit_run(small(5), name="n" * 10_000_000),
+        "steps": lambda: run_state.submit_run(small(501)),
+        "scan": lambda: data_state.start_scan(access.path_policy().resolve(dataset)),
+        "concurrent": lambda: run_state.submit_run(small(5)),
     }
     for name, call in calls.items():
         try:
@@ -380,14 +382,14 @@ def start_and_cancel(dataset: str) -> None:
     """An AppTest script: a runner starts a run within the limits and cancels it."""
     import streamlit as st
 
-    from app import state
+    from app import run_state
     from recipe_core.train import make_config
 
     config = make_config(dataset, preset="baseline", steps=400, model="linear", image_size=8,
                          device="cpu")  # fmt: skip
-    handle = state.submit_run(config, name="within limits")
+    handle = run_state.submit_run(config, name="within limits")
     st.write(f"started {handle.run_id}")
-    st.write(f"{state.cancel_run(handle.run_id).state}")
+    st.write(f"{run_state.cancel_run(handle.run_id).state}")
 
 
 def test_a_runner_within_the_limits_starts_and_cancels_and_both_are_audited(

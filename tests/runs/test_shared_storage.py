@@ -167,6 +167,7 @@ def test_a_stale_shorter_object_is_ignored_until_storage_catches_up(
     url = f"{s3}/stale"
     writer = RunWriter.create(open_workspace(tmp_path / "w", runs_url=url), name="s", config={})
     writer.append_metrics({"step": i, "split": "train", "loss": 1.0 / (i + 1)} for i in range(5))
+    writer.files.flush()  # now, not at the pusher's next pass
     dashboard = open_workspace(tmp_path / "dashboard", runs_url=url)
     (status,) = list_runs(dashboard)
     reader = RunReader(dashboard.runs / status.run_id)
@@ -178,6 +179,7 @@ def test_a_stale_shorter_object_is_ignored_until_storage_catches_up(
     assert reader.metrics()["step"].tolist() == [0, 1, 2, 3, 4]  # kept, no error
     assert (dashboard.runs / writer.run_id / "metrics.jsonl").read_bytes() == full
     writer.append_metrics({"step": i, "split": "train", "loss": 0.1} for i in range(5, 8))
+    writer.files.flush()
     time.sleep(1.1)
     assert reader.metrics()["step"].tolist() == list(range(8))  # caught up, nothing twice
 
@@ -334,3 +336,43 @@ def test_submit_run_and_cancel_through_the_local_executor(s3: str, tmp_path: Pat
     (seen,) = list_runs(dashboard)
     assert (seen.state, seen.error) == ("cancelled", status.error)
     assert "INFO" in RunReader(dashboard.runs / handle.run_id).log_tail()
+
+
+def test_a_script_run_on_s3_batches_its_uploads_and_ends_complete(
+    s3: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """start_run in a workspace with a runs URL: the growing metrics file goes up at most about
+    once a PUSH_EVERY_S, not once per flush (that was quadratic in bytes), the shared copy
+    grows while the script runs, and finish() leaves every row and the final status there."""
+    from recipe_core.runs import files
+    from recipe_core.runs.storage import RunStore
+    from recipe_core.train import start_run
+
+    url = f"{s3}/script"
+    puts: list[tuple[str, int]] = []
+    real_put = RunStore.put
+
+    def counting_put(store: RunStore, run_id: str, name: str, data: bytes) -> None:
+        puts.append((name, len(data)))
+        real_put(store, run_id, name, data)
+
+    monkeypatch.setattr(RunStore, "put", counting_put)
+    monkeypatch.setattr(files, "PUSH_EVERY_S", 0.3)
+    ws = open_workspace(tmp_path / "ws", runs_url=url)
+    live: list[int] = []
+    with start_run("script", config={"lr": 0.1}, workspace=ws) as run:
+        for step in range(600):
+            run.log(step, loss=1.0 / (step + 1))
+            if step % 50 == 49:
+                run.flush()
+                time.sleep(0.1)
+                stored = open_store(url).objects(run.run_id).get("metrics.jsonl")
+                live.append(stored["size"] if stored else 0)
+    metric_puts = [size for name, size in puts if name == "metrics.jsonl"]
+    status_puts = [size for name, size in puts if name == "status.json"]
+    # 24+ flushes (every 25 rows, and every 50 here), each once uploading both files
+    assert len(metric_puts) <= 10 and len(status_puts) <= 12, (metric_puts, status_puts)
+    assert max(live) > 0, f"the shared copy never grew while the script ran: {live}"
+    assert [r["step"] for r in _rows(url, run.run_id)] == list(range(600))
+    status = json.loads(open_store(url).get(run.run_id, "status.json"))
+    assert (status["state"], status["step"]) == ("succeeded", 599)

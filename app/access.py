@@ -1,0 +1,126 @@
+"""Who is asking and where they may look: the `recipe serve` config, the workspace, the
+allowed dataset roots, the signed-in user and the guard every mutating action goes through
+(role check, limits, audit log). Everything the state modules cache is keyed under the
+workspace this returns."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from recipe_core import Workspace, open_workspace
+from recipe_core.hosting import AuditLog, ServeConfig, User, identify, load_config
+from recipe_core.hosting.guard import Guard
+from recipe_core.safe_paths import PathPolicy, default_policy
+
+if TYPE_CHECKING:
+    pass
+
+
+CONFIG_ENV = "RECIPE_CONFIG"  # set by `recipe serve`: the hosted mode's recipe.toml
+
+
+AUDIT_FILE = "audit.jsonl"
+
+
+REFUSED_KEY = "_last_refused_path"  # audit a refused path once, not on every rerun
+
+
+SIGNED_IN_KEY = "_audited_sign_in"
+
+
+def workspace() -> Workspace:
+    config = serve_config()
+    if config is not None:
+        return _workspace(str(config.workspace.path))
+    return _workspace(os.environ.get("RECIPE_WORKSPACE", ""))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _workspace(env_value: str) -> Workspace:
+    return open_workspace(env_value or None)
+
+
+def path_policy() -> PathPolicy:
+    """Folders typed paths may reach (cwd, sample_data/, --data-root ...; in serve mode only
+    the configured roots): see safe_paths. Each refusal is audited."""
+    config = serve_config()
+    if config is not None:
+        return PathPolicy.from_roots(config.roots, on_refuse=_path_refused)
+    return replace(default_policy(), on_refuse=_path_refused)
+
+
+def _path_refused(typed: str, message: str) -> None:
+    """Audit a refused path once per session and path (every rerun re-resolves it)."""
+    if st.session_state.get(REFUSED_KEY) != typed:
+        st.session_state[REFUSED_KEY] = typed
+        guard().path_refused(typed, message)
+
+
+def serve_config() -> ServeConfig | None:
+    """The `recipe serve` config ($RECIPE_CONFIG), or None in the local `recipe app`."""
+    path = os.environ.get(CONFIG_ENV, "")
+    return _serve_config(path) if path else None
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _serve_config(path: str) -> ServeConfig:
+    config = load_config(path)
+    if config.plugins is not None:  # already loaded when $RECIPE_PLUGINS was set: a no-op
+        from recipe_core.models import load_plugin_folder
+
+        load_plugin_folder(config.plugins)
+    return config
+
+
+def current_user() -> User:
+    """The local runner; in serve mode without sign-in everyone gets [access] local_role; with
+    sign-in the OIDC user (role None when not on the allow-list, e-mail "" when signed out).
+    local_role never applies when sign-in is on."""
+    return identify(serve_config(), st.user if _auth_on() else {})
+
+
+def _auth_on() -> bool:
+    config = serve_config()
+    return config is not None and config.auth_on
+
+
+def can(action: str) -> bool:
+    """Whether the current user's role allows `action` (to hide controls; the state functions
+    re-check)."""
+    return current_user().can(action)
+
+
+def guard() -> Guard:
+    config = serve_config()
+    audit = AuditLog(workspace().root / AUDIT_FILE)
+    return Guard(current_user(), audit, None if config is None else config.limits)
+
+
+def note_sign_in(user: User) -> None:
+    """Audit a sign-in (or its refusal) once per browser session."""
+    if st.session_state.get(SIGNED_IN_KEY) == user.email:
+        return
+    st.session_state[SIGNED_IN_KEY] = user.email
+    g = guard()
+    if user.role is None:
+        g.audit.record(user.email, "", "sign_in_refused", outcome="denied",
+                       detail="not on the allow-list")  # fmt: skip
+    else:
+        g.audit.record(user.email, user.role, "sign_in")
+
+
+def max_steps() -> int | None:
+    config = serve_config()
+    return None if config is None else config.limits.max_steps
+
+
+def unauthenticated_network() -> bool:
+    """Served beyond loopback with nobody signing in (the operator's override is on)."""
+    config = serve_config()
+    if config is None:
+        return os.environ.get("RECIPE_UNAUTHENTICATED_NETWORK") == "1"
+    return config.unauthenticated_network

@@ -1,0 +1,90 @@
+"""What the net sees and the recipe's checks: captured batches (cached per dataset, model
+and batch index) and background check jobs. recipe_core.checks imports torch: imported inside
+the functions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from app import access, data_state
+
+if TYPE_CHECKING:
+    from recipe_core.batch import BatchView
+    from recipe_core.check_jobs import CheckJob, CheckJobState
+    from recipe_core.checks import CheckReport
+    from recipe_core.checks.presets import CheckInputs
+
+
+CHECK_JOB_KEY = "selected_check_job"  # folder name of the check job shown on the Checks page
+
+
+@st.cache_resource(show_spinner="Loading the dataset into tensors…", max_entries=4)
+def _check_inputs(resolved: str, model: str, batch_size: int, augment: bool) -> CheckInputs:
+    from recipe_core.checks.presets import build_check_inputs
+
+    return build_check_inputs(resolved, model, batch_size=batch_size, augment=augment)
+
+
+def seen_batch(path: str, model: str, index: int, *, batch_size: int, augment: bool) -> BatchView:
+    """Batch `index` as `model(x)` receives it (cached per dataset, model and batch index)."""
+    data_state.dataset_source(path)  # refuses paths and links outside the roots
+    return _seen_batch(str(access.path_policy().resolve(path)), model, index, batch_size, augment)
+
+
+@st.cache_resource(show_spinner="Capturing the batch at model(x)…", max_entries=32)
+def _seen_batch(resolved: str, model: str, index: int, batch_size: int, augment: bool) -> BatchView:
+    from recipe_core.checks.presets import see_batch
+
+    return see_batch(_check_inputs(resolved, model, batch_size, augment), index)
+
+
+def check_jobs() -> list[CheckJob]:
+    """Every check job of the workspace, newest first."""
+    from recipe_core.check_jobs import list_jobs
+
+    return list_jobs(access.workspace())
+
+
+def start_checks(path: str, model: str, *, seed: int, max_seconds: float | None) -> str:
+    """Start the checks as a background process (a rerun would kill the script thread); the
+    new job becomes the selected one. Returns its id."""
+    from recipe_core.check_jobs import start_check_job
+
+    with access.guard().acting("start_checks", f"{path} ({model})"):
+        data_state.dataset_source(path)  # refuses paths and links outside the roots
+        target = access.path_policy().resolve(path)
+        folder = start_check_job(target, model, workspace=access.workspace(), seed=seed,
+                                 max_seconds=max_seconds)  # fmt: skip
+    st.session_state[CHECK_JOB_KEY] = folder.name
+    return folder.name
+
+
+def check_job_state(job_id: str) -> CheckJobState:
+    from recipe_core.check_jobs import checks_root, read_check_state
+
+    return read_check_state(checks_root(access.workspace()) / job_id)
+
+
+def check_report(job_id: str) -> CheckReport:
+    """The finished job's report (read once per job: a report never changes)."""
+    from recipe_core.check_jobs import checks_root
+
+    return _check_report(str(checks_root(access.workspace()) / job_id))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _check_report(folder: str) -> CheckReport:
+    from recipe_core.check_jobs import load_report
+
+    return load_report(folder)
+
+
+def selected_check_job(job_ids: list[str]) -> str:
+    """The check job to show: the selected one, else the newest."""
+    chosen = st.session_state.get(CHECK_JOB_KEY)
+    if chosen not in job_ids:
+        chosen = job_ids[0]
+        st.session_state[CHECK_JOB_KEY] = chosen
+    return str(chosen)

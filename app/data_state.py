@@ -1,0 +1,196 @@
+"""Datasets, scans and curation for the data pages: listings and overviews (cached per
+resolved path), background scans and their results (cached per result stamp), curation
+decisions and exports. Mutating calls go through access.guard()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import access
+from recipe_core import DatasetOverview, DatasetSource, open_dataset
+from recipe_core import summarize as summarize_dataset
+from recipe_core.curation import (
+    LOG_FILE,
+    Decision,
+    ExportResult,
+    curation_dir,
+    export_manifest,
+    load_decisions,
+    record_decision,
+)
+from recipe_core.data_views import overview_from_index
+from recipe_core.errors import DatasetError
+from recipe_core.hosting.limits import check_scan_size
+from recipe_core.query import SampleTable, sample_table
+from recipe_core.safe_paths import PathPolicy
+from recipe_core.scan import ScanResult
+from recipe_core.scan_jobs import RESULT_DIR, ScanJobState, job_dir, load_scan, read_state
+from recipe_core.scan_jobs import start_scan as start_scan_job
+
+if TYPE_CHECKING:
+    pass
+
+
+SCAN_WORKERS = 2  # decode processes of an app-started scan: leave the server's cores usable
+
+
+@st.cache_resource(show_spinner="Listing the dataset…", max_entries=16)
+def _dataset_source(resolved: str) -> DatasetSource:
+    return open_dataset(resolved)
+
+
+def dataset_source(path: str) -> DatasetSource:
+    """The dataset at `path`; raises DatasetError for paths outside the allowed roots (and, in
+    serve mode, for a dataset holding symlinks or manifest paths that lead outside them)."""
+    policy = access.path_policy()
+    resolved = str(policy.resolve(path))
+    source = _dataset_source(resolved)
+    if access.serve_config() is not None:
+        escapes = _escapes(resolved, policy)
+        if escapes:
+            message = (
+                f"The dataset {resolved} holds {len(escapes)} file(s) or link(s) leading outside "
+                f"the folders this dashboard may open (e.g. {escapes[0]!r}). Remove those links, "
+                "or ask the operator to add their target to [data] roots."
+            )
+            if policy.on_refuse is not None:
+                policy.on_refuse(resolved, message)
+            raise DatasetError(message)
+    return source
+
+
+@st.cache_resource(show_spinner="Checking the dataset's links…", max_entries=16)
+def _escapes(resolved: str, _policy: PathPolicy) -> list[str]:
+    source = _dataset_source(resolved)
+    return _policy.escapes(source.root, source.samples["path"].tolist())
+
+
+@st.cache_resource(show_spinner="Reading image headers…", max_entries=16)
+def _dataset_overview(resolved: str) -> DatasetOverview:
+    return summarize_dataset(_dataset_source(resolved))
+
+
+def dataset_overview(path: str) -> DatasetOverview:
+    """Counts and sizes: from the dataset's scan when it is current (no file is opened),
+    else from every file's header."""
+    target = access.path_policy().resolve(path)
+    stamp = _result_stamp(target)
+    if stamp is not None and scan_is_current(target, _dataset_source(str(target))):
+        return _index_overview(*stamp)
+    return _dataset_overview(str(target))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _index_overview(folder: str, mtime_ns: int) -> DatasetOverview:
+    return overview_from_index(_load_scan(folder, mtime_ns).index.table)
+
+
+def reload_dataset() -> None:
+    """Forget cached listings (after files were added or removed on disk)."""
+    _dataset_source.clear()
+    _dataset_overview.clear()
+    _escapes.clear()
+
+
+def scan_folder(root: Path) -> Path:
+    return job_dir(access.workspace(), root)
+
+
+def scan_state(root: Path) -> ScanJobState:
+    return read_state(scan_folder(root))
+
+
+def start_scan(root: Path) -> None:
+    """Start a background scan of `root` (runners only; refused over [limits] max_scan_images)."""
+    g = access.guard()
+    with g.acting("start_scan", str(root)):
+        target = access.path_policy().resolve(root)
+        n = len(dataset_source(str(target)).samples)
+        if g.limits is not None:
+            check_scan_size(n, str(target), g.user, g.limits, g.audit)
+        start_scan_job(target, workspace=access.workspace(), workers=SCAN_WORKERS)
+
+
+def _result_stamp(root: Path) -> tuple[str, int] | None:
+    marker = scan_folder(root) / RESULT_DIR / "summary.json"
+    try:
+        return str(marker.parent), marker.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def scan_result(root: Path) -> ScanResult | None:
+    """The finished scan of `root` on disk (cached until a rescan replaces it), else None."""
+    stamp = _result_stamp(root)
+    return None if stamp is None else _load_scan(*stamp)
+
+
+def samples(root: Path) -> SampleTable | None:
+    """The scan's query-ready sample table (issue columns computed once per scan)."""
+    stamp = _result_stamp(root)
+    return None if stamp is None else _sample_table(*stamp)
+
+
+def scan_is_current(target: Path, source: DatasetSource) -> bool:
+    """Whether the scan covers exactly the files listed now (else: suggest a rescan)."""
+    stamp = _result_stamp(target)
+    return stamp is not None and _same_samples(*stamp, id(source.samples), source)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _same_samples(folder: str, mtime_ns: int, listing: int, _source: DatasetSource) -> bool:
+    scanned = _load_scan(folder, mtime_ns).index.table["sample_id"].to_numpy()
+    listed = _source.samples["sample_id"].to_numpy()
+    return len(scanned) == len(listed) and bool(np.array_equal(np.sort(scanned), np.sort(listed)))
+
+
+@st.cache_resource(show_spinner="Loading the scan…", max_entries=4)
+def _load_scan(folder: str, mtime_ns: int) -> ScanResult:
+    return load_scan(folder)
+
+
+@st.cache_resource(show_spinner="Preparing the sample table…", max_entries=4)
+def _sample_table(folder: str, mtime_ns: int) -> SampleTable:
+    result = _load_scan(folder, mtime_ns)
+    return sample_table(result.index.table, result.issues)
+
+
+def decisions(root: Path) -> dict[int, Decision]:
+    log = curation_dir(access.workspace(), root) / LOG_FILE
+    try:
+        stamp = log.stat().st_mtime_ns, log.stat().st_size
+    except OSError:
+        return {}
+    return _decisions(str(access.workspace().root), str(root), stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _decisions(ws_root: str, root: str, stamp: tuple[int, int]) -> dict[int, Decision]:
+    return load_decisions(access.workspace(), root)
+
+
+def decide(
+    root: Path, *, sample_id: int, path: str, action: str, label: str = "", old_label: str = ""
+) -> Decision:
+    """Record a curation decision (runners only)."""
+    what = f"{root} #{sample_id} {action} {label}".strip()
+    with access.guard().acting("curation_decision", what):
+        target = access.path_policy().resolve(root)
+        return record_decision(access.workspace(), target, sample_id=sample_id, path=path,
+                               action=action, label=label, old_label=old_label)  # fmt: skip
+
+
+def export_curated(
+    source: DatasetSource, chosen: dict[int, Decision], *, fmt: str, history: list[Decision]
+) -> ExportResult:
+    """Write the cleaned manifest into the workspace (runners only); never overwrites."""
+    target = access.path_policy().resolve(source.root)
+    with access.guard().acting("export_manifest", str(target)):
+        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
+        folder = curation_dir(access.workspace(), target) / "exports" / stamp
+        return export_manifest(source, chosen, folder, fmt=fmt, log_entries=history)

@@ -1,0 +1,218 @@
+"""Training runs for the Runs and Prediction dynamics pages: background jobs whose run
+directory is the source of truth, read through one shared incremental reader per run.
+recipe_core.train / .executors / .dynamics import torch: imported inside the functions, so the
+data pages never pay for it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import access, curves, data_state
+from recipe_core.hosting.guard import checked_run_id
+from recipe_core.hosting.limits import record_owner
+from recipe_core.runs import RunReader, RunStatus
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from recipe_core.dynamics import Dynamics
+    from recipe_core.executors import Executor, JobHandle
+    from recipe_core.train import TrainConfig
+
+
+RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pages
+
+
+@st.cache_resource(show_spinner=False)
+def run_executor() -> Executor:
+    """The executor for new runs, one per server process: make_executor() reads
+    RECIPE_EXECUTOR / RECIPE_RAY_ADDRESS (local by default; a local one reaps the jobs it
+    started). The Ray executor only speaks HTTP to a running cluster's Jobs API: the app never
+    starts Ray. Existing runs are judged by the executor named in their job.json."""
+    from recipe_core.executors import make_executor
+
+    return make_executor()
+
+
+def _own_executor() -> Executor | None:
+    """run_executor(), or None when RECIPE_EXECUTOR/RECIPE_RAY_ADDRESS are unusable: listing,
+    judging and cancelling runs must still work (starting one shows the error)."""
+    from recipe_core.errors import ConfigError
+
+    try:
+        return run_executor()
+    except ConfigError:
+        return None
+
+
+def _judge(path: Path) -> Executor:
+    from recipe_core.executors import executor_for
+
+    return executor_for(path, prefer=_own_executor())
+
+
+def runs() -> list[RunStatus]:
+    """Every run of the workspace, newest first, each judged by the executor that launched it
+    (local or Ray); unfinished runs whose job died are marked failed on the way."""
+    from recipe_core.executors import refresh_runs
+
+    return refresh_runs(access.workspace(), _own_executor())
+
+
+def run_dir(run_id: str) -> Path:
+    return access.workspace().runs / checked_run_id(run_id)
+
+
+def submit_run(config: TrainConfig, *, name: str | None = None) -> JobHandle:
+    """Start `config` as a background job: never in the script thread, which a rerun kills.
+    Runners only, within the per-user limits; the run records who started it."""
+    g = access.guard()
+    with g.acting("start_run", config.dataset), _submit_lock():
+        data_state.dataset_source(config.dataset)  # re-checked here, whatever the form did
+        g.check_run(
+            steps=config.steps, name=name, statuses=runs(), runs_root=access.workspace().runs
+        )
+        handle = _submit(config, name=name)
+        record_owner(handle.run_dir, g.user)
+    return handle
+
+
+def _submit(config: TrainConfig, *, name: str | None) -> JobHandle:
+    from recipe_core.executors import submit_run as submit
+
+    return submit(config, workspace=access.workspace(), name=name, executor=run_executor())
+
+
+@st.cache_resource(show_spinner=False)
+def _submit_lock() -> threading.Lock:
+    """One submission at a time per server, so two tabs cannot both pass the job limit."""
+    return threading.Lock()
+
+
+def cancel_run(run_id: str) -> RunStatus:
+    """Cancel a run (runners only)."""
+    with access.guard().acting("cancel_run", run_id):
+        path = run_dir(run_id)
+        return _judge(path).cancel(path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _run_reader(folder: str) -> tuple[RunReader, threading.Lock]:
+    """One incremental reader per run, shared by every session: each refresh reads only the
+    bytes appended since the last one. The lock keeps two sessions from tailing at once."""
+    return RunReader(Path(folder)), threading.Lock()
+
+
+def run_metrics(run_id: str) -> pd.DataFrame:
+    reader, lock = _run_reader(str(run_dir(run_id)))
+    with lock:
+        return reader.metrics()
+
+
+def run_config(run_id: str) -> dict[str, object]:
+    reader, _ = _run_reader(str(run_dir(run_id)))
+    return reader.config()
+
+
+def run_log(run_id: str) -> str:
+    reader, _ = _run_reader(str(run_dir(run_id)))
+    return reader.log_tail()
+
+
+def run_dynamics(run_id: str) -> Dynamics:
+    """The probe batch's predictions so far (recomputed only when dynamics.jsonl grew)."""
+    file = run_dir(run_id) / "dynamics.jsonl"
+    size = file.stat().st_size if file.exists() else 0
+    return _run_dynamics(str(run_dir(run_id)), size)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run_dynamics(folder: str, size: int) -> Dynamics:
+    from recipe_core.dynamics import read_dynamics
+
+    reader, lock = _run_reader(folder)
+    with lock:
+        return read_dynamics(reader)
+
+
+def probe_images(run_id: str) -> np.ndarray:
+    """(P, C, H, W) uint8 probe images as the net saw them (before normalisation)."""
+    file = run_dir(run_id) / "probe.npz"
+    stamp = file.stat().st_mtime_ns if file.exists() else 0
+    return _probe_images(str(run_dir(run_id)), stamp)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _probe_images(folder: str, mtime_ns: int) -> np.ndarray:
+    reader, _ = _run_reader(folder)
+    return reader.arrays("probe.npz").get("images", np.zeros((0, 1, 1, 1), np.uint8))
+
+
+@st.cache_resource(show_spinner=False)
+def cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def selected_run() -> str | None:
+    value = st.session_state.get(RUN_KEY)
+    return str(value) if value else None
+
+
+def select_run(run_id: str) -> None:
+    st.session_state[RUN_KEY] = run_id
+
+
+def follow_step(key: str, steps: list[int], *, play: bool) -> None:
+    """Set the step slider `key` before it is drawn: the next snapshot while playing (looping),
+    the newest one when it showed the newest before new snapshots arrived, else unchanged."""
+    last_key = f"{key}__last"
+    current, previous_last = st.session_state.get(key), st.session_state.get(last_key)
+    if current not in steps or (current == previous_last and not play):
+        st.session_state[key] = steps[-1]
+    elif play:
+        st.session_state[key] = steps[(steps.index(current) + 1) % len(steps)]
+    st.session_state[last_key] = steps[-1]
+
+
+def run_choice(key: str, run_ids: list[str]) -> None:
+    """Point the run selectbox `key` at the selected run (the newest when none) before it is
+    drawn, so every page shows the same run."""
+    chosen = selected_run()
+    if chosen not in run_ids:
+        chosen = run_ids[0]
+        select_run(chosen)
+    st.session_state[key] = chosen
+
+
+def run_picked(key: str) -> None:
+    """on_change of a run selectbox: its run becomes the selected run on every page."""
+    select_run(str(st.session_state[key]))
+
+
+def run_status(run_id: str) -> RunStatus:
+    """The run's status now (marked failed if its job died unrecorded), local or on Ray."""
+    path = run_dir(run_id)
+    return _judge(path).refresh(path)
+
+
+def curve_figures(run_id: str, metrics: pd.DataFrame, *, log_loss: bool) -> dict[str, go.Figure]:
+    """The run's loss and accuracy figures for `metrics` (its rows so far)."""
+    return _curve_figures(run_id, len(metrics), log_loss, metrics)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _curve_figures(
+    run_id: str, rows: int, log_loss: bool, _metrics: pd.DataFrame
+) -> dict[str, go.Figure]:
+    """Built once per (run, row count) and shared by every session watching the run: five
+    viewers cost one build per new metrics, not five a second. Metric rows are append-only, so
+    the row count identifies the content."""
+    return curves.curve_figures(_metrics, run_id=run_id, log_loss=log_loss)
