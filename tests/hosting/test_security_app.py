@@ -169,6 +169,39 @@ def test_viewers_see_no_start_cancel_scan_or_check_controls(
     assert ("Scan dataset" in shown["data_overview"]) == runner
 
 
+@pytest.mark.parametrize("role", ["viewer", "runner"])
+def test_viewers_see_no_curation_or_export_controls(
+    site: Path, monkeypatch: pytest.MonkeyPatch, role: str
+) -> None:
+    """Issues page and Browse's detail panel on a scanned dataset: a viewer reads the findings
+    and the decisions, but gets no drop, relabel or export control (the runner does)."""
+    from recipe_core.data import open_dataset
+    from recipe_core.scan import scan
+    from recipe_core.scan_jobs import RESULT_DIR, job_dir, write_result
+
+    config = configure(site, f"curate_{role}", access={"local_role": role})
+    ws = open_workspace(config.parent / "ws")
+    root = open_dataset(site / "data" / "ds").root
+    write_result(scan(root, workspace=ws, workers=0), job_dir(ws, root) / RESULT_DIR)
+    at = app(config, monkeypatch).run()
+    at.switch_page("views/data_overview.py").run()
+    at.text_input(key="dataset_input").input(str(site / "data" / "ds")).run()
+    at.switch_page("views/issues.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    issues_page = buttons(at)
+    viewer_note = "Viewers can read the decisions" in texts(at)
+    at.switch_page("views/browse.py").run()
+    next(b for b in at.button if b.label == "Details").click().run()  # the detail panel
+    assert not at.exception, [e.value for e in at.exception]
+    assert "**Nearest neighbours**" in texts(at), "the detail panel is not shown"
+    detail = buttons(at)
+    runner = role == "runner"
+    assert ("Export cleaned manifest" in issues_page) == runner and viewer_note != runner
+    assert ("Drop" in detail and "Relabel" in detail) == runner, detail
+    if not runner:
+        assert not {"Drop", "Undo drop", "Relabel", "Undo decision"} & set(issues_page + detail)
+
+
 def call_every_mutating_state_function(dataset: str, run_id: str) -> None:
     """An AppTest script: call each state function a hidden control would call."""
     import streamlit as st
