@@ -4,8 +4,9 @@ A real `streamlit run app/main.py` (local mode, no sign-in) on 127.0.0.1, 4 jobs
 the engine (`submit_run` + the local executor, at nice 10 and one thread each so they yield to
 the server), and 5 Chromium pages on /runs. While the jobs train, every page must keep showing
 newer steps, in the live caption and in the plotted loss curve alike, with no exception, error
-box, error toast or connection error. The server's CPU and memory (its whole process tree, from /proc) are sampled every
-second; the summary goes to stdout and tests/e2e/artifacts/load_report.txt.
+box, error toast or connection error. The server's CPU and memory (its whole process tree,
+from /proc) are sampled every second; the summary goes to stdout and
+tests/e2e/artifacts/load_report.txt.
 """
 
 from __future__ import annotations
