@@ -26,16 +26,19 @@ SMOOTH_POINTS = 30  # the running mean spans 1/30 of the steps logged (no smooth
 MAX_POINTS = 1200  # points per drawn curve: ~2 per pixel of a half-width chart, sent each second
 
 
-def curve_figures(metrics: pd.DataFrame, *, run_id: str, log_loss: bool) -> dict[str, go.Figure]:
+def curve_figures(
+    metrics: pd.DataFrame, *, run_id: str, log_loss: bool, max_points: int | None = MAX_POINTS
+) -> dict[str, go.Figure]:
     """Loss and accuracy against step, train (every step, under its running mean) and val
-    (each evaluation); long runs are drawn from each bucket's min and max (see `decimate`)."""
-    figures = {}
+    (each evaluation); long runs are drawn from each bucket's min and max (see `decimate`;
+    `max_points=None` draws every point)."""
+    limit, figures = max_points or max(len(metrics), 1), {}
     for metric in ("loss", "accuracy"):
         fig, title = go.Figure(), metric
         for split, style in SPLIT_STYLE.items():
             split_rows = metrics[metrics["split"] == split]
             mean, window = running_mean(split_rows[metric])
-            kept, bucket = decimate(split_rows[metric])
+            kept, bucket = decimate(split_rows[metric], max_points=limit)
             if split == "train" and window == 1:
                 style = SMOOTH_STYLE  # too few steps to smooth: the raw curve is the curve
             if len(split_rows):
