@@ -39,3 +39,20 @@ def test_streamlit_is_a_banned_import_in_the_engine(tmp_path: object) -> None:
     finally:
         probe.unlink()
     assert result.returncode != 0 and "TID251" in result.stdout
+
+
+STATE_MODULES = {"access.py", "state.py", "data_state.py", "run_state.py", "check_state.py"}
+
+
+def test_only_the_state_modules_touch_session_state_and_caches() -> None:
+    """Pages and renderers call app/*state.py and app/access.py; they never keep their own
+    session keys or caches (which would leak one workspace's results into another's)."""
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{n}"
+        for path in sorted((REPO_ROOT / "app").rglob("*.py"))
+        if path.name not in STATE_MODULES or path.parent.name != "app"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "st.session_state" in line or "st.cache_" in line
+    ]
+    assert not offenders, offenders
+    assert {p.name for p in (REPO_ROOT / "app").glob("*.py")} >= STATE_MODULES
