@@ -5,6 +5,7 @@ data pages never pay for it."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,12 +30,17 @@ if TYPE_CHECKING:
 RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pages
 
 
-@st.cache_resource(show_spinner=False)
 def run_executor() -> Executor:
-    """The executor for new runs, one per server process: make_executor() reads
-    RECIPE_EXECUTOR / RECIPE_RAY_ADDRESS (local by default; a local one reaps the jobs it
-    started). The Ray executor only speaks HTTP to a running cluster's Jobs API: the app never
-    starts Ray. Existing runs are judged by the executor named in their job.json."""
+    """The executor for new runs, one per server process and setting: make_executor() reads
+    RECIPE_EXECUTOR / RECIPE_RAY_ADDRESS / RECIPE_RAY_PYTHON (local by default; a local one
+    reaps the jobs it started). The Ray executor only speaks HTTP to a running cluster's Jobs
+    API: the app never starts Ray. Existing runs are judged by the executor in their job.json."""
+    names = ("RECIPE_EXECUTOR", "RECIPE_RAY_ADDRESS", "RECIPE_RAY_PYTHON")
+    return _run_executor(tuple(os.environ.get(n, "") for n in names))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _run_executor(settings: tuple[str, ...]) -> Executor:
     from recipe_core.executors import make_executor
 
     return make_executor()
