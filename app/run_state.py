@@ -68,7 +68,15 @@ def runs() -> list[RunStatus]:
     (local or Ray); unfinished runs whose job died are marked failed on the way."""
     from recipe_core.executors import refresh_runs
 
-    return refresh_runs(access.workspace(), _own_executor())
+    ws = access.workspace()
+    return refresh_runs(ws, _own_executor(), finished=_finished_runs(str(ws.root)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _finished_runs(ws_root: str) -> dict[str, RunStatus]:
+    """Finished runs' statuses (final), shared by every session: each refresh of the Runs page
+    reads only the unfinished runs' status files."""
+    return {}
 
 
 def run_dir(run_id: str) -> Path:

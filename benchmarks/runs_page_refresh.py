@@ -13,7 +13,9 @@ refresh of all sessions, side by side:
                once per new rows for all sessions (run_state's cache), from at most ~MAX_POINTS
                points per trace (curves.decimate); each session only serialises them.
 
-Prints ms per refresh of all sessions, the ratio, and the JSON each session is sent.
+Prints ms per refresh of all sessions, the ratio, and the JSON each session is sent. Then
+the run list every refresh starts with, for a workspace of --runs finished runs plus one live
+one: reading every status.json vs reading only the unfinished runs' (`finished=` cache).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,11 +66,38 @@ def shared(frame: pd.DataFrame, new: list[dict[str, object]], sessions: int) -> 
     return sent
 
 
+def listing(n_runs: int, repeats: int) -> None:
+    from recipe_core.executors import LocalExecutor, refresh_runs
+    from recipe_core.runs import RunStatus, RunWriter
+    from recipe_core.workspace import open_workspace
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = open_workspace(Path(tmp) / "ws")
+        for i in range(n_runs):
+            RunWriter.create(ws, name=f"old-{i}", config={}).finish("succeeded")
+        RunWriter.create(ws, name="live", config={})  # queued: judged on every refresh
+        executor, finished = LocalExecutor(), dict[str, RunStatus]()
+        refresh_runs(ws, executor, finished=finished)  # the first refresh reads them all
+        plain, cached = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            refresh_runs(ws, executor)
+            plain.append(1e3 * (time.perf_counter() - t))
+            t = time.perf_counter()
+            refresh_runs(ws, executor, finished=finished)
+            cached.append(1e3 * (time.perf_counter() - t))
+    old, cur = statistics.median(plain), statistics.median(cached)
+    print(f"run list of {n_runs:,} finished runs + 1 live, per session and refresh:")
+    print(f"  every status read:  {old:8.1f} ms")
+    print(f"  finished cached:    {cur:8.1f} ms   ratio {old / cur:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20_000, help="steps logged so far")
     parser.add_argument("--sessions", type=int, default=5, help="browser sessions watching")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=500, help="finished runs in the workspace")
     args = parser.parse_args()
     history, new = rows(args.steps), rows(50, start=args.steps)  # 50 new rows a second
     frame = pd.DataFrame(history)
@@ -84,6 +114,7 @@ def main() -> None:
     print(f"  per-session figures: {old:8.1f} ms  ({old_bytes // args.sessions:,} B JSON/session)")
     print(f"  shared figures:      {cur:8.1f} ms  ({new_bytes // args.sessions:,} B JSON/session)")
     print(f"  ratio per-session/shared: {old / cur:.1f}x less server time per refresh")
+    listing(args.runs, args.repeats)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,15 @@ from torch import nn
 
 from recipe_core.dynamics import Dynamics, choose_probe, read_dynamics
 from recipe_core.errors import ConfigError, RunError
-from recipe_core.runs import JsonlTail, RunFiles, RunReader, RunWriter, find_run, list_runs
+from recipe_core.runs import (
+    JsonlTail,
+    RunFiles,
+    RunReader,
+    RunStatus,
+    RunWriter,
+    find_run,
+    list_runs,
+)
 from recipe_core.train import start_run
 from recipe_core.workspace import Workspace, open_workspace
 
@@ -103,6 +111,30 @@ def test_metrics_frame_grows_with_new_rows_and_columns_and_is_safe_to_edit(ws: W
     assert frame["step"].tolist() == [0, 1] and frame["loss"].tolist() == [2.0, 1.0]
     assert frame["grad_norm"].iloc[1] == 3.0 and np.isnan(frame["grad_norm"].iloc[0])
     assert reader.metrics().equals(frame)
+
+
+def test_list_runs_reads_finished_runs_once_and_unfinished_ones_every_time(
+    ws: Workspace,
+) -> None:
+    import shutil
+
+    done = RunWriter.create(ws, name="done", config={})
+    done.finish("succeeded")
+    live = RunWriter.create(ws, name="live", config={})
+    gone = RunWriter.create(ws, name="gone", config={})
+    gone.finish("failed", error="boom")
+    finished: dict[str, RunStatus] = {}
+    first = list_runs(ws, finished=finished)
+    assert [s.name for s in first] == ["gone", "live", "done"]
+    assert set(finished) == {done.run_id, gone.run_id}
+    (done.run_dir / "status.json").write_text("{damaged")  # not read again: it cannot change
+    live.update_status(step=7)  # an unfinished run is re-read
+    shutil.rmtree(gone.run_dir)  # a deleted run leaves the listing
+    second = list_runs(ws, finished=finished)
+    assert [(s.name, s.step) for s in second] == [("live", 7), ("done", 0)]
+    live.finish("cancelled")
+    assert [s.state for s in list_runs(ws, finished=finished)] == ["cancelled", "succeeded"]
+    assert live.run_id in finished
 
 
 rows_strategy = st.lists(

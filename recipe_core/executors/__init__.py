@@ -144,18 +144,26 @@ def submit_run(
         raise
 
 
-def refresh_runs(workspace: Workspace, executor: Executor | None = None) -> list[RunStatus]:
+def refresh_runs(
+    workspace: Workspace,
+    executor: Executor | None = None,
+    *,
+    finished: dict[str, RunStatus] | None = None,
+) -> list[RunStatus]:
     """Every run of the workspace, newest first, each judged by the executor that launched it
     (`executor` for its own runs: it reaps its children), after marking unfinished runs whose
-    job died as `failed`: what a restarted app, `recipe runs list` and the Runs page show."""
+    job died as `failed`: what a restarted app, `recipe runs list` and the Runs page show.
+    `finished`: see `list_runs` (runs judged finished here are added to it too)."""
     cache: dict[str, Executor] = {}
     statuses = []
-    for status in list_runs(workspace):
+    for status in list_runs(workspace, finished=finished):
         if not status.finished:
             run_dir = workspace.runs / status.run_id
             try:
                 status = executor_for(run_dir, cache, prefer=executor).refresh(run_dir)
             except (RunError, ConfigError) as exc:  # one broken run must not hide the others
                 log.warning("Cannot judge run %s: %s", status.run_id, exc)
+            if finished is not None and status.finished:
+                finished[status.run_id] = status
         statuses.append(status)
     return statuses

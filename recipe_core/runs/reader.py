@@ -97,19 +97,31 @@ class RunReader(RunHandle):
         return self.files.read_bytes("log.txt", max(0, size - max_bytes)).decode(errors="replace")
 
 
-def list_runs(workspace: Workspace) -> list[RunStatus]:
+def list_runs(
+    workspace: Workspace, *, finished: dict[str, RunStatus] | None = None
+) -> list[RunStatus]:
     """Every readable run of the workspace, newest first (run ids sort by creation time); with
-    shared storage, after pulling what changed there into the local cache."""
+    shared storage, after pulling what changed there into the local cache.
+
+    `finished`: a dict the caller keeps between calls (a dashboard refreshing every second).
+    A finished run's status never changes, so runs found there are not read again, and runs
+    found finished are added to it: 500 old runs cost a directory listing, not 500 reads."""
     sync_runs(workspace)
     if not workspace.runs.is_dir():
         return []
     statuses = []
     for folder in sorted(workspace.runs.iterdir(), reverse=True):
-        if folder.is_dir() and (folder / "status.json").exists():
+        known = None if finished is None else finished.get(folder.name)
+        if known is not None:
+            statuses.append(known)
+        elif folder.is_dir() and (folder / "status.json").exists():
             try:
-                statuses.append(read_status(RunFiles(folder)))
+                status = read_status(RunFiles(folder))
             except RunError:
                 continue  # a half-created or damaged run must not hide the others
+            statuses.append(status)
+            if finished is not None and status.finished:
+                finished[folder.name] = status
     return statuses
 
 
