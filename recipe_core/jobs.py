@@ -49,6 +49,10 @@ def cancel_on_sigterm() -> Iterator[None]:
 def run_job(run_dir: Path) -> int:
     """Run the job recorded in `run_dir`; return the process exit code."""
     writer = RunWriter(run_dir)
+    ended = writer.status()
+    if ended.finished:  # cancelled while its job waited for a worker (e.g. a pending Ray job)
+        log.info("Run %s is already %s; not training it", writer.run_id, ended.state)
+        return EXIT_CANCELLED if ended.state == "cancelled" else EXIT_FAILED
     try:
         try:
             config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))

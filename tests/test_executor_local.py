@@ -159,3 +159,19 @@ def test_process_identity_needs_the_start_time_to_match(tmp_path: Path) -> None:
     script.start(device="cpu")  # owned by this (live) test process
     with pytest.raises(RunError, match="recorded by a script"):
         LocalExecutor().cancel(script.run_dir)
+
+
+def test_a_job_started_after_its_run_was_cancelled_does_not_train(tmp_path: Path) -> None:
+    """A job that reaches a worker only after its run was cancelled (a Ray job pending for a
+    GPU) exits at once with the cancel code and leaves the run as it was."""
+    ws = open_workspace(tmp_path / "ws")
+    config = make_config(str(SAMPLE_DIGITS), model="mlp", device="cpu", steps=5)
+    writer = RunWriter.create(ws, name="late", config=config.to_dict())
+    writer.finish("cancelled", error="Cancelled while it waited.")
+    done = subprocess.run([sys.executable, "-m", "recipe_core.jobs", str(writer.run_dir)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    status = RunReader(writer.run_dir).status()
+    assert (status.state, status.error) == ("cancelled", "Cancelled while it waited.")
+    assert status.pid == 0  # never started
+    assert not (writer.run_dir / "metrics.jsonl").exists()

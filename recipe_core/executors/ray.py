@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 HTTP_TIMEOUT_S = 5.0  # a dead or firewalled cluster must not hang the Runs page
 RETRY_AFTER_S = 10.0  # after a failed probe, skip the cluster for this long
 STOP_EXTRA_S = 5.0  # Ray's own SIGTERM -> SIGKILL wait, plus slack, on top of grace
+GPU_AUTOSCALING_ENV = "RECIPE_RAY_GPU_AUTOSCALING"  # 1: the autoscaler adds GPU workers
 START_HINT = (
     "Start a cluster with `ray start --head --dashboard-host 0.0.0.0` (Jobs API on port 8265) "
     "and pass its dashboard URL with `--ray-address http://HOST:8265` or RECIPE_RAY_ADDRESS."
@@ -94,6 +95,7 @@ class RayExecutor:
         num_gpus: float | None = None,
         env: Mapping[str, str] | None = None,
         token: str | None = None,
+        gpu_autoscaling: bool | None = None,
     ) -> None:
         self.address = normalize_address(address)
         self.python = python or os.environ.get("RECIPE_RAY_PYTHON") or sys.executable
@@ -101,6 +103,9 @@ class RayExecutor:
         self.num_gpus = None if num_gpus is None else float(num_gpus)
         self.extra_env = dict(env or {})
         self.token = find_token(token)
+        if gpu_autoscaling is None:
+            gpu_autoscaling = os.environ.get(GPU_AUTOSCALING_ENV, "") in ("1", "true", "yes")
+        self.gpu_autoscaling = gpu_autoscaling  # no live GPU node is no reason to refuse
         self._client: Any = None
         self._down_until = 0.0
         self._down_error = ""
@@ -158,16 +163,20 @@ class RayExecutor:
         return self._client
 
     def cluster_resources(self) -> dict[str, float]:
-        """Total resources of the cluster's live nodes (CPU, GPU, memory...), from the
-        dashboard's cluster status; `node:*` markers left out."""
-        data = self._get("/api/cluster_status")
-        usage = data.get("data", {}).get("clusterStatus", {}).get("loadMetricsReport", {})
-        totals = usage.get("usage", {}) if isinstance(usage, dict) else {}
-        return {
-            str(name): float(pair[1])
-            for name, pair in totals.items()
-            if not str(name).startswith("node:") and isinstance(pair, list) and len(pair) == 2
-        }
+        """Total resources of the cluster's live nodes (CPU, GPU, memory...), from the state
+        API's node list (the GCS's own view: the autoscaler's load report, which the dashboard's
+        cluster status shows, can still be empty just after the head starts); `node:*` markers
+        left out."""
+        data = self._get("/api/v0/nodes?limit=10000")
+        nodes = data.get("data", {}).get("result", {}).get("result", [])
+        totals: dict[str, float] = {}
+        for node in nodes if isinstance(nodes, list) else []:
+            if not isinstance(node, dict) or node.get("state") != "ALIVE":
+                continue
+            for name, amount in (node.get("resources_total") or {}).items():
+                if not str(name).startswith("node:"):
+                    totals[str(name)] = totals.get(str(name), 0.0) + float(amount)
+        return totals
 
     # -- the Executor protocol --------------------------------------------------------------
 
@@ -216,12 +225,18 @@ class RayExecutor:
         resources = self.cluster_resources()
         wanted = explicit if explicit is not None else gpus_needed(device, resources.get("GPU", 0))
         if wanted > 0 and resources.get("GPU", 0.0) <= 0:
+            if self.gpu_autoscaling:
+                log.warning("No GPU node is up at %s: the job waits for the autoscaler to start "
+                            "one (%s=1)", self.address, GPU_AUTOSCALING_ENV)  # fmt: skip
+                return wanted
             listed = ", ".join(_resource(k, v) for k, v in sorted(resources.items())) or "none"
             raise ConfigError(
                 f"The Ray cluster at {self.address} has no GPUs (its resources: {listed}), but "
                 f"this job asks for {wanted:g} GPU (device {device!r}); it would wait forever. "
                 "Use `--device cpu`, or add GPU workers to the cluster "
-                "(`ray start --address HEAD:6379 --num-gpus N` on a GPU machine)."
+                "(`ray start --address HEAD:6379 --num-gpus N` on a GPU machine). If the "
+                "cluster's autoscaler starts GPU workers on demand (none are up while idle), "
+                f"set {GPU_AUTOSCALING_ENV}=1 to submit anyway."
             )
         return wanted
 
@@ -288,7 +303,16 @@ class RayExecutor:
             if state not in ("PENDING", "RUNNING"):
                 break
             time.sleep(0.2)
-        if state in ("PENDING", "RUNNING"):
+        if state == "PENDING":
+            # Ray delivers the stop once the job's supervisor gets its resources (a GPU job on a
+            # cluster still scaling up): the run ends now, and its job exits at once if it
+            # ever starts (recipe_core.jobs skips a finished run).
+            log.warning("Ray job %s is still waiting for resources; its run is cancelled and "
+                        "Ray stops the job when it starts", sid)  # fmt: skip
+            return RunWriter(run_dir).finish("cancelled", error=(
+                f"Cancelled while Ray job {sid} waited for cluster resources; Ray stops it "
+                "as soon as it starts."))  # fmt: skip
+        if state == "RUNNING":
             raise RunError(
                 f"Ray job {sid} (run {status.run_id}) is still {state} {grace_s:g} s after "
                 f"`stop_job`; check the cluster ({self.address}) and try again."

@@ -163,10 +163,34 @@ def test_a_gpu_job_on_a_gpu_less_cluster_is_refused_before_submission(
     with pytest.raises(urllib.error.HTTPError) as missing:
         _ray_job(ray_cluster, f"recipe-{refused.name}")
     assert missing.value.code == 404
+    assert "RECIPE_RAY_GPU_AUTOSCALING=1" in message  # the way out for autoscaled GPUs
     forced = RayExecutor(ray_cluster.dashboard_url, token=ray_cluster.token, num_gpus=1)
     cpu_run = RunWriter.create(ws, name="cpu", config=_config().to_dict()).run_dir
     with pytest.raises(ConfigError, match="has no GPUs"):
         forced.submit(cpu_run)
+
+
+def test_with_gpu_autoscaling_a_gpu_job_is_submitted_and_waits_for_a_gpu(
+    farm: Farm, ray_cluster: RayCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RECIPE_RAY_GPU_AUTOSCALING=1: no live GPU node is no refusal (an autoscaler would add
+    one); the job asks Ray for 1 GPU and stays pending, shown queued; cancelling it ends the
+    run at once, though Ray can only stop the job once it gets a GPU."""
+    ws, _, _ = farm
+    monkeypatch.setenv("RECIPE_RAY_GPU_AUTOSCALING", "1")
+    executor = RayExecutor(ray_cluster.dashboard_url, token=ray_cluster.token, num_cpus=0.25)
+    handle = submit_run(_config(device="cuda"), workspace=ws, executor=executor)
+    job = json.loads((handle.run_dir / "job.json").read_text())
+    assert job["num_gpus"] == 1.0
+    time.sleep(2)
+    assert _ray_job(ray_cluster, job["submission_id"])["status"] == "PENDING"
+    assert executor.refresh(handle.run_dir).state == "queued"
+    cancelled = executor.cancel(handle.run_dir, grace_s=1)
+    assert cancelled.state == "cancelled" and "waited for cluster resources" in cancelled.error
+    # Ray keeps a job pending until it gets its resources, then delivers the stop; should it
+    # start, recipe_core.jobs finds the run already cancelled and exits without training
+    assert _ray_job(ray_cluster, job["submission_id"])["status"] == "PENDING"
+    assert executor.refresh(handle.run_dir).state == "cancelled"
 
 
 def test_a_wrong_interpreter_path_fails_the_run_with_rays_message(
