@@ -22,7 +22,8 @@ from recipe_core.executors import (
     read_job,
     refresh_runs,
 )
-from recipe_core.executors.ray import RayExecutor, find_token, gpus_needed, normalize_address
+from recipe_core.executors.ray import RayExecutor, gpus_needed
+from recipe_core.executors.ray_api import find_token, normalize_address
 from recipe_core.runs import RunWriter
 from recipe_core.workspace import Workspace, open_workspace
 from tests.conftest import REPO_ROOT

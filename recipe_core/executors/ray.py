@@ -3,12 +3,13 @@ local job, `<python> -m recipe_core.jobs --log RUN_DIR/log.txt RUN_DIR`, on a ru
 
 The address is the cluster's dashboard (Jobs API) URL, `http://HOST:8265`; `HOST:PORT` means
 `http://HOST:PORT`. `ray://` (Ray Client) and the GCS port are not the Jobs API and are refused
-or reported as such. Only HTTP is spoken: this never calls `ray.init()` or starts a local Ray,
-so the Streamlit process can use it. Ray is imported lazily inside the methods.
+or reported as such. Only HTTP is spoken (ray_api.py): this never calls `ray.init()` or starts
+a local Ray, so the Streamlit process can use it.
 
 The run directory must be shared storage that the cluster's workers see at the same path (one
-machine, or a shared filesystem). Token auth: the token comes from `token=`, else
-RAY_AUTH_TOKEN, else the file named by RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token.
+machine, or a shared filesystem), or a runs URL (runs/mirror_job.py). Token auth: the token
+comes from `token=`, else RAY_AUTH_TOKEN, else the file named by RAY_AUTH_TOKEN_PATH, else
+~/.ray/auth_token.
 """
 
 from __future__ import annotations
@@ -19,57 +20,19 @@ import os
 import shlex
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import recipe_core
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.executors.base import DEFAULT_GRACE_S, JobHandle, job_target, read_job
+from recipe_core.executors.ray_api import JobsApi
 from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status
 
 log = logging.getLogger(__name__)
 
-HTTP_TIMEOUT_S = 5.0  # a dead or firewalled cluster must not hang the Runs page
-RETRY_AFTER_S = 10.0  # after a failed probe, skip the cluster for this long
 STOP_EXTRA_S = 5.0  # Ray's own SIGTERM -> SIGKILL wait, plus slack, on top of grace
 GPU_AUTOSCALING_ENV = "RECIPE_RAY_GPU_AUTOSCALING"  # 1: the autoscaler adds GPU workers
-START_HINT = (
-    "Start a cluster with `ray start --head --dashboard-host 0.0.0.0` (Jobs API on port 8265) "
-    "and pass its dashboard URL with `--ray-address http://HOST:8265` or RECIPE_RAY_ADDRESS."
-)
-
-
-def normalize_address(address: str) -> str:
-    """The Jobs API base URL for a user-given address; ConfigError for unusable ones."""
-    text = address.strip().rstrip("/")
-    if not text:
-        raise ConfigError(f"Empty Ray address. {START_HINT}")
-    if text.startswith("ray://"):
-        raise ConfigError(
-            f"Ray address {address!r} is a Ray Client address; Recipe submits through the Jobs "
-            f"API. Use the dashboard URL instead, e.g. http://{text[6:].split(':')[0]}:8265."
-        )
-    if "://" not in text:
-        text = f"http://{text}"
-    if not text.startswith(("http://", "https://")):
-        raise ConfigError(f"Ray address {address!r} must be http(s)://HOST:PORT. {START_HINT}")
-    return text
-
-
-def find_token(explicit: str | None = None) -> str | None:
-    """The cluster token to send, as Ray's own clients find it; None when there is none."""
-    if explicit:
-        return explicit
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return os.environ["RAY_AUTH_TOKEN"].strip()
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
 
 
 def gpus_needed(device: str, cluster_gpus: float) -> float:
@@ -97,86 +60,15 @@ class RayExecutor:
         token: str | None = None,
         gpu_autoscaling: bool | None = None,
     ) -> None:
-        self.address = normalize_address(address)
+        self.api = JobsApi(address, token=token)
+        self.address = self.api.address
         self.python = python or os.environ.get("RECIPE_RAY_PYTHON") or sys.executable
         self.num_cpus = float(num_cpus)
         self.num_gpus = None if num_gpus is None else float(num_gpus)
         self.extra_env = dict(env or {})
-        self.token = find_token(token)
         if gpu_autoscaling is None:
             gpu_autoscaling = os.environ.get(GPU_AUTOSCALING_ENV, "") in ("1", "true", "yes")
         self.gpu_autoscaling = gpu_autoscaling  # no live GPU node is no reason to refuse
-        self._client: Any = None
-        self._down_until = 0.0
-        self._down_error = ""
-
-    # -- talking to the cluster -------------------------------------------------------------
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    def _get(self, endpoint: str, *, missing_ok: bool = False) -> Any:
-        """GET a dashboard endpoint as JSON (None for a 404 when `missing_ok`); ConfigError
-        (naming the fix) when it fails."""
-        if time.monotonic() < self._down_until:  # don't wait on a dead cluster once per run
-            raise ConfigError(self._down_error)
-        request = urllib.request.Request(self.address + endpoint, headers=self._headers())
-        try:
-            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404 and missing_ok:
-                return None
-            body = exc.read().decode(errors="replace")
-            raise ConfigError(self._http_error(exc.code, body)) from exc
-        except (OSError, ValueError) as exc:
-            self._down_until = time.monotonic() + RETRY_AFTER_S
-            self._down_error = (
-                f"Cannot reach the Ray Jobs API at {self.address} ({exc}). {START_HINT} "
-                "(The GCS port, 6379 by default, is not the Jobs API.)"
-            )
-            raise ConfigError(self._down_error) from exc
-
-    def _http_error(self, code: int, body: str) -> str:
-        if code in (401, 403):
-            which = "no token was sent" if not self.token else "the token was refused"
-            return (
-                f"The Ray cluster at {self.address} requires token authentication and "
-                f"{which} (HTTP {code}: {body.strip()[:200]}). Set RAY_AUTH_TOKEN (or "
-                "RAY_AUTH_TOKEN_PATH) to the cluster's token; on the head, "
-                "`ray get-auth-token` prints it."
-            )
-        return f"Ray cluster at {self.address} answered HTTP {code}: {body.strip()[:300]}"
-
-    def client(self) -> Any:
-        """A connected `JobSubmissionClient` (cached); ConfigError when the cluster cannot be
-        reached or refuses us."""
-        if self._client is None:
-            self._get("/api/version")  # clear errors (and a timeout) before Ray's client
-            try:
-                from ray.job_submission import JobSubmissionClient
-            except ImportError as exc:
-                raise ConfigError(
-                    "The Ray executor needs Ray's Jobs client: pip install 'recipe[ray]'."
-                ) from exc
-            self._client = JobSubmissionClient(self.address, headers=self._headers())
-        return self._client
-
-    def cluster_resources(self) -> dict[str, float]:
-        """Total resources of the cluster's live nodes (CPU, GPU, memory...), from the state
-        API's node list (the GCS's own view: the autoscaler's load report, which the dashboard's
-        cluster status shows, can still be empty just after the head starts); `node:*` markers
-        left out."""
-        data = self._get("/api/v0/nodes?limit=10000")
-        nodes = data.get("data", {}).get("result", {}).get("result", [])
-        totals: dict[str, float] = {}
-        for node in nodes if isinstance(nodes, list) else []:
-            if not isinstance(node, dict) or node.get("state") != "ALIVE":
-                continue
-            for name, amount in (node.get("resources_total") or {}).items():
-                if not str(name).startswith("node:"):
-                    totals[str(name)] = totals.get(str(name), 0.0) + float(amount)
-        return totals
 
     # -- the Executor protocol --------------------------------------------------------------
 
@@ -192,7 +84,7 @@ class RayExecutor:
         num_gpus = self._check_gpus(device)
         target = job_target(run_dir)
         cmd = [self.python, "-m", "recipe_core.jobs", "--log", str(run_dir / "log.txt"), target]
-        client = self.client()
+        client = self.api.client()
         try:
             submission_id = client.submit_job(
                 entrypoint=shlex.join(cmd),  # Ray runs the entry point through a shell
@@ -222,7 +114,7 @@ class RayExecutor:
         explicit = self.num_gpus
         if explicit == 0 or (explicit is None and device == "cpu"):
             return 0.0
-        resources = self.cluster_resources()
+        resources = self.api.cluster_resources()
         wanted = explicit if explicit is not None else gpus_needed(device, resources.get("GPU", 0))
         if wanted > 0 and resources.get("GPU", 0.0) <= 0:
             if self.gpu_autoscaling:
@@ -257,20 +149,13 @@ class RayExecutor:
             return status
         sid = str(job["submission_id"])
         try:
-            state, message = self._job_state(sid)
+            state, message = self.api.job_state(sid)
         except ConfigError as exc:
             log.warning("Cannot judge run %s on Ray: %s", status.run_id, exc)
             return status  # unreachable cluster: unknown, not dead
         if state in ("PENDING", "RUNNING"):
             return status
         return self._record_end(run_dir, sid, state, message)
-
-    def _job_state(self, sid: str) -> tuple[str, str]:
-        """Ray's (status, message) for a submission; ("MISSING", why) for an unknown one."""
-        answer = self._get(f"/api/jobs/{sid}", missing_ok=True)
-        if not isinstance(answer, dict):
-            return "MISSING", f"The Ray cluster at {self.address} has no job {sid}."
-        return str(answer.get("status", "")), str(answer.get("message") or "")
 
     def _record_end(self, run_dir: Path, sid: str, state: str, message: str) -> RunStatus:
         writer = RunWriter(run_dir)
@@ -291,7 +176,7 @@ class RayExecutor:
         if job is None:  # queued, never submitted
             return RunWriter(run_dir).finish("cancelled", error="Cancelled before it started.")
         sid = str(job["submission_id"])
-        client = self.client()
+        client = self.api.client()
         try:
             client.stop_job(sid)  # Ray: SIGTERM, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S
         except Exception as exc:  # Ray raises RuntimeError / its own errors, not ours
@@ -299,7 +184,7 @@ class RayExecutor:
         deadline = time.monotonic() + grace_s + STOP_EXTRA_S
         state = ""
         while time.monotonic() < deadline:
-            state = self._job_state(sid)[0]
+            state = self.api.job_state(sid)[0]
             if state not in ("PENDING", "RUNNING"):
                 break
             time.sleep(0.2)

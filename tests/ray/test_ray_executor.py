@@ -210,13 +210,13 @@ def test_a_wrong_or_missing_token_is_a_clear_error(
     ray_cluster: RayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(ConfigError) as wrong:
-        RayExecutor(ray_cluster.dashboard_url, token="0" * 64).client()
+        RayExecutor(ray_cluster.dashboard_url, token="0" * 64).api.client()
     assert "the token was refused" in str(wrong.value) and "RAY_AUTH_TOKEN" in str(wrong.value)
     for key in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token either
     with pytest.raises(ConfigError) as missing:
-        RayExecutor(ray_cluster.dashboard_url).client()
+        RayExecutor(ray_cluster.dashboard_url).api.client()
     assert "no token was sent" in str(missing.value)
     assert ray_cluster.dashboard_url in str(missing.value)
 
