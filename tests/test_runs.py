@@ -111,6 +111,9 @@ def test_metrics_frame_grows_with_new_rows_and_columns_and_is_safe_to_edit(ws: W
     assert frame["step"].tolist() == [0, 1] and frame["loss"].tolist() == [2.0, 1.0]
     assert frame["grad_norm"].iloc[1] == 3.0 and np.isnan(frame["grad_norm"].iloc[0])
     assert reader.metrics().equals(frame)
+    writer.append_metrics([{"step": 2, "split": "train", "loss": 0.5}])
+    assert [r["step"] for r in reader.new_metrics()] == [2]  # read here, framed by metrics()
+    assert reader.metrics()["step"].tolist() == [0, 1, 2]
 
 
 def test_list_runs_reads_finished_runs_once_and_unfinished_ones_every_time(

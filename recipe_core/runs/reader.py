@@ -29,8 +29,8 @@ class RunReader(RunHandle):
         read_status(self.files)  # fail early, with a RunError, on a folder that is not a run
         self._metrics = JsonlTail(self.files, "metrics.jsonl")
         self._dynamics = JsonlTail(self.files, "dynamics.jsonl")
-        self._metric_rows: list[dict[str, Any]] = []
-        self._metric_frame: pd.DataFrame | None = None  # rebuilt only when rows arrived
+        self._unframed: list[dict[str, Any]] = []  # rows read, not yet in _metric_frame
+        self._metric_frame: pd.DataFrame | None = None  # grows only when rows arrived
         self._dyn_steps: list[int] = []
         self._dyn_probs: list[list[list[float]]] = []
 
@@ -48,19 +48,20 @@ class RunReader(RunHandle):
         """Metric rows appended since the last call to `new_metrics` or `metrics`."""
         self.refresh()
         rows = self._metrics.read_new()
-        self._metric_rows.extend(rows)
+        self._unframed.extend(rows)
         return rows
 
     def metrics(self) -> pd.DataFrame:
         """Every metric row so far, one per (step, split); extra script metrics become columns."""
-        new = self.new_metrics()
-        if self._metric_frame is None or (new and self._metric_frame.empty):
-            self._metric_frame = _metric_frame(self._metric_rows)
-        elif new:
+        self.new_metrics()
+        if self._metric_frame is None or self._metric_frame.empty:
+            self._metric_frame = _metric_frame(self._unframed)
+        elif self._unframed:
             # A live dashboard asks every second: only the new rows become a frame (building
             # one from 50k dicts each time would cost the server ~0.1 s per session).
-            parts = [self._metric_frame, _metric_frame(new)]
+            parts = [self._metric_frame, _metric_frame(self._unframed)]
             self._metric_frame = pd.concat(parts, ignore_index=True)
+        self._unframed = []  # the frame holds them now (keeping the dicts too doubled memory)
         return self._metric_frame.copy()  # callers may edit theirs; ~1 ms at 50k rows
 
     def dynamics(self) -> tuple[np.ndarray, np.ndarray]:
