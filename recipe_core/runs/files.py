@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from recipe_core.errors import RunError
-from recipe_core.runs.storage import APPEND_ONLY, is_url, mirror_url, open_store, split_run_url
+from recipe_core.runs.storage import (
+    APPEND_ONLY,
+    is_url,
+    mirror_url,
+    open_store,
+    split_run_url,
+    status_last,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +144,7 @@ class RunFiles:
     def _push_pending(self) -> None:
         with self._state:
             names, self._pending = self._pending, set()
-        for name in sorted(names, key=lambda n: (n == "status.json", n)):  # status last
+        for name in status_last(names):
             try:
                 self._push(name, self.read_bytes(name))
             except RunError:

@@ -33,6 +33,7 @@ from recipe_core.runs.storage import (
     open_store,
     read_marker,
     split_run_url,
+    status_last,
 )
 from recipe_core.runs.writer import RunStatus
 from recipe_core.workspace import Workspace
@@ -105,7 +106,7 @@ def pull_run(store: RunStore, run_id: str, local: Path) -> bool:
         marker = read_marker(local) or {"url": store.run_url(run_id)}
         versions: dict[str, str] = marker.setdefault("versions", {})
         changed = False
-        for name in sorted(objects, key=lambda n: n == "status.json"):  # status last
+        for name in status_last(objects):
             if _skipped(name):
                 continue
             size = int(objects[name]["size"])

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from recipe_core.errors import ConfigError, RecipeError, RunError
 from recipe_core.runs.files import replace_file, whole_lines
-from recipe_core.runs.storage import RunStore, is_url, open_store, split_run_url
+from recipe_core.runs.storage import RunStore, is_url, open_store, split_run_url, status_last
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ class Uploader:
     def upload_changed(self) -> int:
         """Upload every file changed since its last upload, status.json last; how many."""
         files = self._files()
-        changed = sorted((n for n in files if self.sent.get(n) != files[n]),
-                         key=lambda n: (n == "status.json", n))  # fmt: skip
+        changed = status_last(n for n in files if self.sent.get(n) != files[n])
         for name in changed:
             data = whole_lines(name, (self.staging / name).read_bytes())
             self.store.put(self.run_id, name, data)

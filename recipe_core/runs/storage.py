@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ BACKENDS = {"s3": "recipe[s3]", "s3a": "recipe[s3]", "gs": "gcsfs", "gcs": "gcsf
             "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}  # fmt: skip
 # Validation should fail in seconds, not after botocore's default retries (~15 s per call).
 S3_FAST_FAIL = {"config_kwargs": {"connect_timeout": 5, "retries": {"max_attempts": 2}}}
+
+
+def status_last(names: Iterable[str]) -> list[str]:
+    """The order to copy a run's files in, either way: status.json after everything else, so
+    a reader never sees a status that runs ahead of the metrics it counts."""
+    return sorted(names, key=lambda n: (n == "status.json", n))
 
 
 def is_url(target: str | os.PathLike[str]) -> bool:
