@@ -41,6 +41,7 @@ def run_executor() -> Executor:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _run_executor(settings: tuple[str, ...]) -> Executor:
+    """`settings`: the environment make_executor() reads, here only as the cache key."""
     from recipe_core.executors import make_executor
 
     return make_executor()

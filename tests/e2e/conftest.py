@@ -3,6 +3,7 @@ Python Playwright through Debian's Chromium (never a Playwright-downloaded brows
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -18,6 +19,12 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 CHROMIUM = os.environ.get("RECIPE_CHROMIUM", "/usr/bin/chromium")
+# JS: the newest step plotly drew in the loss chart's train trace (-1 before it is drawn). A
+# count of points would stop growing once a long run is decimated to ~1,200 points per trace.
+TRAIN_LAST_STEP = """() => { const p = document.querySelector('.js-plotly-plot');
+    if (!p || !p._fullData) return -1;
+    const d = p._fullData.find(d => d.name === 'train');
+    return d && d.x && d.x.length ? Number(d.x[d.x.length - 1]) : -1; }"""
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -141,3 +148,23 @@ def screenshot(page: object, name: str) -> Path:
     page.screenshot(path=str(target), full_page=True)
     page.set_viewport_size(size)
     return target
+
+
+def latencies(
+    run_dir: Path, shown: list[tuple[float, int]], *, until_last_shown: bool = False
+) -> list[float]:
+    """For each metrics flush written while we watched (from the first (time, step) in `shown`,
+    and up to the last one with `until_last_shown`): seconds until its step was on screen."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    flushes: dict[float, int] = {}
+    for row in rows:
+        if row["split"] == "train":
+            flushes[row["wall_time"]] = max(flushes.get(row["wall_time"], 0), row["step"] + 1)
+    start = shown[0][0]
+    end = shown[-1][0] if until_last_shown else float("inf")
+    out = []
+    for written, step in flushes.items():
+        seen = next((t for t, s in shown if s >= step), None)
+        if start <= written <= end and seen is not None:
+            out.append(max(0.0, seen - written))
+    return out

@@ -28,7 +28,14 @@ from playwright.sync_api import BrowserContext, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import REPO_ROOT
-from tests.e2e.conftest import ARTIFACTS, free_port, screenshot, wait_healthy
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    TRAIN_LAST_STEP,
+    free_port,
+    latencies,
+    screenshot,
+    wait_healthy,
+)
 from tests.hosting.oidc_fixtures import cancel_unfinished_jobs
 
 pytestmark = pytest.mark.slow
@@ -45,16 +52,14 @@ POLL_S = 0.4  # pause between polls of all pages
 NO_CAPTION_S = 10.0  # a page without its live caption this long has lost the run
 # One round trip per page and poll (a busy box answers each Playwright call slowly): the live
 # caption, the newest step plotly drew in the loss chart, and what went wrong.
-SNAPSHOT = """() => {
+SNAPSHOT = (
+    """() => {
   const all = (sel) => Array.from(document.querySelectorAll(sel));
   const caption = all('[data-testid="stCaptionContainer"]')
     .map(e => e.textContent).find(t => /Live: step \\d+ of \\d+/.test(t)) || null;
-  const p = document.querySelector('.js-plotly-plot');
-  let drawn = -1;  // the newest step the loss chart's train trace shows (decimation keeps it)
-  if (p && p._fullData) {
-    const d = p._fullData.find(d => d.name === 'train');
-    if (d && d.x && d.x.length) drawn = Number(d.x[d.x.length - 1]);
-  }
+  const drawn = ("""
+    + TRAIN_LAST_STEP
+    + """)();
   const problems = [
     ...all('[data-testid="stException"]').map(e => 'exception: ' + e.textContent.slice(0, 300)),
     ...all('[data-testid="stAlertContentError"]').map(e => 'error: ' + e.textContent.slice(0, 300)),
@@ -64,6 +69,7 @@ SNAPSHOT = """() => {
   if (document.body.textContent.includes('Connection error')) problems.push('Connection error');
   return {caption, drawn, problems};
 }"""
+)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -211,22 +217,6 @@ def sample(watch: Watch) -> list[str]:
     return [str(problem) for problem in snap["problems"]]
 
 
-def latencies(run_dir: Path, shown: list[tuple[float, int]]) -> list[float]:
-    """For each metrics flush written while we watched: seconds until its step was on screen."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    flushes: dict[float, int] = {}
-    for row in rows:
-        if row["split"] == "train":
-            flushes[row["wall_time"]] = max(flushes.get(row["wall_time"], 0), row["step"] + 1)
-    start, end = shown[0][0], shown[-1][0]
-    out = []
-    for written, step in flushes.items():
-        seen = next((t for t, s in shown if s >= step), None)
-        if start <= written <= end and seen is not None:
-            out.append(max(0.0, seen - written))
-    return out
-
-
 def open_runs_page(context: BrowserContext, url: str) -> Watch:
     page = context.new_page()
     page.set_default_timeout(T)
@@ -245,7 +235,7 @@ def wait_live(watch: Watch, run_ids: list[str]) -> None:
     # A fresh page on a busy box may take tens of seconds to load and run plotly's bundle: the
     # window starts once the loss chart has drawn a train curve.
     watch.page.wait_for_function(
-        f"() => ({SNAPSHOT})().drawn >= 0", timeout=int(JOB_START_S * 1000), polling=500
+        f"() => ({TRAIN_LAST_STEP})() >= 0", timeout=int(JOB_START_S * 1000), polling=500
     )
 
 
@@ -294,8 +284,8 @@ def watch_sessions(load_server: Server, watches: list[Watch], run_ids: list[str]
         print(f"session {i} ({watch.run_id}): caption steps {steps[0]}..{steps[-1]}, "
               f"chart steps {drawn[0]}..{drawn[-1]} ({len(drawn)} redraws)")  # fmt: skip
         run_dir = load_server.workspace / "runs" / watch.run_id
-        lags += latencies(run_dir, watch.shown)
-        chart_lags += latencies(run_dir, watch.drawn)
+        lags += latencies(run_dir, watch.shown, until_last_shown=True)
+        chart_lags += latencies(run_dir, watch.drawn, until_last_shown=True)
     assert lags and chart_lags, "no metrics flush written during the window was seen on a page"
     summary = (
         f"LOAD sessions={SESSIONS} jobs={JOBS} "

@@ -17,18 +17,12 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import TRAIN_LAST_STEP, latencies, screenshot
 
 T = 30_000  # ms for a page to update: Chromium, the server and the job share 2 busy cores
 JOB_START = 180_000  # ms: a fresh process imports torch and decodes 1.8k images first
 STEPS = 20_000  # far more than the test watches: it cancels the job, however fast the CPU
 LIVE = re.compile(r"Live: step (\d+) of \d+")
-# the newest step plotly drew in the loss chart's train trace (-1 before it is drawn); a count
-# of points would stop growing once a long run is decimated to ~1,200 points per trace
-TRAIN_LAST_STEP = """() => { const p = document.querySelector('.js-plotly-plot');
-    if (!p || !p._fullData) return -1;
-    const d = p._fullData.find(d => d.name === 'train');
-    return d && d.x && d.x.length ? Number(d.x[d.x.length - 1]) : -1; }"""
 
 
 def choose(page: Page, label: str, option: str) -> None:
@@ -97,22 +91,6 @@ def watch_live(page: Page, seconds: float) -> tuple[list[tuple[float, int]], lis
         drawn.append(int(page.evaluate(TRAIN_LAST_STEP)))
         page.wait_for_timeout(40)
     return shown, drawn
-
-
-def latencies(run_dir: Path, shown: list[tuple[float, int]]) -> list[float]:
-    """For each metrics flush written while we watched: seconds until its step was on screen."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    flushes: dict[float, int] = {}
-    for row in rows:
-        if row["split"] == "train":
-            flushes[row["wall_time"]] = max(flushes.get(row["wall_time"], 0), row["step"] + 1)
-    start = shown[0][0]
-    out = []
-    for written, step in flushes.items():
-        seen = next((t for t, s in shown if s >= step), None)
-        if written >= start and seen is not None:
-            out.append(max(0.0, seen - written))
-    return out
 
 
 def test_overfit_job_grows_live_is_cancelled_and_the_step_slider_moves_predictions(
