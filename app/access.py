@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from recipe_core import Workspace, open_workspace
+from recipe_core.data.safe_paths import PathPolicy, default_policy
 from recipe_core.hosting import AuditLog, ServeConfig, User, identify, load_config
 from recipe_core.hosting.guard import Guard
-from recipe_core.safe_paths import PathPolicy, default_policy
 
 if TYPE_CHECKING:
     pass
@@ -70,7 +70,7 @@ def serve_config() -> ServeConfig | None:
 def _serve_config(path: str) -> ServeConfig:
     config = load_config(path)
     if config.plugins is not None:  # already loaded when $RECIPE_PLUGINS was set: a no-op
-        from recipe_core.models import load_plugin_folder
+        from recipe_core.train.models import load_plugin_folder
 
         load_plugin_folder(config.plugins)
     return config

@@ -12,9 +12,10 @@ from app import access, data_state
 
 if TYPE_CHECKING:
     from recipe_core.batch import BatchView
-    from recipe_core.check_jobs import CheckJob, CheckJobState
     from recipe_core.checks import CheckReport
     from recipe_core.checks.presets import CheckInputs
+    from recipe_core.jobs.check_job import CheckJob
+    from recipe_core.jobs.state import JobProgress
 
 
 CHECK_JOB_KEY = "selected_check_job"  # folder name of the check job shown on the Checks page
@@ -42,7 +43,7 @@ def _seen_batch(resolved: str, model: str, index: int, batch_size: int, augment:
 
 def check_jobs() -> list[CheckJob]:
     """Every check job of the workspace, newest first."""
-    from recipe_core.check_jobs import list_jobs
+    from recipe_core.jobs.check_job import list_jobs
 
     return list_jobs(access.workspace())
 
@@ -50,7 +51,7 @@ def check_jobs() -> list[CheckJob]:
 def start_checks(path: str, model: str, *, seed: int, max_seconds: float | None) -> str:
     """Start the checks as a background process (a rerun would kill the script thread); the
     new job becomes the selected one. Returns its id."""
-    from recipe_core.check_jobs import start_check_job
+    from recipe_core.jobs.check_job import start_check_job
 
     with access.guard().acting("start_checks", f"{path} ({model})"):
         data_state.dataset_source(path)  # refuses paths and links outside the roots
@@ -61,22 +62,22 @@ def start_checks(path: str, model: str, *, seed: int, max_seconds: float | None)
     return folder.name
 
 
-def check_job_state(job_id: str) -> CheckJobState:
-    from recipe_core.check_jobs import checks_root, read_check_state
+def check_job_state(job_id: str) -> JobProgress:
+    from recipe_core.jobs.check_job import checks_root, read_check_state
 
     return read_check_state(checks_root(access.workspace()) / job_id)
 
 
 def check_report(job_id: str) -> CheckReport:
     """The finished job's report (read once per job: a report never changes)."""
-    from recipe_core.check_jobs import checks_root
+    from recipe_core.jobs.check_job import checks_root
 
     return _check_report(str(checks_root(access.workspace()) / job_id))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _check_report(folder: str) -> CheckReport:
-    from recipe_core.check_jobs import load_report
+    from recipe_core.jobs.check_job import load_report
 
     return load_report(folder)
 

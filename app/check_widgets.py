@@ -19,8 +19,9 @@ from plotly.subplots import make_subplots
 
 from app.widgets import md, plot_text
 from recipe_core.batch import BatchView, BatchWarning
-from recipe_core.check_jobs import CheckJob, CheckJobState
 from recipe_core.checks import CheckResult
+from recipe_core.jobs.check_job import CheckJob
+from recipe_core.jobs.state import JobProgress
 
 Colour = Literal["green", "orange", "red", "gray", "violet"]
 # (badge colour, icon) per CheckResult.status
@@ -98,7 +99,7 @@ def job_label(job: CheckJob) -> str:
     return f"{when} · {job.model} · {job.dataset}"
 
 
-def job_progress(job: CheckJob, state: CheckJobState) -> None:
+def job_progress(job: CheckJob, state: JobProgress) -> None:
     if state.total == 0:
         text = "Loading the dataset and building the model…"
     else:

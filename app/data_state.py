@@ -14,7 +14,9 @@ import streamlit as st
 from app import access
 from recipe_core import DatasetOverview, DatasetSource, open_dataset
 from recipe_core import summarize as summarize_dataset
-from recipe_core.curation import (
+from recipe_core.data.safe_paths import PathPolicy
+from recipe_core.errors import DatasetError
+from recipe_core.explore.curation import (
     LOG_FILE,
     Decision,
     ExportResult,
@@ -23,14 +25,14 @@ from recipe_core.curation import (
     load_decisions,
     record_decision,
 )
-from recipe_core.data_views import overview_from_index
-from recipe_core.errors import DatasetError
+from recipe_core.explore.query import SampleTable, sample_table
+from recipe_core.explore.views import overview_from_index
 from recipe_core.hosting.limits import check_scan_size
-from recipe_core.query import SampleTable, sample_table
-from recipe_core.safe_paths import PathPolicy
-from recipe_core.scan import ScanResult
-from recipe_core.scan_jobs import RESULT_DIR, ScanJobState, job_dir, load_scan, read_state
-from recipe_core.scan_jobs import start_scan as start_scan_job
+from recipe_core.jobs.scan_job import RESULT_DIR, job_dir, read_state
+from recipe_core.jobs.scan_job import start_scan as start_scan_job
+from recipe_core.jobs.state import JobProgress
+from recipe_core.scan import load_scan
+from recipe_core.scan.run import ScanResult
 
 if TYPE_CHECKING:
     pass
@@ -101,7 +103,7 @@ def scan_folder(root: Path) -> Path:
     return job_dir(access.workspace(), root)
 
 
-def scan_state(root: Path) -> ScanJobState:
+def scan_state(root: Path) -> JobProgress:
     return read_state(scan_folder(root))
 
 

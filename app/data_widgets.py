@@ -20,10 +20,10 @@ import streamlit as st
 from app import access, state
 from app.widgets import md, natural_key
 from recipe_core import DatasetSource
-from recipe_core.curation import Decision
-from recipe_core.data_views import OTHER, Histogram
-from recipe_core.query import QueryPage, Range, SampleFilter, SampleTable
-from recipe_core.thumbnails import thumbnail_file
+from recipe_core.explore.curation import Decision
+from recipe_core.explore.query import QueryPage, Range, SampleFilter, SampleTable
+from recipe_core.explore.thumbnails import thumbnail_file
+from recipe_core.explore.views import OTHER, Histogram
 
 PER_PAGE_OPTIONS = (25, 50, 100, 200)
 ROW_HEIGHT = 48  # px: a readable 32 px thumbnail per table row

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from recipe_core.dynamics import Dynamics
-    from recipe_core.executors import Executor, JobHandle
+    from recipe_core.jobs.executors import Executor, JobHandle
     from recipe_core.train import TrainConfig
 
 
@@ -42,7 +42,7 @@ def run_executor() -> Executor:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _run_executor(settings: tuple[str, ...]) -> Executor:
     """`settings`: the environment make_executor() reads, here only as the cache key."""
-    from recipe_core.executors import make_executor
+    from recipe_core.jobs.executors import make_executor
 
     return make_executor()
 
@@ -59,7 +59,7 @@ def _own_executor() -> Executor | None:
 
 
 def _judge(path: Path) -> Executor:
-    from recipe_core.executors import executor_for
+    from recipe_core.jobs.executors import executor_for
 
     return executor_for(path, prefer=_own_executor())
 
@@ -67,7 +67,7 @@ def _judge(path: Path) -> Executor:
 def runs() -> list[RunStatus]:
     """Every run of the workspace, newest first, each judged by the executor that launched it
     (local or Ray); unfinished runs whose job died are marked failed on the way."""
-    from recipe_core.executors import refresh_runs
+    from recipe_core.jobs.executors import refresh_runs
 
     ws = access.workspace()
     return refresh_runs(ws, _own_executor(), finished=_finished_runs(str(ws.root)))
@@ -99,7 +99,7 @@ def submit_run(config: TrainConfig, *, name: str | None = None) -> JobHandle:
 
 
 def _submit(config: TrainConfig, *, name: str | None) -> JobHandle:
-    from recipe_core.executors import submit_run as submit
+    from recipe_core.jobs.executors import submit_run as submit
 
     return submit(config, workspace=access.workspace(), name=name, executor=run_executor())
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from app import access
-from recipe_core.query import SampleFilter
+from recipe_core.explore.query import SampleFilter
 
 if TYPE_CHECKING:
     pass

@@ -21,11 +21,12 @@ import streamlit as st
 
 from app import access, data_state, state
 from recipe_core import DatasetSource, RecipeError
-from recipe_core.data_views import nearest_samples
-from recipe_core.query import SampleTable
-from recipe_core.scan import ScanResult
-from recipe_core.scan_jobs import RESULT_DIR, ScanJobState, read_state
-from recipe_core.thumbnails import thumbnail_file
+from recipe_core.explore.query import SampleTable
+from recipe_core.explore.thumbnails import thumbnail_file
+from recipe_core.explore.views import nearest_samples
+from recipe_core.jobs.scan_job import RESULT_DIR, read_state, scan_fraction
+from recipe_core.jobs.state import JobProgress
+from recipe_core.scan.run import ScanResult
 
 PUNCTUATION = frozenset(string.punctuation)  # Markdown/HTML syntax characters, escaped by `md`
 STAGES = {"start": "Starting the scan process", "index": "Decoding images",
@@ -151,10 +152,10 @@ def _scan_progress(folder: Path) -> None:
     job = read_state(folder)
     if job.state != "running":
         st.rerun(scope="app")
-    st.progress(job.fraction, text=_progress_text(job))
+    st.progress(scan_fraction(job), text=_progress_text(job))
 
 
-def _progress_text(job: ScanJobState) -> str:
+def _progress_text(job: JobProgress) -> str:
     text = STAGES.get(job.stage, job.stage.capitalize())
     return f"{text}… {job.done:,} / {job.total:,}" if job.total else f"{text}…"
 

@@ -39,7 +39,7 @@ from recipe_core.data.tensors import (
     load_image_tensors,
     make_loader,
 )
-from recipe_core.models import ModelSpec, scalable_factory
+from recipe_core.train.models import ModelSpec, scalable_factory
 
 SAMPLE_DIGITS = Path(__file__).resolve().parents[1] / "sample_data" / "digits"
 

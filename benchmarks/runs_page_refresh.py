@@ -67,7 +67,7 @@ def shared(frame: pd.DataFrame, new: list[dict[str, object]], sessions: int) -> 
 
 
 def listing(n_runs: int, repeats: int) -> None:
-    from recipe_core.executors import LocalExecutor, refresh_runs
+    from recipe_core.jobs.executors import LocalExecutor, refresh_runs
     from recipe_core.runs import RunStatus, RunWriter
     from recipe_core.workspace import open_workspace
 

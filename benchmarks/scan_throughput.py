@@ -9,10 +9,10 @@ noise, 2 % exact and 2 % brightened copies planted) to a temp dir, then prints s
 
 * baseline: one process opening and fully decoding every file with Pillow (no statistics, no
   detectors) -- the floor any scanner pays;
-* full scan: `recipe_core.scan.scan(..., workers=2, cache=False)`, every file decoded and every
+* full scan: `recipe_core.scan.run.scan(..., workers=2, cache=False)`, every file decoded and every
   detector run, with its per-stage timings;
 * the ratio (full / baseline images per second), and the 50k/10k time ratio of the
-  near-duplicate search alone (`recipe_core.issues.duplicates.find_duplicates`; linear = 5.0).
+  near-duplicate search alone (`recipe_core.scan.issues.duplicates.find_duplicates`; linear = 5.0).
 
 For numbers comparable with the "2 cores" target on a bigger machine, pin it:
 `taskset -c 0,1 env OMP_NUM_THREADS=2 python benchmarks/scan_throughput.py`.
@@ -24,7 +24,7 @@ JPEG decoding (Pillow's draft mode is not used: statistics need full pixels). Me
 holds 464 float32 (1.9 KB) of embedding + 1 KB of aligned pixels per image, ~3 GB at 1M, kept
 on disk as .npy in the workspace cache; a re-scan only decodes changed files. The detectors are
 linear except the neighbour search, which switches from exact blocked search to an IVF index
-above ~7k x 7k (see `recipe_core.issues.neighbors`): `--neighbors-1m` measures that step at 1M.
+above ~7k x 7k (see `recipe_core.scan.issues.neighbors`): `--neighbors-1m` measures that step at 1M.
 Beyond one machine, split the file list across hosts (Ray Data) and concatenate the chunks:
 every per-file feature is independent, only the neighbour search needs all embeddings at once.
 """
@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from recipe_core.index import EMBEDDING_DIM
-from recipe_core.index.schema import ScanIndex
-from recipe_core.issues.duplicates import find_duplicates
-from recipe_core.issues.neighbors import nearest_neighbors
-from recipe_core.scan import scan
+from recipe_core.scan.index import EMBEDDING_DIM
+from recipe_core.scan.index.schema import ScanIndex
+from recipe_core.scan.issues.duplicates import find_duplicates
+from recipe_core.scan.issues.neighbors import nearest_neighbors
+from recipe_core.scan.run import scan
 
 
 def make_images(root: Path, n: int, *, seed: int = 0) -> list[Path]:

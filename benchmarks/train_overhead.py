@@ -42,7 +42,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from recipe_core.models import ModelSpec, build_model
 from recipe_core.train import make_config, train
 from recipe_core.train.data import load_train_data
 from recipe_core.train.device import (
@@ -53,6 +52,7 @@ from recipe_core.train.device import (
     wants_channels_last,
 )
 from recipe_core.train.loop import TrainEvent, windows_in_flight
+from recipe_core.train.models import ModelSpec, build_model
 
 LOG_EVERY = 25  # Recipe's default metric flush and dynamics snapshot interval
 START = 2 * LOG_EVERY  # the timed steps begin after this many

@@ -3,7 +3,7 @@
     python benchmarks/ui_query.py               # 1M rows
     python benchmarks/ui_query.py --rows 200000 # a quicker run
 
-Every interaction on the Browse / Distributions pages is one `recipe_core.query.query` call
+Every interaction on the Browse / Distributions pages is one `recipe_core.explore.query.query` call
 (filter + sort + one page). This prints, side by side for each typical interaction:
 
 * recipe: `query(sample_table, spec, sort_by=..., page=...)` -- vectorised masks on the table
@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 
-from recipe_core.query import Range, SampleFilter, SampleTable, query, sample_table
+from recipe_core.explore.query import Range, SampleFilter, SampleTable, query, sample_table
 
 ISSUES = ("outlier", "near_duplicate", "exact_duplicate", "label_issue", "dark", "blurry")
 PER_PAGE = 50

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from recipe_core import check_jobs, open_workspace, scan, scan_jobs
-from recipe_core.checklist import recipe_checklist
-from recipe_core.curation import record_decision
+from recipe_core import open_workspace, scan
+from recipe_core.explore.checklist import recipe_checklist
+from recipe_core.explore.curation import record_decision
+from recipe_core.jobs import check_job as check_jobs
+from recipe_core.jobs import scan_job as scan_jobs
+from recipe_core.scan import write_result
 from recipe_core.train import make_config, train
 from tests.conftest import write_image_folder
 
@@ -36,7 +39,7 @@ def test_checklist_follows_the_evidence(tmp_path: Path) -> None:
     assert not any(_status(ws.root, dataset).values())
 
     result = scan(dataset, workspace=ws, workers=1)
-    scan_jobs.write_result(result, scan_jobs.job_dir(ws, dataset) / scan_jobs.RESULT_DIR)
+    write_result(result, scan_jobs.job_dir(ws, dataset) / scan_jobs.RESULT_DIR)
     row = result.index.table.iloc[0]
     record_decision(ws, dataset, sample_id=int(row["sample_id"]), path=row["path"], action="drop")
     status = _status(ws.root, dataset)

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from recipe_core.cli import cli
-from recipe_core.executors import LocalExecutor, wait_for
+from recipe_core.jobs.executors import LocalExecutor, wait_for
 from recipe_core.runs import RunReader
 from tests.conftest import SAMPLE_DIGITS
 from tests.test_train import make_digits

@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recipe_core.curation import (
+from recipe_core.data import open_dataset
+from recipe_core.errors import ConfigError
+from recipe_core.explore.curation import (
     LOG_FILE,
     cleaned_samples,
     curation_dir,
@@ -19,8 +21,6 @@ from recipe_core.curation import (
     load_decisions,
     record_decision,
 )
-from recipe_core.data import open_dataset
-from recipe_core.errors import ConfigError
 from recipe_core.workspace import Workspace, open_workspace
 from tests.conftest import write_image_folder
 
@@ -92,7 +92,7 @@ def test_cleaned_samples_against_a_hand_computed_answer() -> None:
             "split": ["train"] * 4,
         }
     )
-    from recipe_core.curation import Decision
+    from recipe_core.explore.curation import Decision
 
     decisions = {
         2: Decision(2, "b", "drop"),

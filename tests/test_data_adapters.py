@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, TensorDataset
 from recipe_core.data import open_dataset
 from recipe_core.data.torch_source import from_torch_dataset
 from recipe_core.errors import DatasetError
-from recipe_core.index import build_index
+from recipe_core.scan.index import build_index
 from recipe_core.workspace import open_workspace
 from tests.conftest import write_image_folder
 

@@ -11,7 +11,10 @@ import pytest
 from PIL import Image
 
 from recipe_core.data import open_dataset
-from recipe_core.data_views import (
+from recipe_core.data.overview import summarize
+from recipe_core.errors import ConfigError
+from recipe_core.explore.query import sample_table
+from recipe_core.explore.views import (
     OTHER,
     box_stats,
     duplicate_groups,
@@ -20,11 +23,8 @@ from recipe_core.data_views import (
     nearest_samples,
     overview_from_index,
 )
-from recipe_core.errors import ConfigError
-from recipe_core.issues.neighbors import nearest_neighbors
-from recipe_core.overview import summarize
-from recipe_core.query import sample_table
-from recipe_core.scan import scan
+from recipe_core.scan.issues.neighbors import nearest_neighbors
+from recipe_core.scan.run import scan
 from tests.conftest import write_image_folder
 
 

@@ -17,14 +17,15 @@ from recipe_core import (
     summarize,
 )
 from recipe_core.data.source import sample_ids
-from recipe_core.thumbnails import thumbnail_file
+from recipe_core.explore.thumbnails import thumbnail_file
 from recipe_core.workspace import FORMAT_VERSION
 from tests.conftest import REPO_ROOT, write_image_folder
 
 
 def test_importing_recipe_core_never_imports_streamlit() -> None:
     code = (
-        "import sys, recipe_core, recipe_core.cli, recipe_core.data.tensors, recipe_core.models;"
+        "import sys, recipe_core, recipe_core.cli, recipe_core.data.tensors, "
+        "recipe_core.train.models;"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('streamlit', 'plotly')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

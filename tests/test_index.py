@@ -17,16 +17,16 @@ from sklearn.model_selection import cross_val_score
 
 from recipe_core.data import open_dataset
 from recipe_core.errors import ConfigError
-from recipe_core.index import INDEX_COLUMNS, build_index
-from recipe_core.index.embed import (
+from recipe_core.scan.index import INDEX_COLUMNS, build_index
+from recipe_core.scan.index.embed import (
     DCT32,
     EMBEDDING_DIM,
     laplacian_variance,
     perceptual_hash,
     pixel_embedding,
 )
-from recipe_core.index.embedders import resolve_embedding
-from recipe_core.index.features import index_chunk
+from recipe_core.scan.index.embedders import resolve_embedding
+from recipe_core.scan.index.features import index_chunk
 from recipe_core.workspace import open_workspace
 from tests.conftest import write_image_folder
 
@@ -298,7 +298,7 @@ def test_pool_works_from_a_threaded_script_without_main_guard(tmp_path: Path) ->
     script.write_text(
         "import threading\n"
         "from recipe_core.data import open_dataset\n"
-        "from recipe_core.index import build_index\n"
+        "from recipe_core.scan.index import build_index\n"
         "stop = threading.Event()\n"
         "threading.Thread(target=stop.wait, daemon=True).start()\n"
         f"index = build_index(open_dataset({str(root)!r}), workers=2)\n"

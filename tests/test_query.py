@@ -1,4 +1,4 @@
-"""`recipe_core.query` against a trusted answer: pandas' filter + stable sort_values + iloc."""
+"""`recipe_core.explore.query` against a trusted answer: pandas filter + stable sort + iloc."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recipe_core.errors import ConfigError
-from recipe_core.query import (
+from recipe_core.explore.query import (
     Range,
     SampleFilter,
     filter_mask,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from recipe_core.dynamics import Dynamics, choose_probe, read_dynamics
+from recipe_core.dynamics import Dynamics, read_dynamics
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.runs import (
     JsonlTail,
@@ -25,6 +25,7 @@ from recipe_core.runs import (
     list_runs,
 )
 from recipe_core.train import start_run
+from recipe_core.train.probes import choose_probe
 from recipe_core.workspace import Workspace, open_workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

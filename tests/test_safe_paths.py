@@ -10,14 +10,14 @@ from typer.testing import CliRunner
 
 from recipe_core.cli import cli
 from recipe_core.cli.app_cmd import _app_environment
-from recipe_core.errors import ConfigError, DatasetError
-from recipe_core.safe_paths import (
+from recipe_core.data.safe_paths import (
     ROOTS_ENV,
     SAMPLE_DATA,
     PathPolicy,
     default_policy,
     path_key,
 )
+from recipe_core.errors import ConfigError, DatasetError
 
 
 @pytest.fixture

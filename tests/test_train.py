@@ -16,11 +16,11 @@ from recipe_core.data import open_dataset
 from recipe_core.data.tensors import load_image_tensors
 from recipe_core.dynamics import read_dynamics
 from recipe_core.errors import ConfigError, RunError
-from recipe_core.models import ModelSpec, build_model
 from recipe_core.runs import RunReader
 from recipe_core.train import TrainConfig, amp_dtype, make_config, resolve_device, train
 from recipe_core.train.data import Batcher, affine, load_train_data
 from recipe_core.train.device import should_pin, wants_channels_last
+from recipe_core.train.models import ModelSpec, build_model
 from recipe_core.train.setup import insert_dropout, label_prior_bias, make_optimizer, make_schedule
 from tests.conftest import SAMPLE_DIGITS
 

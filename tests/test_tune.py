@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from recipe_core.cli import cli
+from recipe_core.cluster.connection import gcs_address
 from recipe_core.errors import ConfigError
-from recipe_core.index.ray_build import check_address
 from recipe_core.runs import RunReader, list_runs
-from recipe_core.scan import scan
+from recipe_core.scan.run import scan
 from recipe_core.train import make_config
 from recipe_core.tune import (
     TrialResult,
@@ -136,8 +136,8 @@ def test_bad_executor_or_address_fails_before_any_run(
 
 
 def test_a_dashboard_url_maps_to_its_gcs_address() -> None:
-    assert check_address("http://10.0.0.5:8265/") == "10.0.0.5:6379"
-    assert check_address(" 10.0.0.5:7000 ") == "10.0.0.5:7000"
+    assert gcs_address("http://10.0.0.5:8265/") == "10.0.0.5:6379"
+    assert gcs_address(" 10.0.0.5:7000 ") == "10.0.0.5:7000"
 
 
 def test_an_unreachable_cluster_leaves_no_trial_queued(tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_best_trial_follows_the_metric_direction() -> None:
 
 
 def test_tune_and_scan_do_not_import_ray() -> None:
-    code = ("import sys, recipe_core.tune, recipe_core.scan, recipe_core.cli.tune_cmd; "
+    code = ("import sys, recipe_core.tune, recipe_core.scan.run, recipe_core.cli.tune_cmd; "
             "assert 'ray' not in sys.modules, 'ray imported'")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO_ROOT, timeout=120)  # fmt: skip

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import data_state, data_widgets, state, widgets
 from recipe_core import RecipeError
-from recipe_core.query import query
+from recipe_core.explore.query import query
 
 st.title("🔎 Browse samples")
 st.caption(

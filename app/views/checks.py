@@ -1,7 +1,7 @@
 """Checks: the recipe's sanity checks (loss at init, init well, overfit one batch, batch
 independence, ...) on a built-in model over the dataset, as a background job.
 
-The job is a detached process (recipe_core.check_jobs), never the script thread, which a rerun
+The job is a detached process (recipe_core.jobs.check_job), never the script thread, which a rerun
 kills; the page polls its folder, so jobs started earlier (or before a restart) are listed too.
 """
 
@@ -11,8 +11,9 @@ import streamlit as st
 
 from app import access, check_state, check_widgets, widgets
 from recipe_core import RecipeError
-from recipe_core.check_jobs import CheckJob
-from recipe_core.models import MODELS
+from recipe_core.jobs.check_job import CheckJob
+from recipe_core.jobs.state import JobState
+from recipe_core.train.models import MODELS
 
 POLL_S = 1.0  # seconds between looks at a running job's progress
 ORDER = {"fail": 0, "error": 1, "warn": 2, "pass": 3, "skip": 4}  # cards: problems first
@@ -55,7 +56,7 @@ def show_job(job: CheckJob) -> None:
         live_progress(job)
     elif now.state == "failed":
         st.error(f"The checks failed: {widgets.md(now.message)}", icon="🚫")
-    elif now.state == "done":
+    elif now.state == JobState.SUCCEEDED:
         show_report(job)
     else:
         st.warning(f"No progress file in {widgets.md(job.folder)}: start the checks again.")

@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import data_state, state, widgets
 from recipe_core import RecipeError
-from recipe_core.scan import ScanResult
+from recipe_core.scan.run import ScanResult
 
 PER_PAGE = 48
 # (card title, issue types it counts, what it means); each card opens Browse filtered to it

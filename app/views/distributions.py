@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import data_state, data_widgets, state, widgets
-from recipe_core.data_views import Histogram, box_stats, histogram
-from recipe_core.query import SampleFilter, SampleTable, filter_mask, query
+from recipe_core.explore.query import SampleFilter, SampleTable, filter_mask, query
+from recipe_core.explore.views import Histogram, box_stats, histogram
 
 PREFERRED = ("brightness", "contrast", "blur", "entropy", "max_score", "file_bytes", "width")
 PER_PAGE = 24

@@ -7,7 +7,7 @@ import streamlit as st
 from app import access, state
 from app.widgets import md
 from recipe_core import RecipeError
-from recipe_core.checklist import recipe_checklist
+from recipe_core.explore.checklist import recipe_checklist
 
 STEPS = [
     (

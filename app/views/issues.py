@@ -10,9 +10,9 @@ import streamlit as st
 
 from app import access, data_state, data_widgets, state, widgets
 from recipe_core import DatasetSource, RecipeError
-from recipe_core.curation import Decision, decision_log
-from recipe_core.data_views import duplicate_groups, label_suggestions
-from recipe_core.query import SampleFilter, query
+from recipe_core.explore.curation import Decision, decision_log
+from recipe_core.explore.query import SampleFilter, query
+from recipe_core.explore.views import duplicate_groups, label_suggestions
 
 GROUPS_PER_PAGE = 8
 LABELS_PER_PAGE = 50

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app import check_state, check_widgets, state, widgets
 from recipe_core import RecipeError
-from recipe_core.models import MODELS
+from recipe_core.train.models import MODELS
 
 BATCHES = 8  # batches one can page through: each is a model run over the loader's first ones
 BATCH_KEY = "ns_batch_index"

@@ -14,9 +14,9 @@ import streamlit as st
 
 from app import access, data_state, run_state, run_widgets, state, widgets
 from recipe_core import RecipeError
-from recipe_core.models import MODELS
 from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
+from recipe_core.train.models import MODELS
 
 LIVE_S = 1.0  # seconds between refreshes of a running job's status and curves
 VIEWER_TEXT = "Viewers can watch runs; ask an operator for the runner role to start or cancel jobs."

@@ -11,7 +11,7 @@ from recipe_core.checks.loss import init_losses
 from recipe_core.checks.result import CheckResult, verdict
 from recipe_core.checks.targets import require
 from recipe_core.checks.training import Trainer
-from recipe_core.models import count_parameters
+from recipe_core.train.models import count_parameters
 
 LADDER = (0.125, 0.25, 0.5)  # width multipliers passed to `width=` (narrow rungs: cheap on CPU)
 LADDER_STEPS = 40  # optimizer steps per rung
@@ -25,7 +25,7 @@ def check_capacity(ctx: CheckContext) -> CheckResult:
         return verdict(
             "capacity_ladder", "skip",
             "Needs a model factory that takes width= (a capacity multiplier), e.g. "
-            "recipe_core.models.scalable_factory(...); a module or a plain factory gives no "
+            "recipe_core.train.models.scalable_factory(...); a module or a plain factory gives no "
             "ladder to climb.",
         )  # fmt: skip
     models = [ctx.build(width=w) for w in LADDER]

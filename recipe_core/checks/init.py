@@ -12,7 +12,7 @@ from recipe_core.checks.context import CheckContext
 from recipe_core.checks.loss import InitLosses, init_losses
 from recipe_core.checks.result import CheckResult, verdict
 from recipe_core.checks.targets import Targets, require
-from recipe_core.models import final_linear
+from recipe_core.train.models import final_linear
 
 
 def tolerance(prior_loss: float) -> float:

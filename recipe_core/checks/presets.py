@@ -21,7 +21,7 @@ from recipe_core.batch import BatchTap, BatchView, Normalization, inspect_batch
 from recipe_core.data import open_dataset
 from recipe_core.data.tensors import NormalizedImages, load_image_tensors, make_loader
 from recipe_core.errors import ConfigError
-from recipe_core.models import MODELS, ModelSpec, scalable_factory
+from recipe_core.train.models import MODELS, ModelSpec, scalable_factory
 
 MAX_CAPTURED = 32  # batches `capture_batches` may capture: it runs the model on each
 

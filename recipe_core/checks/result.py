@@ -6,18 +6,28 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import torch
 
-STATUSES = ("pass", "warn", "fail", "skip", "error")
+
+class CheckStatus(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"  # could not decide (missing input, not applicable, out of time)
+    ERROR = "error"  # a bug in Recipe, never in your code
+
+
+STATUSES = tuple(CheckStatus)  # in order of display
 
 
 @dataclass(frozen=True)
 class CheckResult:
     name: str  # e.g. "loss_at_init"
-    status: str  # one of STATUSES; "error" means a bug in Recipe, never in your code
+    status: CheckStatus  # a plain string is accepted and converted
     summary: str  # one short paragraph: what was checked, what was seen, why it matters
     observed: str  # the measured value, with units
     expected: str  # what a healthy setup gives, with the tolerance
@@ -26,7 +36,8 @@ class CheckResult:
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
-            raise ValueError(f"status {self.status!r} is not one of {STATUSES}")
+            raise ValueError(f"status {self.status!r} is not one of {[str(s) for s in STATUSES]}")
+        object.__setattr__(self, "status", CheckStatus(self.status))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,10 +50,17 @@ class CheckResult:
             "evidence": {k: jsonable(v) for k, v in self.evidence.items()},
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+        """The inverse of `to_dict` (evidence stays JSON: lists, not tensors)."""
+        evidence = dict(data.get("evidence", {}))
+        return cls(data["name"], data["status"], data["summary"], data["observed"],
+                   data["expected"], data.get("fix", ""), evidence)  # fmt: skip
+
 
 def verdict(
     name: str,
-    status: str,
+    status: CheckStatus | str,
     summary: str,
     *,
     observed: str = "",
@@ -51,7 +69,8 @@ def verdict(
     evidence: Mapping[str, Any] | None = None,
 ) -> CheckResult:
     """A CheckResult with keyword fields (reads better at call sites than seven positionals)."""
-    return CheckResult(name, status, summary, observed, expected, fix, dict(evidence or {}))
+    return CheckResult(name, CheckStatus(status), summary, observed, expected, fix,
+                       dict(evidence or {}))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -63,10 +82,10 @@ class CheckReport:
 
     @property
     def failed(self) -> bool:
-        return any(r.status == "fail" for r in self.results)
+        return any(r.status == CheckStatus.FAIL for r in self.results)
 
     def counts(self) -> dict[str, int]:
-        return {s: sum(r.status == s for r in self.results) for s in STATUSES}
+        return {str(s): sum(r.status == s for r in self.results) for s in STATUSES}
 
     def get(self, name: str) -> CheckResult:
         for result in self.results:
@@ -82,6 +101,13 @@ class CheckReport:
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "results": [r.to_dict() for r in self.results],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckReport:
+        """The inverse of `to_dict` (evidence stays JSON: lists, not tensors)."""
+        results = tuple(CheckResult.from_dict(r) for r in data["results"])
+        seconds = {str(k): float(v) for k, v in data.get("seconds", {}).items()}
+        return cls(results, seconds, str(data.get("device", "cpu")), int(data.get("seed", 0)))
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)

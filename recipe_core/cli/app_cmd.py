@@ -12,10 +12,10 @@ import typer
 
 from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.data import open_dataset
+from recipe_core.data.safe_paths import ROOTS_ENV, checked_roots, parse_roots
 from recipe_core.errors import ConfigError, RecipeError
 from recipe_core.hosting.config import is_loopback
 from recipe_core.hosting.serving import OVERRIDE_FLAG, network_refusal, unauthenticated_warning
-from recipe_core.safe_paths import ROOTS_ENV, checked_roots, parse_roots
 from recipe_core.workspace import open_workspace
 
 APP_MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from recipe_core.cli._app import cli, fail
 from recipe_core.errors import RecipeError, RunError
-from recipe_core.executors import DEFAULT_GRACE_S, executor_for, refresh_runs
+from recipe_core.jobs.executors import DEFAULT_GRACE_S, executor_for, refresh_runs
 from recipe_core.runs import RunReader, RunStatus, find_run
 from recipe_core.workspace import open_workspace
 

@@ -84,7 +84,7 @@ def _load_plugins(cfg: ServeConfig) -> None:
     """Load the operator's plugins now, so a broken one stops the start naming its file
     (the app and job processes load them again through $RECIPE_PLUGINS)."""
     if cfg.plugins is not None:
-        from recipe_core.models import load_plugin_folder
+        from recipe_core.train.models import load_plugin_folder
 
         names = load_plugin_folder(cfg.plugins)
         typer.echo(f"plugins: {', '.join(names) or '(no models)'} from {cfg.plugins}")

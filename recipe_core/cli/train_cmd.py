@@ -63,7 +63,7 @@ def train_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Train a built-in model on DATASET and record the run; prints the run id."""
-    from recipe_core.executors import make_executor
+    from recipe_core.jobs.executors import make_executor
 
     try:  # a bad executor choice fails first, before the data and torch are loaded
         runner = make_executor(executor, ray_address=ray_address, ray_python=ray_python)
@@ -95,7 +95,7 @@ def train_command(
 
 
 def _submit(config: TrainConfig, ws: Workspace, runner: Any, json_out: bool) -> None:
-    from recipe_core.executors import submit_run
+    from recipe_core.jobs.executors import submit_run
 
     handle = submit_run(config, workspace=ws, executor=runner)
     summary: dict[str, Any] = {
@@ -108,10 +108,10 @@ def _submit(config: TrainConfig, ws: Workspace, runner: Any, json_out: bool) -> 
 
 
 def _train_here(config: TrainConfig, ws: Workspace, json_out: bool) -> Any:
-    from recipe_core.jobs import cancel_on_sigterm
+    from recipe_core.jobs.process import cancel_on_sigterm
     from recipe_core.runs import RunWriter
     from recipe_core.train import train
-    from recipe_core.train.job import default_run_name
+    from recipe_core.train.run import default_run_name
 
     writer = RunWriter.create(ws, name=default_run_name(config), config=config.to_dict())
     if not json_out:

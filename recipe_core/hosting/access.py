@@ -9,19 +9,15 @@ are viewers too.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.errors import RecipeError
 from recipe_core.hosting.audit import AuditLog
-from recipe_core.hosting.config import AccessConfig, ServeConfig
+from recipe_core.hosting.config import DOMAIN, AccessConfig, ServeConfig
 
 RUNNER_ACTIONS = ("start_run", "cancel_run", "start_scan", "start_checks", "export_manifest",
                   "curation_decision")  # fmt: skip
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-LOCAL_PART = re.compile(r"[a-z0-9.!#$%&'+/=?^_`{|}~-]+")  # no "*": it would look like a wildcard
 
 
 class AccessDenied(RecipeError):
@@ -42,21 +38,6 @@ def allowed(role: str | None, action: str) -> bool:
     if role == "runner":
         return True
     return role == "viewer" and action not in RUNNER_ACTIONS
-
-
-def check_entry(entry: str, key: str) -> str:
-    """An allow-list entry, normalised (lower case), or ConfigError naming the bad one."""
-    text = entry.strip().lower()
-    local, at, domain = text.rpartition("@")
-    valid = at == "@" and DOMAIN.fullmatch(domain) is not None
-    valid = valid and (local == "" or LOCAL_PART.fullmatch(local) is not None)
-    if not valid:
-        raise ConfigError(
-            f"[access] {key} entry {entry!r} is neither an e-mail nor a domain. Write "
-            '"alice@example.com" for one person or "@example.com" for everyone at a domain '
-            "(no wildcards, no spaces)."
-        )
-    return text
 
 
 def role_for(email: str, access: AccessConfig) -> str | None:

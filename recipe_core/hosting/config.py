@@ -12,6 +12,7 @@ against the config file's folder, so the file means the same thing from any dire
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,11 @@ from recipe_core.hosting.schema import checked_values
 PROVIDERS = ("oidc", "none")
 EXECUTORS = ("local", "ray")
 ROLES = ("runner", "viewer")
+
+# an allow-list entry: alice@example.com or @example.com
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+LOCAL_PART = re.compile(r"[a-z0-9.!#$%&'+/=?^_`{|}~-]+")  # no "*": it would look like a wildcard
 
 
 @dataclass(frozen=True)
@@ -212,9 +218,22 @@ def _auth(v: dict[str, Any]) -> AuthConfig:
     return AuthConfig(**v)
 
 
-def _access(v: dict[str, Any]) -> AccessConfig:
-    from recipe_core.hosting.access import check_entry
+def check_entry(entry: str, key: str) -> str:
+    """An allow-list entry, normalised (lower case), or ConfigError naming the bad one."""
+    text = entry.strip().lower()
+    local, at, domain = text.rpartition("@")
+    valid = at == "@" and DOMAIN.fullmatch(domain) is not None
+    valid = valid and (local == "" or LOCAL_PART.fullmatch(local) is not None)
+    if not valid:
+        raise ConfigError(
+            f"[access] {key} entry {entry!r} is neither an e-mail nor a domain. Write "
+            '"alice@example.com" for one person or "@example.com" for everyone at a domain '
+            "(no wildcards, no spaces)."
+        )
+    return text
 
+
+def _access(v: dict[str, Any]) -> AccessConfig:
     _one_of("access", "local_role", v["local_role"], ROLES)
     runners = tuple(check_entry(e, "runners") for e in v["runners"])
     viewers = tuple(check_entry(e, "viewers") for e in v["viewers"])

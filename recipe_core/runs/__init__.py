@@ -15,18 +15,19 @@
 
 Every byte goes through `RunFiles` (files.py). Shared storage (an fsspec URL such as
 s3://bucket/runs, storage.py) keeps this format and this code: a job writes a local staging
-copy that mirror_job.py uploads as whole objects; readers read a local cache copy that mirror.py
+copy that jobs/mirror.py uploads as whole objects; readers read a local cache copy that mirror.py
 refreshes. The package was runs.py; it was split by side (files / writer / reader) to keep each
 module small.
 """
 
 from __future__ import annotations
 
-from recipe_core.runs.files import JsonlTail, RunFiles, new_run_id, now_iso, process_token
-from recipe_core.runs.mirror import sync_run, sync_runs
+from recipe_core.runs.files import JsonlTail, RunFiles, new_run_id, now_iso
+from recipe_core.runs.mirror import read_status, sync_run, sync_runs
 from recipe_core.runs.reader import METRIC_COLUMNS, RunReader, find_run, list_runs
+from recipe_core.runs.status import STATES, TERMINAL_STATES, RunStatus
 from recipe_core.runs.storage import RUNS_URL_ENV, check_runs_url, run_target
-from recipe_core.runs.writer import STATES, TERMINAL_STATES, RunStatus, RunWriter, read_status
+from recipe_core.runs.writer import RunWriter
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -43,7 +44,6 @@ __all__ = [
     "list_runs",
     "new_run_id",
     "now_iso",
-    "process_token",
     "read_status",
     "run_target",
     "sync_run",

@@ -183,16 +183,6 @@ class RunFiles:
             ) from exc
 
 
-def process_token(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux /proc), "" where unavailable.
-    (pid, token) identifies a process: pids are reused, start times are not."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 counted from after "(comm)"
-
-
 class JsonlTail:
     """Incremental reader of an append-only JSON-lines file: keeps its byte offset, reads only
     new bytes, and leaves a partially written last line for the next call."""

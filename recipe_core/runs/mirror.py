@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from recipe_core.runs.files import replace_file
+from recipe_core.errors import RunError
+from recipe_core.runs.files import RunFiles, replace_file
+from recipe_core.runs.status import RunStatus
 from recipe_core.runs.storage import (
     MARKER,
     RunStore,
@@ -35,7 +37,6 @@ from recipe_core.runs.storage import (
     split_run_url,
     status_last,
 )
-from recipe_core.runs.writer import RunStatus
 from recipe_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -198,3 +199,19 @@ def _local_status(local: Path) -> RunStatus | None:
         return RunStatus.from_dict(json.loads((local / "status.json").read_bytes()))
     except (OSError, ValueError, TypeError, AttributeError):
         return None
+
+
+def read_status(files: RunFiles) -> RunStatus:
+    """The run's status.json; for a cache copy of a shared run, refreshed from storage first
+    (at most every SYNC_EVERY_S), so executors and `finish` judge the run as it is now."""
+    if files.remote_url():
+        sync_run(files.root, max_age_s=SYNC_EVERY_S)
+    try:
+        return RunStatus.from_dict(json.loads(files.read_bytes("status.json")))
+    except FileNotFoundError as exc:
+        raise RunError(f"{files.root} has no status.json: not a Recipe run directory.") from exc
+    except (ValueError, TypeError) as exc:
+        raise RunError(
+            f"{files.root / 'status.json'} is malformed ({exc}). The run cannot be "
+            "read; delete the folder or restore the file."
+        ) from exc

@@ -12,8 +12,9 @@ import pandas as pd
 
 from recipe_core.errors import RunError
 from recipe_core.runs.files import JsonlTail, RunFiles
-from recipe_core.runs.mirror import SYNC_EVERY_S, sync_run, sync_runs
-from recipe_core.runs.writer import RunHandle, RunStatus, read_status
+from recipe_core.runs.mirror import SYNC_EVERY_S, read_status, sync_run, sync_runs
+from recipe_core.runs.status import RunStatus
+from recipe_core.runs.writer import RunHandle
 from recipe_core.workspace import Workspace
 
 METRIC_COLUMNS = ("step", "split", "loss", "accuracy", "lr", "images_per_s", "wall_time")

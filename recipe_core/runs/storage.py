@@ -1,7 +1,7 @@
 """Shared run storage behind an fsspec URL (`s3://bucket/prefix`, `file:///mnt/shared/runs`).
 
 Object stores have no append and no rename, so a remote run is never written in place: the job
-writes a local staging copy and uploads whole objects (mirror_job.py), the dashboard and the CLI
+writes a local staging copy and uploads whole objects (jobs/mirror.py), the dashboard and the CLI
 pull objects into the workspace's local `runs/` folder, which acts as a cache (mirror.py). An
 object PUT is atomic, so a reader sees the old or the new object, never half of one.
 
@@ -219,5 +219,5 @@ def mirror_url(root: Path) -> str:
 
 def run_target(run_dir: Path) -> str:
     """What a job entrypoint is given for a run: its URL when `run_dir` caches a run on shared
-    storage (`python -m recipe_core.jobs s3://...`), else the local folder."""
+    storage (`python -m recipe_core.jobs.train_job s3://...`), else the local folder."""
     return mirror_url(Path(run_dir)) or str(run_dir)

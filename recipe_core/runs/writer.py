@@ -1,4 +1,4 @@
-"""`RunStatus` and `RunWriter`: the writing side of a run directory."""
+"""`RunWriter`: the writing side of a run directory (its status is a `runs.status.RunStatus`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,38 +15,13 @@ import numpy as np
 import pandas as pd
 
 from recipe_core.errors import RunError
-from recipe_core.runs.files import RunFiles, new_run_id, now_iso, process_token, replace_file
+from recipe_core.jobs.process import process_token
+from recipe_core.jobs.state import JobState
+from recipe_core.runs.files import RunFiles, new_run_id, now_iso, replace_file
+from recipe_core.runs.mirror import read_status
+from recipe_core.runs.status import TERMINAL_STATES, RunStatus
 from recipe_core.runs.storage import MARKER
 from recipe_core.workspace import Workspace
-
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    run_id: str
-    name: str
-    state: str  # one of STATES
-    kind: str = "job"  # "job" (started by an executor or the CLI) | "script" (start_run)
-    error: str = ""  # why the run failed or was cancelled; "" otherwise
-    pid: int = 0  # process that owns the run while it runs; 0 when none yet
-    host: str = ""  # hostname of that process
-    device: str = ""  # "cpu" | "cuda:0" | ...
-    created: str = ""  # ISO-8601 UTC
-    started: str = ""
-    ended: str = ""
-    step: int = 0  # last optimizer step flushed to metrics
-    pid_start: str = ""  # the pid's start time (/proc), so a reused pid is not mistaken for ours
-
-    @property
-    def finished(self) -> bool:
-        return self.state in TERMINAL_STATES
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunStatus:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _json_line(row: Mapping[str, Any]) -> bytes:
@@ -99,7 +74,9 @@ class RunWriter(RunHandle):
             replace_file(root / MARKER, json.dumps(marker).encode())
         files = RunFiles(root)
         files.write_atomic("config.json", json.dumps(dict(config), indent=2).encode())
-        status = RunStatus(run_id=run_id, name=name, state="queued", kind=kind, created=now_iso())
+        status = RunStatus(
+            run_id=run_id, name=name, state=JobState.QUEUED, kind=kind, created=now_iso()
+        )
         files.write_atomic("status.json", json.dumps(asdict(status), indent=2).encode())
         return cls(root)
 
@@ -122,11 +99,12 @@ class RunWriter(RunHandle):
             started=now_iso(),
         )
 
-    def finish(self, state: str, *, error: str = "") -> RunStatus:
+    def finish(self, state: JobState | str, *, error: str = "") -> RunStatus:
         """Mark the run ended; a run that already ended keeps its first verdict."""
         if state not in TERMINAL_STATES:
             raise RunError(
-                f"Cannot finish a run as {state!r}; use one of {sorted(TERMINAL_STATES)}."
+                f"Cannot finish a run as {state!r}; use one of "
+                f"{sorted(str(s) for s in TERMINAL_STATES)}."
             )
         current = self.status()
         if current.finished:
@@ -176,21 +154,3 @@ class RunWriter(RunHandle):
 
     def write_json(self, name: str, data: Mapping[str, Any]) -> None:
         self.files.write_atomic(name, json.dumps(dict(data), indent=2).encode())
-
-
-def read_status(files: RunFiles) -> RunStatus:
-    """The run's status.json; for a cache copy of a shared run, refreshed from storage first
-    (at most every SYNC_EVERY_S), so executors and `finish` judge the run as it is now."""
-    if files.remote_url():
-        from recipe_core.runs.mirror import SYNC_EVERY_S, sync_run  # mirror imports this module
-
-        sync_run(files.root, max_age_s=SYNC_EVERY_S)
-    try:
-        return RunStatus.from_dict(json.loads(files.read_bytes("status.json")))
-    except FileNotFoundError as exc:
-        raise RunError(f"{files.root} has no status.json: not a Recipe run directory.") from exc
-    except (ValueError, TypeError) as exc:
-        raise RunError(
-            f"{files.root / 'status.json'} is malformed ({exc}). The run cannot be "
-            "read; delete the folder or restore the file."
-        ) from exc

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from recipe_core.jobs.state import JobCancelled
 from recipe_core.train.config import PRESETS, TrainConfig, make_config
 from recipe_core.train.device import amp_dtype, resolve_device
-from recipe_core.train.job import JobCancelled, TrainResult, train
 from recipe_core.train.loop import TrainEvent
+from recipe_core.train.run import TrainResult, train
 from recipe_core.train.script import Run, start_run
 
 __all__ = [

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from recipe_core.errors import ConfigError
-from recipe_core.models import MODELS
+from recipe_core.train.models import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str  # dataset path (an image folder), absolute for detached jobs
-    model: str = "small_cnn"  # a key of recipe_core.models.MODELS
+    model: str = "small_cnn"  # a key of recipe_core.train.models.MODELS
     preset: str = "baseline"  # the preset these values started from (a record, not re-applied)
     steps: int = 500  # optimizer steps (the most, when a stopping rule ends the run earlier)
     batch_size: int = 64  # images per optimizer step
@@ -65,7 +65,7 @@ class TrainConfig:
     capture_batches: int = 2  # first input batches saved exactly as fed to model(x)
     checkpoint_every: int = 0  # steps between checkpoints/last.pt saves (0: only at the end)
     image_size: int = 32  # images are resized to image_size x image_size px
-    width: float = 1.0  # model capacity multiplier (see recipe_core.models)
+    width: float = 1.0  # model capacity multiplier (see recipe_core.train.models)
     val_fraction: float = 0.2  # held out of train when the dataset has no val split
     seed: int = 0  # weights, batch order, augmentation and the probe choice
     device: str = "auto"  # auto | cpu | cuda | cuda:N

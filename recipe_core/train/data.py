@@ -18,9 +18,9 @@ import torch.nn.functional as F
 
 from recipe_core.data import open_dataset
 from recipe_core.data.tensors import ImageTensors, load_image_tensors
-from recipe_core.dynamics import choose_probe
 from recipe_core.errors import ConfigError
 from recipe_core.train.device import keep_on_device, should_pin
+from recipe_core.train.probes import choose_probe
 
 VAL_SPLITS = ("val", "valid", "validation")
 MAX_ROTATION_DEG = 8.0  # matches NormalizedImages(augment=True): small, keeps digits digits

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recipe_core.dynamics import DynamicsRecorder, InputCapture, Snapshots
 from recipe_core.errors import RunError
 from recipe_core.runs import RunWriter
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.data import Batcher
 from recipe_core.train.metrics import ClosedWindow, Window
+from recipe_core.train.probes import DynamicsRecorder, InputCapture, Snapshots
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from recipe_core.dynamics import HostCopy
+from recipe_core.train.probes import HostCopy
 
 # One step's record: loss () float32, logits (B, C), targets (B,) int64, learning rate.
 StepRecord = tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]

@@ -22,11 +22,11 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from recipe_core.dynamics import DynamicsRecorder, InputCapture, write_probe
 from recipe_core.errors import ConfigError
 from recipe_core.runs import RunWriter
 from recipe_core.train.config import TrainConfig
-from recipe_core.train.job import describe_failure
+from recipe_core.train.probes import DynamicsRecorder, InputCapture, write_probe
+from recipe_core.train.run import describe_failure
 from recipe_core.workspace import Workspace, open_workspace
 
 Metric = float | int | torch.Tensor

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from recipe_core.errors import ConfigError
-from recipe_core.models import ModelSpec, build_model, final_linear
 from recipe_core.train.config import TrainConfig
+from recipe_core.train.models import ModelSpec, build_model, final_linear
 
 
 def label_prior_bias(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """Local random search: the trials are ordinary local jobs, `parallel` at a time.
 
-Each trial is started by the executor (a `python -m recipe_core.jobs RUN_DIR` subprocess for
-`LocalExecutor`) exactly as `recipe train` starts a run, so a trial is indistinguishable from a
-hand-started run apart from its name and tune.json. Stopping the search (Ctrl+C) cancels the
-trials still running and leaves the queued ones `cancelled`.
+Each trial is started by the executor (a `python -m recipe_core.jobs.train_job RUN_DIR` subprocess
+for `LocalExecutor`) exactly as `recipe train` starts a run, so a trial is indistinguishable from a
+hand-started run apart from its name and tune.json. Stopping the search (Ctrl+C) cancels the trials
+still running and leaves the queued ones `cancelled`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from recipe_core.errors import ConfigError
-from recipe_core.executors import Executor, LocalExecutor
+from recipe_core.jobs.executors import Executor, LocalExecutor
 from recipe_core.runs import RunWriter
 from recipe_core.tune.trials import Trial
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from recipe_core.errors import ConfigError
 from recipe_core.runs import RunWriter
 from recipe_core.train.config import TrainConfig
-from recipe_core.train.job import describe_failure
+from recipe_core.train.run import describe_failure
 from recipe_core.tune.local import TrialDone, run_local
 from recipe_core.tune.space import SearchSpace, check_trials, sample_trials
 from recipe_core.tune.trials import (
@@ -66,14 +66,14 @@ def random_search(
     sampled = sample_trials(space, trials=trials, seed=seed)
     check_trials(base, sampled)
     if executor == "ray":
-        from recipe_core.index.ray_build import check_address
+        from recipe_core.cluster.connection import gcs_address
 
-        ray_address = check_address(ray_address)
+        ray_address = gcs_address(ray_address)
     ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
     search_id = new_search_id()
     planned = create_trials(ws, base, sampled, search_id=search_id, metric=metric)
     if executor == "ray":
-        from recipe_core.tune.ray_tune import run_ray
+        from recipe_core.tune.ray import run_ray
 
         storage = Path(ws.root).resolve() / "tune" / search_id
         try:

@@ -17,9 +17,15 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from recipe_core.check_jobs import list_jobs, load_report, new_check_job, read_check_state, run_job
 from recipe_core.checks.presets import build_check_inputs, see_batch
 from recipe_core.errors import DatasetError
+from recipe_core.jobs.check_job import (
+    list_jobs,
+    load_report,
+    new_check_job,
+    read_check_state,
+    run_job,
+)
 from recipe_core.workspace import open_workspace
 from tests.app.helpers import MAIN, image_captions, open_page
 from tests.conftest import write_image_folder
@@ -153,4 +159,4 @@ def test_run_checks_starts_a_background_job_the_page_follows(
         deadline = time.monotonic() + 60
         while read_check_state(newest.folder).state == "running" and time.monotonic() < deadline:
             time.sleep(0.5)
-    assert read_check_state(newest.folder).state == "done"
+    assert read_check_state(newest.folder).state == "succeeded"

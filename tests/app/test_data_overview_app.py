@@ -33,11 +33,13 @@ def test_home_explains_the_recipe(app_env: Path) -> None:
 
 
 def test_home_checklist_shows_evidence(app_env: Path, tmp_path: Path) -> None:
-    from recipe_core import open_workspace, scan, scan_jobs
+    from recipe_core import open_workspace, scan
+    from recipe_core.jobs import scan_job as scan_jobs
+    from recipe_core.scan import write_result
 
     ws = open_workspace(tmp_path / "ws")
     result = scan(app_env, workspace=ws, workers=1)
-    scan_jobs.write_result(result, scan_jobs.job_dir(ws, app_env) / scan_jobs.RESULT_DIR)
+    write_result(result, scan_jobs.job_dir(ws, app_env) / scan_jobs.RESULT_DIR)
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     assert not at.exception
     assert at.subheader[0].value == "Your progress on ds: 1 of 5 steps done"

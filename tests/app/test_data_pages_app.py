@@ -17,12 +17,13 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from recipe_core.curation import load_decisions
 from recipe_core.data import open_dataset
-from recipe_core.data_views import histogram
-from recipe_core.query import query, sample_table
-from recipe_core.scan import scan
-from recipe_core.scan_jobs import RESULT_DIR, job_dir, write_result
+from recipe_core.explore.curation import load_decisions
+from recipe_core.explore.query import query, sample_table
+from recipe_core.explore.views import histogram
+from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
+from recipe_core.scan import write_result
+from recipe_core.scan.run import scan
 from recipe_core.workspace import Workspace, open_workspace
 from tests.app.helpers import MAIN, image_captions, open_page
 from tests.conftest import REPO_ROOT, SAMPLE_DIGITS, write_image_folder
@@ -172,7 +173,7 @@ def test_export_applies_decisions_and_leaves_files_untouched(
     assert _hashes(SAMPLE_DIGITS) == before
     root = open_dataset(SAMPLE_DIGITS).root
     for sid in list(load_decisions(scanned, root)):  # leave the module's workspace clean
-        from recipe_core.curation import record_decision
+        from recipe_core.explore.curation import record_decision
 
         record_decision(scanned, root, sample_id=sid, path="", action="keep")
 

@@ -26,7 +26,7 @@ from streamlit.testing.v1 import AppTest
 from app.run_widgets import config_changes
 from recipe_core.dynamics import read_dynamics
 from recipe_core.errors import RunError
-from recipe_core.executors import LocalExecutor, submit_run
+from recipe_core.jobs.executors import LocalExecutor, submit_run
 from recipe_core.runs import RunReader
 from recipe_core.train import make_config, train
 from tests.app.helpers import MAIN, open_page

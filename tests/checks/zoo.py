@@ -19,7 +19,7 @@ from sklearn.datasets import load_diabetes, load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from recipe_core.models import ModelSpec, scalable_factory
+from recipe_core.train.models import ModelSpec, scalable_factory
 
 FLAG = ("fail", "warn")  # a bug counts as caught when its check says either
 

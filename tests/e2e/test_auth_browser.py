@@ -180,7 +180,7 @@ def test_runner_signs_in_starts_and_cancels_a_job_then_signs_out(
 def test_viewer_watches_a_running_job_without_start_or_cancel_controls(
     hosted_dashboard: Dashboard, page: Page
 ) -> None:
-    from recipe_core.executors import LocalExecutor, submit_run
+    from recipe_core.jobs.executors import LocalExecutor, submit_run
     from recipe_core.train import make_config
 
     config = make_config(

@@ -121,7 +121,7 @@ def load_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def start_jobs(workspace: Path, tmp: Path) -> list[str]:
     """4 long jobs through the engine, each at nice 10 with one torch thread, ended by SIGTERM
     (recorded as cancelled) after JOB_LIFE_S at the latest."""
-    from recipe_core.executors import LocalExecutor, submit_run
+    from recipe_core.jobs.executors import LocalExecutor, submit_run
     from recipe_core.train import make_config
 
     python = tmp / "nice-python"

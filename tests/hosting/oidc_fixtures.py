@@ -199,7 +199,7 @@ max_scan_images = 200000
 def cancel_unfinished_jobs(workspace: Path) -> None:
     """Stop every job still running in `workspace` (jobs run in their own process groups, so
     stopping the server leaves them alive)."""
-    from recipe_core.executors import LocalExecutor
+    from recipe_core.jobs.executors import LocalExecutor
     from recipe_core.runs import list_runs
     from recipe_core.workspace import open_workspace
 

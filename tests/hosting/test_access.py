@@ -14,8 +14,8 @@ import pytest
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.hosting import AccessDenied, AuditLog, User, identify, read_audit, role_for
 from recipe_core.hosting import audit as audit_module
-from recipe_core.hosting.access import RUNNER_ACTIONS, allowed, check_entry, require
-from recipe_core.hosting.config import AccessConfig, LimitsConfig, load_config
+from recipe_core.hosting.access import RUNNER_ACTIONS, allowed, require
+from recipe_core.hosting.config import AccessConfig, LimitsConfig, check_entry, load_config
 from recipe_core.hosting.guard import Guard, checked_run_id
 from recipe_core.hosting.limits import LimitExceeded, record_owner
 from recipe_core.runs import RunWriter, list_runs

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from recipe_core.data.safe_paths import PathPolicy
 from recipe_core.errors import DatasetError
-from recipe_core.safe_paths import PathPolicy
 
 
 @pytest.fixture

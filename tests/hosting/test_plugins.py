@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from recipe_core import models
 from recipe_core.errors import ConfigError
-from recipe_core.models import BUILTIN_MODELS, MODELS, ModelSpec, build_model, load_plugin_folder
+from recipe_core.train import models
+from recipe_core.train.models import (
+    BUILTIN_MODELS,
+    MODELS,
+    ModelSpec,
+    build_model,
+    load_plugin_folder,
+)
 
 GOOD = """
 from torch import nn
@@ -71,7 +77,7 @@ def test_a_broken_plugin_names_its_file(tmp_path: Path, text: str, match: str) -
 def test_job_processes_load_the_plugins_from_the_environment(tmp_path: Path) -> None:
     folder = plugin(tmp_path / "plug", "seven.py", GOOD)
     code = (
-        "from recipe_core.models import MODELS, BUILTIN_MODELS\n"
+        "from recipe_core.train.models import MODELS, BUILTIN_MODELS\n"
         "from recipe_core.train import make_config\n"
         "make_config('ds', preset='baseline', model='seven_way')\n"
         "print(sorted(set(MODELS) - set(BUILTIN_MODELS)))\n"

@@ -176,8 +176,9 @@ def test_viewers_see_no_curation_or_export_controls(
     """Issues page and Browse's detail panel on a scanned dataset: a viewer reads the findings
     and the decisions, but gets no drop, relabel or export control (the runner does)."""
     from recipe_core.data import open_dataset
-    from recipe_core.scan import scan
-    from recipe_core.scan_jobs import RESULT_DIR, job_dir, write_result
+    from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
+    from recipe_core.scan import write_result
+    from recipe_core.scan.run import scan
 
     config = configure(site, f"curate_{role}", access={"local_role": role})
     ws = open_workspace(config.parent / "ws")
@@ -208,7 +209,7 @@ def call_every_mutating_state_function(dataset: str, run_id: str) -> None:
 
     from app import access, check_state, data_state, run_state, state
     from recipe_core import RecipeError
-    from recipe_core.curation import decision_log
+    from recipe_core.explore.curation import decision_log
     from recipe_core.train import make_config
 
     source = data_state.dataset_source(dataset)

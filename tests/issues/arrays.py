@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from recipe_core.data.source import DatasetSource, make_samples
-from recipe_core.index import INDEX_COLUMNS, ScanIndex
-from recipe_core.index.embed import pixel_embedding
+from recipe_core.scan.index import INDEX_COLUMNS, ScanIndex
+from recipe_core.scan.index.embed import pixel_embedding
 
 
 def index_from_arrays(

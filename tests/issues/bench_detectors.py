@@ -15,8 +15,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from recipe_core.index import ScanIndex
-from recipe_core.issues import detect_issues, nearest_neighbors
+from recipe_core.scan.index import ScanIndex
+from recipe_core.scan.issues import detect_issues, nearest_neighbors
 from tests.issues.arrays import index_from_arrays
 from tests.issues.conftest import render_digits
 

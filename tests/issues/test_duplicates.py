@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recipe_core.issues import find_duplicates
-from recipe_core.issues.duplicates import duplicate_components, exact_groups
-from recipe_core.issues.pixel_match import aligned_distance, is_near
+from recipe_core.scan.issues import find_duplicates
+from recipe_core.scan.issues.duplicates import duplicate_components, exact_groups
+from recipe_core.scan.issues.pixel_match import aligned_distance, is_near
 from tests.issues.arrays import index_from_arrays
 from tests.issues.conftest import render_digits
 from tests.issues.planting import NEAR_EDITS

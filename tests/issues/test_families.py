@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recipe_core.issues import (
+from recipe_core.scan.issues import (
     find_class_imbalance,
     find_label_issues,
     find_outliers,
     find_quality_issues,
 )
-from recipe_core.issues.quality import blur_effect
+from recipe_core.scan.issues.quality import blur_effect
 from tests.issues.arrays import index_from_arrays
 from tests.issues.conftest import draw_face, render_digits
 

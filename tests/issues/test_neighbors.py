@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recipe_core.errors import ConfigError
-from recipe_core.issues import nearest_neighbors, neighbor_graph
+from recipe_core.scan.issues import nearest_neighbors, neighbor_graph
 
 
 def clustered(n: int, d: int = 32, clusters: int = 40, seed: int = 0) -> np.ndarray:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recipe_core.issues import aligned_distance
-from recipe_core.issues.pixel_match import NEAR_THRESHOLD, is_near, verify_pairs
+from recipe_core.scan.issues import aligned_distance
+from recipe_core.scan.issues.pixel_match import NEAR_THRESHOLD, is_near, verify_pairs
 from tests.issues.conftest import render_digits
 from tests.issues.planting import NEAR_EDITS
 

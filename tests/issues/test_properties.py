@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recipe_core.issues import ISSUE_COLUMNS, ISSUE_TYPES, detect_issues, find_issues
-from recipe_core.issues._common import severity
+from recipe_core.scan.issues import ISSUE_COLUMNS, ISSUE_TYPES, detect_issues, find_issues
+from recipe_core.scan.issues._common import severity
 from tests.issues.arrays import index_from_arrays
 
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from recipe_core.errors import ConfigError, RecipeError
-from recipe_core.executors import JobHandle, executor_for, refresh_runs, submit_run, wait_for
-from recipe_core.executors.ray import RayExecutor
+from recipe_core.jobs.executors import JobHandle, executor_for, refresh_runs, submit_run, wait_for
+from recipe_core.jobs.ray import RayExecutor
 from recipe_core.runs import RunReader, RunWriter, read_status
 from recipe_core.runs.files import RunFiles
 from recipe_core.train import make_config
@@ -116,7 +116,7 @@ def test_a_ray_job_succeeds_with_metrics_dynamics_and_its_log(
     assert job["executor"] == "ray" and job["address"] == ray_cluster.dashboard_url
     assert job["submission_id"] == handle.job_id == f"recipe-{handle.run_id}"
     assert job["num_gpus"] == 0 and job["num_cpus"] == 0.25
-    assert job["command"][:4] == [sys.executable, "-m", "recipe_core.jobs", "--log"]
+    assert job["command"][:4] == [sys.executable, "-m", "recipe_core.jobs.train_job", "--log"]
     assert _ray_status(ray_cluster, handle.job_id, "SUCCEEDED") == "SUCCEEDED"
 
 
@@ -188,7 +188,7 @@ def test_with_gpu_autoscaling_a_gpu_job_is_submitted_and_waits_for_a_gpu(
     cancelled = executor.cancel(handle.run_dir, grace_s=1)
     assert cancelled.state == "cancelled" and "waited for cluster resources" in cancelled.error
     # Ray keeps a job pending until it gets its resources, then delivers the stop; should it
-    # start, recipe_core.jobs finds the run already cancelled and exits without training
+    # start, recipe_core.jobs.train_job finds the run already cancelled and exits without training
     assert _ray_job(ray_cluster, job["submission_id"])["status"] == "PENDING"
     assert executor.refresh(handle.run_dir).state == "cancelled"
 

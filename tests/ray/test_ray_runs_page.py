@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from recipe_core.executors import executor_for
+from recipe_core.jobs.executors import executor_for
 from recipe_core.runs import RunReader
 from tests.app.helpers import MAIN, open_page
 from tests.conftest import SAMPLE_DIGITS

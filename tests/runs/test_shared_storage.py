@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from recipe_core.cli import cli
 from recipe_core.dynamics import read_dynamics
 from recipe_core.errors import ConfigError
-from recipe_core.executors import LocalExecutor, refresh_runs, submit_run
+from recipe_core.jobs.executors import LocalExecutor, refresh_runs, submit_run
 from recipe_core.runs import RunReader, RunWriter, list_runs, sync_run
 from recipe_core.runs.storage import MARKER, open_store, run_target
 from recipe_core.train import make_config
@@ -67,7 +67,7 @@ def _job(run_dir: Path, cwd: Path) -> subprocess.Popen[bytes]:
     """The worker: a real job process given the run's URL, in another working directory."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RECIPE_RUNS_UPLOAD_EVERY_S": "0.2"}
     env["PYTHONPATH"] = str(REPO_ROOT)
-    cmd = [sys.executable, "-m", "recipe_core.runs.mirror_job", run_target(run_dir)]
+    cmd = [sys.executable, "-m", "recipe_core.jobs.train_job", run_target(run_dir)]
     with open(cwd / "job.log", "ab") as log_file:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -305,7 +305,7 @@ def test_two_processes_in_other_directories_share_a_workspace_path(tmp_path: Pat
 
 def _executors_pass_urls() -> bool:
     """Whether executors start shared runs by URL (the jobs.py/executors diff of issue 7)."""
-    from recipe_core.executors.base import job_target
+    from recipe_core.jobs.executor import job_target
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / MARKER).write_text(json.dumps({"url": "s3://b/runs/x"}))
@@ -314,8 +314,8 @@ def _executors_pass_urls() -> bool:
 
 @pytest.mark.skipif(not _executors_pass_urls(), reason="executors still pass local run dirs")
 def test_submit_run_and_cancel_through_the_local_executor(s3: str, tmp_path: Path) -> None:
-    """The product path: submit_run -> `python -m recipe_core.jobs s3://...`; a cancel keeps
-    the job's own verdict, and every workspace sees it."""
+    """The product path: submit_run -> `python -m recipe_core.jobs.train_job s3://...`; a cancel
+    keeps the job's own verdict, and every workspace sees it."""
     url = f"{s3}/executor"
     submitter = open_workspace(tmp_path / "submitter", runs_url=url)
     executor = LocalExecutor(env={"OMP_NUM_THREADS": "1", "RECIPE_RUNS_UPLOAD_EVERY_S": "0.2"})

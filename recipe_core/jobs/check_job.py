@@ -1,0 +1,207 @@
+"""The recipe's checks as detached background processes, for the dashboard.
+
+A Streamlit rerun interrupts the script thread, so checks run in `python -m
+recipe_core.jobs.check_job DATASET --model M --job-dir DIR`, started in its own session by
+`start_check_job`. Each job is a folder `<workspace>/checks/<id>/` holding
+
+    job.json        what was asked: dataset, model, seed, max_seconds, batch_size (written first)
+    progress.json   JobProgress (current: the check running), replaced atomically,
+                    rewritten at least every HEARTBEAT_S
+    report.json     CheckReport.to_dict(), once every check ran
+    check.log       the process's output
+
+so any process can list, follow and read jobs, after an app restart too.
+
+    job = start_check_job("sample_data/digits", "mlp", workspace=ws, max_seconds=30)
+    while read_check_state(job).state == "running": time.sleep(1)
+    report = load_report(job)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from recipe_core.checks.result import CheckReport
+from recipe_core.errors import ConfigError
+from recipe_core.jobs import process
+from recipe_core.jobs.state import JobProgress, JobState
+from recipe_core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+REPORT_FILE = "report.json"
+LOG_FILE = "check.log"
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    folder: Path  # the job's folder; its name is the job id
+    dataset: str  # as given
+    model: str
+    seed: int
+    max_seconds: float | None  # time budget, s (None = unlimited)
+    batch_size: int
+    created: float  # unix seconds
+    only: tuple[str, ...] | None = None  # the checks asked for (None = all)
+
+    @property
+    def job_id(self) -> str:
+        return self.folder.name
+
+
+def checks_root(workspace: Workspace) -> Path:
+    return workspace.subdir("checks")
+
+
+def new_check_job(
+    dataset: str | os.PathLike[str],
+    model: str,
+    *,
+    workspace: Workspace,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    batch_size: int = 64,
+    only: Sequence[str] | None = None,
+) -> Path:
+    """Create a job folder (job.json, a "running" progress.json) without starting it: run it
+    with `run_job(folder)` in this process, or let `start_check_job` start a worker."""
+    if max_seconds is not None and max_seconds <= 0:
+        raise ConfigError(f"max_seconds={max_seconds}: give a positive budget, or None.")
+    now = time.time()
+    folder = checks_root(workspace) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    folder.mkdir(parents=True)
+    job = {"dataset": os.fspath(dataset), "model": model, "seed": seed,
+           "max_seconds": max_seconds, "batch_size": batch_size, "created": now,
+           "only": None if only is None else list(only)}  # fmt: skip
+    (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
+    process.write_progress(folder, JobProgress(JobState.RUNNING, started=now, updated=now))
+    return folder
+
+
+def start_check_job(
+    dataset: str | os.PathLike[str],
+    model: str,
+    *,
+    workspace: Workspace,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    batch_size: int = 64,
+    only: Sequence[str] | None = None,
+    python: str = sys.executable,
+) -> Path:
+    """Launch the checks of `model` on `dataset` as a detached process; its new job folder.
+    `only` runs a subset of the checks by name (default: all)."""
+    folder = new_check_job(dataset, model, workspace=workspace, seed=seed,
+                           max_seconds=max_seconds, batch_size=batch_size, only=only)  # fmt: skip
+    args = ["--job-dir", str(folder)]
+    proc = process.start_worker(folder, "recipe_core.jobs.check_job", args, what="check",
+                                log_file=LOG_FILE, python=python)  # fmt: skip
+    log.info("started checks of %s on %s as pid %d in %s", model, dataset, proc.pid, folder)
+    return folder
+
+
+def read_job(folder: str | os.PathLike[str]) -> CheckJob:
+    path = Path(folder)
+    try:
+        data = json.loads((path / JOB_FILE).read_text())
+        budget = data["max_seconds"]
+        return CheckJob(
+            path, str(data["dataset"]), str(data["model"]), int(data["seed"]),
+            None if budget is None else float(budget), int(data["batch_size"]),
+            float(data["created"]), None if data.get("only") is None else tuple(data["only"]),
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"{path} is not a check job folder ({JOB_FILE} unreadable: {exc}). Start the checks "
+            "again, or delete the folder."
+        ) from exc
+
+
+def list_jobs(workspace: Workspace) -> list[CheckJob]:
+    """Every check job of the workspace, newest first (unreadable folders are left out)."""
+    jobs = []
+    for folder in checks_root(workspace).iterdir():
+        if (folder / JOB_FILE).is_file():
+            try:
+                jobs.append(read_job(folder))
+            except ConfigError:
+                log.warning("ignoring unreadable check job %s", folder)
+    return sorted(jobs, key=lambda j: (j.created, j.job_id), reverse=True)
+
+
+def read_check_state(folder: str | os.PathLike[str], *, now: float | None = None) -> JobProgress:
+    """The job's state; a "running" job without a heartbeat for STALE_S reads as failed."""
+    return process.read_progress(folder, what="check", again="Run the checks again",
+                                 log_file=LOG_FILE, now=now)  # fmt: skip
+
+
+def cancel_check_job(folder: str | os.PathLike[str]) -> JobProgress:
+    """Stop the checks running in `folder`; no report is written."""
+    return process.cancel_worker(Path(folder), what="check", log_file=LOG_FILE)
+
+
+def load_report(folder: str | os.PathLike[str]) -> CheckReport:
+    """The CheckReport a finished job wrote (evidence as plain lists, as in report.json)."""
+    path = Path(folder) / REPORT_FILE
+    try:
+        return CheckReport.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"Cannot read the check report {path}: {exc}. Run the checks again."
+        ) from exc
+
+
+def run_job(folder: Path) -> CheckReport:
+    """The worker's body: build the inputs, run every check reporting progress, write the report."""
+    from recipe_core.checks import run_all
+    from recipe_core.checks.presets import build_check_inputs
+
+    now = time.time()
+    state = JobProgress(JobState.RUNNING, pid=os.getpid(), started=now, updated=now)
+    with process.ProgressReporter(folder, state, _failure_text, current="") as reporter:
+
+        def progress(done: int, total: int, current: str) -> None:
+            reporter.update(done=done, total=total, current=current)
+            reporter.write()  # a check takes seconds: show each one as it starts
+
+        job = read_job(folder)
+        inputs = build_check_inputs(job.dataset, job.model, batch_size=job.batch_size,
+                                    seed=job.seed)  # fmt: skip
+        report = run_all(inputs.factory, inputs.loader, inputs.loss_fn,
+                         num_classes=inputs.num_classes, seed=job.seed, only=job.only,
+                         max_seconds=job.max_seconds, progress=progress)  # fmt: skip
+        tmp = folder / f"{REPORT_FILE}.tmp"
+        tmp.write_text(report.to_json(indent=1))
+        os.replace(tmp, folder / REPORT_FILE)
+    return report
+
+
+_failure_text = partial(
+    process.failure_text,
+    interrupted="The checks were interrupted. Run them again.",
+    unexpected=f"The checks failed unexpectedly: {{error}}. See {LOG_FILE}.",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m recipe_core.jobs.check_job", description=__doc__
+    )
+    parser.add_argument("--job-dir", required=True, help="a folder made by start_check_job")
+    args = parser.parse_args(argv)
+    return process.run_worker(partial(run_job, Path(args.job_dir)), log=log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""`build_index`: decode every sample once (in a process pool) into a `ScanIndex`, reusing the
+workspace cache for files that did not change since the last scan.
+
+Where the files are decoded is pluggable (`features=`): the local process pool by default, Ray
+Data for a cluster (`recipe_core.scan.ray_data`). Both run the same per-chunk function,
+`features.index_chunk`, so both paths give the same rows."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from recipe_core.data.source import DatasetSource, resolve_path
+from recipe_core.scan.index import cache
+from recipe_core.scan.index.embed import EMBEDDING_DIM
+from recipe_core.scan.index.embedders import EmbeddingSpec, deep_embeddings, resolve_embedding
+from recipe_core.scan.index.features import FEATURE_COLUMNS, ChunkFeatures
+from recipe_core.scan.index.pool import run_chunks
+from recipe_core.scan.index.schema import INDEX_COLUMNS, PIXEL_SIZE, ScanIndex
+from recipe_core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (files done, files to decode)
+# (absolute paths, embedder, progress) -> (features, (N, D) embeddings) of the files, in order.
+FeatureRunner = Callable[
+    [Sequence[str], EmbeddingSpec, Progress | None], tuple[ChunkFeatures, np.ndarray]
+]
+
+
+def build_index(
+    source: DatasetSource,
+    *,
+    workspace: Workspace | None = None,
+    workers: int | None = None,
+    embedding: str = "default",
+    progress: Progress | None = None,
+    device: str | None = None,
+    features: FeatureRunner | None = None,
+) -> ScanIndex:
+    """One `ScanIndex` row per sample of `source`, in `source.samples` order.
+
+    `workers` processes decode files (None: one per CPU; 0 or 1: in this process). With a
+    `workspace`, unchanged files (same path, size and mtime_ns) are taken from the newest cached
+    scan of this dataset and only new or touched files are decoded; `ScanIndex.reused` counts the
+    rows taken from the cache. `embedding` is "default" (the offline "pixels+hog" descriptor) or
+    "resnet18" (torchvision weights already on disk; see `recipe_core.scan.index.embedders`).
+    `device` is where a network embedder runs (None: CUDA when present, else CPU).
+    `features` computes the rows of the files to decode (None: `local_features(workers,
+    device)`, this machine's process pool); `workers` and `device` only shape that default.
+    """
+    spec = resolve_embedding(embedding)
+    files = stat_files(source)
+    key = cache.stat_key(files, spec.name)
+    dataset_key = cache.dataset_key(source, spec.name)
+    scans = workspace.scans if workspace is not None else None
+    previous = cache.load_latest(scans, dataset_key) if scans is not None else None
+    if previous is not None and previous.stat_key == key:
+        log.info("scan cache hit for %s: %d files unchanged", source.root, len(files))
+        return _as_index(source, previous, spec, reused=len(files))
+    reuse = _reusable_rows(files, previous)
+    todo = np.flatnonzero(reuse < 0)
+    log.info("decoding %d of %d files (the rest reused)", len(todo), len(files))
+    paths = [os.fsdecode(resolve_path(source.root, p)) for p in files["path"].iloc[todo]]
+    runner = features or local_features(workers=workers, device=device)
+    fresh, fresh_embeddings = runner(paths, spec, progress)
+    table, embeddings, pixels = _assemble(files, previous, reuse, fresh, fresh_embeddings)
+    fingerprint = cache.content_fingerprint(table, spec.name)
+    scan = cache.CachedScan(table, embeddings, pixels, key, fingerprint)
+    if scans is not None:
+        cache.save_scan(scans, dataset_key, scan, embedding=spec.name)
+    return _as_index(source, scan, spec, reused=len(files) - len(todo))
+
+
+def local_features(*, workers: int | None = None, device: str | None = None) -> FeatureRunner:
+    """The default runner: `index_chunk` in a local process pool of `workers` (None: one per
+    CPU), then a network embedder (if chosen) on `device`."""
+
+    def run(
+        paths: Sequence[str], spec: EmbeddingSpec, progress: Progress | None
+    ) -> tuple[ChunkFeatures, np.ndarray]:
+        fresh = _concat(run_chunks(paths, workers=_workers(workers), progress=progress))
+        if spec.offline:
+            return fresh, fresh.embeddings
+        return fresh, deep_embeddings(paths, spec, device=device)
+
+    return run
+
+
+def stat_files(source: DatasetSource) -> pd.DataFrame:
+    """sample_id, path, label, split plus file_bytes and mtime_ns (-1 when stat fails)."""
+    files = source.samples[["sample_id", "path", "label", "split"]].reset_index(drop=True)
+    sizes = np.full(len(files), -1, dtype=np.int64)
+    mtimes = np.full(len(files), -1, dtype=np.int64)
+    for i, rel in enumerate(files["path"]):
+        try:
+            info = os.stat(resolve_path(source.root, rel))
+        except (OSError, ValueError):  # missing, dangling link, NUL in name: the decode says why
+            continue
+        sizes[i], mtimes[i] = info.st_size, info.st_mtime_ns
+    return files.assign(file_bytes=sizes, mtime_ns=mtimes)
+
+
+def _workers(workers: int | None) -> int:
+    if workers is not None:
+        return max(0, workers)
+    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may use, not the host's count
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _reusable_rows(files: pd.DataFrame, previous: cache.CachedScan | None) -> np.ndarray:
+    """(N,) row of `previous.table` to reuse for each file, or -1 to decode it."""
+    if previous is None:
+        return np.full(len(files), -1, dtype=np.int64)
+    old = previous.table[["path", "file_bytes", "mtime_ns"]].reset_index(drop=True)
+    old = old.assign(_row=np.arange(len(old)))
+    merged = files[["path", "file_bytes", "mtime_ns"]].merge(
+        old, on=["path", "file_bytes", "mtime_ns"], how="left"
+    )
+    merged.loc[files["file_bytes"].to_numpy() < 0, "_row"] = np.nan
+    return merged["_row"].fillna(-1).to_numpy(dtype=np.int64)
+
+
+def _concat(chunks: Sequence[ChunkFeatures]) -> ChunkFeatures:
+    if not chunks:
+        return ChunkFeatures(
+            columns={c: np.array([]) for c in FEATURE_COLUMNS},
+            embeddings=np.zeros((0, EMBEDDING_DIM), dtype=np.float32),
+            pixels=np.zeros((0, PIXEL_SIZE, PIXEL_SIZE), dtype=np.uint8),
+        )
+    return ChunkFeatures(
+        columns={c: np.concatenate([ch.columns[c] for ch in chunks]) for c in FEATURE_COLUMNS},
+        embeddings=np.concatenate([ch.embeddings for ch in chunks]),
+        pixels=np.concatenate([ch.pixels for ch in chunks]),
+    )
+
+
+def _assemble(
+    files: pd.DataFrame,
+    previous: cache.CachedScan | None,
+    reuse: np.ndarray,
+    fresh: ChunkFeatures,
+    fresh_embeddings: np.ndarray,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The full table and arrays: reused rows from `previous`, decoded rows from `fresh`."""
+    todo, kept = np.flatnonzero(reuse < 0), np.flatnonzero(reuse >= 0)
+    parts = [pd.DataFrame(fresh.columns, index=todo)]
+    embeddings = np.zeros((len(files), fresh_embeddings.shape[1]), dtype=np.float32)
+    pixels = np.zeros((len(files), PIXEL_SIZE, PIXEL_SIZE), dtype=np.uint8)
+    embeddings[todo], pixels[todo] = fresh_embeddings, fresh.pixels
+    if previous is not None and len(kept):
+        rows = reuse[kept]
+        parts.append(previous.table.iloc[rows][list(FEATURE_COLUMNS)].set_axis(kept))
+        embeddings[kept], pixels[kept] = previous.embeddings[rows], previous.pixels[rows]
+    # Skip empty parts: concatenating an empty frame would widen the columns' dtypes.
+    features = pd.concat([p for p in parts if len(p)]).sort_index()
+    table = pd.concat([files, features], axis=1)[list(INDEX_COLUMNS)]
+    return table, embeddings, pixels
+
+
+def _as_index(
+    source: DatasetSource, scan: cache.CachedScan, spec: EmbeddingSpec, *, reused: int
+) -> ScanIndex:
+    return ScanIndex(
+        source=source,
+        table=scan.table,
+        embeddings=scan.embeddings,
+        pixels=scan.pixels,
+        embedding_name=spec.name,
+        fingerprint=scan.fingerprint,
+        reused=reused,
+    )

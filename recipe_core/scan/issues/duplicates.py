@@ -1,0 +1,211 @@
+"""Exact and near duplicates, grouped; and the two problems duplicates cause downstream:
+copies that disagree on the label (conflicting_labels) and copies in two splits (leakage).
+
+* exact: identical decoded pixels (same `pixel_hash`: same mode, size and bytes of pixels),
+  whether or not the files are byte-identical. A PNG and a BMP of the same pixels feed the
+  network the same tensor, so they are exact; `detail` says when the files differ. Lossy
+  re-encodes (JPEG) change pixels and are near duplicates.
+* near: candidates are each image's nearest embedding neighbours, verified on the aligned
+  32 px luminance (`pixel_match`): brightness/contrast-normalised, best of shifts up to 2 px.
+* groups: connected components of exact + near links (a copy of a copy is in the group).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from recipe_core.scan.index.schema import ScanIndex
+from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
+from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
+from recipe_core.scan.issues.pixel_match import MIN_STD, closeness, is_near, verify_pairs
+
+log = logging.getLogger(__name__)
+
+NEAR_K = 5  # embedding neighbours per image checked as near-duplicate candidates
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    # one row per sample in a group: sample_id, exact_group ("exact-N" or ""), group ("dup-N"),
+    # near (bool: the group holds more than one distinct image), twin (sample_id of an
+    # identical copy, -1 if none), partner (closest non-identical member by a verified link,
+    # -1 if none), closeness (to the partner: 0 = same pixels, 1 = on the near-duplicate line;
+    # nan if none)
+    members: pd.DataFrame = field(repr=False)
+    # verified near links: sample_id_a, sample_id_b, distance (aligned, standardised),
+    # residual (grey levels); see pixel_match
+    pairs: pd.DataFrame = field(repr=False)
+    issues: pd.DataFrame = field(repr=False)  # family rows: sample_id, issue, score, group, detail
+
+
+def find_duplicates(
+    index: ScanIndex,
+    *,
+    graph: NeighborGraph | None = None,
+    seed: int = 0,
+) -> DuplicateResult:
+    """Exact and near duplicate groups of `index`, with their issue rows.
+
+    `graph` is a neighbour graph over (a superset of) the index's distinct valid images, e.g.
+    the one `find_issues` shares between detectors; one is built when omitted. Identical
+    copies in it are skipped when picking candidates.
+    """
+    table = index.table
+    exact = exact_groups(table)
+    if graph is None:
+        spare = int(np.bincount(exact[exact >= 0]).max(initial=1))  # copies take slots
+        graph = neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + spare,
+                               seed=seed)  # fmt: skip
+    a, b, dist, residual = near_pairs(index.pixels, graph, exact)
+    labels = duplicate_components(len(table), exact, a, b)
+    members = _members(table, exact, labels, a, b, closeness(dist, residual))
+    pairs = pd.DataFrame(
+        {
+            "sample_id_a": table["sample_id"].to_numpy()[a],
+            "sample_id_b": table["sample_id"].to_numpy()[b],
+            "distance": dist,
+            "residual": residual,
+        }
+    )
+    log.info("%d exact and %d near-duplicate links", int((exact >= 0).sum()), len(a))
+    issues = duplicate_issue_rows(table, members)
+    return DuplicateResult(members=members, pairs=pairs, issues=issues)
+
+
+def exact_groups(table: pd.DataFrame) -> np.ndarray:
+    """(N,) int64: a group number shared by rows with identical decoded pixels, -1 for rows
+    without an identical twin (and for undecodable rows)."""
+    hashes = table["pixel_hash"].where(table["decode_error"] == "", "")
+    codes, uniques = pd.factorize(hashes.to_numpy(), sort=False)
+    counts = np.bincount(codes, minlength=len(uniques))
+    blank = np.flatnonzero(uniques == "")
+    grouped = (counts[codes] >= 2) & ~np.isin(codes, blank)
+    out = np.where(grouped, codes, -1).astype(np.int64)
+    return out
+
+
+def near_pairs(
+    pixels: np.ndarray,
+    graph: NeighborGraph,
+    exact: np.ndarray,
+    *,
+    k: int = NEAR_K,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Verified near-duplicate links (a, b, distance, residual): each graph row's first k neighbours
+    that are not its identical copies (`exact`, from `exact_groups`), checked with the aligned
+    pixel distance. Flat thumbnails (std < MIN_STD grey levels) are skipped: their
+    standardised pixels are mostly quantisation noise."""
+    eligible = pixels.reshape(len(pixels), -1).std(axis=1) >= MIN_STD
+    nbr = np.maximum(graph.indices, 0)
+    own = exact[graph.rows][:, None]
+    usable = (graph.indices >= 0) & ~((own >= 0) & (exact[nbr] == own))
+    usable &= np.cumsum(usable, axis=1) <= k
+    usable &= eligible[graph.rows][:, None] & eligible[nbr]
+    src = np.broadcast_to(graph.rows[:, None], nbr.shape)[usable]
+    dst = nbr[usable]
+    n = len(pixels)
+    key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
+    a, b = key // n, key % n
+    dist, residual = verify_pairs(pixels, a, b)
+    near = is_near(dist, residual)
+    return a[near], b[near], dist[near], residual[near]
+
+
+def duplicate_components(n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) int64 component label per row over exact + near links; -1 for rows in no group.
+
+    Connected components make groups symmetric and transitive by construction.
+    """
+    grouped = np.flatnonzero(exact >= 0)
+    order = grouped[np.argsort(exact[grouped], kind="stable")]
+    same = exact[order][1:] == exact[order][:-1]  # chain each exact group's rows together
+    src = np.concatenate([order[:-1][same], a])
+    dst = np.concatenate([order[1:][same], b])
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    sizes = np.bincount(labels, minlength=n)
+    out: np.ndarray = np.where(sizes[labels] >= 2, labels, -1).astype(np.int64)
+    return out
+
+
+def _members(
+    table: pd.DataFrame,
+    exact: np.ndarray,
+    labels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    close: np.ndarray,
+) -> pd.DataFrame:
+    rows = np.flatnonzero(labels >= 0)
+    ids = table["sample_id"].to_numpy()
+    twin = _twins(len(table), exact)
+    partner, distance = _near_partners(len(table), exact, a, b, close)
+    distinct = pd.Series(exact[rows]).where(exact[rows] >= 0, -1 - rows)  # one id per image
+    n_images = distinct.groupby(labels[rows]).transform("nunique").to_numpy()
+    return pd.DataFrame(
+        {
+            "sample_id": ids[rows],
+            "exact_group": _names("exact", exact[rows]),
+            "group": _names("dup", labels[rows]),
+            "near": n_images >= 2,
+            "twin": np.where(twin[rows] >= 0, ids[np.maximum(twin[rows], 0)], -1),
+            "partner": np.where(partner[rows] >= 0, ids[np.maximum(partner[rows], 0)], -1),
+            "closeness": distance[rows],
+        }
+    )
+
+
+def _twins(n: int, exact: np.ndarray) -> np.ndarray:
+    """(n,) another row with identical pixels (the group's first row, or its last for the
+    first row itself); -1 without one."""
+    twin = np.full(n, -1, dtype=np.int64)
+    grouped = np.flatnonzero(exact >= 0)
+    by_group = pd.Series(grouped).groupby(exact[grouped])
+    first = by_group.transform("first").to_numpy()
+    last = by_group.transform("last").to_numpy()
+    twin[grouped] = np.where(first != grouped, first, last)
+    return twin
+
+
+def _near_partners(
+    n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray, close: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) closest near-link row and its closeness; exact copies without a link of their own
+    inherit one from their group. (-1, nan) without a link."""
+    partner = np.full(n, -1, dtype=np.int64)
+    distance = np.full(n, np.nan, dtype=np.float32)
+    links = pd.DataFrame(
+        {"src": np.concatenate([a, b]), "dst": np.concatenate([b, a]), "d": np.tile(close, 2)}
+    )
+    nearest = links.sort_values("d", kind="stable").drop_duplicates("src", keep="first")
+    partner[nearest["src"].to_numpy()] = nearest["dst"].to_numpy()
+    distance[nearest["src"].to_numpy()] = nearest["d"].to_numpy()
+    grouped = np.flatnonzero(exact >= 0)
+    linked = pd.DataFrame({"row": grouped, "g": exact[grouped], "p": partner[grouped]})
+    source = linked[linked["p"] >= 0].drop_duplicates("g").set_index("g")["row"]
+    linked = linked[linked["p"] < 0]  # only rows without their own link inherit
+    inherit = linked["g"].map(source).to_numpy(dtype=np.float64)
+    has = ~np.isnan(inherit)
+    src_rows = inherit[has].astype(np.int64)
+    heirs = linked["row"].to_numpy()[has]
+    partner[heirs] = partner[src_rows]
+    distance[heirs] = distance[src_rows]
+    return partner, distance
+
+
+def _names(prefix: str, codes: np.ndarray) -> np.ndarray:
+    """Stable readable ids: codes renumbered 1.. in order of first appearance (path order)."""
+    out = np.full(len(codes), "", dtype=object)
+    grouped = codes >= 0
+    _, first = np.unique(codes[grouped], return_index=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(1, len(first) + 1)
+    _, inverse = np.unique(codes[grouped], return_inverse=True)
+    out[grouped] = [f"{prefix}-{r}" for r in rank[inverse]]
+    return out

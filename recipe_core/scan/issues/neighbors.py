@@ -1,0 +1,261 @@
+"""k-nearest neighbours in embedding space: exact (blocked) for small sets, IVF above.
+
+Used by the near-duplicate candidate search, the outlier score, the label model and the app's
+"nearest neighbours" panel.
+
+Scaling. Exact search costs N^2 * D and is used while n_queries * n_database <= EXACT_LIMIT
+(about 7k x 7k). Above that an IVF index (inverted file, as in faiss' IndexIVFFlat) is built:
+k-means cells of ~CELL_SIZE points, and each query is compared only with the points of the
+`nprobe` cells nearest its own cell, so the cost is N * nprobe * CELL_SIZE * D, linear in N.
+The k-means is trained on a sample of SAMPLE_PER_CELL points per cell; assigning N points to
+N / CELL_SIZE centroids is the only quadratic step, so once there are more than
+MAX_FLAT_CENTROIDS centroids the assignment itself goes through an IVF over the centroids
+(a two-level quantiser). At 1M x 256-d that is ~4k cells and ~1M * 2k candidates * 256 * 2
+~ 1e12 flops: about a minute on one core, minutes less with BLAS threads; beyond that, use
+faiss (same algorithm in C++, with SIMD and product quantisation).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import sparse
+from threadpoolctl import threadpool_limits
+
+from recipe_core.errors import ConfigError
+from recipe_core.scan.issues._common import Progress
+
+log = logging.getLogger(__name__)
+
+EXACT_LIMIT = 50_000_000  # n_queries * n_database up to which search is exact (~7k x 7k)
+CELL_SIZE = 256  # target points per IVF cell
+NPROBE = 8  # cells searched per query cell
+SAMPLE_PER_CELL = 32  # k-means training points per cell
+KMEANS_ITERS = 8
+MAX_FLAT_CENTROIDS = 1024  # above this many cells, assign points through a second IVF level
+BLOCK = 1024  # query rows per matrix product; (BLOCK, n_database) float32 scratch
+METHODS = ("auto", "exact", "ivf")
+
+
+@dataclass(frozen=True)
+class NeighborGraph:
+    """k nearest neighbours of a subset of an index's rows, searched among that subset.
+
+    Detectors share one graph (the search is the expensive part): near-duplicate candidates,
+    outlier distances and the kNN label model all read it.
+    """
+
+    rows: np.ndarray = field(repr=False)  # (M,) int64 index rows that were searched
+    indices: np.ndarray = field(repr=False)  # (M, k) int64 index rows of neighbours, -1 = none
+    distances: np.ndarray = field(repr=False)  # (M, k) float32 Euclidean, ascending
+
+    @property
+    def k(self) -> int:
+        return int(self.indices.shape[1])
+
+
+def neighbor_graph(
+    embeddings: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> NeighborGraph:
+    """The k nearest neighbours of each of `rows` among `rows` (indices into `embeddings`)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) < 2:
+        empty = np.zeros((len(rows), 0))
+        return NeighborGraph(rows, empty.astype(np.int64), empty.astype(np.float32))
+    k = min(k, len(rows) - 1)
+    local, dist = nearest_neighbors(embeddings[rows], k, seed=seed, progress=progress)
+    indices = np.where(local >= 0, rows[np.maximum(local, 0)], -1)
+    return NeighborGraph(rows, indices, dist)
+
+
+def nearest_neighbors(
+    embeddings: np.ndarray,
+    k: int,
+    *,
+    queries: np.ndarray | None = None,
+    method: str = "auto",
+    nprobe: int = NPROBE,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest rows of `embeddings` (N, D) for every query, by Euclidean distance.
+
+    Without `queries`, the queries are the rows themselves and a row is never its own
+    neighbour. Returns `(indices, distances)`, both (n_queries, k): indices int64 into
+    `embeddings`, distances float32, ascending along each row. If fewer than k candidates
+    exist, the missing slots hold index -1 and distance inf. `method` is "exact", "ivf" or
+    "auto" (exact while n_queries * N <= EXACT_LIMIT); `seed` fixes the IVF's k-means.
+    """
+    data = _as_matrix(embeddings, "embeddings")
+    self_search = queries is None
+    query = data if queries is None else _as_matrix(queries, "queries")
+    if query.shape[1] != data.shape[1]:
+        raise ConfigError(
+            f"queries have {query.shape[1]} dimensions but embeddings have {data.shape[1]}; "
+            "pass queries from the same embedder."
+        )
+    if method not in METHODS:
+        raise ConfigError(f"Invalid method {method!r}. Use one of {', '.join(METHODS)}.")
+    if k < 1:
+        raise ConfigError(f"k={k} neighbours requested; k must be at least 1.")
+    if method == "auto":
+        method = "exact" if len(query) * len(data) <= EXACT_LIMIT else "ivf"
+    # Blocks of (<= 1024 x pool) products: one BLAS thread each is faster than fanning out,
+    # and immune to OpenBLAS's spin-waiting on a busy machine (3-5x slower there).
+    with threadpool_limits(limits=1, user_api="blas"):
+        if method == "exact" or len(data) <= 2 * CELL_SIZE:
+            return _exact(query, data, k, self_search, progress)
+        return _ivf(query, data, k, self_search, nprobe, seed, progress)
+
+
+def _as_matrix(x: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ConfigError(
+            f"{name} must be a 2-d array (rows, dims); got shape {arr.shape}. "
+            "Reshape it, e.g. x.reshape(len(x), -1)."
+        )
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _exact(
+    query: np.ndarray, data: np.ndarray, k: int, self_search: bool, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(query)
+    indices = np.full((n, k), -1, dtype=np.int64)
+    dist = np.full((n, k), np.inf, dtype=np.float32)
+    for start in range(0, n, BLOCK):
+        rows = np.arange(start, min(n, start + BLOCK))
+        own = rows if self_search else None
+        indices[rows], dist[rows] = _top_k(query[rows], data, np.arange(len(data)), k, own)
+        if progress is not None:
+            progress(int(rows[-1]) + 1, n)
+    return indices, dist
+
+
+def _top_k(
+    q: np.ndarray, pool: np.ndarray, pool_ids: np.ndarray, k: int, own_ids: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of queries q (B, D) among `pool` (M, D) whose global ids are `pool_ids` (M,)."""
+    d2 = _squared_distances(q, pool)  # (B, M)
+    if own_ids is not None:
+        d2[own_ids[:, None] == pool_ids[None, :]] = np.inf
+    kk = min(k, pool.shape[0])
+    part = (
+        np.argpartition(d2, kk - 1, axis=1)[:, :kk]
+        if kk < d2.shape[1]
+        else np.tile(np.arange(d2.shape[1]), (len(q), 1))
+    )
+    part_d = np.take_along_axis(d2, part, axis=1)
+    order = np.argsort(part_d, axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1)
+    best_d = np.take_along_axis(part_d, order, axis=1)
+    out_i = np.full((len(q), k), -1, dtype=np.int64)
+    out_d = np.full((len(q), k), np.inf, dtype=np.float32)
+    out_i[:, :kk] = np.where(np.isfinite(best_d), pool_ids[best], -1)
+    out_d[:, :kk] = np.sqrt(best_d)
+    return out_i, out_d
+
+
+def _squared_distances(q: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    d2: np.ndarray = (q * q).sum(1)[:, None] + (pool * pool).sum(1)[None, :] - 2.0 * (q @ pool.T)
+    np.maximum(d2, 0.0, out=d2)
+    return d2
+
+
+def _ivf(
+    query: np.ndarray,
+    data: np.ndarray,
+    k: int,
+    self_search: bool,
+    nprobe: int,
+    seed: int,
+    progress: Progress | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    n_cells = max(2, round(len(data) / CELL_SIZE))
+    centroids = kmeans(data, n_cells, seed=seed)
+    data_cell = assign(data, centroids, seed=seed)
+    query_cell = data_cell if self_search else assign(query, centroids, seed=seed)
+    probes = _probe_lists(centroids, np.bincount(data_cell, minlength=n_cells), nprobe, k)
+    members = _cell_members(data_cell, n_cells)
+    query_members = members if self_search else _cell_members(query_cell, n_cells)
+    indices = np.full((len(query), k), -1, dtype=np.int64)
+    dist = np.full((len(query), k), np.inf, dtype=np.float32)
+    done = 0
+    for cell in range(n_cells):
+        rows = query_members[cell]
+        if len(rows) == 0:
+            continue
+        pool_ids = np.concatenate([members[c] for c in probes[cell]])
+        own = rows if self_search else None
+        for start in range(0, len(rows), BLOCK):
+            block = rows[start : start + BLOCK]
+            own_block = None if own is None else block
+            indices[block], dist[block] = _top_k(
+                query[block], data[pool_ids], pool_ids, k, own_block
+            )
+        done += len(rows)
+        if progress is not None:
+            progress(done, len(query))
+    return indices, dist
+
+
+def _probe_lists(centroids: np.ndarray, sizes: np.ndarray, nprobe: int, k: int) -> list[np.ndarray]:
+    """For each cell, the cells to search: its `nprobe` nearest centroids, more if those hold
+    too few points to fill k neighbours (k-means cells are uneven)."""
+    want = max(4 * (k + 1), nprobe * CELL_SIZE // 2)
+    near, _ = nearest_neighbors(centroids, min(len(centroids) - 1, 4 * nprobe), method="exact")
+    lists = []
+    for cell in range(len(centroids)):
+        order = np.concatenate([[cell], near[cell][near[cell] >= 0]])
+        cum = np.cumsum(sizes[order])
+        n_take = max(min(nprobe, len(order)), int(np.searchsorted(cum, want)) + 1)
+        lists.append(order[: min(n_take, len(order))])
+    return lists
+
+
+def _cell_members(cells: np.ndarray, n_cells: int) -> list[np.ndarray]:
+    order = np.argsort(cells, kind="stable")
+    bounds = np.searchsorted(cells[order], np.arange(n_cells + 1))
+    return [order[bounds[c] : bounds[c + 1]] for c in range(n_cells)]
+
+
+def kmeans(data: np.ndarray, n_cells: int, *, seed: int = 0) -> np.ndarray:
+    """(n_cells, D) float32 centroids: Lloyd's algorithm on a random sample of the rows."""
+    rng = np.random.default_rng(seed)
+    n_sample = min(len(data), SAMPLE_PER_CELL * n_cells)
+    sample = data[np.sort(rng.choice(len(data), n_sample, replace=False))]
+    centroids = sample[rng.choice(n_sample, n_cells, replace=False)].copy()
+    for _ in range(KMEANS_ITERS):
+        cells = assign(sample, centroids, seed=seed)
+        onehot = sparse.csr_matrix(
+            (np.ones(n_sample, np.float32), (cells, np.arange(n_sample))), (n_cells, n_sample)
+        )
+        sums = np.asarray(onehot @ sample, dtype=np.float32)
+        counts = np.bincount(cells, minlength=n_cells)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None]
+        # An emptied cell restarts at a random sample point instead of staying dead.
+        empty = np.flatnonzero(~filled)
+        centroids[empty] = sample[rng.choice(n_sample, len(empty), replace=False)]
+    return centroids
+
+
+def assign(points: np.ndarray, centroids: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """(N,) int64: the nearest centroid of every point (two-level when centroids are many)."""
+    if len(centroids) > MAX_FLAT_CENTROIDS:
+        nearest, _ = nearest_neighbors(centroids, 1, queries=points, method="ivf", seed=seed)
+        return nearest[:, 0]
+    cells = np.empty(len(points), dtype=np.int64)
+    c2 = (centroids * centroids).sum(1)
+    for start in range(0, len(points), 4 * BLOCK):
+        block = points[start : start + 4 * BLOCK]
+        cells[start : start + len(block)] = np.argmin(c2[None, :] - 2.0 * (block @ centroids.T), 1)
+    return cells

@@ -1,0 +1,54 @@
+"""Image kind (greyscale vs colour) for the outlier score: a stray of the other kind.
+
+Among diverse colour photographs every image is far from every other in embedding space, so
+a small cluster of greyscale images has typical kNN distances and is not an outlier by
+distance (0 of 8 grey digits among 900 synthetic RGB photos). Being greyscale is, however, a
+near-binary property: grey images have identical channels (colour spread 0), while the least
+colourful of 3.8k synthetic photos still had a channel spread >= 0.017 and >= 8 % of its
+pixels off the grey diagonal of the colour histogram. A kind held by at most k images (the
+outlier score's neighbour count, above plausible stray-cluster sizes) and by at most
+MAX_RARE_SHARE of the scored images marks its members as outliers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recipe_core.scan.index.embed import COLOUR_BINS, DEFAULT_EMBEDDING, EMBEDDING_DIM
+from recipe_core.scan.index.schema import ScanIndex
+
+GREY_SPREAD = 0.01  # max channel spread (of means plus of stds, RGB in [0, 1]) of a grey image
+GREY_OFF_DIAGONAL = 0.02  # max share of pixels off the grey diagonal of the RGB histogram
+MAX_RARE_SHARE = 0.05  # a kind held by more of the scored images is a mode of the data
+_DIAGONAL = np.arange(COLOUR_BINS) * (COLOUR_BINS**2 + COLOUR_BINS + 1)  # (r, g, b) = (i, i, i)
+
+
+def is_greyscale(index: ScanIndex) -> np.ndarray:
+    """(N,) bool: the image's colour channels agree (also true for undecodable rows)."""
+    cols = index.table
+    means = cols[["mean_r", "mean_g", "mean_b"]].to_numpy(np.float64)
+    stds = cols[["std_r", "std_g", "std_b"]].to_numpy(np.float64)
+    spread = np.ptp(means, axis=1) + np.ptp(stds, axis=1)
+    grey = spread <= GREY_SPREAD
+    emb = index.embeddings
+    if index.embedding_name == DEFAULT_EMBEDDING and emb.shape[1:] == (EMBEDDING_DIM,):
+        # the last block is the square-rooted joint histogram: squares give pixel shares
+        hist = emb[:, -(COLOUR_BINS**3) :].astype(np.float64) ** 2
+        shares = hist / np.maximum(hist.sum(axis=1, keepdims=True), 1e-12)
+        grey &= 1.0 - shares[:, _DIAGONAL].sum(axis=1) <= GREY_OFF_DIAGONAL
+    return np.asarray(grey, dtype=bool)
+
+
+def rare_kind(grey: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, str]:
+    """(N,) bool mask of `rows` whose kind (grey or colour) is rare among `rows`, and that
+    kind's name ("" when neither kind is rare)."""
+    out = np.zeros(len(grey), dtype=bool)
+    n_grey = int(grey[rows].sum())
+    for kind, count, members in (
+        ("greyscale", n_grey, grey),
+        ("colour", len(rows) - n_grey, ~grey),
+    ):
+        if 0 < count <= min(k, MAX_RARE_SHARE * len(rows)):
+            out[rows] = members[rows]
+            return out, kind
+    return out, ""
