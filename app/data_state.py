@@ -31,8 +31,7 @@ from recipe_core.hosting.limits import check_scan_size
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir, read_state
 from recipe_core.jobs.scan_job import start_scan as start_scan_job
 from recipe_core.jobs.state import JobProgress
-from recipe_core.scan import load_scan
-from recipe_core.scan.run import ScanResult
+from recipe_core.scan import ScanResult, load_scan
 
 if TYPE_CHECKING:
     pass

@@ -26,7 +26,7 @@ from recipe_core.explore.thumbnails import thumbnail_file
 from recipe_core.explore.views import nearest_samples
 from recipe_core.jobs.scan_job import RESULT_DIR, read_state, scan_fraction
 from recipe_core.jobs.state import JobProgress
-from recipe_core.scan.run import ScanResult
+from recipe_core.scan import ScanResult
 
 PUNCTUATION = frozenset(string.punctuation)  # Markdown/HTML syntax characters, escaped by `md`
 STAGES = {"start": "Starting the scan process", "index": "Decoding images",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from scan_throughput import make_images
 
-from recipe_core.scan.run import ScanResult, scan
+from recipe_core.scan import ScanResult, scan
 
 RAY_BIN = Path(sys.executable).parent / "ray"
 

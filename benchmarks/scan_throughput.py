@@ -40,11 +40,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from recipe_core.scan import scan
 from recipe_core.scan.index import EMBEDDING_DIM
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues.duplicates import find_duplicates
 from recipe_core.scan.issues.neighbors import nearest_neighbors
-from recipe_core.scan.run import scan
 
 
 def make_images(root: Path, n: int, *, seed: int = 0) -> list[Path]:

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from recipe_core.data.source import make_samples
+from recipe_core.scan import scan
 from recipe_core.scan.index.decode import decode_file, truncation_problem
 from recipe_core.scan.index.features import index_chunk
-from recipe_core.scan.run import scan
 
 
 def png_bytes(image: Image.Image, **params: object) -> bytes:

@@ -23,8 +23,8 @@ from recipe_core.explore.views import (
     nearest_samples,
     overview_from_index,
 )
+from recipe_core.scan import scan
 from recipe_core.scan.issues.neighbors import nearest_neighbors
-from recipe_core.scan.run import scan
 from tests.conftest import write_image_folder
 
 

@@ -56,3 +56,26 @@ def test_only_the_state_modules_touch_session_state_and_caches() -> None:
     ]
     assert not offenders, offenders
     assert {p.name for p in (REPO_ROOT / "app").glob("*.py")} >= STATE_MODULES
+
+
+def test_mypy_sees_the_real_types_of_the_lazy_public_face(tmp_path: object) -> None:
+    """`recipe_core.__getattr__` returns `object`; the TYPE_CHECKING imports must give type
+    checkers and IDEs every lazy export's real type (a function is a callable, not `object`)."""
+    import recipe_core
+
+    probe = REPO_ROOT / ".mypy_probe_face.py"
+    names = ("run_all", "start_run", "inspect_batch", "submit_run", "train", "read_dynamics")
+    probe.write_text(
+        "import recipe_core\n" + "".join(f"reveal_type(recipe_core.{n})\n" for n in names)
+    )
+    try:
+        result = _run("mypy", "--strict", "--follow-imports=silent", str(probe.name))
+    finally:
+        probe.unlink()
+    revealed = [line for line in result.stdout.splitlines() if "Revealed type" in line]
+    assert len(revealed) == len(names), result.stdout[-3000:]
+    for name, line in zip(names, revealed, strict=True):
+        assert '"def (' in line, f"{name}: {line}"
+    assert sorted(recipe_core.__all__) == sorted(set(recipe_core.__all__))
+    lazy = set(recipe_core._LAZY)
+    assert lazy <= set(recipe_core.__all__), lazy - set(recipe_core.__all__)

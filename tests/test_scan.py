@@ -11,8 +11,8 @@ from PIL import Image
 
 from recipe_core.data import open_dataset
 from recipe_core.errors import ConfigError, DatasetError
+from recipe_core.scan import ISSUES_CSV_COLUMNS, scan, write_scan
 from recipe_core.scan.issues import ISSUE_TYPES
-from recipe_core.scan.run import ISSUES_CSV_COLUMNS, scan, write_scan
 from tests.conftest import write_image_folder
 
 

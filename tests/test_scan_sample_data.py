@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from recipe_core.scan.run import ScanResult, scan
+from recipe_core.scan import ScanResult, scan
 from tests.conftest import SAMPLE_DIGITS
 from tests.issues.oracle import precision_recall
 

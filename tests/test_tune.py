@@ -17,7 +17,7 @@ from recipe_core.cli import cli
 from recipe_core.cluster.connection import gcs_address
 from recipe_core.errors import ConfigError
 from recipe_core.runs import RunReader, list_runs
-from recipe_core.scan.run import scan
+from recipe_core.scan import scan
 from recipe_core.train import make_config
 from recipe_core.tune import (
     TrialResult,

@@ -10,35 +10,51 @@ import streamlit as st
 
 from app import data_state, state, widgets
 from recipe_core import RecipeError
-from recipe_core.scan.run import ScanResult
+from recipe_core.scan import ScanResult
+from recipe_core.scan.issues import IssueType
 
 PER_PAGE = 48
 # (card title, issue types it counts, what it means); each card opens Browse filtered to it
 CARDS = (
     (
         "Duplicates",
-        ("exact_duplicate", "near_duplicate"),
+        (IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE),
         "Identical or near-identical files: they over-weight some images.",
     ),
     (
         "Conflicting labels",
-        ("conflicting_labels",),
+        (IssueType.CONFLICTING_LABELS,),
         "Copies of one image filed under different classes.",
     ),
     (
         "Train/val leaks",
-        ("cross_split_duplicate",),
+        (IssueType.CROSS_SPLIT_DUPLICATE,),
         "Copies in two splits: validation scores look better than they are.",
     ),
-    ("Corrupt files", ("corrupt",), "Files that do not decode: a loader would crash or skip."),
-    ("Outliers", ("outlier",), "Far from every other image: out of domain?"),
-    ("Likely label errors", ("label_issue",), "The label disagrees with similar images."),
+    (
+        "Corrupt files",
+        (IssueType.CORRUPT,),
+        "Files that do not decode: a loader would crash or skip.",
+    ),
+    ("Outliers", (IssueType.OUTLIER,), "Far from every other image: out of domain?"),
+    ("Likely label errors", (IssueType.LABEL_ISSUE,), "The label disagrees with similar images."),
     (
         "Image quality",
-        ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio"),
+        (
+            IssueType.DARK,
+            IssueType.LIGHT,
+            IssueType.LOW_INFORMATION,
+            IssueType.BLURRY,
+            IssueType.ODD_SIZE,
+            IssueType.ODD_ASPECT_RATIO,
+        ),
         "Too dark or light, blank, blurry or odd sizes.",
     ),
-    ("Class imbalance", ("class_imbalance",), "Classes with far fewer samples than others."),
+    (
+        "Class imbalance",
+        (IssueType.CLASS_IMBALANCE,),
+        "Classes with far fewer samples than others.",
+    ),
 )
 
 st.title("🗂️ Data overview")

@@ -13,10 +13,18 @@ from recipe_core import DatasetSource, RecipeError
 from recipe_core.explore.curation import Decision, decision_log
 from recipe_core.explore.query import SampleFilter, query
 from recipe_core.explore.views import duplicate_groups, label_suggestions
+from recipe_core.scan.issues import IssueType
 
 GROUPS_PER_PAGE = 8
 LABELS_PER_PAGE = 50
-QUALITY = ("dark", "light", "low_information", "blurry", "odd_size", "odd_aspect_ratio")
+QUALITY = (
+    IssueType.DARK,
+    IssueType.LIGHT,
+    IssueType.LOW_INFORMATION,
+    IssueType.BLURRY,
+    IssueType.ODD_SIZE,
+    IssueType.ODD_ASPECT_RATIO,
+)
 
 st.title("🧹 Issues")
 st.caption(
@@ -109,7 +117,7 @@ def _member_caption(row: pd.Series, first: pd.Series) -> str:
         label = f":red[**{label}**]"
     if first["leak"]:
         split = f":orange[**{split}**]"
-    kind = "identical" if "exact_duplicate" in row["issues"] else "near copy"
+    kind = "identical" if IssueType.EXACT_DUPLICATE in row["issues"] else "near copy"
     return f"{label} · {split}  \n{kind}  \n{widgets.md(row['path'])}"
 
 
@@ -136,7 +144,7 @@ def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:
 
 
 def label_tab() -> None:
-    rows = issues[issues["issue"] == "label_issue"].copy()
+    rows = issues[issues["issue"] == IssueType.LABEL_ISSUE].copy()
     if rows.empty:
         st.success("No likely label errors found.", icon="✅")
         return
@@ -185,7 +193,7 @@ def decide_all(rows: pd.DataFrame, action: str) -> None:
 
 
 def corrupt_tab() -> None:
-    rows = issues[issues["issue"] == "corrupt"]
+    rows = issues[issues["issue"] == IssueType.CORRUPT]
     if rows.empty:
         st.success("Every file decodes.", icon="✅")
         return
@@ -254,10 +262,10 @@ def counted(title: str, kinds: tuple[str, ...]) -> str:
 
 tabs = st.tabs(
     [
-        counted("Duplicates", ("exact_duplicate", "near_duplicate")),
-        counted("Outliers", ("outlier",)),
-        counted("Label issues", ("label_issue",)),
-        counted("Corrupt", ("corrupt",)),
+        counted("Duplicates", (IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE)),
+        counted("Outliers", (IssueType.OUTLIER,)),
+        counted("Label issues", (IssueType.LABEL_ISSUE,)),
+        counted("Corrupt", (IssueType.CORRUPT,)),
         counted("Image quality", QUALITY),
         f"Decisions & export ({len(decisions)})",
     ]
@@ -265,7 +273,7 @@ tabs = st.tabs(
 with tabs[0]:
     duplicates_tab()
 with tabs[1]:
-    ranked_tab(("outlier",), "outliers", "No outliers found.")
+    ranked_tab((IssueType.OUTLIER,), "outliers", "No outliers found.")
 with tabs[2]:
     label_tab()
 with tabs[3]:

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from recipe_core import __version__
 from recipe_core.errors import RecipeError
+from recipe_core.settings import load_settings
 
 cli = typer.Typer(
     name="recipe",
@@ -56,6 +57,11 @@ def fail(error: RecipeError) -> typer.Exit:
 def main() -> None:
     """Console-script entry point: a RecipeError becomes a one-line message and exit code 2."""
     try:
+        settings = load_settings()
+        if settings.plugins:  # the operator's extra models, for train/check/tune by name
+            from recipe_core.train.models import load_configured_plugins  # imports torch
+
+            load_configured_plugins(settings)
         cli()
     except RecipeError as error:  # raised outside a command's own handler
         err_console.print(

@@ -18,14 +18,9 @@ from scipy.sparse.csgraph import connected_components
 from recipe_core.data.overview import DatasetOverview
 from recipe_core.errors import ConfigError
 from recipe_core.explore.query import SampleTable
+from recipe_core.scan.issues import DUPLICATE_ISSUES
 
 OTHER = "(other classes)"  # the group that collects classes beyond `max_groups`
-DUPLICATE_ISSUES = (
-    "exact_duplicate",
-    "near_duplicate",
-    "conflicting_labels",
-    "cross_split_duplicate",
-)
 # How label-issue details state the suggestion ("given 9, model says 2 (p=0.96; ...)") when
 # the rows have no structured column.
 SUGGESTION = re.compile(r"model says (?P<a>.+?) \(p=|suggested label '(?P<b>[^']+)'")

@@ -35,6 +35,7 @@ from recipe_core.checks.result import CheckReport
 from recipe_core.errors import ConfigError
 from recipe_core.jobs import process
 from recipe_core.jobs.state import JobProgress, JobState
+from recipe_core.settings import load_settings
 from recipe_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -200,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--job-dir", required=True, help="a folder made by start_check_job")
     args = parser.parse_args(argv)
+    from recipe_core.train.models import load_configured_plugins  # imports torch
+
+    load_configured_plugins(load_settings())
     return process.run_worker(partial(run_job, Path(args.job_dir)), log=log)
 
 

@@ -20,7 +20,9 @@ from recipe_core.errors import RecipeError
 from recipe_core.jobs.process import raise_cancelled
 from recipe_core.jobs.state import JobCancelled, JobState
 from recipe_core.runs import RunWriter
+from recipe_core.settings import load_settings
 from recipe_core.train.config import TrainConfig
+from recipe_core.train.models import load_configured_plugins
 from recipe_core.train.run import describe_failure, train
 
 log = logging.getLogger("recipe_core.jobs.train_job")
@@ -75,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    load_configured_plugins(load_settings())
     if len(args) != 1:
         log.error("usage: python -m recipe_core.jobs.train_job [--log FILE] RUN_DIR")
         return EXIT_USAGE

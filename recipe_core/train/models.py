@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from recipe_core.errors import ConfigError
+from recipe_core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,8 @@ def scalable_factory(name: str, spec: ModelSpec, *, seed: int = 0) -> Callable[.
     return build
 
 
-# The one thing done on import: the operator's plugin folder ($RECIPE_PLUGINS, set by
-# `recipe serve` from [plugins] folder) registers its models here, so the server and every
-# job or check process it starts (they inherit the variable) know the same model names.
-if os.environ.get("RECIPE_PLUGINS"):
-    load_plugin_folder(os.environ["RECIPE_PLUGINS"])
+def load_configured_plugins(settings: Settings) -> list[str]:
+    """Register the operator's plugin models ($RECIPE_PLUGINS, set by `recipe serve` from
+    [plugins] folder), so the server and every job or check process it starts (they inherit the
+    variable) know the same model names. Called by the entry points, never on import."""
+    return load_plugin_folder(settings.plugins) if settings.plugins else []

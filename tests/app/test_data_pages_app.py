@@ -22,8 +22,7 @@ from recipe_core.explore.curation import load_decisions
 from recipe_core.explore.query import query, sample_table
 from recipe_core.explore.views import histogram
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
-from recipe_core.scan import write_result
-from recipe_core.scan.run import scan
+from recipe_core.scan import scan, write_result
 from recipe_core.workspace import Workspace, open_workspace
 from tests.app.helpers import MAIN, image_captions, open_page
 from tests.conftest import REPO_ROOT, SAMPLE_DIGITS, write_image_folder

@@ -18,8 +18,7 @@ from playwright.sync_api import Page, expect
 
 from recipe_core.data import open_dataset
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
-from recipe_core.scan import write_result
-from recipe_core.scan.run import scan
+from recipe_core.scan import scan, write_result
 from recipe_core.workspace import open_workspace
 from tests.conftest import REPO_ROOT, write_image_folder
 from tests.e2e.conftest import free_port, screenshot, wait_healthy

@@ -75,15 +75,20 @@ def test_a_broken_plugin_names_its_file(tmp_path: Path, text: str, match: str) -
 
 
 def test_job_processes_load_the_plugins_from_the_environment(tmp_path: Path) -> None:
+    """The job entry point loads $RECIPE_PLUGINS (importing the model registry does not: no
+    module does work on import)."""
     folder = plugin(tmp_path / "plug", "seven.py", GOOD)
     code = (
         "from recipe_core.train.models import MODELS, BUILTIN_MODELS\n"
+        "from recipe_core.jobs import train_job\n"
+        "before = sorted(set(MODELS) - set(BUILTIN_MODELS))\n"
+        "assert train_job.main([]) == train_job.EXIT_USAGE  # no run dir: usage, after loading\n"
         "from recipe_core.train import make_config\n"
         "make_config('ds', preset='baseline', model='seven_way')\n"
-        "print(sorted(set(MODELS) - set(BUILTIN_MODELS)))\n"
+        "print(before, sorted(set(MODELS) - set(BUILTIN_MODELS)))\n"
     )
     env = dict(os.environ, RECIPE_PLUGINS=str(folder))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['seven_way']"
+    assert out.stdout.strip() == "[] ['seven_way']"

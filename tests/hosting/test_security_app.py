@@ -177,8 +177,7 @@ def test_viewers_see_no_curation_or_export_controls(
     and the decisions, but gets no drop, relabel or export control (the runner does)."""
     from recipe_core.data import open_dataset
     from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
-    from recipe_core.scan import write_result
-    from recipe_core.scan.run import scan
+    from recipe_core.scan import scan, write_result
 
     config = configure(site, f"curate_{role}", access={"local_role": role})
     ws = open_workspace(config.parent / "ws")

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image, ImageDraw
 from sklearn.datasets import load_digits
 
+from recipe_core.scan import scan
 from recipe_core.scan.issues import IssueReport, detect_issues
-from recipe_core.scan.run import scan
 from tests.issues.planting import write_planted
 
 

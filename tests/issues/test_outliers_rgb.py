@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recipe_core.scan import scan
 from recipe_core.scan.issues import detect_issues
-from recipe_core.scan.run import scan
 from tests.issues.conftest import Planted, draw_face, draw_shape
 from tests.issues.planting import write_planted
 

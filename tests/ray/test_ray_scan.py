@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from recipe_core.errors import DatasetError
+from recipe_core.scan import scan
 from recipe_core.scan.ray_data import check_batch, features_batch
-from recipe_core.scan.run import scan
 from tests.conftest import REPO_ROOT, SAMPLE_DIGITS
 from tests.ray.conftest import RayCluster, free_ports, require_ray
 

@@ -5,7 +5,7 @@
 severities for every sample, the shared neighbour graph).
 """
 
-from recipe_core.scan.issues._common import ISSUE_COLUMNS, ISSUE_TYPES
+from recipe_core.scan.issues._common import DUPLICATE_ISSUES, ISSUE_COLUMNS, ISSUE_TYPES, IssueType
 from recipe_core.scan.issues.balance import BalanceResult, find_class_imbalance
 from recipe_core.scan.issues.duplicates import DuplicateResult, find_duplicates
 from recipe_core.scan.issues.find import IssueReport, detect_issues, find_issues
@@ -16,11 +16,13 @@ from recipe_core.scan.issues.pixel_match import aligned_distance
 from recipe_core.scan.issues.quality import QualityResult, find_quality_issues
 
 __all__ = [
+    "DUPLICATE_ISSUES",
     "ISSUE_COLUMNS",
     "ISSUE_TYPES",
     "BalanceResult",
     "DuplicateResult",
     "IssueReport",
+    "IssueType",
     "LabelIssueResult",
     "NeighborGraph",
     "OutlierResult",

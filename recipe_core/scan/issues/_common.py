@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 Progress = Callable[[int, int], None]  # (done, total)
 
-ISSUE_TYPES: tuple[str, ...] = (
-    "exact_duplicate", "near_duplicate", "conflicting_labels", "cross_split_duplicate",
-    "corrupt", "outlier", "label_issue", "dark", "light", "low_information", "blurry",
-    "odd_size", "odd_aspect_ratio", "class_imbalance",
-)  # fmt: skip
+
+class IssueType(StrEnum):
+    """The `issue` column of issues.csv (a DESIGN.md contract: add types, never rename)."""
+
+    EXACT_DUPLICATE = "exact_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    CONFLICTING_LABELS = "conflicting_labels"
+    CROSS_SPLIT_DUPLICATE = "cross_split_duplicate"
+    CORRUPT = "corrupt"
+    OUTLIER = "outlier"
+    LABEL_ISSUE = "label_issue"
+    DARK = "dark"
+    LIGHT = "light"
+    LOW_INFORMATION = "low_information"
+    BLURRY = "blurry"
+    ODD_SIZE = "odd_size"
+    ODD_ASPECT_RATIO = "odd_aspect_ratio"
+    CLASS_IMBALANCE = "class_imbalance"
+
+
+ISSUE_TYPES: tuple[str, ...] = tuple(IssueType)
+DUPLICATE_ISSUES = (IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE,
+                    IssueType.CONFLICTING_LABELS, IssueType.CROSS_SPLIT_DUPLICATE)  # fmt: skip
 
 # Columns of every family's `issues` frame; `find_issues` adds path and label from the index.
 FAMILY_COLUMNS: tuple[str, ...] = ("sample_id", "issue", "score", "group", "detail")
