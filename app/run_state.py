@@ -1,6 +1,6 @@
 """Training runs for the Runs and Prediction dynamics pages: background jobs whose run
 directory is the source of truth, read through one shared incremental reader per run.
-recipe_core.train / .executors / .dynamics import torch: imported inside the functions, so the
+recipe_core.train / .jobs.executors / .dynamics import torch: imported inside the functions, so the
 data pages never pay for it."""
 
 from __future__ import annotations

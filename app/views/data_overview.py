@@ -11,48 +11,45 @@ import streamlit as st
 from app import data_state, state, widgets
 from recipe_core import RecipeError
 from recipe_core.scan import ScanResult
-from recipe_core.scan.issues import IssueType
+from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
 
 PER_PAGE = 48
 # (card title, issue types it counts, what it means); each card opens Browse filtered to it
 CARDS = (
     (
         "Duplicates",
-        (IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE),
+        (IssueType.EXACT_DUPLICATE.value, IssueType.NEAR_DUPLICATE.value),
         "Identical or near-identical files: they over-weight some images.",
     ),
     (
         "Conflicting labels",
-        (IssueType.CONFLICTING_LABELS,),
+        (IssueType.CONFLICTING_LABELS.value,),
         "Copies of one image filed under different classes.",
     ),
     (
         "Train/val leaks",
-        (IssueType.CROSS_SPLIT_DUPLICATE,),
+        (IssueType.CROSS_SPLIT_DUPLICATE.value,),
         "Copies in two splits: validation scores look better than they are.",
     ),
     (
         "Corrupt files",
-        (IssueType.CORRUPT,),
+        (IssueType.CORRUPT.value,),
         "Files that do not decode: a loader would crash or skip.",
     ),
-    ("Outliers", (IssueType.OUTLIER,), "Far from every other image: out of domain?"),
-    ("Likely label errors", (IssueType.LABEL_ISSUE,), "The label disagrees with similar images."),
+    ("Outliers", (IssueType.OUTLIER.value,), "Far from every other image: out of domain?"),
+    (
+        "Likely label errors",
+        (IssueType.LABEL_ISSUE.value,),
+        "The label disagrees with similar images.",
+    ),
     (
         "Image quality",
-        (
-            IssueType.DARK,
-            IssueType.LIGHT,
-            IssueType.LOW_INFORMATION,
-            IssueType.BLURRY,
-            IssueType.ODD_SIZE,
-            IssueType.ODD_ASPECT_RATIO,
-        ),
+        QUALITY_ISSUES,
         "Too dark or light, blank, blurry or odd sizes.",
     ),
     (
         "Class imbalance",
-        (IssueType.CLASS_IMBALANCE,),
+        (IssueType.CLASS_IMBALANCE.value,),
         "Classes with far fewer samples than others.",
     ),
 )

@@ -13,18 +13,11 @@ from recipe_core import DatasetSource, RecipeError
 from recipe_core.explore.curation import Decision, decision_log
 from recipe_core.explore.query import SampleFilter, query
 from recipe_core.explore.views import duplicate_groups, label_suggestions
-from recipe_core.scan.issues import IssueType
+from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
 
 GROUPS_PER_PAGE = 8
 LABELS_PER_PAGE = 50
-QUALITY = (
-    IssueType.DARK,
-    IssueType.LIGHT,
-    IssueType.LOW_INFORMATION,
-    IssueType.BLURRY,
-    IssueType.ODD_SIZE,
-    IssueType.ODD_ASPECT_RATIO,
-)
+QUALITY = QUALITY_ISSUES
 
 st.title("🧹 Issues")
 st.caption(
@@ -117,7 +110,7 @@ def _member_caption(row: pd.Series, first: pd.Series) -> str:
         label = f":red[**{label}**]"
     if first["leak"]:
         split = f":orange[**{split}**]"
-    kind = "identical" if IssueType.EXACT_DUPLICATE in row["issues"] else "near copy"
+    kind = "identical" if IssueType.EXACT_DUPLICATE.value in row["issues"] else "near copy"
     return f"{label} · {split}  \n{kind}  \n{widgets.md(row['path'])}"
 
 
@@ -144,7 +137,7 @@ def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:
 
 
 def label_tab() -> None:
-    rows = issues[issues["issue"] == IssueType.LABEL_ISSUE].copy()
+    rows = issues[issues["issue"] == IssueType.LABEL_ISSUE.value].copy()
     if rows.empty:
         st.success("No likely label errors found.", icon="✅")
         return
@@ -193,7 +186,7 @@ def decide_all(rows: pd.DataFrame, action: str) -> None:
 
 
 def corrupt_tab() -> None:
-    rows = issues[issues["issue"] == IssueType.CORRUPT]
+    rows = issues[issues["issue"] == IssueType.CORRUPT.value]
     if rows.empty:
         st.success("Every file decodes.", icon="✅")
         return
@@ -262,10 +255,10 @@ def counted(title: str, kinds: tuple[str, ...]) -> str:
 
 tabs = st.tabs(
     [
-        counted("Duplicates", (IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE)),
-        counted("Outliers", (IssueType.OUTLIER,)),
-        counted("Label issues", (IssueType.LABEL_ISSUE,)),
-        counted("Corrupt", (IssueType.CORRUPT,)),
+        counted("Duplicates", (IssueType.EXACT_DUPLICATE.value, IssueType.NEAR_DUPLICATE.value)),
+        counted("Outliers", (IssueType.OUTLIER.value,)),
+        counted("Label issues", (IssueType.LABEL_ISSUE.value,)),
+        counted("Corrupt", (IssueType.CORRUPT.value,)),
         counted("Image quality", QUALITY),
         f"Decisions & export ({len(decisions)})",
     ]
@@ -273,7 +266,7 @@ tabs = st.tabs(
 with tabs[0]:
     duplicates_tab()
 with tabs[1]:
-    ranked_tab((IssueType.OUTLIER,), "outliers", "No outliers found.")
+    ranked_tab((IssueType.OUTLIER.value,), "outliers", "No outliers found.")
 with tabs[2]:
     label_tab()
 with tabs[3]:

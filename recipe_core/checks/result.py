@@ -21,7 +21,7 @@ class CheckStatus(StrEnum):
     ERROR = "error"  # a bug in Recipe, never in your code
 
 
-STATUSES = tuple(CheckStatus)  # in order of display
+STATUSES: tuple[str, ...] = tuple(s.value for s in CheckStatus)  # display order, plain str
 
 
 @dataclass(frozen=True)

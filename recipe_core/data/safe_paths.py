@@ -32,7 +32,7 @@ from recipe_core.errors import ConfigError, DatasetError
 
 ROOTS_ENV = "RECIPE_DATA_ROOTS"  # extra allowed roots, os.pathsep-separated
 DATASET_ENV = "RECIPE_DATASET"  # the dataset `recipe app DATASET` opened: allowed too
-SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 MAX_PATH = 4096  # characters: Linux's PATH_MAX; anything longer is refused unread
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from recipe_core.jobs.state import FINISHED_STATES, JobState
 
 # a run is never "missing": it exists once its directory does
-STATES = tuple(s for s in JobState if s != JobState.MISSING)
+STATES: tuple[str, ...] = tuple(s.value for s in JobState if s != JobState.MISSING)
 TERMINAL_STATES = FINISHED_STATES
 
 

@@ -86,7 +86,7 @@ def test_a_silent_worker_reads_as_failed(tmp_path: Path) -> None:
     assert got.state == "failed" and "stopped without finishing" in got.message
     assert read_state(folder, now=now - STALE_S).state == "running"
     assert read_state(tmp_path / "none").state == "missing"
-    assert scan_fraction(got) == 0.8 * 3 / 10  # decoding counts for 80 % of a scan
+    assert scan_fraction(got) == pytest.approx(0.8 * 3 / 10)  # decoding is 80 % of a scan
 
 
 def test_rescan_replaces_the_result_and_incomplete_results_are_refused(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@
     pixel_hash str (hex, decoded pixels + mode + size; "" if undecodable)
     phash int64 (64-bit DCT perceptual hash, bit pattern of a uint64) | decode_error str ("" = ok)
 `ScanIndex.embeddings` (N, D) float32, L2-normalised, zeros where decode_error != "".
-    `embedding_name` names the embedder ("pixels+hog": see recipe_core/index/embed.py).
+    `embedding_name` names the embedder ("pixels+hog": see recipe_core/scan/index/embed.py).
 `ScanIndex.pixels` (N, 32, 32) uint8 luminance, resized ignoring aspect: cheap aligned pixel
     comparisons (near-duplicate verification). Zeros where decode_error != "".
 """

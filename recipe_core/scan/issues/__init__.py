@@ -5,7 +5,13 @@
 severities for every sample, the shared neighbour graph).
 """
 
-from recipe_core.scan.issues._common import DUPLICATE_ISSUES, ISSUE_COLUMNS, ISSUE_TYPES, IssueType
+from recipe_core.scan.issues._common import (
+    DUPLICATE_ISSUES,
+    ISSUE_COLUMNS,
+    ISSUE_TYPES,
+    QUALITY_ISSUES,
+    IssueType,
+)
 from recipe_core.scan.issues.balance import BalanceResult, find_class_imbalance
 from recipe_core.scan.issues.duplicates import DuplicateResult, find_duplicates
 from recipe_core.scan.issues.find import IssueReport, detect_issues, find_issues
@@ -19,6 +25,7 @@ __all__ = [
     "DUPLICATE_ISSUES",
     "ISSUE_COLUMNS",
     "ISSUE_TYPES",
+    "QUALITY_ISSUES",
     "BalanceResult",
     "DuplicateResult",
     "IssueReport",

@@ -30,9 +30,14 @@ class IssueType(StrEnum):
     CLASS_IMBALANCE = "class_imbalance"
 
 
-ISSUE_TYPES: tuple[str, ...] = tuple(IssueType)
-DUPLICATE_ISSUES = (IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE,
-                    IssueType.CONFLICTING_LABELS, IssueType.CROSS_SPLIT_DUPLICATE)  # fmt: skip
+# plain strings, not members: widget options and DataFrame cells stay ordinary str
+ISSUE_TYPES: tuple[str, ...] = tuple(t.value for t in IssueType)
+QUALITY_ISSUES: tuple[str, ...] = tuple(t.value for t in (
+    IssueType.DARK, IssueType.LIGHT, IssueType.LOW_INFORMATION, IssueType.BLURRY,
+    IssueType.ODD_SIZE, IssueType.ODD_ASPECT_RATIO))  # fmt: skip
+DUPLICATE_ISSUES: tuple[str, ...] = tuple(t.value for t in (
+    IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE, IssueType.CONFLICTING_LABELS,
+    IssueType.CROSS_SPLIT_DUPLICATE))  # fmt: skip
 
 # Columns of every family's `issues` frame; `find_issues` adds path and label from the index.
 FAMILY_COLUMNS: tuple[str, ...] = ("sample_id", "issue", "score", "group", "detail")
