@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipe_core.errors import ConfigError
+from recipe_core.settings import load_settings
 
 FORMAT_VERSION = 1  # bump when the on-disk layout changes; `open_workspace` migrates or refuses
 DEFAULT_DIRNAME = ".recipe"
@@ -51,7 +52,7 @@ class Workspace:
 
 def resolve_workspace_path(workspace: str | os.PathLike[str] | None = None) -> Path:
     """The workspace folder: the argument, else $RECIPE_WORKSPACE, else ./.recipe."""
-    chosen = workspace if workspace is not None else os.environ.get(ENV_VAR) or DEFAULT_DIRNAME
+    chosen = workspace if workspace is not None else load_settings().workspace or DEFAULT_DIRNAME
     return Path(chosen).expanduser().resolve()
 
 
@@ -81,7 +82,7 @@ def open_workspace(
         version_file.write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
     url = runs_url  # "" given explicitly: runs stay local, whatever the environment says
     if url is None:
-        url = os.environ.get(RUNS_URL_ENV) or str(marker.get("runs_url") or "")
+        url = load_settings().runs_url or str(marker.get("runs_url") or "")
     if url:
         from recipe_core.runs.storage import check_runs_url  # fsspec only when asked for
 

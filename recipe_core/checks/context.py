@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -52,6 +52,34 @@ def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=3e-4)
 
 
+T = TypeVar("T")
+
+
+class WorkKey(Generic[T]):
+    """The typed name of a piece of work checks share (a trained model, a forward pass), so
+    `SharedWork` hands each reader the type its maker returned."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"WorkKey({self.name!r})"
+
+
+class SharedWork:
+    """Work done once per `run_all` and read by several checks, keyed by `WorkKey`."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, Any] = {}
+
+    def get(self, key: WorkKey[T], make: Callable[[], T]) -> T:
+        """The value made for `key`, making it with `make()` the first time."""
+        if key.name not in self._done:
+            self._done[key.name] = make()
+        value: T = self._done[key.name]
+        return value
+
+
 class CheckContext:
     def __init__(
         self,
@@ -78,7 +106,7 @@ class CheckContext:
         self.width_factory = _width_factory(model)
         self.batches = gather_batches(loader, self.device)
         self.train_batches, self.heldout_batches = split_heldout(self.batches)
-        self.cache: dict[str, Any] = {}
+        self.cache = SharedWork()
 
     # -- models -------------------------------------------------------------------------------
     def build(self, width: float | None = None) -> nn.Module:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from recipe_core.checks.context import CheckContext, SkipCheck, UserCodeError
+from recipe_core.checks.context import CheckContext, SkipCheck, UserCodeError, WorkKey
 from recipe_core.checks.result import CheckResult, verdict
 from recipe_core.checks.targets import (
     MARGINS,
@@ -35,16 +35,18 @@ class InitLosses:
     uniform: float  # loss of all-zero outputs (a 'balanced' init)
 
 
+INIT_PAIRS: WorkKey[list[tuple[torch.Tensor, torch.Tensor]]] = WorkKey("init_pairs")
+
+
 def init_pairs(ctx: CheckContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(output, y) of one fresh model on the first few batches, in train mode, no grad."""
-    if "init_pairs" not in ctx.cache:
+
+    def make() -> list[tuple[torch.Tensor, torch.Tensor]]:
         model = ctx.build().train()
         with torch.no_grad():
-            ctx.cache["init_pairs"] = [
-                (ctx.forward(model, x), y) for x, y in ctx.batches[:INIT_BATCHES]
-            ]
-    pairs: list[tuple[torch.Tensor, torch.Tensor]] = ctx.cache["init_pairs"]
-    return pairs
+            return [(ctx.forward(model, x), y) for x, y in ctx.batches[:INIT_BATCHES]]
+
+    return ctx.cache.get(INIT_PAIRS, make)
 
 
 def mean_loss(ctx: CheckContext, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from recipe_core.batch import IGNORE_INDEX
-from recipe_core.checks.context import CheckContext, SkipCheck, UserCodeError
+from recipe_core.checks.context import CheckContext, SkipCheck, UserCodeError, WorkKey
 
 MARGINS = tuple(float(m) for m in np.geomspace(0.25, 64, 17))  # logit margins for the sweep
 
@@ -196,11 +196,11 @@ class Gate:
         return self.forward_ok and not self.problems and not self.error
 
 
+GATE: WorkKey[Gate] = WorkKey("gate")
+
+
 def gate(ctx: CheckContext) -> Gate:
-    if "gate" not in ctx.cache:
-        ctx.cache["gate"] = _open_gate(ctx)
-    found: Gate = ctx.cache["gate"]
-    return found
+    return ctx.cache.get(GATE, lambda: _open_gate(ctx))
 
 
 def require(ctx: CheckContext, *, loss: bool) -> Targets:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recipe_core.checks.context import Batch, CheckContext, UserCodeError
+from recipe_core.checks.context import Batch, CheckContext, UserCodeError, WorkKey
 
 StepHook = Callable[[int, torch.Tensor, float], None]  # (step, output, loss)
 
@@ -90,13 +90,13 @@ def evaluate(
     return total / max(1, len(batches))
 
 
+REAL_TRAINER: WorkKey[Trainer] = WorkKey("real_trainer")
+
+
 def real_trainer(ctx: CheckContext) -> Trainer:
     """The shared run: a fresh seeded model trained on the real training batches. Optimizer
     sanity, the input-independent baseline and reproducibility all read the same curve."""
-    if "real_trainer" not in ctx.cache:
-        ctx.cache["real_trainer"] = Trainer(ctx, ctx.build(), ctx.train_batches)
-    trainer: Trainer = ctx.cache["real_trainer"]
-    return trainer
+    return ctx.cache.get(REAL_TRAINER, lambda: Trainer(ctx, ctx.build(), ctx.train_batches))
 
 
 def tiny_batch(ctx: CheckContext, size: int, *, stratify: bool) -> Batch:

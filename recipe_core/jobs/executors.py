@@ -27,6 +27,7 @@ from recipe_core.jobs.executor import (
 from recipe_core.jobs.local import LocalExecutor
 from recipe_core.jobs.process import DEFAULT_GRACE_S, process_alive
 from recipe_core.runs import RunStatus, RunWriter, list_runs
+from recipe_core.settings import load_settings
 from recipe_core.workspace import Workspace, open_workspace
 
 if TYPE_CHECKING:  # recipe_core.train imports torch: only submit_run needs it, at call time
@@ -59,7 +60,7 @@ def make_executor(
 ) -> Executor:
     """The executor for new runs: `name` (else env RECIPE_EXECUTOR, else "local"); for "ray",
     the cluster's dashboard URL `ray_address` (else env RECIPE_RAY_ADDRESS)."""
-    chosen = (name or os.environ.get("RECIPE_EXECUTOR") or "local").strip().lower()
+    chosen = (name or load_settings().executor or "local").strip().lower()
     if chosen == "local":
         return LocalExecutor()
     if chosen != "ray":
@@ -67,7 +68,7 @@ def make_executor(
             f"Unknown executor {chosen!r}. Use one of: {', '.join(EXECUTORS)} "
             "(--executor or RECIPE_EXECUTOR)."
         )
-    address = ray_address or os.environ.get("RECIPE_RAY_ADDRESS")
+    address = ray_address or load_settings().ray_address
     if not address:
         raise ConfigError(
             "The ray executor needs the cluster's Jobs API address: pass --ray-address "

@@ -26,6 +26,7 @@ from pathlib import Path
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.runs.files import replace_file, whole_lines
 from recipe_core.runs.storage import RunStore, open_store, split_run_url, status_last
+from recipe_core.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def run_mirrored(
 
 
 def upload_every() -> float:
-    raw = os.environ.get(UPLOAD_EVERY_ENV, "")
+    raw = load_settings().runs_upload_every_s
     try:
         every_s = float(raw) if raw else UPLOAD_EVERY_S
     except ValueError:

@@ -29,6 +29,7 @@ from recipe_core.errors import ConfigError, RunError
 from recipe_core.jobs.executor import JobHandle, job_target, read_job
 from recipe_core.jobs.process import DEFAULT_GRACE_S
 from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status
+from recipe_core.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,12 @@ class RayExecutor:
     ) -> None:
         self.api = JobsApi(address, token=token)
         self.address = self.api.address
-        self.python = python or os.environ.get("RECIPE_RAY_PYTHON") or sys.executable
+        self.python = python or load_settings().ray_python or sys.executable
         self.num_cpus = float(num_cpus)
         self.num_gpus = None if num_gpus is None else float(num_gpus)
         self.extra_env = dict(env or {})
         if gpu_autoscaling is None:
-            gpu_autoscaling = os.environ.get(GPU_AUTOSCALING_ENV, "") in ("1", "true", "yes")
+            gpu_autoscaling = load_settings().ray_gpu_autoscaling
         self.gpu_autoscaling = gpu_autoscaling  # no live GPU node is no reason to refuse
 
     # -- the Executor protocol --------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from recipe_core.errors import ConfigError, RunError
+from recipe_core.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def split_run_url(run_url: str) -> tuple[str, str]:
 
 
 def storage_options() -> dict[str, Any]:
-    raw = os.environ.get(STORAGE_OPTIONS_ENV, "")
+    raw = load_settings().runs_storage_options
     try:
         options = json.loads(raw) if raw else {}
     except ValueError as exc:
