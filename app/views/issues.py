@@ -17,7 +17,6 @@ from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
 
 GROUPS_PER_PAGE = 8
 LABELS_PER_PAGE = 50
-QUALITY = QUALITY_ISSUES
 
 st.title("🧹 Issues")
 st.caption(
@@ -259,7 +258,7 @@ tabs = st.tabs(
         counted("Outliers", (IssueType.OUTLIER.value,)),
         counted("Label issues", (IssueType.LABEL_ISSUE.value,)),
         counted("Corrupt", (IssueType.CORRUPT.value,)),
-        counted("Image quality", QUALITY),
+        counted("Image quality", QUALITY_ISSUES),
         f"Decisions & export ({len(decisions)})",
     ]
 )
@@ -272,7 +271,7 @@ with tabs[2]:
 with tabs[3]:
     corrupt_tab()
 with tabs[4]:
-    ranked_tab(QUALITY, "quality", "No image-quality problems found.")
+    ranked_tab(QUALITY_ISSUES, "quality", "No image-quality problems found.")
 with tabs[5]:
     export_tab(source, decisions)
 

@@ -270,10 +270,6 @@ class ProgressReporter:
         else:
             self.finish(JobState.FAILED, self._failure(exc))
 
-    @property
-    def state(self) -> JobProgress:
-        return self._state
-
     def update(self, **changes: Any) -> None:
         """Change fields of the state; written on the next heartbeat or `write()`."""
         with self._lock:
