@@ -34,8 +34,9 @@ from recipe_core.workspace import Workspace, open_workspace
 
 if TYPE_CHECKING:  # the real types of the lazy exports below, for type checkers and IDEs
     from recipe_core.batch import BatchTap, BatchView, inspect_batch
-    from recipe_core.checks import CheckReport, CheckResult, run_all
+    from recipe_core.checks import CheckReport, CheckResult, check_pipeline, run_all
     from recipe_core.checks.result import CheckStatus
+    from recipe_core.data.pipeline import Pipeline, PipelineError, load_pipeline
     from recipe_core.data.torch_source import from_torch_dataset
     from recipe_core.dynamics import read_dynamics
     from recipe_core.jobs.executors import submit_run
@@ -54,6 +55,10 @@ _LAZY = {
     "build_index": "recipe_core.scan.index",
     "IssueType": "recipe_core.scan.issues",
     "from_torch_dataset": "recipe_core.data.torch_source",
+    "Pipeline": "recipe_core.data.pipeline",
+    "PipelineError": "recipe_core.data.pipeline",
+    "load_pipeline": "recipe_core.data.pipeline",
+    "check_pipeline": "recipe_core.checks",
     "start_run": "recipe_core.train",
     "train": "recipe_core.train",
     "TrainConfig": "recipe_core.train",
@@ -98,6 +103,8 @@ __all__ = [
     "IssueType",
     "JobState",
     "LocalExecutor",
+    "Pipeline",
+    "PipelineError",
     "RecipeError",
     "RunError",
     "RunReader",
@@ -109,10 +116,12 @@ __all__ = [
     "Workspace",
     "__version__",
     "build_index",
+    "check_pipeline",
     "find_run",
     "from_torch_dataset",
     "inspect_batch",
     "list_runs",
+    "load_pipeline",
     "make_config",
     "open_dataset",
     "open_workspace",

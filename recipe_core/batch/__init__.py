@@ -28,9 +28,11 @@ from recipe_core.batch.decode import (
 from recipe_core.batch.problems import (
     IGNORE_INDEX,
     BatchWarning,
+    audio_warnings,
     duplicate_warnings,
     image_warnings,
     label_warnings,
+    padding_warnings,
     scramble_warnings,
     shuffle_warning,
     value_warnings,
@@ -99,6 +101,10 @@ def inspect_batch(
     warnings += value_warnings(x, stats, layout)
     warnings += label_warnings(labels, n_classes)
     warnings += duplicate_warnings(x, layout)
+    if layout == "audio":
+        warnings += audio_warnings(x)
+    if layout == "tokens":
+        warnings += padding_warnings(x)
     names = None
     if classes is not None and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
         names = tuple(classes[i] if 0 <= i < len(classes) else f"<{i}>" for i in labels)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-LAYOUTS = ("image_chw", "image_hwc", "table", "sequence", "tokens")
+LAYOUTS = ("image_chw", "image_hwc", "table", "sequence", "tokens", "audio")
+AUDIO_MIN_SAMPLES = 4000  # a float row at least this long, alone or in one channel, is a waveform
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std) per channel
 
 
@@ -39,8 +40,12 @@ def detect_layout(x: torch.Tensor) -> str:
         if x.shape[-1] in channel_like and x.shape[1] not in channel_like:
             return "image_hwc"
         return "image_chw"
+    floating = torch.is_floating_point(x)
+    long_rows = floating and x.ndim in (2, 3) and x.shape[-1] >= AUDIO_MIN_SAMPLES
+    if long_rows and (x.ndim == 2 or x.shape[1] in (1, 2)):  # (B, T) or (B, channels, T)
+        return "audio"
     if x.ndim == 3:
-        return "tokens" if not torch.is_floating_point(x) else "sequence"
+        return "tokens" if not floating else "sequence"
     if x.ndim == 2 and not torch.is_floating_point(x) and x.shape[1] > 1:
         return "tokens"
     return "table"
@@ -101,6 +106,8 @@ def channel_stats(x: torch.Tensor, layout: str) -> pd.DataFrame:
     t = x.detach()
     if layout in ("image_chw", "image_hwc"):
         per = as_chw(t, layout).transpose(0, 1).reshape(as_chw(t, layout).shape[1], -1)
+    elif layout == "audio" and t.ndim == 3:
+        per = t.transpose(0, 1).reshape(t.shape[1], -1)
     elif layout in ("table", "sequence") and t.ndim >= 2:
         per = t.reshape(-1, t.shape[-1]).transpose(0, 1)
     else:

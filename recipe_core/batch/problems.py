@@ -35,7 +35,7 @@ def value_warnings(x: torch.Tensor, stats: pd.DataFrame, layout: str) -> list[Ba
                 "fail",
             )
         )
-    if layout == "tokens" or not torch.is_floating_point(x):
+    if layout in ("tokens", "audio") or not torch.is_floating_point(x):  # audio: audio_warnings
         return out
     scale = float(max(stats["mean"].abs().max(), stats["std"].max()))
     if scale > 2.5:
@@ -131,6 +131,62 @@ def _scrambled(corr: float, why: str, fix: str) -> BatchWarning:
         fix,
         "fail",
     )
+
+
+def audio_warnings(x: torch.Tensor) -> list[BatchWarning]:
+    """Waveforms: integer scale left in floats, clipping, a DC offset, silent clips."""
+    wave = torch.nan_to_num(x.detach().to("cpu").float()).reshape(x.shape[0], -1)
+    peak = float(wave.abs().max()) if wave.numel() else 0.0
+    out = []
+    if peak > 1.5:
+        out.append(BatchWarning(
+            "audio_not_scaled",
+            f"Waveform peaks at {peak:.4g}: samples look like raw integers (int16 reaches "
+            "32767), not floats in [-1, 1].",
+            "Divide int16 audio by 32768 (torchaudio.load does this; soundfile needs "
+            "dtype='float32').",
+            "fail",
+        ))  # fmt: skip
+    clipped = float((wave.abs() >= 0.999 * max(peak, 1e-12)).float().mean()) if peak else 0.0
+    if peak <= 1.5 and peak >= 0.99 and clipped > 0.01:
+        out.append(BatchWarning(
+            "audio_clipping", f"{clipped:.1%} of samples sit at the peak {peak:.3g}: clipped.",
+            "Lower the gain (or normalise by the peak) before the model sees the audio.",
+        ))  # fmt: skip
+    offset = wave.mean(dim=1).abs()
+    spread = wave.std(dim=1).clamp_min(1e-12)
+    if bool((offset > 0.5 * spread).float().mean() > 0.5) and peak > 0:
+        out.append(BatchWarning(
+            "audio_dc_offset", f"Most clips carry a DC offset (mean {float(offset.mean()):.3g} "
+            f"against a spread of {float(spread.mean()):.3g}).",
+            "Subtract each clip's mean (or high-pass filter) before the model.",
+        ))  # fmt: skip
+    silent = float((wave.abs().amax(dim=1) < 1e-4).float().mean())
+    if silent > 0.25:
+        out.append(BatchWarning(
+            "audio_silent", f"{silent:.0%} of the clips in the batch are silent.",
+            "Check the loader reads the files (a wrong sample rate or offset gives zeros).",
+        ))  # fmt: skip
+    return out
+
+
+def padding_warnings(x: torch.Tensor) -> list[BatchWarning]:
+    """Token batches that are mostly padding: the id that ends the rows fills most of the batch."""
+    ids = x.detach().to("cpu").reshape(x.shape[0], -1)
+    if ids.shape[1] < 4:
+        return []
+    pad = int(torch.mode(ids[:, -1]).values)
+    share = float((ids == pad).float().mean())
+    if share <= 0.5:
+        return []
+    return [BatchWarning(
+        "mostly_padding",
+        f"{share:.0%} of the tokens in the batch are id {pad}, the id the rows end with: "
+        "mostly padding.",
+        "Bucket sequences by length (or pack them) and make the loss ignore the pad id "
+        "(CrossEntropyLoss(ignore_index=pad)).",
+        "warn",
+    )]  # fmt: skip
 
 
 def label_warnings(labels: np.ndarray, n_classes: int | None) -> list[BatchWarning]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from recipe_core.checks.context import default_optimizer
 from recipe_core.checks.result import STATUSES, CheckReport, CheckResult
-from recipe_core.checks.runner import CHECKS, run_all, run_check
+from recipe_core.checks.runner import CHECKS, check_pipeline, run_all, run_check
 
 __all__ = [
     "CHECKS",
     "STATUSES",
     "CheckReport",
     "CheckResult",
+    "check_pipeline",
     "default_optimizer",
     "run_all",
     "run_check",

@@ -16,13 +16,14 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import nn
 
-from recipe_core.errors import ConfigError
+from recipe_core.data.pipeline import TASKS, user_frames
+from recipe_core.errors import ConfigError, RecipeError
 
 log = logging.getLogger(__name__)
 
-TASKS = ("classification", "regression", "sequence")
 MAX_BATCHES = 12  # batches read from the loader: enough to see shuffling and a held-out pair
 MAX_SAMPLES = 2048  # ... or this many samples, whichever comes first
+MAX_HELDOUT = 2  # batches read from a separate val_loader
 MAX_STEP_BATCH = 128  # samples per training step in checks; larger batches are sliced (CPU time)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -36,6 +37,7 @@ class UserCodeError(Exception):
     def __init__(self, where: str, error: BaseException) -> None:
         super().__init__(f"{where} raised {type(error).__name__}: {error}")
         self.where = where
+        self.traceback = user_frames(error)  # the user's own lines, Recipe's frames left out
 
 
 class SkipCheck(Exception):
@@ -93,6 +95,7 @@ class CheckContext:
         device: str | torch.device | None,
         seed: int,
         max_seconds: float | None,
+        val_loader: Iterable[Any] | None = None,
     ) -> None:
         _validate(task, num_classes, max_seconds, loss_fn)
         self.task, self.num_classes, self.seed = task, num_classes, seed
@@ -104,8 +107,14 @@ class CheckContext:
         self.device = _resolve_device(model, device)
         self._factory = _as_factory(model)
         self.width_factory = _width_factory(model)
-        self.batches = gather_batches(loader, self.device)
-        self.train_batches, self.heldout_batches = split_heldout(self.batches)
+        if val_loader is None:
+            self.batches = gather_batches(loader, self.device)
+            self.train_batches, self.heldout_batches = split_heldout(self.batches)
+        else:  # held-out checks read the user's own validation batches
+            train = gather_batches(loader, self.device, limit=MAX_BATCHES - MAX_HELDOUT)
+            self.train_batches = [(x[:MAX_STEP_BATCH], y[:MAX_STEP_BATCH]) for x, y in train]
+            self.heldout_batches = gather_batches(val_loader, self.device, limit=MAX_HELDOUT)
+            self.batches = train + self.heldout_batches
         self.cache = SharedWork()
 
     # -- models -------------------------------------------------------------------------------
@@ -222,7 +231,9 @@ def _width_factory(model: object) -> Callable[[float], nn.Module] | None:
     return lambda width: model(width=width)
 
 
-def gather_batches(loader: Iterable[Any], device: torch.device) -> list[Batch]:
+def gather_batches(
+    loader: Iterable[Any], device: torch.device, *, limit: int = MAX_BATCHES
+) -> list[Batch]:
     """The first few (x, y) batches, on `device`: every check sees these same tensors."""
     try:
         iterator = iter(loader)
@@ -232,11 +243,13 @@ def gather_batches(loader: Iterable[Any], device: torch.device) -> list[Batch]:
         ) from error
     batches: list[Batch] = []
     seen = 0
-    while len(batches) < MAX_BATCHES and seen < MAX_SAMPLES:
+    while len(batches) < limit and seen < MAX_SAMPLES:
         try:
             item = next(iterator)
         except StopIteration:
             break
+        except RecipeError:
+            raise
         except Exception as error:
             raise ConfigError(
                 f"The loader raised {type(error).__name__} while reading batch {len(batches)}: "

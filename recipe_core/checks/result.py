@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from recipe_core.jobs.process import write_progress
+from recipe_core.jobs.state import JobProgress, JobState
+from recipe_core.workspace import Workspace, open_workspace
+
+# A saved report is a folder <workspace>/checks/<id>/, the same a check job writes, so the
+# dashboard's Checks page lists a script's report beside the jobs it started.
+CHECKS_DIR = "checks"
+JOB_FILE = "job.json"  # what was checked (written first)
+REPORT_FILE = "report.json"  # CheckReport.to_dict()
 
 
 class CheckStatus(StrEnum):
@@ -111,6 +125,41 @@ class CheckReport:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+    def save(
+        self, workspace: Workspace | str | os.PathLike[str] | None = None, *, name: str = "script"
+    ) -> Path:
+        """Save this report to the workspace, where the Checks page shows it like a job's;
+        returns its folder. `name` says what was checked (a pipeline spec, a script name)."""
+        ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
+        folder = new_check_folder(ws)
+        now = time.time()
+        write_job_file(folder, {"dataset": "", "model": "", "pipeline": name, "source": "script",
+                                "seed": self.seed, "max_seconds": None, "batch_size": 0,
+                                "created": now, "only": None})  # fmt: skip
+        write_report(folder, self)
+        done = len(self.results)
+        write_progress(folder, JobProgress(JobState.SUCCEEDED, done=done, total=done,
+                                           started=now, updated=now))  # fmt: skip
+        return folder
+
+
+def new_check_folder(workspace: Workspace) -> Path:
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    folder = workspace.subdir(CHECKS_DIR) / name
+    folder.mkdir(parents=True)
+    return folder
+
+
+def write_job_file(folder: Path, job: Mapping[str, Any]) -> None:
+    (folder / JOB_FILE).write_text(json.dumps(dict(job), indent=1))
+
+
+def write_report(folder: Path, report: CheckReport) -> None:
+    """report.json, replaced atomically (a reader never sees half a report)."""
+    tmp = folder / f"{REPORT_FILE}.tmp"
+    tmp.write_text(report.to_json(indent=1))
+    os.replace(tmp, folder / REPORT_FILE)
 
 
 def jsonable(value: Any) -> Any:

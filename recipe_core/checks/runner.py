@@ -27,6 +27,7 @@ from recipe_core.checks.labels import check_labels_and_outputs
 from recipe_core.checks.learning import check_gradient_flow, check_optimizer_sanity
 from recipe_core.checks.loss import check_loss_function
 from recipe_core.checks.result import CheckReport, CheckResult, verdict
+from recipe_core.data.pipeline import Pipeline
 from recipe_core.errors import ConfigError, RecipeError
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def run_all(
     max_seconds: float | None = None,
     progress: Progress | None = None,
     only: Sequence[str] | None = None,
+    val_loader: Iterable[Any] | None = None,
 ) -> CheckReport:
     """Run the recipe's sanity checks on a model, a loader of (x, y) and a loss.
 
@@ -74,8 +76,9 @@ def run_all(
     (torch's RNG is seeded with `seed` before each call; a factory that also takes `width=`
     enables the capacity ladder). `optimizer` is a `params -> Optimizer` factory (default Adam
     3e-4). `num_classes` is what you declare; it is verified against labels and outputs. `task`
-    is classification | regression | sequence (causal, time on dim 1). Checks left when
-    `max_seconds` runs out are skipped with reason "time budget". `only` runs a subset by name.
+    is classification | regression | sequence (causal, time on dim 1). `val_loader`, when
+    given, supplies the held-out batches (else the last batches read are held out). Checks left
+    when `max_seconds` runs out are skipped with reason "time budget". `only` runs a subset by name.
     Raises ConfigError on invalid arguments; everything found in your setup is a CheckResult.
     """
     names = _select(only)
@@ -83,7 +86,7 @@ def run_all(
     with torch.random.fork_rng(devices=devices):  # the caller's RNG stream is left untouched
         ctx = CheckContext(
             model, loader, loss_fn, task=task, num_classes=num_classes, optimizer=optimizer,
-            device=device, seed=seed, max_seconds=max_seconds,
+            device=device, seed=seed, max_seconds=max_seconds, val_loader=val_loader,
         )  # fmt: skip
         results, seconds = [], {}
         for i, name in enumerate(names):
@@ -96,6 +99,25 @@ def run_all(
     if progress is not None:
         progress(len(names), len(names), "")
     return CheckReport(tuple(results), seconds, str(ctx.device), seed)
+
+
+def check_pipeline(
+    pipeline: Pipeline,
+    *,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    progress: Progress | None = None,
+    only: Sequence[str] | None = None,
+) -> CheckReport:
+    """`run_all` on the user's own pipeline: its model, loss, optimizer and task, batches from
+    its `train_loader` (through `to_xy`), held-out batches from its `val_loader`."""
+    return run_all(
+        pipeline.model, pipeline.train_batches(), pipeline.loss_fn, task=pipeline.task,
+        num_classes=pipeline.num_classes, optimizer=pipeline.optimizer, device=device,
+        seed=seed, max_seconds=max_seconds, progress=progress, only=only,
+        val_loader=pipeline.val_batches(),
+    )  # fmt: skip
 
 
 def run_check(ctx: CheckContext, name: str) -> CheckResult:
@@ -114,6 +136,7 @@ def run_check(ctx: CheckContext, name: str) -> CheckResult:
             "train correctly run this without errors.",
             observed=str(error), expected="no exception",
             fix="Reproduce it with one batch from the loader and fix the failing call.",
+            evidence={"traceback": error.traceback},
         )  # fmt: skip
     except RecipeError:
         raise

@@ -6,12 +6,13 @@ no auto-discovery).
 
 from __future__ import annotations
 
-# Each import registers its sub-commands on `cli`: app, check, runs, scan, serve, train.
+# Each import registers its sub-commands on `cli`: app, check, runs, scan, see, serve, train, tune.
 from recipe_core.cli import (  # noqa: F401
     app_cmd,
     check_cmd,
     runs_cmd,
     scan_cmd,
+    see_cmd,
     serve_cmd,
     train_cmd,
     tune_cmd,

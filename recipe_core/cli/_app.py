@@ -51,6 +51,9 @@ def _root(
 def fail(error: RecipeError) -> typer.Exit:
     """Print a user-facing error (no traceback) and return the exit to raise."""
     err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    user_traceback = getattr(error, "user_traceback", "")  # a PipelineError: the user's lines
+    if user_traceback:
+        err_console.print(escape(user_traceback), highlight=False, soft_wrap=True, style="dim")
     return typer.Exit(code=2)
 
 

@@ -1,4 +1,5 @@
-"""`recipe check`: run the recipe's sanity checks on a built-in model over an image folder."""
+"""`recipe check`: run the recipe's sanity checks on your own pipeline (`--pipeline SPEC`), or on
+a built-in model over an image folder."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recipe_core.cli._app import cli, err_console, fail
+from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.errors import ConfigError, RecipeError
 
 if TYPE_CHECKING:  # torch, the checks and the models load inside the command: fast `--help`
     from recipe_core.checks import CheckReport
 
 MODELS_HELP = "linear | mlp | small_cnn | resnet18 (or a plugin's model)."
+PIPELINE_HELP = "Your pipeline: FILE.py:NAME or package.module:NAME returning recipe_core.Pipeline."
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim", "error": "magenta"}
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -23,7 +25,10 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 @cli.command("check")
 def check_command(
-    dataset: Annotated[str, typer.Argument(help="Image folder to check (its train split).")],
+    dataset: Annotated[
+        str | None, typer.Argument(help="Image folder to check (its train split).")
+    ] = None,
+    pipeline: Annotated[str | None, typer.Option(help=PIPELINE_HELP)] = None,
     model: Annotated[str, typer.Option(help=MODELS_HELP)] = "small_cnn",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
@@ -33,13 +38,30 @@ def check_command(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch.", min=2)] = 64,
     image_size: Annotated[int, typer.Option(help="Images are resized to this side, px.")] = 32,
+    save: Annotated[
+        bool, typer.Option(help="Also save the report to the workspace (the Checks page).")
+    ] = False,
+    workspace: WorkspaceOption = None,
 ) -> None:
-    """Run the recipe's sanity checks (labels, batches, loss at init, overfit one batch, ...).
+    """Run the recipe's sanity checks (labels, batches, loss at init, overfit one batch, ...)
+    on your pipeline (--pipeline) or on a built-in model over an image folder (DATASET).
 
     Exit code 0 when nothing failed, 1 when a check failed (or crashed), 2 on bad input.
     """
     try:
-        report = _run(dataset, model, device, seed, max_seconds, batch_size, image_size, json_out)
+        check_device(device)
+        if (dataset is None) == (pipeline is None):
+            raise ConfigError(
+                "Give either DATASET (an image folder, checked with a built-in "
+                "model) or --pipeline FILE.py:NAME (your own pipeline), not both."
+            )
+        if pipeline is not None:
+            report = _run_pipeline(pipeline, device, seed, max_seconds, json_out)
+        else:
+            report = _run(dataset or "", model, device, seed, max_seconds, batch_size,
+                          image_size, json_out)  # fmt: skip
+        if save:
+            _save(report, pipeline or f"{model} on {dataset}", workspace, json_out)
     except RecipeError as error:
         raise fail(error) from error
     if json_out:
@@ -54,15 +76,9 @@ def _run(
     dataset: str, model: str, device: str, seed: int, max_seconds: float | None,
     batch_size: int, image_size: int, quiet: bool,
 ) -> CheckReport:  # fmt: skip
-    import torch
-
     from recipe_core.checks import run_all
     from recipe_core.checks.presets import build_check_inputs
 
-    if not DEVICE.match(device):
-        raise ConfigError(f"Invalid device {device!r}. Use auto, cpu, cuda, cuda:N or mps.")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device} asked for CUDA but none is available; use cpu.")
     inputs = build_check_inputs(
         dataset, model, batch_size=batch_size, image_size=image_size, seed=seed
     )
@@ -73,6 +89,35 @@ def _run(
         device=None if device == "auto" else device, seed=seed, max_seconds=max_seconds,
         progress=None if quiet else _progress,
     )  # fmt: skip
+
+
+def _run_pipeline(
+    spec: str, device: str, seed: int, max_seconds: float | None, quiet: bool
+) -> CheckReport:
+    from recipe_core.checks import check_pipeline
+    from recipe_core.data.pipeline import load_pipeline
+
+    return check_pipeline(load_pipeline(spec), device=None if device == "auto" else device,
+                          seed=seed, max_seconds=max_seconds,
+                          progress=None if quiet else _progress)  # fmt: skip
+
+
+def check_device(device: str) -> None:
+    if not DEVICE.match(device):
+        raise ConfigError(f"Invalid device {device!r}. Use auto, cpu, cuda, cuda:N or mps.")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device} asked for CUDA but none is available; use cpu.")
+
+
+def _save(report: CheckReport, name: str, workspace: str | None, quiet: bool) -> None:
+    from recipe_core.workspace import open_workspace
+
+    folder = report.save(open_workspace(workspace), name=name)
+    if not quiet:
+        err_console.print(f"report saved: {folder}", highlight=False)
 
 
 def _progress(done: int, total: int, name: str) -> None:

@@ -23,25 +23,34 @@ import argparse
 import json
 import logging
 import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from recipe_core.checks.result import CheckReport
+from recipe_core.checks.result import (
+    CHECKS_DIR,
+    JOB_FILE,
+    REPORT_FILE,
+    CheckReport,
+    new_check_folder,
+    write_job_file,
+    write_report,
+)
 from recipe_core.errors import ConfigError
 from recipe_core.jobs import process
 from recipe_core.jobs.state import JobProgress, JobState
 from recipe_core.settings import load_settings
+
+if TYPE_CHECKING:
+    from recipe_core.checks.runner import Progress
 from recipe_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-JOB_FILE = "job.json"
-REPORT_FILE = "report.json"
 LOG_FILE = "check.log"
 
 
@@ -55,6 +64,8 @@ class CheckJob:
     batch_size: int
     created: float  # unix seconds
     only: tuple[str, ...] | None = None  # the checks asked for (None = all)
+    pipeline: str = ""  # the user's pipeline spec (then dataset and model are "")
+    source: str = "job"  # "job" (run by a worker) | "script" (a report a script saved)
 
     @property
     def job_id(self) -> str:
@@ -62,7 +73,7 @@ class CheckJob:
 
 
 def checks_root(workspace: Workspace) -> Path:
-    return workspace.subdir("checks")
+    return workspace.subdir(CHECKS_DIR)
 
 
 def new_check_job(
@@ -74,18 +85,20 @@ def new_check_job(
     max_seconds: float | None = None,
     batch_size: int = 64,
     only: Sequence[str] | None = None,
+    pipeline: str = "",
 ) -> Path:
     """Create a job folder (job.json, a "running" progress.json) without starting it: run it
     with `run_job(folder)` in this process, or let `start_check_job` start a worker."""
     if max_seconds is not None and max_seconds <= 0:
         raise ConfigError(f"max_seconds={max_seconds}: give a positive budget, or None.")
+    if not pipeline and not os.fspath(dataset):
+        raise ConfigError("A check job needs a dataset (with a built-in model) or a pipeline.")
     now = time.time()
-    folder = checks_root(workspace) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    folder.mkdir(parents=True)
-    job = {"dataset": os.fspath(dataset), "model": model, "seed": seed,
-           "max_seconds": max_seconds, "batch_size": batch_size, "created": now,
-           "only": None if only is None else list(only)}  # fmt: skip
-    (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
+    folder = new_check_folder(workspace)
+    write_job_file(folder, {"dataset": os.fspath(dataset), "model": model, "seed": seed,
+                            "max_seconds": max_seconds, "batch_size": batch_size, "created": now,
+                            "only": None if only is None else list(only),
+                            "pipeline": pipeline, "source": "job"})  # fmt: skip
     process.write_progress(folder, JobProgress(JobState.RUNNING, started=now, updated=now))
     return folder
 
@@ -99,16 +112,20 @@ def start_check_job(
     max_seconds: float | None = None,
     batch_size: int = 64,
     only: Sequence[str] | None = None,
+    pipeline: str = "",
     python: str = sys.executable,
 ) -> Path:
-    """Launch the checks of `model` on `dataset` as a detached process; its new job folder.
-    `only` runs a subset of the checks by name (default: all)."""
+    """Launch the checks of `model` on `dataset` (or of the user's `pipeline` spec, with
+    dataset="") as a detached process; its new job folder. `only` runs a subset of the checks
+    by name (default: all). The pipeline's code is imported only in that process."""
     folder = new_check_job(dataset, model, workspace=workspace, seed=seed,
-                           max_seconds=max_seconds, batch_size=batch_size, only=only)  # fmt: skip
+                           max_seconds=max_seconds, batch_size=batch_size, only=only,
+                           pipeline=pipeline)  # fmt: skip
     args = ["--job-dir", str(folder)]
     proc = process.start_worker(folder, "recipe_core.jobs.check_job", args, what="check",
                                 log_file=LOG_FILE, python=python)  # fmt: skip
-    log.info("started checks of %s on %s as pid %d in %s", model, dataset, proc.pid, folder)
+    log.info("started checks of %s as pid %d in %s", pipeline or f"{model} on {dataset}",
+             proc.pid, folder)  # fmt: skip
     return folder
 
 
@@ -121,6 +138,7 @@ def read_job(folder: str | os.PathLike[str]) -> CheckJob:
             path, str(data["dataset"]), str(data["model"]), int(data["seed"]),
             None if budget is None else float(budget), int(data["batch_size"]),
             float(data["created"]), None if data.get("only") is None else tuple(data["only"]),
+            str(data.get("pipeline", "")), str(data.get("source", "job")),
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
@@ -165,9 +183,6 @@ def load_report(folder: str | os.PathLike[str]) -> CheckReport:
 
 def run_job(folder: Path) -> CheckReport:
     """The worker's body: build the inputs, run every check reporting progress, write the report."""
-    from recipe_core.checks import run_all
-    from recipe_core.checks.presets import build_check_inputs
-
     now = time.time()
     state = JobProgress(JobState.RUNNING, pid=os.getpid(), started=now, updated=now)
     with process.ProgressReporter(folder, state, _failure_text, current="") as reporter:
@@ -176,16 +191,26 @@ def run_job(folder: Path) -> CheckReport:
             reporter.update(done=done, total=total, current=current)
             reporter.write()  # a check takes seconds: show each one as it starts
 
-        job = read_job(folder)
-        inputs = build_check_inputs(job.dataset, job.model, batch_size=job.batch_size,
-                                    seed=job.seed)  # fmt: skip
-        report = run_all(inputs.factory, inputs.loader, inputs.loss_fn,
-                         num_classes=inputs.num_classes, seed=job.seed, only=job.only,
-                         max_seconds=job.max_seconds, progress=progress)  # fmt: skip
-        tmp = folder / f"{REPORT_FILE}.tmp"
-        tmp.write_text(report.to_json(indent=1))
-        os.replace(tmp, folder / REPORT_FILE)
+        report = _run_checks(read_job(folder), progress)
+        write_report(folder, report)
     return report
+
+
+def _run_checks(job: CheckJob, progress: Progress) -> CheckReport:
+    """The checks of the job's pipeline (imported here, in the worker), or of its built-in
+    model over its dataset."""
+    from recipe_core.checks import check_pipeline, run_all
+    from recipe_core.checks.presets import build_check_inputs
+
+    if job.pipeline:
+        from recipe_core.data.pipeline import load_pipeline
+
+        return check_pipeline(load_pipeline(job.pipeline), seed=job.seed, only=job.only,
+                              max_seconds=job.max_seconds, progress=progress)  # fmt: skip
+    inputs = build_check_inputs(job.dataset, job.model, batch_size=job.batch_size, seed=job.seed)
+    return run_all(inputs.factory, inputs.loader, inputs.loss_fn, num_classes=inputs.num_classes,
+                   seed=job.seed, only=job.only, max_seconds=job.max_seconds,
+                   progress=progress)  # fmt: skip
 
 
 _failure_text = partial(

@@ -226,7 +226,8 @@ def failure_text(exc: BaseException, *, interrupted: str, unexpected: str) -> st
     """What a failed worker leaves in progress.json: a RecipeError as it reads, `interrupted`
     for Ctrl-C or a cancel, else `unexpected` formatted with `error` ("TypeError: ...")."""
     if isinstance(exc, RecipeError):
-        return str(exc)
+        user_traceback = getattr(exc, "user_traceback", "")  # the user's own lines, if any
+        return f"{exc}\n\n{user_traceback}" if user_traceback else str(exc)
     if isinstance(exc, (KeyboardInterrupt, JobCancelled)):
         return interrupted
     return unexpected.format(error=f"{type(exc).__name__}: {exc}")
