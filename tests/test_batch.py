@@ -152,8 +152,24 @@ def test_scramble_against_the_datasets_own_images(digits) -> None:  # type: igno
     ]
     view = inspect_batch(shuffled.reshape(32, 1, 16, 16), labels[:32], reference=images[:64, :1])
     assert "scrambled" in codes(view)
+    assert next(w for w in view.warnings if w.code == "scrambled").severity == "fail"
+
+
+def test_without_a_reference_shredded_images_warn_but_do_not_fail(digits) -> None:  # type: ignore[no-untyped-def]
+    """No dataset images to compare with (a user's pipeline): a batch whose neighbouring pixels
+    barely correlate is a warning (noise may be the data), never a failure; real digits and
+    binary or tiny batches say nothing."""
+    images, labels = digits
+    x = images[:32, :1].float() / 255
+    strided = x.reshape(32, -1, 4).transpose(1, 2).reshape(32, 1, 16, 16)  # reshape(-1, 4).t()
     noise = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    assert "scrambled" not in codes(inspect_batch(noise))  # no reference: noise may be the data
+    for bad in (strided, noise):
+        found = [w for w in inspect_batch(bad).warnings if w.code == "scrambled"]
+        assert [w.severity for w in found] == ["warn"]
+    binary = (torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    tiny = torch.rand(32, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    for fine in (x, binary, tiny):
+        assert "scrambled" not in codes(inspect_batch(fine))
 
 
 def test_tables_and_sequences_render_as_dataframes() -> None:

@@ -19,7 +19,7 @@ def find_normalize(obj: object, *, depth: int = 4) -> Normalization | None:
         mean, std = getattr(obj, "mean"), getattr(obj, "std")  # noqa: B009
         return tuple(float(m) for m in mean), tuple(float(s) for s in std)
     candidates: list[object] = []
-    for name in ("normalize", "dataset", "transform", "transforms", "data"):
+    for name in ("normalize", "dataset", "transform", "transforms", "data", "loader"):
         candidates.append(getattr(obj, name, None))
     if isinstance(obj, (list, tuple)):
         candidates.extend(obj)

@@ -33,7 +33,7 @@ def find_reference_images(obj: object, *, depth: int = 4) -> torch.Tensor | None
     images = getattr(obj, "images", None)
     if isinstance(images, torch.Tensor) and images.ndim == 4:
         return images[:64]
-    for name in ("dataset", "data"):
+    for name in ("dataset", "data", "loader"):
         found = find_reference_images(getattr(obj, name, None), depth=depth - 1)
         if found is not None:
             return found

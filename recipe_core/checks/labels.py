@@ -40,6 +40,7 @@ def check_labels_and_outputs(ctx: CheckContext) -> CheckResult:
             observed=found.error, expected="model(x) returns a float tensor",
             fix="Run model(x) on one batch from the loader and fix the error (input shape, "
             "dtype, device, channel count).",
+            evidence={"traceback": found.traceback},
         )  # fmt: skip
     t = found.targets
     labels, evidence = _describe_labels(ctx, t)
@@ -48,6 +49,8 @@ def check_labels_and_outputs(ctx: CheckContext) -> CheckResult:
     expected = _expected(ctx, t)
     if found.problems or found.error:
         problems = list(found.problems) + ([found.error] if found.error else [])
+        if found.traceback:
+            evidence["traceback"] = found.traceback
         return verdict(
             "labels_and_outputs", "fail",
             "Labels and outputs do not fit together: " + "; ".join(problems) + ". The loss "

@@ -186,6 +186,7 @@ class Gate:
     problems: tuple[str, ...] = ()  # shapes/labels/values that make the loss meaningless
     error: str = ""  # the user's model or loss raised
     loss: float = math.nan  # loss of the fresh model on the first batch
+    traceback: str = ""  # the user's own lines that raised, when `error`
 
     @property
     def forward_ok(self) -> bool:
@@ -220,7 +221,7 @@ def _open_gate(ctx: CheckContext) -> Gate:
         with torch.no_grad():
             out = ctx.forward(model, x)
     except UserCodeError as error:
-        return Gate(error=str(error))
+        return Gate(error=str(error), traceback=error.traceback)
     t = describe_targets(ctx, out, y)
     problems = label_problems(ctx, out, y, t)
     if not bool(torch.isfinite(out).all()):
@@ -231,7 +232,7 @@ def _open_gate(ctx: CheckContext) -> Gate:
         with torch.no_grad():
             value = float(ctx.loss(out, y))
     except UserCodeError as error:
-        return Gate(tuple(out.shape), t, (), str(error))
+        return Gate(tuple(out.shape), t, (), str(error), traceback=error.traceback)
     t = _with_space(ctx, out, y, t)
     if not math.isfinite(value):
         return Gate(

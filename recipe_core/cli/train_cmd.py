@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
-from recipe_core.errors import RecipeError
+from recipe_core.cli.check_cmd import PIPELINE_HELP
+from recipe_core.errors import ConfigError, RecipeError
 
 if TYPE_CHECKING:
     from recipe_core.train import TrainConfig, TrainEvent
+    from recipe_core.train.pipeline import PipelineTrainConfig
     from recipe_core.workspace import Workspace
 
 PRESETS_HELP = "baseline | overfit | input_independent | train."
@@ -28,7 +30,10 @@ MODELS_HELP = "linear | mlp | small_cnn | resnet18 (or a plugin's model)."
 
 @cli.command("train")
 def train_command(
-    dataset: Annotated[str, typer.Argument(help="Dataset to train on (an image folder).")],
+    dataset: Annotated[
+        str | None, typer.Argument(help="Dataset to train on (an image folder).")
+    ] = None,
+    pipeline: Annotated[str | None, typer.Option(help=PIPELINE_HELP)] = None,
     model: Annotated[str, typer.Option(help=MODELS_HELP)] = "small_cnn",
     preset: Annotated[str, typer.Option(help=PRESETS_HELP)] = "baseline",
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (preset's default).")] = None,
@@ -62,7 +67,8 @@ def train_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
-    """Train a built-in model on DATASET and record the run; prints the run id."""
+    """Train your pipeline (--pipeline) or a built-in model on DATASET and record the run;
+    prints the run id."""
     from recipe_core.jobs.executors import make_executor
 
     try:  # a bad executor choice fails first, before the data and torch are loaded
@@ -74,11 +80,22 @@ def train_command(
     from recipe_core.workspace import open_workspace
 
     try:
+        if (dataset is None) == (pipeline is None):
+            raise ConfigError(
+                "Give either DATASET (an image folder, trained with a built-in "
+                "model) or --pipeline FILE.py:NAME (your own pipeline), not both."
+            )
         overrides = {k: v for k, v in
                      {"steps": steps, "batch_size": batch_size, "seed": seed}.items()
                      if v is not None}  # fmt: skip
-        root = open_dataset(dataset).root  # a bad path fails here, before a run exists
-        config = make_config(str(root), preset=preset, model=model, device=device, **overrides)
+        if pipeline is not None:
+            config: TrainConfig | PipelineTrainConfig = _pipeline_config(
+                pipeline, preset, device, overrides
+            )
+        else:
+            root = open_dataset(dataset or "").root  # a bad path fails here, before a run exists
+            config = make_config(str(root), preset=preset, model=model, device=device,
+                                 **overrides)  # fmt: skip
         if runner.name == "local":  # a cluster's devices are checked by its executor
             resolve_device(config.device)
         ws = open_workspace(workspace)
@@ -94,7 +111,21 @@ def train_command(
     _report({**result.to_dict(), "state": "succeeded"}, json_out)
 
 
-def _submit(config: TrainConfig, ws: Workspace, runner: Any, json_out: bool) -> None:
+def _pipeline_config(
+    spec: str, preset: str, device: str, overrides: dict[str, Any]
+) -> PipelineTrainConfig:
+    from recipe_core.data.pipeline import parse_spec
+    from recipe_core.train.pipeline import PipelineTrainConfig
+
+    parse_spec(spec)  # a malformed spec fails before a run exists
+    if "batch_size" in overrides:
+        raise ConfigError("--batch-size does not apply to a pipeline: its loaders set the batch.")
+    return PipelineTrainConfig(spec, preset=preset, device=device, **overrides)
+
+
+def _submit(
+    config: TrainConfig | PipelineTrainConfig, ws: Workspace, runner: Any, json_out: bool
+) -> None:
     from recipe_core.jobs.executors import submit_run
 
     handle = submit_run(config, workspace=ws, executor=runner)
@@ -107,17 +138,28 @@ def _submit(config: TrainConfig, ws: Workspace, runner: Any, json_out: bool) -> 
     _report(summary, json_out)
 
 
-def _train_here(config: TrainConfig, ws: Workspace, json_out: bool) -> Any:
+def _train_here(config: TrainConfig | PipelineTrainConfig, ws: Workspace, json_out: bool) -> Any:
     from recipe_core.jobs.process import cancel_on_sigterm
     from recipe_core.runs import RunWriter
     from recipe_core.train import train
+    from recipe_core.train.pipeline import PipelineTrainConfig, pipeline_run_name, train_pipeline
     from recipe_core.train.run import default_run_name
 
+    if isinstance(config, PipelineTrainConfig):
+        writer = RunWriter.create(ws, name=pipeline_run_name(config), config=config.to_dict())
+        if not json_out:
+            typer.echo(writer.run_id)
+        with cancel_on_sigterm():
+            return train_pipeline(config, run=writer, on_log=None if json_out else _print_log)
     writer = RunWriter.create(ws, name=default_run_name(config), config=config.to_dict())
     if not json_out:
         typer.echo(writer.run_id)
     with cancel_on_sigterm():  # `kill` records `cancelled`, as for a detached job
         return train(config, run=writer, callbacks=[] if json_out else [_print_event])
+
+
+def _print_log(step: int, loss: float) -> None:
+    err_console.print(f"step {step:>6}  train  loss={loss:.4g}", highlight=False)
 
 
 def _print_event(event: TrainEvent) -> None:
@@ -131,6 +173,12 @@ def _report(summary: dict[str, Any], json_out: bool) -> None:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                  for k, v in summary.items()}  # fmt: skip
         typer.echo(json.dumps(clean, indent=2))
+    elif "val_accuracy" in summary and "images_per_s" not in summary:  # a pipeline run
+        typer.echo(
+            f"{summary['state']}: {summary['steps']} steps ({summary['stop_reason']}), train loss "
+            f"{summary['train_loss']:.4g}, val loss {summary['val_loss']:.4g} "
+            f"-> {Path(summary['run_dir'])}"
+        )
     elif "val_loss" in summary:
         typer.echo(
             f"{summary['state']}: {summary['steps']} steps ({summary['stop_reason']}), "

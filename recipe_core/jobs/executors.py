@@ -33,6 +33,7 @@ from recipe_core.workspace import Workspace, open_workspace
 if TYPE_CHECKING:  # recipe_core.train imports torch: only submit_run needs it, at call time
     from recipe_core.jobs.ray import RayExecutor
     from recipe_core.train.config import TrainConfig
+    from recipe_core.train.pipeline import PipelineTrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,22 +123,30 @@ def _key(executor: Executor) -> str:
 
 
 def submit_run(
-    config: TrainConfig,
+    config: TrainConfig | PipelineTrainConfig,
     *,
     workspace: Workspace | str | os.PathLike[str] | None = None,
     name: str | None = None,
     executor: Executor | None = None,
 ) -> JobHandle:
-    """Create a queued run for `config` and start it on `executor` (default: make_executor(),
-    local unless RECIPE_EXECUTOR says otherwise)."""
+    """Create a queued run for `config` (a built-in model's, or a user pipeline's) and start it
+    on `executor` (default: make_executor(), local unless RECIPE_EXECUTOR says otherwise)."""
+    from recipe_core.train.pipeline import PipelineTrainConfig, pipeline_run_name
     from recipe_core.train.run import default_run_name
 
     ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
     chosen = executor or make_executor()  # a bad choice fails before a run exists
-    local = Path(config.dataset).expanduser()
-    if local.exists():  # a job may start in another working directory
-        config = replace(config, dataset=str(local.resolve()))
-    writer = RunWriter.create(ws, name=name or default_run_name(config), config=config.to_dict())
+    if isinstance(config, PipelineTrainConfig):
+        target, sep, attr = config.pipeline.rpartition(":")
+        if target.endswith(".py") and Path(target).expanduser().is_file():
+            config = replace(config, pipeline=f"{Path(target).expanduser().resolve()}{sep}{attr}")
+        run_name = name or pipeline_run_name(config)
+    else:
+        local = Path(config.dataset).expanduser()
+        if local.exists():  # a job may start in another working directory
+            config = replace(config, dataset=str(local.resolve()))
+        run_name = name or default_run_name(config)
+    writer = RunWriter.create(ws, name=run_name, config=config.to_dict())
     try:
         return chosen.submit(writer.run_dir)
     except Exception as exc:  # a refused submission leaves no run stuck in `queued`

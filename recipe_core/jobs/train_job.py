@@ -23,6 +23,7 @@ from recipe_core.runs import RunWriter
 from recipe_core.settings import load_settings
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.models import load_configured_plugins
+from recipe_core.train.pipeline import PipelineTrainConfig, is_pipeline_config, train_pipeline
 from recipe_core.train.run import describe_failure, train
 
 log = logging.getLogger("recipe_core.jobs.train_job")
@@ -41,11 +42,16 @@ def run_job(run_dir: Path) -> int:
         return EXIT_CANCELLED if ended.state == JobState.CANCELLED else EXIT_FAILED
     try:
         try:
-            config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+            data = json.loads((run_dir / "config.json").read_text())
+            config = (PipelineTrainConfig.from_dict(data) if is_pipeline_config(data)
+                      else TrainConfig.from_dict(data))  # fmt: skip
         except (RecipeError, ValueError, TypeError, OSError) as exc:
             writer.finish(JobState.FAILED, error=f"Unreadable config.json: {describe_failure(exc)}")
             return EXIT_FAILED
-        train(config, run=writer)
+        if isinstance(config, PipelineTrainConfig):  # the user's own pipeline, imported here
+            train_pipeline(config, run=writer)
+        else:
+            train(config, run=writer)
     except JobCancelled:  # `train` records it; a SIGTERM before training started is ours to record
         writer.finish(JobState.CANCELLED, error="Cancelled before training started (SIGTERM).")
         log.info("Run %s cancelled", writer.run_id)
