@@ -159,7 +159,7 @@ def test_without_a_reference_shredded_images_warn_but_do_not_fail(digits) -> Non
     """No dataset images to compare with (a user's pipeline): a batch whose neighbouring pixels
     barely correlate is a warning (noise may be the data), never a failure; real digits and
     binary or tiny batches say nothing."""
-    images, labels = digits
+    images, _ = digits
     x = images[:32, :1].float() / 255
     strided = x.reshape(32, -1, 4).transpose(1, 2).reshape(32, 1, 16, 16)  # reshape(-1, 4).t()
     noise = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))

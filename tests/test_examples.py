@@ -58,8 +58,11 @@ def test_each_example_passes_its_checks_cleanly(name: str) -> None:
     done = recipe("check", "--pipeline", f"examples/{name}.py:pipeline", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    bad = {r["name"]: r["summary"] for r in report["results"] if r["status"] in ("fail", "warn",
-                                                                                 "error")}
+    bad = {
+        r["name"]: r["summary"]
+        for r in report["results"]
+        if r["status"] in ("fail", "warn", "error")
+    }
     assert not bad
     ran = [r["name"] for r in report["results"] if r["status"] == "pass"]
     assert {"labels_and_outputs", "loss_at_init", "overfit_one_batch"} <= set(ran)
@@ -123,17 +126,19 @@ def test_train_detached_runs_the_pipeline_as_a_job(tmp_path: Path) -> None:
     status = reader.status()
     assert status.state == "succeeded", status.error
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["kind"] == "pipeline" and Path(config["pipeline"].rpartition(":")[0]).is_absolute()
+    assert config["kind"] == "pipeline"
+    assert Path(config["pipeline"].rpartition(":")[0]).is_absolute()  # jobs start elsewhere
 
 
 def test_bad_pipeline_specs_exit_2_with_the_fix(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("def pipeline():\n    return {}['model']\n")
+    broken = f"{tmp_path / 'broken.py'}:pipeline"
     for args in (["check", "--pipeline", "nope.py:pipeline"],
-                 ["see", "--pipeline", f"{tmp_path / 'broken.py'}:pipeline", "--out", str(tmp_path)],
+                 ["see", "--pipeline", broken, "--out", str(tmp_path)],
                  ["train", "--pipeline", "missing_colon"],
-                 ["check", "sample_data/digits", "--pipeline", "examples/char_lm.py:pipeline"]):  # fmt: skip
+                 ["check", "sample_data/digits", "--pipeline", broken]):  # fmt: skip
         done = recipe(*args)
         assert done.returncode == 2 and "Traceback (most recent" not in done.stderr, done.stderr
         assert "error:" in done.stderr
-    done = recipe("see", "--pipeline", f"{tmp_path / 'broken.py'}:pipeline", "--out", str(tmp_path))
+    done = recipe("see", "--pipeline", broken, "--out", str(tmp_path))
     assert "KeyError" in done.stderr and "return {}['model']" in done.stderr  # the user's line

@@ -31,7 +31,19 @@ from recipe_core import Pipeline
 x = torch.randn(64, 6, generator=torch.Generator().manual_seed(0))
 y = (x[:, 0] > 0).long()
 """
-GOOD = "def pipeline():\n    return Pipeline(lambda: nn.Linear(6, 2), DataLoader(TensorDataset(x, y), batch_size=16), nn.CrossEntropyLoss(), num_classes=2)\n"
+GOOD = """
+def pipeline():
+    loader = DataLoader(TensorDataset(x, y), batch_size=16)
+    return Pipeline(lambda: nn.Linear(6, 2), loader, nn.CrossEntropyLoss(), num_classes=2)
+"""
+
+
+def returning(expression: str) -> str:
+    """A pipeline file whose function returns `expression`."""
+    return f"def pipeline():\n    return {expression}\n"
+
+
+MODEL, LOSS = "nn.Linear(6, 2)", "nn.CrossEntropyLoss()"
 
 
 def write(tmp_path: Path, body: str, name: str = "my_pipeline.py") -> Path:
@@ -62,13 +74,14 @@ def test_a_module_spec_loads_from_the_working_directory(
         ("no_colon", GOOD, "is not FILE.py:NAME"),
         ("{dir}/missing.py:pipeline", GOOD, "does not exist"),
         ("{file}:nope", GOOD, "has no attribute 'nope'. Functions it defines: pipeline"),
-        ("{file}:pipeline", "def pipeline():\n    return 42\n", "returned int, not a recipe_core.Pipeline"),
+        ("{file}:pipeline", returning("42"), "returned int, not a recipe_core.Pipeline"),
         ("{file}:pipeline", "pipeline = 3\n", "is a int, not a function"),
-        ("{file}:pipeline", "def pipeline():\n    raise ValueError('no data dir')\n", "raised ValueError: no data dir"),
+        ("{file}:pipeline", returning("int('no data dir')"), "raised ValueError: invalid literal"),
         ("{file}:pipeline", "import not_a_real_module_xyz\n", "ModuleNotFoundError"),
-        ("{file}:pipeline", "def pipeline():\n    return Pipeline(nn.Linear(6, 2), [], nn.CrossEntropyLoss(), task='ranking')\n", "Valid tasks: classification"),
-        ("{file}:pipeline", "def pipeline():\n    return Pipeline(nn.Linear(6, 2), 5, nn.CrossEntropyLoss())\n", "is not iterable"),
-        ("{file}:pipeline", "def pipeline():\n    return Pipeline(nn.Linear(6, 2), [], 'mse')\n", "is not callable"),
+        ("{file}:pipeline", returning(f"Pipeline({MODEL}, [], {LOSS}, task='ranking')"),
+         "Valid tasks: classification"),
+        ("{file}:pipeline", returning(f"Pipeline({MODEL}, 5, {LOSS})"), "is not iterable"),
+        ("{file}:pipeline", returning(f"Pipeline({MODEL}, [], 'mse')"), "is not callable"),
         ("not.a.real.module_xyz:pipeline", GOOD, "No module named 'not'"),
     ],
 )  # fmt: skip
@@ -82,7 +95,7 @@ def test_bad_specs_say_what_is_wrong_and_how_to_fix_it(
 
 
 def test_an_exception_in_user_code_carries_the_users_own_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, "def helper():\n    return 1 / 0\n\ndef pipeline():\n    return helper()\n")
+    path = write(tmp_path, "def helper():\n    return 1 / 0\n\n" + returning("helper()"))
     with pytest.raises(PipelineError) as caught:
         load_pipeline(f"{path}:pipeline")
     lines = caught.value.user_traceback
@@ -179,7 +192,8 @@ class Flatten(nn.Module):
     ("x", "layout", "warning"),
     [
         (torch.randint(1, 30, (8, 20)), "tokens", None),
-        (torch.cat([torch.randint(1, 30, (8, 5)), torch.zeros(8, 15, dtype=torch.long)], 1), "tokens", "mostly_padding"),
+        (torch.cat([torch.randint(1, 30, (8, 5)), torch.zeros(8, 15, dtype=torch.long)], 1),
+         "tokens", "mostly_padding"),
         (torch.randn(8, 1, 8000) * 0.1, "audio", None),
         (torch.randn(8, 1, 8000) * 8000, "audio", "audio_not_scaled"),
         (torch.randn(8, 5), "table", None),

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -84,7 +84,7 @@ def record_decision(
     note: str = "",
 ) -> Decision:
     """Append one decision to the dataset's log and return it (timestamped now, UTC)."""
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
     decision = Decision(int(sample_id), path, action, label.strip(), old_label, note, now)
     folder = curation_dir(workspace, dataset_root)
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class AuditLog:
         """Append one entry and return it."""
         if outcome not in OUTCOMES:
             raise ValueError(f"audit outcome {outcome!r} is not one of {OUTCOMES}")
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
         entry = AuditEntry(now, _clip(user), role, action, _clip(target), outcome, _clip(detail))
         line = (json.dumps(asdict(entry), ensure_ascii=True) + "\n").encode("ascii")
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from recipe_core.errors import ConfigError
 from recipe_core.hosting.schema import checked_values

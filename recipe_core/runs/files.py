@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,13 @@ MAX_RETRY_S = 30.0  # longest wait between upload attempts while the storage is 
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_run_id() -> str:
     """Sorts by creation time (UTC, microseconds), random suffix against clashes between
     processes: 20250101-120000-123456-a1b2c3."""
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     return f"{stamp:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(3)}"
 
 
