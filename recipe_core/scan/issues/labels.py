@@ -80,7 +80,11 @@ def find_label_issues(
     # the sample digits and on held-out sets (recall +3-6 points at equal precision).
     from cleanlab import filter as cl_filter  # imports sklearn: ~2 s, paid only when scanning
 
-    is_issue = cl_filter.find_label_issues(y, probs, filter_by="prune_by_class")
+    # n_jobs=1: cleanlab's own multiprocessing.Pool forks the caller; forked from a process
+    # with other threads (the dashboard, a script that trained, pytest with a browser) its
+    # workers deadlock on a queue lock and the scan hangs for ever (seen in CI). The per-class
+    # pruning is a partial sort per class: milliseconds, no pool needed; same results.
+    is_issue = cl_filter.find_label_issues(y, probs, filter_by="prune_by_class", n_jobs=1)
     return _result(table, rows, classes, y, probs, np.asarray(is_issue, dtype=bool))
 
 
