@@ -5,6 +5,7 @@ workspace this returns."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -13,8 +14,11 @@ import streamlit as st
 
 from recipe_core import Workspace, open_workspace
 from recipe_core.data.safe_paths import PathPolicy, default_policy
+from recipe_core.data.specs import parse_spec
+from recipe_core.errors import PipelineError
 from recipe_core.hosting import AuditLog, ServeConfig, User, identify, load_config
 from recipe_core.hosting.guard import Guard
+from recipe_core.settings import PIPELINES
 
 if TYPE_CHECKING:
     pass
@@ -124,3 +128,43 @@ def unauthenticated_network() -> bool:
     if config is None:
         return os.environ.get("RECIPE_UNAUTHENTICATED_NETWORK") == "1"
     return config.unauthenticated_network
+
+
+def pipelines() -> dict[str, str]:
+    """{name: spec} of the pipelines this dashboard offers: in team mode only those the
+    operator registered in recipe.toml's [pipelines]; locally those `recipe app --pipeline`
+    and the project's recipe.toml named. Specs only: user code is imported in job processes."""
+    config = serve_config()
+    if config is not None:
+        return dict(config.pipelines)
+    return _local_pipelines(os.environ.get(PIPELINES, ""))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _local_pipelines(env_value: str) -> dict[str, str]:
+    try:
+        offered = json.loads(env_value) if env_value else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in offered.items()} if isinstance(offered, dict) else {}
+
+
+def may_type_pipelines() -> bool:
+    """Only the local dashboard lets a user name a pipeline file; a team server offers only the
+    operator's (the browser never names code to import)."""
+    return serve_config() is None
+
+
+def typed_pipeline(spec: str) -> str:
+    """A pipeline spec typed in the local dashboard, checked without importing it: a FILE.py
+    must lie inside the allowed roots (the same rule as dataset paths). The absolute spec."""
+    if not may_type_pipelines():
+        raise PipelineError("This team dashboard runs only the pipelines its operator "
+                            "registered; choose one of those.")  # fmt: skip
+    target, name = parse_spec(spec)
+    if not target.endswith(".py"):
+        return f"{target}:{name}"
+    path = path_policy().resolve(target)
+    if not path.is_file():
+        raise PipelineError(f"Pipeline file {target} does not exist inside the allowed folders.")
+    return f"{path}:{name}"

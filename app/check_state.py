@@ -62,6 +62,18 @@ def start_checks(path: str, model: str, *, seed: int, max_seconds: float | None)
     return folder.name
 
 
+def start_pipeline_checks(spec: str, *, seed: int, max_seconds: float | None) -> str:
+    """Start the checks of a user's pipeline (imported only in the job's own process); the new
+    job becomes the selected one. Returns its id."""
+    from recipe_core.jobs.check_job import start_check_job
+
+    with access.guard().acting("start_checks", spec):
+        folder = start_check_job("", "", workspace=access.workspace(), seed=seed,
+                                 max_seconds=max_seconds, pipeline=spec)  # fmt: skip
+    st.session_state[CHECK_JOB_KEY] = folder.name
+    return folder.name
+
+
 def check_job_state(job_id: str) -> JobProgress:
     from recipe_core.jobs.check_job import checks_root, read_check_state
 

@@ -96,17 +96,28 @@ def batch_warnings(warnings: Sequence[BatchWarning]) -> None:
 def job_label(job: CheckJob) -> str:
     """One job as plain text (selectbox options are not Markdown)."""
     when = dt.datetime.fromtimestamp(job.created).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{when} · {job.model} · {job.dataset}"
+    return f"{when} · {job_subject(job)}"
+
+
+def job_subject(job: CheckJob) -> str:
+    """What was checked: a pipeline (from a job or a script's saved report) or a built-in model
+    on a dataset."""
+    if job.source == "script":
+        return f"script report · {job.pipeline}"
+    if job.pipeline:
+        return f"pipeline {job.pipeline}"
+    return f"{job.model} · {job.dataset}"
 
 
 def job_progress(job: CheckJob, state: JobProgress) -> None:
     if state.total == 0:
-        text = "Loading the dataset and building the model…"
+        text = ("Importing the pipeline and reading its batches…" if job.pipeline
+                else "Loading the dataset and building the model…")  # fmt: skip
     else:
         text = f"Check {min(state.done + 1, state.total)} of {state.total}: {state.current}"
     st.progress(state.fraction, text=md(text))
     budget = "none" if job.max_seconds is None else f"{job.max_seconds:g} s"
-    st.caption(md(f"{job.model} on {job.dataset}, seed {job.seed}, time budget {budget}"))
+    st.caption(md(f"{job_subject(job)}, seed {job.seed}, time budget {budget}"))
 
 
 def report_counts(counts: Mapping[str, int], seconds: float, device: str) -> None:

@@ -21,7 +21,9 @@ from recipe_core.runs import RunReader, RunStatus
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+    from PIL import Image
 
+    from recipe_core.batch import BatchView
     from recipe_core.dynamics import Dynamics
     from recipe_core.jobs.executors import Executor, JobHandle
     from recipe_core.train import TrainConfig
@@ -122,6 +124,29 @@ def _run_reader(folder: str) -> tuple[RunReader, threading.Lock]:
     """One incremental reader per run, shared by every session: each refresh reads only the
     bytes appended since the last one. The lock keeps two sessions from tailing at once."""
     return RunReader(Path(folder)), threading.Lock()
+
+
+def captured_batches(run_id: str) -> list[str]:
+    """Names of the batches the run captured at model(x) (batches/batch_NNN.npz)."""
+    reader, lock = _run_reader(str(run_dir(run_id)))
+    with lock:
+        return sorted(reader.batch_names())
+
+
+def captured_batch(run_id: str, name: str) -> tuple[BatchView, Image.Image]:
+    """One captured batch decoded with the same warnings as "What the net sees" (a batch file
+    never changes once written: decoded once per run and name)."""
+    return _captured_batch(str(run_dir(run_id)), name)
+
+
+@st.cache_resource(show_spinner="Decoding the captured batch…", max_entries=32)
+def _captured_batch(folder: str, name: str) -> tuple[BatchView, Image.Image]:
+    from recipe_core.batch.see import view_captured
+
+    reader, lock = _run_reader(folder)
+    with lock:
+        arrays = reader.arrays(name)
+    return view_captured(arrays)
 
 
 def run_metrics(run_id: str) -> pd.DataFrame:

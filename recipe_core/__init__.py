@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 from recipe_core.data import DatasetSource, open_dataset
 from recipe_core.data.overview import DatasetOverview, summarize
-from recipe_core.errors import ConfigError, DatasetError, RecipeError, RunError
+from recipe_core.errors import ConfigError, DatasetError, PipelineError, RecipeError, RunError
 from recipe_core.jobs.state import JobState
 from recipe_core.scan import ScanResult, ScanSummary, scan, write_scan
 from recipe_core.workspace import Workspace, open_workspace
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the real types of the lazy exports below, for type checkers
     from recipe_core.batch import BatchTap, BatchView, inspect_batch
     from recipe_core.checks import CheckReport, CheckResult, check_pipeline, run_all
     from recipe_core.checks.result import CheckStatus
-    from recipe_core.data.pipeline import Pipeline, PipelineError, load_pipeline
+    from recipe_core.data.pipeline import Pipeline, load_pipeline
     from recipe_core.data.torch_source import from_torch_dataset
     from recipe_core.dynamics import read_dynamics
     from recipe_core.jobs.executors import submit_run
@@ -56,7 +56,6 @@ _LAZY = {
     "IssueType": "recipe_core.scan.issues",
     "from_torch_dataset": "recipe_core.data.torch_source",
     "Pipeline": "recipe_core.data.pipeline",
-    "PipelineError": "recipe_core.data.pipeline",
     "load_pipeline": "recipe_core.data.pipeline",
     "check_pipeline": "recipe_core.checks",
     "start_run": "recipe_core.train",

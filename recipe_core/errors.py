@@ -21,3 +21,12 @@ class ConfigError(RecipeError):
 
 class RunError(RecipeError):
     """A run directory that is missing, malformed or in the wrong state."""
+
+
+class PipelineError(ConfigError):
+    """The user's pipeline could not be loaded or used; `user_traceback` holds the lines of the
+    user's own code that raised (empty when nothing raised)."""
+
+    def __init__(self, message: str, user_traceback: str = "") -> None:
+        super().__init__(message)
+        self.user_traceback = user_traceback

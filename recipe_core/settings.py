@@ -22,6 +22,7 @@ PLUGINS = "RECIPE_PLUGINS"
 DATA_ROOTS = "RECIPE_DATA_ROOTS"
 DATASET = "RECIPE_DATASET"
 CONFIG = "RECIPE_CONFIG"
+PIPELINES = "RECIPE_PIPELINES"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Settings:
     data_roots: tuple[str, ...] = ()  # RECIPE_DATA_ROOTS: extra allowed dataset roots
     dataset: str = ""  # RECIPE_DATASET: the dataset `recipe app DATASET` opened
     config: str = ""  # RECIPE_CONFIG: the hosted dashboard's recipe.toml
+    pipelines: str = ""  # RECIPE_PIPELINES: JSON {name: spec} `recipe app --pipeline` offers
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -60,4 +62,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data_roots=tuple(p for p in get(DATA_ROOTS).split(os.pathsep) if p),
         dataset=get(DATASET),
         config=get(CONFIG),
+        pipelines=get(PIPELINES),
     )

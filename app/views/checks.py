@@ -1,5 +1,6 @@
 """Checks: the recipe's sanity checks (loss at init, init well, overfit one batch, batch
-independence, ...) on a built-in model over the dataset, as a background job.
+independence, ...) on the user's own pipeline or on a built-in model over the dataset, as a
+background job; reports that scripts saved (`report.save(workspace)`) are listed with the jobs.
 
 The job is a detached process (recipe_core.jobs.check_job), never the script thread, which a rerun
 kills; the page polls its folder, so jobs started earlier (or before a restart) are listed too.
@@ -25,20 +26,53 @@ st.caption(
 )
 
 
+PIPELINE, BUILT_IN = "Your pipeline", "A built-in model on a dataset"
+TYPED = "Type FILE.py:NAME…"  # the local dashboard's extra choice
+
+
 def start_form() -> None:
-    path = widgets.dataset_path_ui(key="ck_dataset")
-    a, b, c = st.columns(3)
-    model = str(a.selectbox("Model", list(MODELS), index=list(MODELS).index("mlp"),
-                            key="ck_model"))  # fmt: skip
+    offered = access.pipelines()
+    kinds = [PIPELINE, BUILT_IN] if offered or access.may_type_pipelines() else [BUILT_IN]
+    kind = str(st.radio("What to check", kinds, index=0 if offered else len(kinds) - 1,
+                        horizontal=True, key="ck_kind"))  # fmt: skip
+    spec, was_typed = pipeline_ui(offered) if kind == PIPELINE else ("", False)
+    if kind == BUILT_IN:
+        path = widgets.dataset_path_ui(key="ck_dataset")
+        a, b, c = st.columns(3)
+        model = str(a.selectbox("Model", list(MODELS), index=list(MODELS).index("mlp"),
+                                key="ck_model"))  # fmt: skip
+    else:
+        b, c = st.columns(2)
     seed = int(b.number_input("Seed", min_value=0, value=0, key="ck_seed"))
     budget = float(c.number_input("Time budget, s (0: none)", min_value=0, value=60,
                                   key="ck_budget",
                                   help="Checks left when it runs out are skipped."))  # fmt: skip
     if st.button("Run checks", type="primary"):
         try:
-            check_state.start_checks(path, model, seed=seed, max_seconds=budget or None)
+            if kind == BUILT_IN:
+                check_state.start_checks(path, model, seed=seed, max_seconds=budget or None)
+            elif spec:
+                checked = access.typed_pipeline(spec) if was_typed else spec
+                check_state.start_pipeline_checks(checked, seed=seed, max_seconds=budget or None)
+            else:
+                st.warning("Choose a pipeline (or type FILE.py:NAME) first.", icon="👆")
         except RecipeError as error:
             st.error(widgets.md(error), icon="🚫")
+
+
+def pipeline_ui(offered: dict[str, str]) -> tuple[str, bool]:
+    """(spec, typed): one the dashboard offers, or (locally) a typed FILE.py:NAME inside the
+    allowed folders. Its code runs only in the check job's own process."""
+    names = list(offered) + ([TYPED] if access.may_type_pipelines() else [])
+    shown = {**{n: f"{n}  ({offered[n]})" for n in offered}, TYPED: TYPED}
+    chosen = str(st.selectbox("Pipeline", names, key="ck_pipeline", format_func=shown.get))
+    if chosen != TYPED:
+        return offered[chosen], False
+    typed = st.text_input("Pipeline spec", key="ck_typed_pipeline",
+                          placeholder="my_project/recipe_pipeline.py:pipeline",
+                          help="A zero-argument function returning recipe_core.Pipeline, "
+                          "in a file inside the allowed folders, or a module:NAME.")  # fmt: skip
+    return typed.strip(), True
 
 
 @st.fragment(run_every=POLL_S)
@@ -80,7 +114,8 @@ else:
             icon="👀")  # fmt: skip
 jobs = check_state.check_jobs()
 if not jobs:
-    st.info("No checks have run in this workspace yet: choose a model and press Run checks.")
+    st.info("No checks have run in this workspace yet: choose a pipeline or a model and press "
+            "Run checks (or save a script's report with report.save()).")  # fmt: skip
     st.stop()
 by_id = {job.job_id: job for job in jobs}
 check_state.selected_check_job(list(by_id))

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import access, data_state, run_state, run_widgets, state, widgets
+from app import access, check_widgets, data_state, run_state, run_widgets, state, widgets
 from recipe_core import RecipeError
 from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
@@ -178,6 +178,7 @@ def run_detail(status: RunStatus) -> None:
     st.page_link(
         "views/dynamics.py", label="See how its predictions on the probe images evolved", icon="🎞️"
     )
+    seen_in_run(status)
     with st.expander("Config, run folder and log"):
         st.code(str(run_state.run_dir(status.run_id)), language=None)
         st.json(config)
@@ -185,6 +186,29 @@ def run_detail(status: RunStatus) -> None:
             run_state.run_log(status.run_id)[-5000:] or "(no log: the run was recorded by a script)"
         )
         st.code(log, language=None, wrap_lines=True)
+
+
+def seen_in_run(status: RunStatus) -> None:
+    """What the net saw in this run: the batches it captured at model(x) (a script's
+    run.watch, a built-in or a pipeline run), decoded, with the same warnings as live."""
+    names = run_state.captured_batches(status.run_id)
+    with st.expander(f"What the net saw in this run ({len(names)} captured batches)",
+                     expanded=bool(names) and status.kind == "script"):  # fmt: skip
+        if not names:
+            st.caption("No batch captured yet: the first training inputs appear here once "
+                       "model(x) received them.")  # fmt: skip
+            return
+        name = str(st.selectbox("Captured batch", names, key=f"seen_{status.run_id}",
+                                format_func=lambda n: n.rsplit("/", 1)[-1]))  # fmt: skip
+        try:
+            view, picture = run_state.captured_batch(status.run_id, name)
+        except RecipeError as error:
+            st.error(widgets.md(error), icon="🚫")
+            return
+        st.caption(f"{view.layout} · shape {tuple(view.shape)} · {view.dtype}, exactly as "
+                   "model(x) received it")  # fmt: skip
+        check_widgets.batch_warnings(view.warnings)
+        st.image(picture, width="content")
 
 
 def _progress_text(status: RunStatus, train: pd.DataFrame, config: dict[str, object]) -> str:

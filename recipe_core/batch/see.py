@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw, ImageFont
 from recipe_core.batch import BatchView, inspect_batch, shuffle_warning
 from recipe_core.batch.decode import find_normalize
 from recipe_core.batch.tap import BatchTap
-from recipe_core.data.pipeline import Pipeline, PipelineError, TokenDecoder, user_call
+from recipe_core.data.pipeline import Pipeline, TokenDecoder, user_call
+from recipe_core.errors import PipelineError
 
 SEE_FILE = "seen.json"
 MAX_TILES = 64  # images per grid
@@ -125,6 +126,33 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
+
+
+def view_captured(arrays: Mapping[str, np.ndarray]) -> tuple[BatchView, Image.Image]:
+    """A batch a run captured (batches/batch_NNN.npz: `x` exactly as model(x) received it, `y`,
+    and what the run knew: classes, mean/std, vocab) decoded with the same warnings as live."""
+    if "x" not in arrays:
+        raise PipelineError("This captured batch has no 'x' array: the run folder is damaged.")
+    x = torch.from_numpy(np.asarray(arrays["x"]))
+    y = arrays.get("y")
+    classes = [str(c) for c in arrays["classes"].tolist()] if "classes" in arrays else []
+    normalize = None
+    if "mean" in arrays and "std" in arrays and arrays["mean"].size:
+        normalize = (tuple(float(v) for v in arrays["mean"].reshape(-1)),
+                     tuple(float(v) for v in arrays["std"].reshape(-1)))  # fmt: skip
+    sequence = "task" in arrays and str(arrays["task"]) == "sequence"
+    if ("vocab" in arrays or sequence) and _whole_numbers(x):
+        x = x.long()  # token ids travel as float32 in the .npz
+    view = inspect_batch(x, y, classes=classes or None, normalize=normalize)
+    vocab = [str(v) for v in arrays["vocab"].tolist()] if "vocab" in arrays else None
+    return view, render(view, x, vocab)
+
+
+def _whole_numbers(x: torch.Tensor) -> bool:
+    """Token ids saved as floats: a (B, T) batch of non-negative whole numbers."""
+    if x.ndim != 2 or x.shape[1] < 2 or not torch.is_floating_point(x) or x.numel() == 0:
+        return False
+    return bool((x == x.round()).all() and (x >= 0).all() and x.max() > 1)
 
 
 # -- pictures ---------------------------------------------------------------------------------

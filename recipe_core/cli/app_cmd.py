@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +15,15 @@ import typer
 from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.data import open_dataset
 from recipe_core.data.safe_paths import ROOTS_ENV, checked_roots, parse_roots
+from recipe_core.data.specs import checked_pipelines, spec_label
 from recipe_core.errors import ConfigError, RecipeError
 from recipe_core.hosting.config import is_loopback
 from recipe_core.hosting.serving import OVERRIDE_FLAG, network_refusal, unauthenticated_warning
+from recipe_core.settings import PIPELINES
 from recipe_core.workspace import open_workspace
 
 APP_MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+PROJECT_FILE = "recipe.toml"  # a project's own file: its [pipelines] table is offered too
 
 
 def streamlit_command(app_main: Path, *, host: str, port: int) -> list[str]:
@@ -57,6 +62,14 @@ def app(
             f"(env {ROOTS_ENV}).",
         ),
     ] = None,
+    pipeline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pipeline",
+            help="Your pipeline, FILE.py:NAME or module:NAME, offered on the What the net sees, "
+            f"Checks and Runs pages (repeatable; a [pipelines] table in ./{PROJECT_FILE} too).",
+        ),
+    ] = None,
     allow_unauthenticated_network: Annotated[
         bool,
         typer.Option(
@@ -71,6 +84,7 @@ def app(
         if not is_loopback(host) and not allow_unauthenticated_network:
             raise ConfigError(network_refusal(host, what="with `recipe app` (it has no sign-in)"))
         env = _app_environment(dataset, workspace, data_root or [])
+        env[PIPELINES] = json.dumps(offered_pipelines(pipeline or [], Path.cwd()))
         if not APP_MAIN.exists():
             raise ConfigError(
                 f"The dashboard's files are missing ({APP_MAIN}). Install Recipe from a source "
@@ -89,6 +103,25 @@ def app(
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
+
+
+def offered_pipelines(specs: list[str], folder: Path) -> dict[str, str]:
+    """{name: spec} of the pipelines `recipe app` offers: the `[pipelines]` table of the
+    project's recipe.toml, then each --pipeline (named after its file and function). Checked
+    without importing them: the dashboard never imports user code."""
+    offered: dict[str, str] = {}
+    project = folder / PROJECT_FILE
+    if project.is_file():
+        try:
+            table = tomllib.loads(project.read_text(encoding="utf-8")).get("pipelines", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{project} is not valid TOML: {exc}. Fix the syntax.") from exc
+        if not isinstance(table, dict):
+            raise ConfigError(f"[pipelines] in {project} must be a table of name = \"spec\".")
+        offered.update(checked_pipelines(table, folder=folder, where=f"{project} [pipelines]"))
+    named = {spec_label(spec): spec for spec in specs}
+    offered.update(checked_pipelines(named, folder=folder, where="--pipeline"))
+    return offered
 
 
 def _app_environment(

@@ -114,7 +114,7 @@ def train_command(
 def _pipeline_config(
     spec: str, preset: str, device: str, overrides: dict[str, Any]
 ) -> PipelineTrainConfig:
-    from recipe_core.data.pipeline import parse_spec
+    from recipe_core.data.specs import parse_spec
     from recipe_core.train.pipeline import PipelineTrainConfig
 
     parse_spec(spec)  # a malformed spec fails before a run exists

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,27 +27,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from recipe_core.errors import ConfigError
+from recipe_core.data.specs import SPEC_HELP, parse_spec
+from recipe_core.errors import PipelineError
 
 TASKS = ("classification", "regression", "sequence", "multilabel")
-SPEC_HELP = (
-    "Name a pipeline as FILE.py:NAME (a file path) or package.module:NAME (an importable "
-    "module), where NAME is a zero-argument function returning recipe_core.Pipeline."
-)
-_MODULE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 _ENGINE = Path(__file__).resolve().parents[1]  # recipe_core/: frames here are not the user's
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 TokenDecoder = Callable[[Sequence[int]], str] | Sequence[str] | Mapping[int, str]
-
-
-class PipelineError(ConfigError):
-    """The user's pipeline could not be loaded or used; `user_traceback` holds the lines of the
-    user's own code that raised (empty when nothing raised)."""
-
-    def __init__(self, message: str, user_traceback: str = "") -> None:
-        super().__init__(message)
-        self.user_traceback = user_traceback
 
 
 @dataclass(frozen=True)
@@ -212,18 +198,6 @@ def load_pipeline(spec: str, *, roots: Sequence[Path] | None = None) -> Pipeline
             "Pipeline(model=..., train_loader=..., loss_fn=..., task=..., num_classes=...)."
         )
     return made if made.name else replace(made, name=spec)
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """('FILE.py' or 'package.module', 'NAME') of a spec, or a PipelineError saying why not."""
-    target, sep, name = str(spec).strip().rpartition(":")
-    if not sep or not target or not name.isidentifier():
-        raise PipelineError(f"Pipeline spec {spec!r} is not FILE.py:NAME or module:NAME. "
-                            + SPEC_HELP)  # fmt: skip
-    if not target.endswith(".py") and not _MODULE.match(target):
-        raise PipelineError(f"Pipeline spec {spec!r}: {target!r} is neither a .py file nor a "
-                            f"dotted module name. {SPEC_HELP}")  # fmt: skip
-    return target, name
 
 
 def _pipeline_file(target: str, roots: Sequence[Path] | None) -> Path:

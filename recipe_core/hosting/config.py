@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recipe_core.data.specs import checked_pipelines
 from recipe_core.errors import ConfigError
 from recipe_core.hosting.schema import checked_values
 
@@ -94,6 +96,7 @@ class ServeConfig:
     access: AccessConfig = field(default_factory=AccessConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     plugins: Path | None = None  # operator's folder of model plugins
+    pipelines: Mapping[str, str] = field(default_factory=dict)  # the only pipelines offered
 
     @property
     def auth_on(self) -> bool:
@@ -137,6 +140,7 @@ def load_config(path: str | os.PathLike[str]) -> ServeConfig:
         access=_access(v["access"]),
         limits=_limits(v["limits"]),
         plugins=_plugins(v["plugins"]["folder"], folder),
+        pipelines=checked_pipelines(v["pipelines"], folder=folder, where="[pipelines]"),
     )
     if config.auth_on and not (config.access.runners or config.access.viewers):
         raise ConfigError(

@@ -27,12 +27,18 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
                "max_scan_images": (int, 200000)},
     "plugins": {"folder": (str, "")},
 }  # fmt: skip
+FREE_TABLES = ("pipelines",)  # name = value tables, checked by their own parser
 
 
 def checked_values(raw: dict[str, Any], file: Path) -> dict[str, dict[str, Any]]:
     """Every section and key with its type checked and defaults filled in."""
-    _refuse_unknown(list(raw), list(SCHEMA), "section", file)
+    _refuse_unknown(list(raw), [*SCHEMA, *FREE_TABLES], "section", file)
     out: dict[str, dict[str, Any]] = {}
+    for section in FREE_TABLES:
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] in {file} must be a table, got {table!r}.")
+        out[section] = dict(table)
     for section, keys in SCHEMA.items():
         table = raw.get(section, {})
         if not isinstance(table, dict):

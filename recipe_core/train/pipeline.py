@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from recipe_core.data.pipeline import Batch, Pipeline, PipelineError, load_pipeline, user_call
-from recipe_core.errors import ConfigError, RecipeError, RunError
+from recipe_core.data.pipeline import Batch, Pipeline, load_pipeline, user_call
+from recipe_core.errors import ConfigError, PipelineError, RecipeError, RunError
 from recipe_core.jobs.state import JobCancelled
 from recipe_core.runs import RunWriter
 from recipe_core.train.device import autocast_factory, configure_backends, resolve_device
