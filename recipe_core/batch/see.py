@@ -140,19 +140,9 @@ def view_captured(arrays: Mapping[str, np.ndarray]) -> tuple[BatchView, Image.Im
     if "mean" in arrays and "std" in arrays and arrays["mean"].size:
         normalize = (tuple(float(v) for v in arrays["mean"].reshape(-1)),
                      tuple(float(v) for v in arrays["std"].reshape(-1)))  # fmt: skip
-    sequence = "task" in arrays and str(arrays["task"]) == "sequence"
-    if ("vocab" in arrays or sequence) and _whole_numbers(x):
-        x = x.long()  # token ids travel as float32 in the .npz
     view = inspect_batch(x, y, classes=classes or None, normalize=normalize)
     vocab = [str(v) for v in arrays["vocab"].tolist()] if "vocab" in arrays else None
     return view, render(view, x, vocab)
-
-
-def _whole_numbers(x: torch.Tensor) -> bool:
-    """Token ids saved as floats: a (B, T) batch of non-negative whole numbers."""
-    if x.ndim != 2 or x.shape[1] < 2 or not torch.is_floating_point(x) or x.numel() == 0:
-        return False
-    return bool((x == x.round()).all() and (x >= 0).all() and x.max() > 1)
 
 
 # -- pictures ---------------------------------------------------------------------------------

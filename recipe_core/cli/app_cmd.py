@@ -117,7 +117,7 @@ def offered_pipelines(specs: list[str], folder: Path) -> dict[str, str]:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{project} is not valid TOML: {exc}. Fix the syntax.") from exc
         if not isinstance(table, dict):
-            raise ConfigError(f"[pipelines] in {project} must be a table of name = \"spec\".")
+            raise ConfigError(f'[pipelines] in {project} must be a table of name = "spec".')
         offered.update(checked_pipelines(table, folder=folder, where=f"{project} [pipelines]"))
     named = {spec_label(spec): spec for spec in specs}
     offered.update(checked_pipelines(named, folder=folder, where="--pipeline"))

@@ -154,7 +154,7 @@ class InputCapture:
 
     def _save(self, batch: CapturedBatch) -> None:
         arrays = {
-            "x": batch.inputs.float().numpy(),  # (B, ...) float32, the exact tensor
+            "x": _exact(batch.inputs),  # (B, ...) the exact tensor: float32, or its integer ids
             "index": np.asarray(self.saved),
             **{k: np.asarray(v) for k, v in self.meta.items()},
         }
@@ -166,3 +166,10 @@ class InputCapture:
 
     def close(self) -> None:
         self.tap.close()
+
+
+def _exact(inputs: torch.Tensor) -> np.ndarray:
+    """Floats as float32 (bf16/half have no numpy type), integers (token ids) as they are."""
+    if torch.is_floating_point(inputs) or inputs.is_complex():
+        return inputs.float().numpy()
+    return inputs.numpy()
