@@ -4,7 +4,8 @@ the functions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
@@ -101,3 +102,62 @@ def selected_check_job(job_ids: list[str]) -> str:
         chosen = job_ids[0]
         st.session_state[CHECK_JOB_KEY] = chosen
     return str(chosen)
+
+
+SEE_JOB_KEY = "selected_see_job"  # folder name of the pipeline capture shown on the page
+
+
+def start_see(spec: str, *, batches: int) -> str:
+    """Capture a pipeline's batches at model(x) in a background process (its code is never
+    imported here); the new capture becomes the selected one. Returns its id."""
+    from recipe_core.jobs.see_job import start_see_job
+
+    with access.guard().acting("start_checks", f"see {spec}"):
+        folder = start_see_job(spec, workspace=access.workspace(), batches=batches)
+    st.session_state[SEE_JOB_KEY] = folder.name
+    return folder.name
+
+
+def see_jobs() -> list[str]:
+    """Ids of the captures in the workspace, newest first."""
+    from recipe_core.jobs.see_job import seen_root
+
+    root = seen_root(access.workspace())
+    return sorted((p.name for p in root.iterdir() if (p / "job.json").is_file()), reverse=True)
+
+
+def selected_see_job(jobs: list[str]) -> str:
+    """The capture this session started last, else the newest."""
+    chosen = st.session_state.get(SEE_JOB_KEY)
+    return str(chosen) if chosen in jobs else jobs[0]
+
+
+def see_folder(job_id: str) -> Path:
+    from recipe_core.hosting.guard import checked_run_id
+    from recipe_core.jobs.see_job import seen_root
+
+    return seen_root(access.workspace()) / checked_run_id(job_id)
+
+
+def see_state(job_id: str) -> JobProgress:
+    from recipe_core.jobs.see_job import read_see_state
+
+    return read_see_state(see_folder(job_id))
+
+
+def see_spec(job_id: str) -> str:
+    from recipe_core.jobs.see_job import read_see_job
+
+    return str(read_see_job(see_folder(job_id)).get("pipeline", ""))
+
+
+def seen(job_id: str) -> dict[str, Any]:
+    """seen.json of a finished capture (read once: it never changes)."""
+    return _seen(str(see_folder(job_id)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _seen(folder: str) -> dict[str, Any]:
+    from recipe_core.jobs.see_job import load_seen
+
+    return load_seen(folder)

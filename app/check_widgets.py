@@ -90,6 +90,43 @@ def batch_warnings(warnings: Sequence[BatchWarning]) -> None:
             st.warning(text, icon="⚠️")
 
 
+# --- the user's pipeline ---------------------------------------------------------------------
+PIPELINE, BUILT_IN = "Your pipeline", "A built-in model on a dataset"
+TYPED = "Type FILE.py:NAME…"  # the local dashboard's extra choice
+
+
+def source_ui(offered: Mapping[str, str], may_type: bool, label: str, *, key: str) -> str:
+    """PIPELINE or BUILT_IN: the user's pipeline comes first whenever one is offered."""
+    kinds = [PIPELINE, BUILT_IN] if offered or may_type else [BUILT_IN]
+    return str(st.radio(label, kinds, index=0 if offered else len(kinds) - 1, horizontal=True,
+                        key=key))  # fmt: skip
+
+
+def pipeline_ui(offered: Mapping[str, str], may_type: bool, *, key: str) -> tuple[str, bool]:
+    """(spec, typed): one the dashboard offers, or (locally, `may_type`) a typed FILE.py:NAME
+    the caller checks against the allowed folders. Its code runs only in a job's process."""
+    names = list(offered) + ([TYPED] if may_type else [])
+    shown = {**{n: f"{n}  ({offered[n]})" for n in offered}, TYPED: TYPED}
+    chosen = str(st.selectbox("Pipeline", names, key=f"{key}_pipeline", format_func=shown.get))
+    if chosen != TYPED:
+        return offered[chosen], False
+    typed = st.text_input("Pipeline spec", key=f"{key}_typed_pipeline",
+                          placeholder="my_project/recipe_pipeline.py:pipeline",
+                          help="A zero-argument function returning recipe_core.Pipeline, "
+                          "in a file inside the allowed folders, or a module:NAME.")  # fmt: skip
+    return typed.strip(), True
+
+
+def seen_batch_report(batch: Mapping[str, Any], picture: str) -> None:
+    """One batch a see job captured: facts, warnings, the picture, per-channel statistics."""
+    st.markdown(md(f"**Batch {batch['index'] + 1}** · {batch['layout']} · shape "
+                   f"{tuple(batch['shape'])} · {batch['dtype']} on {batch['device']}"))  # fmt: skip
+    batch_warnings([BatchWarning(**w) for w in batch["warnings"]])
+    st.image(picture, width="content")
+    with st.expander("Per-channel / per-feature statistics"):
+        st.dataframe(batch["stats"], hide_index=True, width="stretch")
+
+
 # --- check jobs -------------------------------------------------------------------------------
 
 

@@ -26,17 +26,15 @@ st.caption(
 )
 
 
-PIPELINE, BUILT_IN = "Your pipeline", "A built-in model on a dataset"
-TYPED = "Type FILE.py:NAME…"  # the local dashboard's extra choice
-
-
 def start_form() -> None:
     offered = access.pipelines()
-    kinds = [PIPELINE, BUILT_IN] if offered or access.may_type_pipelines() else [BUILT_IN]
-    kind = str(st.radio("What to check", kinds, index=0 if offered else len(kinds) - 1,
-                        horizontal=True, key="ck_kind"))  # fmt: skip
-    spec, was_typed = pipeline_ui(offered) if kind == PIPELINE else ("", False)
-    if kind == BUILT_IN:
+    kind = check_widgets.source_ui(offered, access.may_type_pipelines(), "What to check",
+                                   key="ck_kind")  # fmt: skip
+    spec, was_typed = ("", False)
+    if kind == check_widgets.PIPELINE:
+        spec, was_typed = check_widgets.pipeline_ui(offered, access.may_type_pipelines(),
+                                                    key="ck")  # fmt: skip
+    if kind == check_widgets.BUILT_IN:
         path = widgets.dataset_path_ui(key="ck_dataset")
         a, b, c = st.columns(3)
         model = str(a.selectbox("Model", list(MODELS), index=list(MODELS).index("mlp"),
@@ -49,7 +47,7 @@ def start_form() -> None:
                                   help="Checks left when it runs out are skipped."))  # fmt: skip
     if st.button("Run checks", type="primary"):
         try:
-            if kind == BUILT_IN:
+            if kind == check_widgets.BUILT_IN:
                 check_state.start_checks(path, model, seed=seed, max_seconds=budget or None)
             elif spec:
                 checked = access.typed_pipeline(spec) if was_typed else spec
@@ -58,21 +56,6 @@ def start_form() -> None:
                 st.warning("Choose a pipeline (or type FILE.py:NAME) first.", icon="👆")
         except RecipeError as error:
             st.error(widgets.md(error), icon="🚫")
-
-
-def pipeline_ui(offered: dict[str, str]) -> tuple[str, bool]:
-    """(spec, typed): one the dashboard offers, or (locally) a typed FILE.py:NAME inside the
-    allowed folders. Its code runs only in the check job's own process."""
-    names = list(offered) + ([TYPED] if access.may_type_pipelines() else [])
-    shown = {**{n: f"{n}  ({offered[n]})" for n in offered}, TYPED: TYPED}
-    chosen = str(st.selectbox("Pipeline", names, key="ck_pipeline", format_func=shown.get))
-    if chosen != TYPED:
-        return offered[chosen], False
-    typed = st.text_input("Pipeline spec", key="ck_typed_pipeline",
-                          placeholder="my_project/recipe_pipeline.py:pipeline",
-                          help="A zero-argument function returning recipe_core.Pipeline, "
-                          "in a file inside the allowed folders, or a module:NAME.")  # fmt: skip
-    return typed.strip(), True
 
 
 @st.fragment(run_every=POLL_S)

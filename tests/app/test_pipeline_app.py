@@ -122,3 +122,23 @@ def test_the_runs_page_shows_what_the_net_saw_in_the_run(
     captions = [str(c.value) for c in at.caption]
     assert any(c.startswith(f"{layout} · shape") for c in captions), captions
     assert at.get("image"), "the decoded batch is shown as a picture"
+
+
+def test_what_the_net_sees_captures_a_pipeline_in_a_job(app: AppTest, workspace: Path) -> None:
+    from recipe_core.jobs.see_job import load_seen, read_see_state, seen_root
+
+    at = open_page(app, "net_sees")
+    assert at.radio(key="ns_kind").value == "Your pipeline"
+    at.number_input(key="ns_batches").set_value(1)
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (folder,) = seen_root(open_workspace(workspace)).iterdir()
+    deadline = time.monotonic() + 120
+    while read_see_state(folder).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert read_see_state(folder).state == "succeeded", read_see_state(folder).message
+    seen = load_seen(folder)
+    at = open_page(app, "net_sees")
+    shown = " ".join(texts(at))
+    assert "table · shape \\(64\\, 10\\)" in shown or "table · shape (64, 10)" in shown, shown
+    assert len(at.get("image")) == len(seen["batches"]) == 1
