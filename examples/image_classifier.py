@@ -28,10 +28,11 @@ MEAN, STD = (0.5,), (0.5,)
 
 
 def readable(path: str) -> bool:
-    """ImageFolder's is_valid_file: leave out files that do not decode (the scan lists them)."""
+    """ImageFolder's is_valid_file: leave out files that do not decode (the scan lists them).
+    A full load, not verify(): a truncated PNG passes verify() and fails mid-epoch."""
     try:
         with Image.open(path) as image:
-            image.verify()
+            image.load()
         return True
     except (OSError, SyntaxError, ValueError):
         return False

@@ -44,6 +44,7 @@ PIPELINE_PRESETS: dict[str, tuple[int, str]] = {
 }
 VAL_BATCHES = 20  # batches of val_loader per evaluation
 OVERFIT_DONE = 0.02  # overfit stops once a window's mean loss is below this share of the first
+STATUS_EVERY_S = 1.0  # status.json's step is for humans: once a second is plenty
 AMP_TOLERANCE = 0.02  # bf16 autocast is used only if it moves the first loss less than this
 
 
@@ -55,9 +56,9 @@ class PipelineTrainConfig:
     seed: int = 0
     device: str = "auto"
     lr: float | None = None  # overrides the default Adam's 3e-4 (not a pipeline's optimizer)
-    log_every: int = 10
+    log_every: int = 25  # metric flushes, as built-in runs
     eval_every: int = 100
-    dynamics_every: int = 10  # probe snapshots (classification pipelines)
+    dynamics_every: int = 25  # probe snapshots (classification pipelines), as built-in runs
     capture_batches: int = 2
     probe_size: int = 64
     amp: bool = True  # bf16 autocast on CUDA, when it is safe for this model (see above)
@@ -150,8 +151,10 @@ class PipelineLoop:
         self.model = self._build()
         self.optimizer = self._optimizer()
         self.classify = self.pipeline.task in ("classification", "multilabel")
-        self.pending: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+        # (step, loss, (logits, labels) for the accuracy): kept on the device until a flush
+        self.pending: list[tuple[int, torch.Tensor, Batch | None]] = []
         self.last_loss = self.first_loss = math.nan
+        self.status_written = -math.inf  # time.monotonic() of the last status.json update
 
     def _build(self) -> nn.Module:
         model = self.pipeline.model
@@ -262,10 +265,10 @@ class PipelineLoop:
         self.optimizer.zero_grad(set_to_none=True)
         user_call("loss.backward()", loss.backward)
         self.optimizer.step()
-        correct = None
+        scored = None  # no kernel here: accuracies are computed per window at the flush
         if self.classify and out.ndim == 2 and y.ndim == 1 and not torch.is_floating_point(y):
-            correct = (out.detach().argmax(dim=1) == y).float().mean()
-        self.pending.append((step, loss.detach(), correct))  # stays on the device until a flush
+            scored = (out.detach(), y)
+        self.pending.append((step, loss.detach(), scored))
 
     def _flush(self, recorder: DynamicsRecorder | None) -> None:
         """One device->host transfer for the window's losses (and accuracies)."""
@@ -273,10 +276,7 @@ class PipelineLoop:
             return
         steps = [s for s, _, _ in self.pending]
         losses = torch.stack([loss for _, loss, _ in self.pending]).float().cpu().tolist()
-        accuracies = [a for _, _, a in self.pending if a is not None]
-        acc_values = None
-        if len(accuracies) == len(steps):
-            acc_values = torch.stack(accuracies).cpu().tolist()
+        acc_values = _accuracies([s for _, _, s in self.pending])
         self.pending.clear()
         lr = float(self.optimizer.param_groups[0]["lr"])
         now = time.time()
@@ -290,7 +290,9 @@ class PipelineLoop:
         self.writer.append_metrics(rows)
         if recorder is not None:
             recorder.flush()
-        self.writer.update_status(step=steps[-1] + 1, urgent=False)
+        if time.monotonic() - self.status_written >= STATUS_EVERY_S:
+            self.writer.update_status(step=steps[-1] + 1, urgent=False)
+            self.status_written = time.monotonic()
         bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
         if bad is not None:
             raise RunError(f"Training loss became {losses[bad]} at step {steps[bad]}. The run "
@@ -379,3 +381,17 @@ class PipelineLoop:
         torch.save({"model": self.model.state_dict(), "step": step,
                     "config": self.config.to_dict()}, buffer)  # fmt: skip
         self.writer.write_bytes("checkpoints/last.pt", buffer.getvalue())
+
+
+def _accuracies(scored: list[Batch | None]) -> list[float] | None:
+    """Per-step accuracy of a window: one batched argmax when every step has (B, C) logits of
+    one shape (the usual case), else step by step; None unless every step was scored."""
+    if not scored or any(s is None for s in scored):
+        return None
+    pairs = [s for s in scored if s is not None]
+    if len({(o.shape, t.shape) for o, t in pairs}) == 1:
+        logits, labels = torch.stack([o for o, _ in pairs]), torch.stack([t for _, t in pairs])
+        values: list[float] = (logits.argmax(dim=2) == labels).float().mean(dim=1).cpu().tolist()
+        return values
+    return [float((o.argmax(dim=1) == t).float().mean()) for o, t in pairs]
+
