@@ -110,8 +110,9 @@ def main() -> None:
         if args.only != "overhead":
             load_s, checks_s, counts = time_checks(name)
             shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            ratio = checks_s / TARGET_S
             print(f"RESULT checks {name:<17} load {load_s:5.1f} s  checks {checks_s:5.1f} s  "
-                  f"target {TARGET_S:.0f} s  ratio {checks_s / TARGET_S:.2f}  ({shown})")  # fmt: skip
+                  f"target {TARGET_S:.0f} s  ratio {ratio:.2f}  ({shown})")  # fmt: skip
         if args.only != "checks":
             plain, recipe, ratio, low, high = overhead(name, args.steps, args.repeats)
             print(f"RESULT overhead {name:<15} plain {plain:6.2f} s  recipe {recipe:6.2f} s  "
