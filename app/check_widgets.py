@@ -119,8 +119,9 @@ def pipeline_ui(offered: Mapping[str, str], may_type: bool, *, key: str) -> tupl
 
 def seen_batch_report(batch: Mapping[str, Any], picture: str) -> None:
     """One batch a see job captured: facts, warnings, the picture, per-channel statistics."""
-    st.markdown(md(f"**Batch {batch['index'] + 1}** · {batch['layout']} · shape "
-                   f"{tuple(batch['shape'])} · {batch['dtype']} on {batch['device']}"))  # fmt: skip
+    facts = md(f"{batch['layout']} · shape {tuple(batch['shape'])} · {batch['dtype']} on "
+               f"{batch['device']}")  # fmt: skip
+    st.markdown(f"**Batch {int(batch['index']) + 1}** · {facts}")
     batch_warnings([BatchWarning(**w) for w in batch["warnings"]])
     st.image(picture, width="content")
     with st.expander("Per-channel / per-feature statistics"):

@@ -394,4 +394,3 @@ def _accuracies(scored: list[Batch | None]) -> list[float] | None:
         values: list[float] = (logits.argmax(dim=2) == labels).float().mean(dim=1).cpu().tolist()
         return values
     return [float((o.argmax(dim=1) == t).float().mean()) for o, t in pairs]
-
