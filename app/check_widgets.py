@@ -182,6 +182,9 @@ def result_card(result: CheckResult, *, key: str) -> None:
             right.text(result.expected or "—")
         if result.fix:
             st.info(f"Fix: {md(result.fix)}", icon="🔧")
+        if result.evidence.get("traceback"):  # the user's own lines that raised
+            st.caption("Where your code raised (Recipe's frames left out)")
+            st.code(str(result.evidence["traceback"]), language="python")
         if result.name == "overfit_one_batch" and result.evidence.get("loss"):
             overfit_plot(result.evidence, key=f"{key}_overfit")
         if "dependency" in result.evidence:

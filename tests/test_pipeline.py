@@ -244,3 +244,19 @@ def test_a_loss_that_explodes_fails_the_run_with_a_readable_status(tmp_path: Pat
     (run,) = (tmp_path / "ws" / "runs").iterdir()
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "failed" and "diverged" in status["error"]
+
+
+def test_recipe_app_offers_the_project_tables_and_the_flags_pipelines(tmp_path: Path) -> None:
+    from recipe_core.cli.app_cmd import offered_pipelines
+    from recipe_core.errors import ConfigError
+
+    write(tmp_path, GOOD, name="mine.py")
+    (tmp_path / "recipe.toml").write_text('[pipelines]\nmine = "mine.py:pipeline"\n')
+    offered = offered_pipelines([f"{tmp_path / 'mine.py'}:other"], tmp_path)
+    assert offered == {"mine": f"{tmp_path / 'mine.py'}:pipeline",
+                       "mine:other": f"{tmp_path / 'mine.py'}:other"}  # fmt: skip
+    with pytest.raises(ConfigError, match="does not exist"):
+        offered_pipelines(["nope.py:pipeline"], tmp_path)
+    (tmp_path / "recipe.toml").write_text("[pipelines\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        offered_pipelines([], tmp_path)

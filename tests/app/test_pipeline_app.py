@@ -53,6 +53,12 @@ def app(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
     yield AppTest.from_file(MAIN, default_timeout=90).run()
 
 
+def run_named(workspace: Path, name: str) -> str:
+    statuses = {p.name: json.loads((p / "status.json").read_text()) for p in
+                (workspace / "runs").iterdir()}  # fmt: skip
+    return next(run_id for run_id, status in statuses.items() if status["name"] == name)
+
+
 def texts(at: AppTest) -> list[str]:
     kinds = ("markdown", "caption", "error", "warning", "info", "success")
     return [str(e.value) for kind in kinds for e in at.get(kind)]
@@ -113,8 +119,7 @@ def test_the_runs_page_shows_what_the_net_saw_in_the_run(
     app: AppTest, workspace: Path, run: str, layout: str
 ) -> None:
     at = open_page(app, "runs")
-    run_id = next(p.name for p in (workspace / "runs").iterdir()
-                  if json.loads((p / "status.json").read_text())["name"] == run)  # fmt: skip
+    run_id = run_named(workspace, run)
     at.selectbox(key="runs_pick").set_value(run_id).run()
     assert not at.exception
     expanders = [e.label for e in at.expander]
@@ -142,3 +147,31 @@ def test_what_the_net_sees_captures_a_pipeline_in_a_job(app: AppTest, workspace:
     shown = " ".join(texts(at))
     assert "table · shape \\(64\\, 10\\)" in shown or "table · shape (64, 10)" in shown, shown
     assert len(at.get("image")) == len(seen["batches"]) == 1
+
+
+def test_a_raising_model_shows_the_users_own_lines_on_its_card(
+    app: AppTest, workspace: Path
+) -> None:
+    from recipe_core import Pipeline
+
+    class Broken(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ torch.ones(3, 2)  # the user's bug: wrong weight shape
+
+    tabular = load_pipeline(TABULAR)
+    broken = Pipeline(Broken, tabular.train_loader, tabular.loss_fn, num_classes=3)
+    saved = check_pipeline(broken, only=["labels_and_outputs"]).save(workspace, name="broken")
+    at = open_page(app, "checks")
+    at.selectbox(key="selected_check_job").set_value(saved.name).run()
+    codes = [str(c.value) for c in at.code]
+    assert any("return x @ torch.ones(3, 2)" in c and "RuntimeError" in c for c in codes), codes
+
+
+def test_the_dynamics_page_follows_a_pipeline_run(app: AppTest, workspace: Path) -> None:
+    run_id = run_named(workspace, "overfit-tabular_mlp")
+    at = open_page(app, "runs")
+    at.selectbox(key="runs_pick").set_value(run_id).run()
+    at = open_page(at, "dynamics")
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart"), "the probe's prediction dynamics are drawn"

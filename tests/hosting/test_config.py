@@ -199,3 +199,29 @@ def test_bad_toml_and_missing_file(folder: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match=r"does not exist.*recipe serve --config"):
         load_config(folder / "missing.toml")
+
+
+def test_pipelines_are_registered_by_the_operator_and_checked_without_importing(
+    folder: Path,
+) -> None:
+    (folder / "team").mkdir()
+    (folder / "team" / "pipe.py").write_text("raise SystemExit('never imported by the config')\n")
+    base = {"data": {"roots": ["data"]}, "auth": {"provider": "none"}}
+    file = write_config(
+        folder,
+        {
+            **base,
+            "pipelines": {"chars": "team/pipe.py:pipeline", "mod": "team_pkg.recipe:pipeline"},
+        },
+    )
+    cfg = load_config(file)
+    assert cfg.pipelines == {"chars": f"{(folder / 'team' / 'pipe.py').resolve()}:pipeline",
+                             "mod": "team_pkg.recipe:pipeline"}  # fmt: skip
+    assert load_config(write_config(folder, base)).pipelines == {}
+    for bad, says in (
+        ({"x": "team/missing.py:pipeline"}, "does not exist"),
+        ({"x": "no_colon"}, "is not FILE.py:NAME"),
+        ({"x": 3}, "must be a string"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            load_config(write_config(folder, {**base, "pipelines": bad}))
