@@ -59,12 +59,7 @@ def start_see_job(
 
 
 def read_see_job(folder: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(folder) / JOB_FILE
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} is unreadable ({exc}): capture the batches again.") from exc
+    return _read_json(Path(folder) / JOB_FILE)
 
 
 def read_see_state(folder: str | os.PathLike[str]) -> JobProgress:
@@ -74,7 +69,10 @@ def read_see_state(folder: str | os.PathLike[str]) -> JobProgress:
 
 def load_seen(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """seen.json of a finished job (picture names are relative to `folder`)."""
-    path = Path(folder) / SEEN_FILE
+    return _read_json(Path(folder) / SEEN_FILE)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
         return data
