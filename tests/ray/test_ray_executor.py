@@ -25,6 +25,7 @@ from recipe_core.jobs.ray import RayExecutor
 from recipe_core.runs import RunReader, RunWriter, read_status
 from recipe_core.runs.files import RunFiles
 from recipe_core.train import make_config
+from recipe_core.train.pipeline import PipelineTrainConfig
 from recipe_core.workspace import Workspace, open_workspace
 from tests.conftest import REPO_ROOT, SAMPLE_DIGITS
 from tests.ray.conftest import RayCluster, head_pids
@@ -33,6 +34,12 @@ pytestmark = pytest.mark.ray
 
 TIMEOUT_S = 180.0  # job start on a busy 2-core machine: Ray worker + torch import
 Farm = tuple[Workspace, RayExecutor, dict[str, JobHandle]]
+PIPELINE = PipelineTrainConfig(  # the user's own pipeline, imported on the Ray worker
+    f"{REPO_ROOT / 'examples' / 'tabular_mlp.py'}:pipeline",
+    preset="overfit",
+    steps=30,
+    device="cpu",
+)
 
 
 def _config(**overrides: Any) -> Any:
@@ -57,6 +64,7 @@ def farm(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> I
         ),
         "cancel": submit_run(_config(**endless), workspace=ws, executor=executor),
         "kill": submit_run(_config(**endless), workspace=ws, executor=executor),
+        "pipeline": submit_run(PIPELINE, workspace=ws, executor=executor),
     }
     yield ws, executor, handles
     for handle in handles.values():  # never leave a job behind
@@ -118,6 +126,15 @@ def test_a_ray_job_succeeds_with_metrics_dynamics_and_its_log(
     assert job["num_gpus"] == 0 and job["num_cpus"] == 0.25
     assert job["command"][:4] == [sys.executable, "-m", "recipe_core.jobs.train_job", "--log"]
     assert _ray_status(ray_cluster, handle.job_id, "SUCCEEDED") == "SUCCEEDED"
+
+
+def test_a_pipeline_job_runs_on_ray_like_a_built_in_one(farm: Farm) -> None:
+    _, executor, handles = farm
+    status = wait_for(executor, handles["pipeline"].run_dir, timeout_s=TIMEOUT_S)
+    assert status.state == "succeeded", status.error
+    metrics = RunReader(handles["pipeline"].run_dir).metrics()
+    assert int(metrics[metrics["split"] == "train"]["step"].max()) == 29
+    assert (handles["pipeline"].run_dir / "batches" / "batch_000.npz").exists()
 
 
 def test_cancel_stops_the_ray_job_and_records_cancelled(
