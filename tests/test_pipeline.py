@@ -260,3 +260,25 @@ def test_recipe_app_offers_the_project_tables_and_the_flags_pipelines(tmp_path: 
     (tmp_path / "recipe.toml").write_text("[pipelines\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         offered_pipelines([], tmp_path)
+
+
+def test_channels_last_is_used_only_where_it_leaves_the_output_unchanged() -> None:
+    from recipe_core.train.pipeline import safe_channels_last
+
+    x = torch.randn(4, 3, 8, 8)
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    assert safe_channels_last(conv, x)
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+    class ViewsItsInput(nn.Module):  # x.view() raises on NHWC memory
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(3, 3, 1), nn.Linear(192, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(x.view(x.shape[0], -1) + self.conv(x).reshape(x.shape[0], -1))
+
+    model = ViewsItsInput()
+    assert not safe_channels_last(model, x)
+    assert model.conv.weight.is_contiguous()  # left as it was
+    assert not safe_channels_last(nn.Linear(6, 2), torch.randn(4, 6))  # not images: untouched

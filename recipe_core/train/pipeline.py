@@ -28,7 +28,12 @@ from recipe_core.data.pipeline import Batch, Pipeline, load_pipeline, user_call
 from recipe_core.errors import ConfigError, PipelineError, RecipeError, RunError
 from recipe_core.jobs.state import JobCancelled
 from recipe_core.runs import RunWriter
-from recipe_core.train.device import autocast_factory, configure_backends, resolve_device
+from recipe_core.train.device import (
+    autocast_factory,
+    configure_backends,
+    resolve_device,
+    wants_channels_last,
+)
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, write_probe
 from recipe_core.train.run import describe_failure
 from recipe_core.workspace import Workspace, open_workspace
@@ -62,6 +67,7 @@ class PipelineTrainConfig:
     capture_batches: int = 2
     probe_size: int = 64
     amp: bool = True  # bf16 autocast on CUDA, when it is safe for this model (see above)
+    channels_last: bool = True  # NHWC on CUDA for conv nets, when it leaves the output unchanged
 
     def __post_init__(self) -> None:
         if self.preset not in PIPELINE_PRESETS:
@@ -155,6 +161,7 @@ class PipelineLoop:
         self.pending: list[tuple[int, torch.Tensor, Batch | None]] = []
         self.last_loss = self.first_loss = math.nan
         self.status_written = -math.inf  # time.monotonic() of the last status.json update
+        self.nhwc = False  # channels_last inputs (decided on the first batch, CUDA only)
 
     def _build(self) -> nn.Module:
         model = self.pipeline.model
@@ -179,6 +186,8 @@ class PipelineLoop:
         c, started = self.config, time.perf_counter()
         batches = self._train_batches()
         first_x, first_y = next(batches)
+        self.nhwc = wants_channels_last(self.model, self.device, enabled=c.channels_last) and (
+            safe_channels_last(self.model, first_x))  # fmt: skip
         autocast = self._autocast(first_x, first_y)
         probe = self._probe(first_x, first_y)
         recorder = DynamicsRecorder(self.writer, probe, autocast) if probe is not None else None
@@ -244,7 +253,10 @@ class PipelineLoop:
                     yield fixed
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor) -> Batch:
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        x = x.to(self.device, non_blocking=True)
+        if self.nhwc and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
 
     def _loss(self, out: Any, y: torch.Tensor) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
@@ -394,3 +406,30 @@ def _accuracies(scored: list[Batch | None]) -> list[float] | None:
         values: list[float] = (logits.argmax(dim=2) == labels).float().mean(dim=1).cpu().tolist()
         return values
     return [float((o.argmax(dim=1) == t).float().mean()) for o, t in pairs]
+
+
+@torch.no_grad()
+def safe_channels_last(model: nn.Module, x: torch.Tensor, tolerance: float = 1e-3) -> bool:
+    """Switch `model` to channels_last if its output on the (B, C, H, W) batch `x` stays the
+    same in NHWC (a user model that view()s its input raises there, one that indexes memory
+    directly differs); True when switched, else the model is left as it was."""
+    if x.ndim != 4:
+        return False
+    was_training = model.training
+    model.eval()
+    try:
+        x = x.to(next(model.parameters()).device)
+        reference = model(x)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        nhwc = model(x.contiguous(memory_format=torch.channels_last))
+        tensors = isinstance(reference, torch.Tensor) and isinstance(nhwc, torch.Tensor)
+        same = tensors and bool(torch.allclose(reference.float(), nhwc.float(), rtol=tolerance,
+                                               atol=tolerance))  # fmt: skip
+    except Exception:  # the user's model does not take NHWC inputs: keep NCHW
+        same = False
+    finally:
+        model.train(was_training)
+    if not same:
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        log.info("channels_last changes this model's output: training in NCHW")
+    return same
