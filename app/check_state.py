@@ -75,6 +75,14 @@ def start_pipeline_checks(spec: str, *, seed: int, max_seconds: float | None) ->
     return folder.name
 
 
+def cancel_checks(job_id: str) -> JobProgress:
+    """Stop a running check job (runners only); no report is written."""
+    from recipe_core.jobs.check_job import cancel_check_job, checks_root
+
+    with access.guard().acting("start_checks", f"cancel {job_id}"):
+        return cancel_check_job(checks_root(access.workspace()) / job_id)
+
+
 def check_job_state(job_id: str) -> JobProgress:
     from recipe_core.jobs.check_job import checks_root, read_check_state
 

@@ -29,6 +29,7 @@ from recipe_core.explore.query import SampleTable, sample_table
 from recipe_core.explore.views import overview_from_index
 from recipe_core.hosting.limits import check_scan_size
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir, read_state
+from recipe_core.jobs.scan_job import cancel_scan as cancel_scan_job
 from recipe_core.jobs.scan_job import start_scan as start_scan_job
 from recipe_core.jobs.state import JobProgress
 from recipe_core.scan import ScanResult, load_scan
@@ -115,6 +116,20 @@ def start_scan(root: Path) -> None:
         if g.limits is not None:
             check_scan_size(n, str(target), g.user, g.limits, g.audit)
         start_scan_job(target, workspace=access.workspace(), workers=SCAN_WORKERS)
+
+
+def cancel_scan(root: Path) -> None:
+    """Stop the running scan of `root` (runners only); its previous result stays."""
+    with access.guard().acting("start_scan", f"cancel {root}"):
+        cancel_scan_job(scan_folder(root))
+
+
+def scan_written(root: Path) -> float:
+    """When the current scan result of `root` was written (unix seconds; 0 without one)."""
+    try:
+        return (scan_folder(root) / RESULT_DIR / "summary.json").stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _result_stamp(root: Path) -> tuple[str, int] | None:

@@ -24,7 +24,7 @@ from recipe_core import DatasetSource, RecipeError
 from recipe_core.explore.query import SampleTable
 from recipe_core.explore.thumbnails import thumbnail_file
 from recipe_core.explore.views import nearest_samples
-from recipe_core.jobs.scan_job import RESULT_DIR, read_state, scan_fraction
+from recipe_core.jobs.scan_job import scan_fraction
 from recipe_core.jobs.state import JobProgress
 from recipe_core.scan import ScanResult
 
@@ -115,7 +115,7 @@ def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
     job = data_state.scan_state(root)
     result = data_state.scan_result(root)
     if job.state == "running":
-        _scan_progress(data_state.scan_folder(root))
+        _scan_progress(root)
         return result
     if job.state == "failed":
         st.error(f"The last scan failed: {md(job.message)}", icon="🚫")
@@ -138,7 +138,7 @@ def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
             st.rerun()
     if result is not None:
         s = result.summary
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(_written(root)))
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data_state.scan_written(root)))
         right.caption(
             f"Scanned {when}: {s.n_samples:,} samples, {s.n_flagged:,} flagged, "
             f"{s.n_undecodable:,} undecodable (embedding {md(s.embedding)})."
@@ -147,24 +147,22 @@ def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
 
 
 @st.fragment(run_every=0.7)
-def _scan_progress(folder: Path) -> None:
-    """Polls the background scan's progress.json; reruns the whole page when it is over."""
-    job = read_state(folder)
+def _scan_progress(root: Path) -> None:
+    """Polls the background scan's progress; reruns the whole page when it is over. Runners
+    may cancel it (the previous result, if any, stays)."""
+    job = data_state.scan_state(root)
     if job.state != "running":
         st.rerun(scope="app")
-    st.progress(scan_fraction(job), text=_progress_text(job))
+    bar, stop = st.columns([5, 1], vertical_alignment="center")
+    bar.progress(scan_fraction(job), text=_progress_text(job))
+    if access.can("start_scan") and stop.button("Cancel scan", key="scan_cancel"):
+        data_state.cancel_scan(root)
+        st.rerun(scope="app")
 
 
 def _progress_text(job: JobProgress) -> str:
     text = STAGES.get(job.stage, job.stage.capitalize())
     return f"{text}… {job.done:,} / {job.total:,}" if job.total else f"{text}…"
-
-
-def _written(root: Path) -> float:
-    try:
-        return (data_state.scan_folder(root) / RESULT_DIR / "summary.json").stat().st_mtime
-    except OSError:
-        return 0.0
 
 
 def scanned_dataset() -> tuple[DatasetSource, Path, ScanResult, SampleTable]:

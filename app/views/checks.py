@@ -65,6 +65,9 @@ def live_progress(job: CheckJob) -> None:
     if now.state != "running":
         st.rerun(scope="app")
     check_widgets.job_progress(job, now)
+    if access.can("start_checks") and st.button("Cancel checks", key=f"cancel_{job.job_id}"):
+        check_state.cancel_checks(job.job_id)
+        st.rerun(scope="app")
 
 
 def show_job(job: CheckJob) -> None:

@@ -175,3 +175,23 @@ def test_the_dynamics_page_follows_a_pipeline_run(app: AppTest, workspace: Path)
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
     assert at.get("plotly_chart"), "the probe's prediction dynamics are drawn"
+
+
+def test_a_running_check_job_can_be_cancelled_from_the_page(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = tmp_path / "slow_pipeline.py"
+    slow.write_text(
+        "import time\nfrom torch import nn\nfrom recipe_core import Pipeline\n\n"
+        "def batches():\n    time.sleep(120)\n    yield from ()\n\n"
+        "def pipeline():\n    return Pipeline(nn.Linear(2, 2), batches(), nn.CrossEntropyLoss())\n"
+    )
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(workspace))
+    monkeypatch.setenv("RECIPE_PIPELINES", json.dumps({"slow": f"{slow}:pipeline"}))
+    at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "checks")
+    at.button[0].click().run()
+    job = list_jobs(open_workspace(workspace))[0]
+    assert job.pipeline == f"{slow}:pipeline" and read_check_state(job.folder).state == "running"
+    at.button(key=f"cancel_{job.job_id}").click().run()
+    assert not at.exception
+    assert read_check_state(job.folder).state == "cancelled"
