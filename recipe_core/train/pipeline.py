@@ -420,7 +420,7 @@ def safe_channels_last(model: nn.Module, x: torch.Tensor, tolerance: float = 1e-
     try:
         x = x.to(next(model.parameters()).device)
         reference = model(x)
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        model.to(memory_format=torch.channels_last)
         nhwc = model(x.contiguous(memory_format=torch.channels_last))
         tensors = isinstance(reference, torch.Tensor) and isinstance(nhwc, torch.Tensor)
         same = tensors and bool(torch.allclose(reference.float(), nhwc.float(), rtol=tolerance,
@@ -430,6 +430,6 @@ def safe_channels_last(model: nn.Module, x: torch.Tensor, tolerance: float = 1e-
     finally:
         model.train(was_training)
     if not same:
-        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+        model.to(memory_format=torch.contiguous_format)
         log.info("channels_last changes this model's output: training in NCHW")
     return same
