@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from recipe_core.dynamics import Dynamics
     from recipe_core.jobs.executors import Executor, JobHandle
     from recipe_core.train import TrainConfig
+    from recipe_core.train.pipeline import PipelineTrainConfig
 
 
 RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pages
@@ -100,7 +101,23 @@ def submit_run(config: TrainConfig, *, name: str | None = None) -> JobHandle:
     return handle
 
 
-def _submit(config: TrainConfig, *, name: str | None) -> JobHandle:
+def submit_pipeline_run(spec: str, *, preset: str, steps: int, seed: int,
+                        device: str) -> JobHandle:  # fmt: skip
+    """Start a user pipeline's run as a background job (its code is imported only there);
+    runners only, within the per-user limits."""
+    from recipe_core.train.pipeline import PipelineTrainConfig
+
+    g = access.guard()
+    config = PipelineTrainConfig(spec, preset=preset, steps=steps, seed=seed, device=device)
+    with g.acting("start_run", spec), _submit_lock():
+        g.check_run(steps=config.total_steps, name=None, statuses=runs(),
+                    runs_root=access.workspace().runs)  # fmt: skip
+        handle = _submit(config, name=None)
+        record_owner(handle.run_dir, g.user)
+    return handle
+
+
+def _submit(config: TrainConfig | PipelineTrainConfig, *, name: str | None) -> JobHandle:
     from recipe_core.jobs.executors import submit_run as submit
 
     return submit(config, workspace=access.workspace(), name=name, executor=run_executor())

@@ -17,6 +17,7 @@ from recipe_core import RecipeError
 from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
 from recipe_core.train.models import MODELS
+from recipe_core.train.pipeline import PIPELINE_PRESETS
 
 LIVE_S = 1.0  # seconds between refreshes of a running job's status and curves
 VIEWER_TEXT = "Viewers can watch runs; ask an operator for the runner role to start or cancel jobs."
@@ -100,6 +101,35 @@ def start_form() -> None:
             target_loss=float(target),
         )
         _start(path, preset, options, name.strip() or None)
+
+
+def pipeline_form() -> None:
+    """The user's pipeline under Recipe's loop: preset, steps, seed, device; its code runs
+    only in the job's own process."""
+    spec, was_typed = check_widgets.pipeline_ui(access.pipelines(), access.may_type_pipelines(),
+                                                key="run")  # fmt: skip
+    a, b, c, d = st.columns(4)
+    preset = str(a.selectbox("Preset", list(PIPELINE_PRESETS), key="run_pipeline_preset"))
+    default_steps, what = PIPELINE_PRESETS[preset]
+    a.caption(f"{what}; {default_steps:,} steps")
+    cap = access.max_steps()
+    steps = int(b.number_input("Steps (0: the preset's)", min_value=0, max_value=cap, value=0,
+                               key="run_pipeline_steps"))  # fmt: skip
+    seed = int(c.number_input("Seed", min_value=0, value=0, key="run_pipeline_seed"))
+    device = str(d.radio("Device", DEVICES, horizontal=True, key="run_pipeline_device",
+                         format_func=_device_label))  # fmt: skip
+    if st.button("Start run", type="primary", key="run_pipeline_start"):
+        try:
+            if not spec:
+                raise RecipeError("Choose a pipeline (or type FILE.py:NAME) first.")
+            checked = access.typed_pipeline(spec) if was_typed else spec
+            handle = run_state.submit_pipeline_run(checked, preset=preset, steps=steps,
+                                                   seed=seed, device=device)  # fmt: skip
+        except RecipeError as error:
+            st.error(widgets.md(error), icon="🚫")
+            return
+        run_state.select_run(handle.run_id)
+        st.toast(f"Started {widgets.md(handle.run_id)}", icon="🏃")
 
 
 def _device_label(device: str) -> str:
@@ -260,7 +290,12 @@ def compare_section(statuses: list[RunStatus]) -> None:
 statuses = run_state.runs()
 if access.can("start_run"):
     with st.expander("Start a run", expanded=not statuses, icon="▶️"):
-        start_form()
+        source = check_widgets.source_ui(access.pipelines(), access.may_type_pipelines(),
+                                         "Train", key="run_kind")  # fmt: skip
+        if source == check_widgets.PIPELINE:
+            pipeline_form()
+        else:
+            start_form()
 else:
     st.info(VIEWER_TEXT, icon="👀")
 statuses = run_state.runs()  # with the run just started

@@ -195,3 +195,29 @@ def test_a_running_check_job_can_be_cancelled_from_the_page(
     at.button(key=f"cancel_{job.job_id}").click().run()
     assert not at.exception
     assert read_check_state(job.folder).state == "cancelled"
+
+
+def test_the_runs_page_starts_a_pipeline_run_that_trains_live(
+    app: AppTest, workspace: Path
+) -> None:
+    from recipe_core.runs import RunReader
+
+    at = open_page(app, "runs")
+    at.radio(key="run_kind").set_value("Your pipeline").run()
+    at.selectbox(key="run_pipeline_preset").set_value("overfit").run()
+    at.number_input(key="run_pipeline_steps").set_value(40).run()
+    at.radio(key="run_pipeline_device").set_value("cpu").run()
+    at.button(key="run_pipeline_start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    config_of = {
+        p: json.loads((p / "config.json").read_text()) for p in (workspace / "runs").iterdir()
+    }
+    (run_dir,) = [
+        p for p, c in config_of.items() if c.get("kind") == "pipeline" and c["steps"] == 40
+    ]
+    reader = RunReader(run_dir)
+    deadline = time.monotonic() + 180
+    while not reader.status().finished and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert reader.status().state == "succeeded", reader.status().error
+    assert int(reader.metrics()["step"].max()) == 40  # the final evaluation's row
