@@ -85,12 +85,8 @@ def see_pipeline(
 
 
 def _model(pipeline: Pipeline, device: str | None) -> torch.nn.Module:
-    made = pipeline.model if isinstance(pipeline.model, torch.nn.Module) else user_call(
-        "the model factory", pipeline.model)  # fmt: skip
-    if not isinstance(made, torch.nn.Module):
-        raise PipelineError(f"The model factory returned {type(made).__name__}, not an "
-                            "nn.Module. Return a fresh module from it.")  # fmt: skip
-    model = made.to(device) if device else made
+    model = pipeline.build_model()
+    model = model.to(device) if device else model
     return model.train()  # what the training loop feeds: augmentations on, train mode
 
 

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from recipe_core.checks.context import default_optimizer
 from recipe_core.checks.result import STATUSES, CheckReport, CheckResult
 from recipe_core.checks.runner import CHECKS, check_pipeline, run_all, run_check
+from recipe_core.data.pipeline import default_optimizer
 
 __all__ = [
     "CHECKS",

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import nn
 
-from recipe_core.data.pipeline import TASKS, user_frames
+from recipe_core.data.pipeline import TASKS, default_optimizer, user_frames
 from recipe_core.errors import ConfigError, RecipeError
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,6 @@ class SkipCheck(Exception):
 class OutOfTime(SkipCheck):
     def __init__(self) -> None:
         super().__init__("time budget: max_seconds ran out before this check finished")
-
-
-def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    """Adam at 3e-4, constant: the recipe's safe default ('adam is safe')."""
-    return torch.optim.Adam(params, lr=3e-4)
 
 
 T = TypeVar("T")

@@ -96,6 +96,15 @@ class Pipeline:
             return None
         return tuple(float(m) for m in self.mean), tuple(float(s) for s in self.std)
 
+    def build_model(self) -> nn.Module:
+        """The model: the module itself, or a fresh one from the factory (on the CPU)."""
+        model = self.model
+        made = model if isinstance(model, nn.Module) else user_call("the model factory", model)
+        if not isinstance(made, nn.Module):
+            raise PipelineError(f"The model factory returned {type(made).__name__}, not an "
+                                "nn.Module. Return a fresh module from it.")  # fmt: skip
+        return made
+
     def train_batches(self) -> Iterable[Batch]:
         """The training loader as (x, y) batches (through `to_xy`), re-iterable."""
         return XYLoader(self.train_loader, self.to_xy, "train_loader")
@@ -104,6 +113,11 @@ class Pipeline:
         if self.val_loader is None:
             return None
         return XYLoader(self.val_loader, self.to_xy, "val_loader")
+
+
+def default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam at 3e-4, constant: the recipe's safe default ('adam is safe')."""
+    return torch.optim.Adam(params, lr=3e-4)
 
 
 class XYLoader:

@@ -24,7 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from recipe_core.data.pipeline import Batch, Pipeline, load_pipeline, user_call
+from recipe_core.data.pipeline import (
+    Batch,
+    Pipeline,
+    default_optimizer,
+    load_pipeline,
+    user_call,
+)
 from recipe_core.errors import ConfigError, PipelineError, RecipeError, RunError
 from recipe_core.jobs.state import JobCancelled
 from recipe_core.runs import RunWriter
@@ -154,7 +160,7 @@ class PipelineLoop:
         configure_backends(self.device)
         writer.start(device=str(self.device))
         self.pipeline = pipeline or load_pipeline(config.pipeline)
-        self.model = self._build()
+        self.model = self.pipeline.build_model().to(self.device)
         self.optimizer = self._optimizer()
         self.classify = self.pipeline.task in ("classification", "multilabel")
         # (step, loss, (logits, labels) for the accuracy): kept on the device until a flush
@@ -162,14 +168,6 @@ class PipelineLoop:
         self.last_loss = self.first_loss = math.nan
         self.status_written = -math.inf  # time.monotonic() of the last status.json update
         self.nhwc = False  # channels_last inputs (decided on the first batch, CUDA only)
-
-    def _build(self) -> nn.Module:
-        model = self.pipeline.model
-        made = model if isinstance(model, nn.Module) else user_call("the model factory", model)
-        if not isinstance(made, nn.Module):
-            raise PipelineError(f"The model factory returned {type(made).__name__}, not an "
-                                "nn.Module. Return a fresh module from it.")  # fmt: skip
-        return made.to(self.device)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -179,7 +177,9 @@ class PipelineLoop:
                 raise PipelineError(f"optimizer(params) returned {type(made).__name__}, not a "
                                     "torch.optim.Optimizer.")  # fmt: skip
             return made
-        return torch.optim.Adam(params, lr=self.config.lr or 3e-4)  # "adam is safe"
+        if self.config.lr:  # None (or 0): the default
+            return torch.optim.Adam(params, lr=self.config.lr)
+        return default_optimizer(params)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> PipelineResult:
@@ -351,8 +351,9 @@ class PipelineLoop:
         itself for `overfit`); classification with (B, C) outputs only."""
         if not self.classify or not self.config.dynamics_every:
             return None
-        if self.config.preset != "overfit" and self.pipeline.val_batches() is not None:
-            x, y = self._to_device(*next(iter(self.pipeline.val_batches() or [])))
+        val = self.pipeline.val_batches()
+        if self.config.preset != "overfit" and val is not None:
+            x, y = self._to_device(*next(iter(val)))
         x, y = x[: self.config.probe_size], y[: self.config.probe_size]
         with torch.no_grad():
             out = user_call("model(x)", self.model.eval(), x)
