@@ -87,32 +87,20 @@ def run_dir(run_id: str) -> Path:
     return access.workspace().runs / checked_run_id(run_id)
 
 
-def submit_run(config: TrainConfig, *, name: str | None = None) -> JobHandle:
-    """Start `config` as a background job: never in the script thread, which a rerun kills.
-    Runners only, within the per-user limits; the run records who started it."""
-    g = access.guard()
-    with g.acting("start_run", config.dataset), _submit_lock():
-        data_state.dataset_source(config.dataset)  # re-checked here, whatever the form did
-        g.check_run(
-            steps=config.steps, name=name, statuses=runs(), runs_root=access.workspace().runs
-        )
-        handle = _submit(config, name=name)
-        record_owner(handle.run_dir, g.user)
-    return handle
-
-
-def submit_pipeline_run(spec: str, *, preset: str, steps: int, seed: int,
-                        device: str) -> JobHandle:  # fmt: skip
-    """Start a user pipeline's run as a background job (its code is imported only there);
-    runners only, within the per-user limits."""
+def submit_run(config: TrainConfig | PipelineTrainConfig, *, name: str | None = None) -> JobHandle:
+    """Start `config` (a built-in model's, or a user pipeline's: its code is imported only in
+    the job) as a background job: never in the script thread, which a rerun kills. Runners
+    only, within the per-user limits; the run records who started it."""
     from recipe_core.train.pipeline import PipelineTrainConfig
 
+    pipeline = isinstance(config, PipelineTrainConfig)
     g = access.guard()
-    config = PipelineTrainConfig(spec, preset=preset, steps=steps, seed=seed, device=device)
-    with g.acting("start_run", spec), _submit_lock():
-        g.check_run(steps=config.total_steps, name=None, statuses=runs(),
-                    runs_root=access.workspace().runs)  # fmt: skip
-        handle = _submit(config, name=None)
+    with g.acting("start_run", config.pipeline if pipeline else config.dataset), _submit_lock():
+        if not pipeline:
+            data_state.dataset_source(config.dataset)  # re-checked here, whatever the form did
+        steps = config.total_steps if pipeline else config.steps
+        g.check_run(steps=steps, name=name, statuses=runs(), runs_root=access.workspace().runs)
+        handle = _submit(config, name=name)
         record_owner(handle.run_dir, g.user)
     return handle
 

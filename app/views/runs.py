@@ -17,7 +17,7 @@ from recipe_core import RecipeError
 from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
 from recipe_core.train.models import MODELS
-from recipe_core.train.pipeline import PIPELINE_PRESETS
+from recipe_core.train.pipeline import PIPELINE_PRESETS, PipelineTrainConfig
 
 LIVE_S = 1.0  # seconds between refreshes of a running job's status and curves
 VIEWER_TEXT = "Viewers can watch runs; ask an operator for the runner role to start or cancel jobs."
@@ -123,8 +123,9 @@ def pipeline_form() -> None:
             if not spec:
                 raise RecipeError("Choose a pipeline (or type FILE.py:NAME) first.")
             checked = access.typed_pipeline(spec) if was_typed else spec
-            handle = run_state.submit_pipeline_run(checked, preset=preset, steps=steps,
-                                                   seed=seed, device=device)  # fmt: skip
+            config = PipelineTrainConfig(checked, preset=preset, steps=steps, seed=seed,
+                                         device=device)  # fmt: skip
+            handle = run_state.submit_run(config)
         except RecipeError as error:
             st.error(widgets.md(error), icon="🚫")
             return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recipe_core.jobs.process import write_progress
+from recipe_core.jobs.process import new_job_folder, write_progress
 from recipe_core.jobs.state import JobProgress, JobState
 from recipe_core.workspace import Workspace, open_workspace
 
@@ -145,10 +144,7 @@ class CheckReport:
 
 
 def new_check_folder(workspace: Workspace) -> Path:
-    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    folder = workspace.subdir(CHECKS_DIR) / name
-    folder.mkdir(parents=True)
-    return folder
+    return new_job_folder(workspace.subdir(CHECKS_DIR))
 
 
 def write_job_file(folder: Path, job: Mapping[str, Any]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -140,6 +141,13 @@ def cancel_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def new_job_folder(root: Path) -> Path:
+    """A new folder under `root` named after the time and a random tag (names sort by age)."""
+    folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    folder.mkdir(parents=True)
+    return folder
 
 
 def write_progress(folder: Path, state: JobProgress) -> None:

@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import os
-import secrets
 import sys
 import time
 from functools import partial
@@ -48,8 +47,7 @@ def start_see_job(
     if not 1 <= batches <= 32:
         raise ConfigError(f"batches={batches}: capture between 1 and 32 batches.")
     now = time.time()
-    folder = seen_root(workspace) / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    folder.mkdir(parents=True)
+    folder = process.new_job_folder(seen_root(workspace))
     job = {"pipeline": pipeline, "batches": batches, "created": now}
     (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
     process.write_progress(folder, JobProgress(JobState.RUNNING, started=now, updated=now))
