@@ -5,6 +5,7 @@ data pages never pay for it."""
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from pathlib import Path
@@ -21,7 +22,6 @@ from recipe_core.runs import RunReader, RunStatus
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
-    from PIL import Image
 
     from recipe_core.batch import BatchView
     from recipe_core.dynamics import Dynamics
@@ -138,20 +138,24 @@ def captured_batches(run_id: str) -> list[str]:
         return sorted(reader.batch_names())
 
 
-def captured_batch(run_id: str, name: str) -> tuple[BatchView, Image.Image]:
-    """One captured batch decoded with the same warnings as "What the net sees" (a batch file
-    never changes once written: decoded once per run and name)."""
+def captured_batch(run_id: str, name: str) -> tuple[BatchView, bytes]:
+    """One captured batch decoded with the same warnings as "What the net sees", its picture as
+    PNG bytes (a batch file never changes once written: decoded and encoded once per run and
+    name, so a live page that redraws every second re-sends the same bytes, not a new PNG)."""
     return _captured_batch(str(run_dir(run_id)), name)
 
 
 @st.cache_resource(show_spinner="Decoding the captured batch…", max_entries=32)
-def _captured_batch(folder: str, name: str) -> tuple[BatchView, Image.Image]:
+def _captured_batch(folder: str, name: str) -> tuple[BatchView, bytes]:
     from recipe_core.batch.see import view_captured
 
     reader, lock = _run_reader(folder)
     with lock:
         arrays = reader.arrays(name)
-    return view_captured(arrays)
+    view, picture = view_captured(arrays)
+    png = io.BytesIO()
+    picture.save(png, format="PNG")
+    return view, png.getvalue()
 
 
 def run_metrics(run_id: str) -> pd.DataFrame:

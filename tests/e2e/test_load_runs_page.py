@@ -44,6 +44,7 @@ SESSIONS = 5
 JOBS = 4
 WATCH_S = 30.0  # seconds all pages are watched together once every page shows a live run
 JOB_START_S = 120.0  # a fresh job imports torch and decodes 1.8k images on 2 busy cores
+CHART_S = 240.0  # a fresh page's first plotly draw on a CI box with four jobs training
 T = 30_000  # ms for a page to update
 JOB_LIFE_S = 600  # no job outlives this (a busy box takes 4 min to open the 5 pages)
 DIGITS = REPO_ROOT / "sample_data" / "digits"
@@ -235,7 +236,7 @@ def wait_live(watch: Watch, run_ids: list[str]) -> None:
     # A fresh page on a busy box may take tens of seconds to load and run plotly's bundle: the
     # window starts once the loss chart has drawn a train curve.
     watch.page.wait_for_function(
-        f"() => ({TRAIN_LAST_STEP})() >= 0", timeout=int(JOB_START_S * 1000), polling=500
+        f"() => ({TRAIN_LAST_STEP})() >= 0", timeout=int(CHART_S * 1000), polling=500
     )
 
 

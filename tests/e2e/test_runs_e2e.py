@@ -62,9 +62,15 @@ def start_overfit_job(page: Page, server: str) -> None:
         page.get_by_text("Start a run").click()  # folded once the workspace holds runs
     expect(page.get_by_role("combobox", name="Preset")).to_be_visible(timeout=T)
     choose(page, "Preset", "overfit")
-    steps = page.get_by_label("Steps", exact=True)
-    expect(steps).to_have_count(1, timeout=T)  # the preset's own defaults replace the old box
-    expect(steps).to_have_value("1000", timeout=T)
+    # The preset's own defaults replace the old box; while the rerun draws, the stale box and
+    # the new one can both be on the page, so wait for exactly one, holding the new default.
+    page.wait_for_function(
+        """() => {
+            const boxes = [...document.querySelectorAll('input[aria-label="Steps"]')];
+            return boxes.length === 1 && boxes[0].value === "1000";
+        }""",
+        timeout=T,
+    )
     choose(page, "Model", "mlp")
     device = page.get_by_test_id("stRadio").filter(has_text="Device")
     device.get_by_text("cpu", exact=True).click()  # a GPU would finish before the test looks
