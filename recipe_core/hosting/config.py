@@ -11,6 +11,7 @@ against the config file's folder, so the file means the same thing from any dire
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -113,7 +114,19 @@ class ServeConfig:
 
 
 def is_loopback(host: str) -> bool:
-    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
+    """Whether binding `host` keeps the server on this machine: a loopback address as parsed
+    (127.0.0.0/8, ::1 or "[::1]", ::ffff:127.x) or the one name `localhost`. Every other name
+    is network: "127.0.0.1.nip.io" resolves wherever its DNS says, not where its text points."""
+    if host.lower() == "localhost":
+        return True
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def load_config(path: str | os.PathLike[str]) -> ServeConfig:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from recipe_core.errors import ConfigError
-from recipe_core.hosting import load_config
+from recipe_core.hosting import is_loopback, load_config
 from tests.hosting.hosting_helpers import OIDC, base_sections, write_config
 
 CONTRACT_EXAMPLE = """
@@ -225,3 +225,15 @@ def test_pipelines_are_registered_by_the_operator_and_checked_without_importing(
     ):
         with pytest.raises(ConfigError, match=says):
             load_config(write_config(folder, {**base, "pipelines": bad}))
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True),
+     ("::ffff:127.0.0.1", True), ("localhost", True), ("LocalHost", True),
+     ("127.0.0.1.nip.io", False), ("127.evil.example", False), ("localhost.evil.org", False),
+     ("0.0.0.0", False), ("::", False), ("10.0.0.5", False), ("[10.0.0.5]", False),
+     ("recipe.example.com", False), ("", False)],
+)  # fmt: skip
+def test_loopback_is_decided_by_the_parsed_address(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

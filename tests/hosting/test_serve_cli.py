@@ -75,6 +75,27 @@ def test_a_network_host_without_sign_in_is_refused_before_binding(tmp_path: Path
     assert "Refusing to serve on 0.0.0.0 with `recipe app`" in " ".join(result.stderr.split())
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1.nip.io", "127.evil.example", "localhost.evil.org"])
+def test_a_name_that_only_looks_like_loopback_is_network(tmp_path: Path, host: str) -> None:
+    """A DNS name starting "127." resolves wherever its owner says: `--check` must refuse it
+    as a network host without sign-in, not wave it through as loopback."""
+    file = config_file(tmp_path, server={"host": host})
+    result = recipe("serve", "--config", str(file), "--check",
+                    env=dict(os.environ, HOME=str(tmp_path)))  # fmt: skip
+    assert result.returncode == 2, result.stdout
+    refusal = f'Refusing to serve on {host} with [auth] provider = "none"'
+    assert refusal in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "[::1]", "localhost"])
+def test_parsed_loopback_addresses_and_localhost_pass_the_check(tmp_path: Path, host: str) -> None:
+    file = config_file(tmp_path, server={"host": host})
+    result = recipe("serve", "--config", str(file), "--check",
+                    env=dict(os.environ, HOME=str(tmp_path)))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"serve: http://{host}:8501" in result.stdout and "WARNING" not in result.stderr
+
+
 def test_the_override_is_accepted_and_shouted(tmp_path: Path) -> None:
     file = config_file(tmp_path, server={"host": "0.0.0.0", "port": 1})
     override = "--allow-unauthenticated-network"
