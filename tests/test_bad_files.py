@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from recipe_core.data.integrity import truncation_problem
 from recipe_core.data.source import make_samples
 from recipe_core.scan import scan
-from recipe_core.scan.index.decode import decode_file, truncation_problem
+from recipe_core.scan.index.decode import decode_file
 from recipe_core.scan.index.features import index_chunk
 
 

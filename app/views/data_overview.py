@@ -128,6 +128,14 @@ with right:
     if source.skipped:
         st.info(f"{len(source.skipped)} non-image file(s) ignored, e.g.:", icon="ℹ️")
         st.dataframe(pd.DataFrame({"path": source.skipped[:20]}), hide_index=True)
+    if source.not_followed:
+        st.warning(
+            f"{len(source.not_followed)} folder(s) not listed (their files are not samples):",
+            icon="⚠️",
+        )
+        st.dataframe(
+            pd.DataFrame([vars(e) for e in source.not_followed]), hide_index=True, width="stretch"
+        )
 
 st.subheader("Images")
 f1, f2 = st.columns(2)

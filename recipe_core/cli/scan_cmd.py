@@ -123,6 +123,8 @@ def _print_summary(result: ScanResult, out: str | None) -> None:
         console.print(
             f"Skipped {s.n_skipped} files that are not images, e.g. {result.skipped[:3]}."
         )
+    for entry in result.index.source.not_followed:
+        console.print(f"Did not enter {entry.path}: {entry.reason}.")
     table = Table("issue", "rows", title=f"{s.n_flagged} samples flagged")
     for issue, count in s.issue_counts.items():
         table.add_row(issue, str(count))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
+from recipe_core.data.files import LOOP, SkippedEntry, loops_back, walk_files
 from recipe_core.data.source import DatasetSource, make_samples
 from recipe_core.errors import DatasetError
 
@@ -29,9 +29,10 @@ def open_image_folder(root: Path) -> DatasetSource:
     labels: list[str] = []
     split_col: list[str] = []
     skipped: list[str] = []
+    unfollowed = [*_loop_links(root), *(e for _, r in groups if r != root for e in _loop_links(r))]
     for split, split_root in groups:
         for class_dir in _class_dirs(split_root):
-            for file in _walk_files(class_dir):
+            for file in walk_files(class_dir, unfollowed):
                 rel = file[prefix:].replace(os.sep, "/")
                 if _is_image(file):
                     paths.append(rel)
@@ -50,6 +51,9 @@ def open_image_folder(root: Path) -> DatasetSource:
         layout="image_folder",
         samples=make_samples(paths, labels, split_col),
         skipped=tuple(sorted(skipped)),
+        not_followed=tuple(
+            SkippedEntry(e.path[prefix:].replace(os.sep, "/"), e.reason) for e in unfollowed
+        ),
     )
 
 
@@ -67,12 +71,21 @@ def _class_dirs(root: Path) -> list[Path]:
     for entry in _subdirs(root):
         if entry.name.lower() in SPLIT_NAMES and _has_subdirs(Path(entry.path)):
             continue
-        if any(_is_image(f) for f in _walk_files(Path(entry.path))):  # stops at the first image
+        if any(_is_image(f) for f in walk_files(entry.path)):  # stops at the first image
             found.append(Path(entry.path))
     return found
 
 
 def _subdirs(root: Path) -> list[os.DirEntry[str]]:
+    """Visible sub-folders of `root`, links to folders included, loops back to `root` not."""
+    return [e for e in _folder_entries(root) if not loops_back(e.path)]
+
+
+def _loop_links(root: Path) -> list[SkippedEntry]:
+    return [SkippedEntry(e.path, LOOP) for e in _folder_entries(root) if loops_back(e.path)]
+
+
+def _folder_entries(root: Path) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(root) as it:
             dirs = [e for e in it if e.is_dir(follow_symlinks=True) and not e.name.startswith(".")]
@@ -87,12 +100,3 @@ def _has_subdirs(root: Path) -> bool:
 
 def _is_image(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
-
-
-def _walk_files(root: Path) -> Iterator[str]:
-    """Files under `root` (sorted, hidden ones skipped) as path strings, lazily."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield os.path.join(dirpath, name)

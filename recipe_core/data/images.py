@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from recipe_core.data.files import open_regular, read_regular
+from recipe_core.data.integrity import pages_problem, truncation_problem
 
 # Pillow's own guard warns at ~89 MP and raises at twice that; we refuse earlier with our own
 # message because a 20000x20000 image would take gigabytes to decode on a 2-core laptop.
 MAX_PIXELS = 64_000_000
+UNIDENTIFIED = "UnidentifiedImageError: not an image Pillow can read (unknown format or bad header)"
+
+
+class CorruptImage(ValueError):
+    """A file whose bytes fail an integrity check or do not decode; the text says which."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,7 @@ def read_header(path: Path) -> ImageHeader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            with open_regular(path) as handle, Image.open(handle) as im:
                 return ImageHeader(im.width, im.height, im.mode, im.format or "", "")
     except Exception as exc:
         return ImageHeader(0, 0, "", "", describe_error(exc))
@@ -37,14 +46,36 @@ def load_image(path: Path) -> Image.Image:
     """Fully decode an image, EXIF-rotated, refusing decompression bombs. Raises on bad files."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        im = Image.open(path)
-        if im.width * im.height > MAX_PIXELS:
-            raise ValueError(
-                f"image is {im.width}x{im.height} pixels, above the {MAX_PIXELS:,}-pixel "
-                "decompression-bomb guard"
-            )
-        im.load()
+        im = decode_whole(read_regular(path))
         return ImageOps.exif_transpose(im) or im
+
+
+def decode_whole(data: bytes) -> Image.Image:
+    """An image fully decoded from a file's bytes, after the integrity checks every reader
+    shares (truncation, PNG CRCs, every TIFF page). Raises CorruptImage naming the problem,
+    ValueError for a decompression bomb, other exceptions for other decoder failures."""
+    problem = truncation_problem(data)
+    if problem:
+        raise CorruptImage(problem)
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:  # its message names a BytesIO address: useless
+        raise CorruptImage(UNIDENTIFIED) from exc
+    refuse_bomb(im)
+    im.load()
+    problem = pages_problem(data) if im.format == "TIFF" else ""
+    if problem:
+        raise CorruptImage(problem)
+    return im
+
+
+def refuse_bomb(im: Image.Image) -> None:
+    """Raise before decoding an image too large to decode safely."""
+    if im.width * im.height > MAX_PIXELS:
+        raise ValueError(
+            f"image is {im.width}x{im.height} pixels, above the {MAX_PIXELS:,}-pixel "
+            "decompression-bomb guard"
+        )
 
 
 def load_thumbnail(path: Path, size: int) -> Image.Image | None:
@@ -73,5 +104,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line, user-facing description of why a file did not decode."""
+    if isinstance(exc, CorruptImage):  # its text already names the kind of damage
+        return str(exc)[:300]
     text = str(exc).strip() or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:300]

@@ -21,6 +21,8 @@ MANIFEST_EXTENSIONS = frozenset({".csv", ".parquet", ".pq"})
 REQUIRED_COLUMNS = ("path", "label")
 OPTIONAL_COLUMNS = ("split",)
 SHOWN = 5  # offending values quoted in an error message
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def is_manifest(path: Path) -> bool:
@@ -68,6 +70,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     for column in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
         if column in table.columns:
             table[column] = table[column].map(_text)
+    for column in ("label", "split"):  # an exported manifest's formula-safe text; paths verbatim
+        if column in table.columns:
+            table[column] = table[column].map(formula_text)
     return table
 
 
@@ -77,6 +82,40 @@ def _text(value: object) -> str:
     if isinstance(value, bytes):
         return portable_text(value.decode("utf-8", "surrogateescape"))
     return str(value).strip()
+
+
+def formula_safe(text: str) -> str:
+    """`text` as a spreadsheet shows it but never runs it: a leading apostrophe before a cell
+    that would start a formula (numbers such as -1 stay as they are). `formula_text` undoes it,
+    so a label survives an export and a re-open unchanged."""
+    if text.startswith(FORMULA_STARTS) and not _is_number(text):
+        return "'" + text
+    return text
+
+
+def formula_text(text: str) -> str:
+    """The text `formula_safe` was given."""
+    if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) and not _is_number(text[1:]):
+        return text[1:]
+    return text
+
+
+def formula_safe_columns(table: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A copy of `table` with its free-text `columns` made `formula_safe` (paths are left
+    alone by the callers: a manifest must resolve them byte for byte)."""
+    out = table.copy()
+    for column in columns:
+        if column in out.columns:
+            out[column] = [formula_safe(v) if isinstance(v, str) else v for v in out[column]]
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip() == text  # "\t1" is a float to Python, a formula start to a spreadsheet
 
 
 def _relative(path: str, root: Path) -> str | None:

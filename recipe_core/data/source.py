@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recipe_core.data.files import SkippedEntry, read_regular
+
 SAMPLE_COLUMNS = ("sample_id", "path", "label", "split")
 
 
@@ -26,6 +28,7 @@ class DatasetSource:
     layout: str  # "image_folder" | "manifest" | "torch"
     samples: pd.DataFrame = field(repr=False)
     skipped: tuple[str, ...] = ()  # files seen but not taken as samples, relative to root
+    not_followed: tuple[SkippedEntry, ...] = ()  # folders the listing did not enter, and why
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -42,7 +45,7 @@ class DatasetSource:
         return resolve_path(self.root, path)
 
     def read_bytes(self, path: str) -> bytes:
-        return self.abspath(path).read_bytes()
+        return read_regular(self.abspath(path))
 
 
 def sample_ids(keys: list[str]) -> np.ndarray:

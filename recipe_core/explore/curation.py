@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recipe_core.data.manifest import formula_safe_columns
 from recipe_core.data.safe_paths import path_key
 from recipe_core.data.source import DatasetSource
 from recipe_core.errors import ConfigError
@@ -35,6 +36,7 @@ LOG_FILE = "decisions.jsonl"
 FORMATS = ("csv", "parquet")
 MANIFEST_COLUMNS = ("path", "label", "split")
 RECORD_COLUMNS = ("time", "sample_id", "path", "action", "old_label", "label", "note")
+RECORD_TEXT_COLUMNS = ("old_label", "label", "note")  # made formula-safe; paths stay verbatim
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def export_manifest(
     clean = cleaned_samples(source.samples, decisions)
     table = clean[list(MANIFEST_COLUMNS)]
     if fmt == "csv":
-        table.to_csv(manifest, index=False)
+        formula_safe_columns(table, ("label", "split")).to_csv(manifest, index=False)
     else:
         table.to_parquet(manifest, index=False)
     entries = log_entries if log_entries is not None else list(decisions.values())
@@ -185,4 +187,5 @@ def _refuse_overwrite(*paths: Path) -> None:
 
 def _write_record(entries: list[Decision], path: Path) -> None:
     rows = [asdict(d) for d in entries]
-    pd.DataFrame(rows, columns=list(RECORD_COLUMNS)).to_csv(path, index=False)
+    table = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
+    formula_safe_columns(table, RECORD_TEXT_COLUMNS).to_csv(path, index=False)

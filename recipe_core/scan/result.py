@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recipe_core.data.files import SkippedEntry
+from recipe_core.data.manifest import formula_safe_columns
 from recipe_core.data.source import SAMPLE_COLUMNS, DatasetSource
 from recipe_core.errors import ConfigError, DatasetError
 from recipe_core.scan.index.schema import ScanIndex
@@ -49,6 +51,7 @@ class ScanSummary:
     issue_counts: dict[str, int]  # issue type -> rows, most frequent first
     embedding: str
     fingerprint: str  # content fingerprint of the scanned dataset
+    n_not_followed: int = 0  # folders the listing did not enter (symlink loops, unreadable)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +73,8 @@ def write_scan(result: ScanResult, out_dir: str | os.PathLike[str]) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         result.index.table.to_parquet(folder / "index.parquet", index=False)
-        result.issues.to_csv(folder / "issues.csv", columns=list(ISSUES_CSV_COLUMNS), index=False)
+        issues = formula_safe_columns(result.issues, ("label", "detail"))  # paths stay verbatim
+        issues.to_csv(folder / "issues.csv", columns=list(ISSUES_CSV_COLUMNS), index=False)
     except OSError as exc:
         raise ConfigError(
             f"Cannot write the scan to {folder}: {exc.strerror or exc}. Pass --out a folder "
@@ -98,6 +102,7 @@ def write_result(result: ScanResult, folder: str | os.PathLike[str]) -> Path:
         "root": os.fsdecode(source.root),
         "layout": source.layout,
         "skipped": list(result.skipped),
+        "not_followed": [[e.path, e.reason] for e in source.not_followed],
         "timings": result.timings,
         "embedding_name": result.index.embedding_name,
         "reused": result.index.reused,
@@ -133,6 +138,7 @@ def load_scan(folder: str | os.PathLike[str]) -> ScanResult:
         meta["layout"],
         table[list(SAMPLE_COLUMNS)].copy(),
         tuple(meta["skipped"]),
+        tuple(SkippedEntry(str(p), str(r)) for p, r in meta.get("not_followed", [])),
     )
     summary = _summary(meta["summary"], path)
     index = ScanIndex(

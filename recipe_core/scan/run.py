@@ -118,6 +118,7 @@ def _summarize(index: ScanIndex, issues: pd.DataFrame) -> ScanSummary:
         n_reused=index.reused,
         n_undecodable=int((~index.valid).sum()),
         n_skipped=len(source.skipped),
+        n_not_followed=len(source.not_followed),
         n_issue_rows=len(issues),
         n_flagged=int(issues["sample_id"].nunique()),
         issue_counts={str(k): int(v) for k, v in counts.items()},
