@@ -3,6 +3,7 @@ limits, audit log), configured by one validated TOML file. `recipe app` stays th
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -28,6 +29,14 @@ from recipe_core.hosting.serving import (
 from recipe_core.workspace import open_workspace
 
 log = logging.getLogger(__name__)
+
+APP_HOSTED = APP_MAIN.with_name("hosted.py")  # main.py behind the security-header middleware
+NO_HEADERS = (
+    "This Streamlit has no st.App (1.53 and later, with starlette and uvicorn), so the "
+    "dashboard's own responses carry no Content-Security-Policy / X-Frame-Options / "
+    "X-Content-Type-Options headers: set them in your reverse proxy (docs/proxy/), or upgrade "
+    "with `pip install -U 'streamlit[auth]'`."
+)
 
 
 @cli.command("serve")
@@ -63,7 +72,7 @@ def serve(
         raise _fail(error) from error
     if warning:
         _shout(cfg, warning)
-    cmd = streamlit_command(APP_MAIN, host=cfg.server.host, port=cfg.server.port)
+    cmd = streamlit_command(_app_script(), host=cfg.server.host, port=cfg.server.port)
     if secrets_file is not None:
         cmd += ["--secrets.files", str(secrets_file)]
     typer.echo(f"Recipe dashboard for your team on {cfg.server.url}  (Ctrl+C to stop)")
@@ -72,6 +81,19 @@ def serve(
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)
+
+
+def _app_script() -> Path:
+    """app/hosted.py when the installed Streamlit has st.App (it adds the security headers),
+    else app/main.py and a warning naming where the headers must come from instead."""
+    spec = importlib.util.find_spec("streamlit")  # finds the package without importing it
+    folder = Path(spec.origin).parent if spec is not None and spec.origin else None
+    asgi = all(importlib.util.find_spec(name) for name in ("starlette", "uvicorn"))
+    if folder is not None and (folder / "starlette.py").is_file() and asgi:
+        return APP_HOSTED
+    err_console.print(f"[bold yellow]WARNING:[/] {escape(NO_HEADERS)}", highlight=False)
+    log.warning(NO_HEADERS)
+    return APP_MAIN
 
 
 def _fail(error: RecipeError) -> typer.Exit:
