@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from app import pictures
 from app.widgets import md, plot_text
 from recipe_core.batch import BatchView, BatchWarning
 from recipe_core.checks import CheckResult
@@ -48,7 +49,7 @@ def batch_grid(view: BatchView) -> None:
     names = view.label_names or tuple(str(v) for v in view.labels.tolist())
     captions = [f"{i}: {md(name)}" for i, name in enumerate(names)]
     captions += [str(i) for i in range(len(captions), len(view.images))]
-    st.image([upscale(img) for img in view.images], caption=captions, width=GRID_PX)
+    pictures.image([upscale(img) for img in view.images], caption=captions, width=GRID_PX)
 
 
 def upscale(image: np.ndarray) -> np.ndarray:
@@ -123,7 +124,7 @@ def seen_batch_report(batch: Mapping[str, Any], picture: str) -> None:
                f"{batch['device']}")  # fmt: skip
     st.markdown(f"**Batch {int(batch['index']) + 1}** · {facts}")
     batch_warnings([BatchWarning(**w) for w in batch["warnings"]])
-    st.image(picture, width="content")
+    pictures.image(picture, width="content")
     with st.expander("Per-channel / per-feature statistics"):
         st.dataframe(batch["stats"], hide_index=True, width="stretch")
 

@@ -8,7 +8,6 @@ need nothing. Input widgets' functions end in `_ui` and return what the user cho
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import access, state
+from app import access, pictures, state
 from app.widgets import md, natural_key
 from recipe_core import DatasetSource
 from recipe_core.explore.curation import Decision
@@ -36,7 +35,7 @@ def thumb_uri(source: DatasetSource, path: str, *, size: int = 64) -> str | None
     thumb = thumbnail_file(access.workspace().thumbnails, source.abspath(path), size=size)
     if thumb is None:
         return None
-    return "data:image/png;base64," + base64.b64encode(thumb.read_bytes()).decode("ascii")
+    return pictures.data_uri(thumb)
 
 
 # --- filters ----------------------------------------------------------------------------------
@@ -249,7 +248,7 @@ def _thumb_cell(
         st.warning("unreadable", icon="⚠️")
         st.caption(text)
     else:
-        st.image(str(thumb), caption=text, width="stretch")
+        pictures.image(thumb, caption=text, width="stretch")
 
 
 # --- chart selections -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import run_state
+from app import pictures, run_state
 from app.curves import overlay_figure
 from app.widgets import md, plot_text
 from recipe_core.runs import RunStatus
@@ -147,7 +147,7 @@ def probe_grid(
         for cell, i in zip(st.columns(columns), samples[start : start + columns], strict=False):
             with cell:
                 if i < len(images):
-                    st.image(upscale(images[i]), width="stretch")
+                    pictures.image(upscale(images[i]), width="stretch")
                 _prediction_bars(dyn, probs[i], int(dyn.labels[i]), i)
 
 

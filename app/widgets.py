@@ -19,7 +19,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app import access, data_state, state
+from app import access, data_state, pictures, state
 from recipe_core import DatasetSource, RecipeError
 from recipe_core.explore.query import SampleTable
 from recipe_core.explore.thumbnails import thumbnail_file
@@ -84,7 +84,7 @@ def image_grid(
                     st.warning("unreadable", icon="⚠️")
                     st.caption(text)
                 else:
-                    st.image(str(thumb), caption=text, width="stretch")
+                    pictures.image(thumb, caption=text, width="stretch")
 
 
 def _caption(row: object) -> str:
@@ -236,7 +236,7 @@ def _large_image(source: DatasetSource, path: str, error: str) -> None:
         st.error("This file does not decode.", icon="🚫")
         st.code(error or "unreadable", language=None, wrap_lines=True)
     else:
-        st.image(str(big), width="stretch")
+        pictures.image(big, width="stretch")
 
 
 def _issue_rows(issues: pd.DataFrame, sample_id: int) -> None:

@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import access, check_widgets, data_state, run_state, run_widgets, state, widgets
+from app import access, check_widgets, data_state, pictures, run_state, run_widgets, state, widgets
 from recipe_core import RecipeError
 from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
@@ -239,7 +239,7 @@ def seen_in_run(status: RunStatus) -> None:
         st.caption(f"{view.layout} · shape {tuple(view.shape)} · {view.dtype}, exactly as "
                    "model(x) received it")  # fmt: skip
         check_widgets.batch_warnings(view.warnings)
-        st.image(picture, width="content")
+        pictures.image(picture, width="content")
 
 
 def _progress_text(status: RunStatus, train: pd.DataFrame, config: dict[str, object]) -> str:
