@@ -53,6 +53,8 @@ def open_regular(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTE
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(path, flags)
+    except ValueError as exc:  # a NUL byte in the name: no file system has such a file
+        raise UnreadableFile(f"not a valid file name ({exc})") from exc
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket file, or a FIFO some platforms refuse outright
             raise UnreadableFile("not a regular file (a socket or named pipe)") from exc

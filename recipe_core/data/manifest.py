@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -55,16 +56,12 @@ def open_manifest(path: Path) -> DatasetSource:
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
-        if path.suffix.lower() == ".csv":
-            # dtype=str keeps labels like "07" intact (no 7.0, no NaN for "NA").
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        else:
-            table = pd.read_parquet(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        table = _read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         raise DatasetError(
-            f"Cannot read manifest {path}: {str(exc)[:200]}. A manifest is a UTF-8 CSV (with a "
-            "header row) or a Parquet file with columns path,label[,split]; write file-name "
-            "bytes that are not UTF-8 as \\xNN escapes."
+            f"Cannot read manifest {path}: {str(exc)[:200].rstrip('.')}. A manifest is a UTF-8 "
+            "CSV (with a header row, no row longer than it) or a Parquet file with columns "
+            "path,label[,split]; write file-name bytes that are not UTF-8 as \\xNN escapes."
         ) from exc
     table.columns = [str(c).strip().lower() for c in table.columns]
     for column in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
@@ -74,6 +71,15 @@ def _read_table(path: Path) -> pd.DataFrame:
         if column in table.columns:
             table[column] = table[column].map(formula_text)
     return table
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The CSV as text cells (dtype=str keeps labels like "07" intact: no 7.0, no NaN for
+    "NA"); a row with more fields than the header is an error, not a row
+    whose first fields pandas silently turns into an index (shifting every column)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
 
 
 def _text(value: object) -> str:
