@@ -81,3 +81,21 @@ def test_data_overview_bad_path_is_a_clear_error(app_env: Path, tmp_path: Path) 
     # it exists, so a hosted dashboard does not reveal the server's files
     at.text_input(key="dataset_input").set_value(str(tmp_path / "missing")).run()
     assert len(at.error) == 1 and "outside the folders" in at.error[0].value
+
+
+def test_data_overview_names_hostile_entries(app_env: Path) -> None:
+    """A named pipe counts as unreadable (the header pass does not block on it) and a folder
+    symlink loop is shown as not followed, with the reason."""
+    import os
+
+    os.mkfifo(app_env / "train" / "class_0" / "pipe.png")
+    (app_env / "train" / "class_1" / "loop").symlink_to(".")
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at.switch_page("views/data_overview.py").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Samples"] == "121" and metrics["Unreadable files"] == "1"
+    warnings = [w.value for w in at.warning]
+    assert any("1 folder(s) not listed" in w for w in warnings), warnings
+    tables = [t.value for t in at.dataframe]
+    assert any("path" in t.columns and "train/class_1/loop" in set(t["path"]) for t in tables)
