@@ -73,8 +73,13 @@ def read_regular(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTE
     """The bytes of a regular file of at most `max_bytes`. Raises OSError (UnreadableFile with a
     clear text for a pipe, device, folder or oversized file; MemoryError becomes one too)."""
     with open_regular(path, max_bytes=max_bytes) as handle:
+        size = os.fstat(handle.fileno()).st_size
         try:
-            data = handle.read(max_bytes + 1)
+            # read(n) allocates n bytes up front: ask for what fstat said (+1 to see growth),
+            # then at most up to the cap, never the cap itself for every small file.
+            data = handle.read(size + 1)
+            if len(data) > size:
+                data += handle.read(max_bytes + 1 - len(data))
         except MemoryError as exc:
             raise UnreadableFile("MemoryError: not enough memory to read the file") from exc
     if len(data) > max_bytes:  # it grew after the size check
