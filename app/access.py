@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -120,6 +121,19 @@ def note_sign_in(user: User) -> None:
 def max_steps() -> int | None:
     config = serve_config()
     return None if config is None else config.limits.max_steps
+
+
+def max_check_seconds() -> int | None:
+    """[limits] max_check_seconds of the team server; None in the local app."""
+    config = serve_config()
+    return None if config is None else config.limits.max_check_seconds
+
+
+@st.cache_resource(show_spinner=False)
+def job_start_lock() -> threading.Lock:
+    """One job start (run, check job, scan, capture) at a time per server, so two tabs cannot
+    both pass the per-user job budget."""
+    return threading.Lock()
 
 
 def unauthenticated_network() -> bool:

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app import access, data_state
+from app import access, data_state, run_state
 
 if TYPE_CHECKING:
     from recipe_core.batch import BatchView
     from recipe_core.checks import CheckReport
     from recipe_core.checks.presets import CheckInputs
+    from recipe_core.hosting.guard import Guard
     from recipe_core.jobs.check_job import CheckJob
     from recipe_core.jobs.state import JobProgress
 
@@ -52,25 +53,34 @@ def check_jobs() -> list[CheckJob]:
 def start_checks(path: str, model: str, *, seed: int, max_seconds: float | None) -> str:
     """Start the checks as a background process (a rerun would kill the script thread); the
     new job becomes the selected one. Returns its id."""
-    from recipe_core.jobs.check_job import start_check_job
-
-    with access.guard().acting("start_checks", f"{path} ({model})"):
+    g = access.guard()
+    with g.acting("start_checks", f"{path} ({model})"), access.job_start_lock():
         data_state.dataset_source(path)  # refuses paths and links outside the roots
         target = access.path_policy().resolve(path)
-        folder = start_check_job(target, model, workspace=access.workspace(), seed=seed,
-                                 max_seconds=max_seconds)  # fmt: skip
-    st.session_state[CHECK_JOB_KEY] = folder.name
-    return folder.name
+        return _start_check_job(g, target, model, seed=seed, max_seconds=max_seconds)
 
 
 def start_pipeline_checks(spec: str, *, seed: int, max_seconds: float | None) -> str:
     """Start the checks of a user's pipeline (imported only in the job's own process); the new
     job becomes the selected one. Returns its id."""
+    g = access.guard()
+    with g.acting("start_checks", spec), access.job_start_lock():
+        return _start_check_job(g, "", "", seed=seed, max_seconds=max_seconds, pipeline=spec)
+
+
+def _start_check_job(
+    g: Guard, dataset: str | Path, model: str, *, seed: int, max_seconds: float | None,
+    pipeline: str = "",
+) -> str:  # fmt: skip
+    """Within the per-user limits (the job budget; a time budget up to [limits]
+    max_check_seconds, which also stops the worker), start a check job owned by the user."""
     from recipe_core.jobs.check_job import start_check_job
 
-    with access.guard().acting("start_checks", spec):
-        folder = start_check_job("", "", workspace=access.workspace(), seed=seed,
-                                 max_seconds=max_seconds, pipeline=spec)  # fmt: skip
+    timeout = g.check_seconds(max_seconds)
+    g.check_job(run_state.running_jobs)
+    folder = start_check_job(dataset, model, workspace=access.workspace(), seed=seed,
+                             max_seconds=max_seconds, pipeline=pipeline, timeout_s=timeout,
+                             owner=g.user.email)  # fmt: skip
     st.session_state[CHECK_JOB_KEY] = folder.name
     return folder.name
 
@@ -120,8 +130,11 @@ def start_see(spec: str, *, batches: int) -> str:
     imported here); the new capture becomes the selected one. Returns its id."""
     from recipe_core.jobs.see_job import start_see_job
 
-    with access.guard().acting("start_checks", f"see {spec}"):
-        folder = start_see_job(spec, workspace=access.workspace(), batches=batches)
+    g = access.guard()
+    with g.acting("start_checks", f"see {spec}"), access.job_start_lock():
+        g.check_job(run_state.running_jobs)
+        folder = start_see_job(spec, workspace=access.workspace(), batches=batches,
+                               owner=g.user.email)  # fmt: skip
     st.session_state[SEE_JOB_KEY] = folder.name
     return folder.name
 

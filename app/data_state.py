@@ -108,14 +108,19 @@ def scan_state(root: Path) -> JobProgress:
 
 
 def start_scan(root: Path) -> None:
-    """Start a background scan of `root` (runners only; refused over [limits] max_scan_images)."""
+    """Start a background scan of `root` (runners only; refused over [limits] max_scan_images
+    or the per-user job budget); the scan records who started it."""
+    from app import run_state  # here: run_state imports this module
+
     g = access.guard()
-    with g.acting("start_scan", str(root)):
+    with g.acting("start_scan", str(root)), access.job_start_lock():
         target = access.path_policy().resolve(root)
         n = len(dataset_source(str(target)).samples)
         if g.limits is not None:
             check_scan_size(n, str(target), g.user, g.limits, g.audit)
-        start_scan_job(target, workspace=access.workspace(), workers=SCAN_WORKERS)
+        g.check_job(run_state.running_jobs)
+        start_scan_job(target, workspace=access.workspace(), workers=SCAN_WORKERS,
+                       owner=g.user.email)  # fmt: skip
 
 
 def cancel_scan(root: Path) -> None:

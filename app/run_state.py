@@ -18,6 +18,7 @@ import streamlit as st
 from app import access, curves, data_state
 from recipe_core.hosting.guard import checked_run_id
 from recipe_core.hosting.limits import record_owner
+from recipe_core.jobs.active import ActiveJob, active_jobs
 from recipe_core.runs import RunReader, RunStatus
 
 if TYPE_CHECKING:
@@ -95,11 +96,12 @@ def submit_run(config: TrainConfig | PipelineTrainConfig, *, name: str | None = 
 
     pipeline = isinstance(config, PipelineTrainConfig)
     g = access.guard()
-    with g.acting("start_run", config.pipeline if pipeline else config.dataset), _submit_lock():
+    target = config.pipeline if pipeline else config.dataset
+    with g.acting("start_run", target), access.job_start_lock():
         if not pipeline:
             data_state.dataset_source(config.dataset)  # re-checked here, whatever the form did
         steps = config.total_steps if pipeline else config.steps
-        g.check_run(steps=steps, name=name, statuses=runs(), runs_root=access.workspace().runs)
+        g.check_run(steps=steps, name=name, running=running_jobs)
         handle = _submit(config, name=name)
         record_owner(handle.run_dir, g.user)
     return handle
@@ -111,10 +113,10 @@ def _submit(config: TrainConfig | PipelineTrainConfig, *, name: str | None) -> J
     return submit(config, workspace=access.workspace(), name=name, executor=run_executor())
 
 
-@st.cache_resource(show_spinner=False)
-def _submit_lock() -> threading.Lock:
-    """One submission at a time per server, so two tabs cannot both pass the job limit."""
-    return threading.Lock()
+def running_jobs() -> list[ActiveJob]:
+    """Every running job of the workspace with its owner, runs judged by their executor: what
+    the per-user job budget counts (runs, check jobs, scans and captures together)."""
+    return active_jobs(access.workspace(), runs())
 
 
 def cancel_run(run_id: str) -> RunStatus:

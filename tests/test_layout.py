@@ -21,7 +21,7 @@ PACKAGE = REPO_ROOT / "recipe_core"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "settings", "jobs.state"),  # vocabulary: imports nothing of Recipe
-    ("jobs.process", "runs.storage", "cluster"),  # processes, storage URLs, reaching Ray
+    ("jobs.process", "jobs.deadline", "runs.storage", "cluster"),  # processes, storage, Ray
     ("workspace",),
     ("data",),  # dataset adapters, the only readers of raw dataset files
     ("scan",),  # dataset -> index -> issues

@@ -42,16 +42,19 @@ def start_form() -> None:
     else:
         b, c = st.columns(2)
     seed = int(b.number_input("Seed", min_value=0, value=0, key="ck_seed"))
-    budget = float(c.number_input("Time budget, s (0: none)", min_value=0, value=60,
-                                  key="ck_budget",
-                                  help="Checks left when it runs out are skipped."))  # fmt: skip
+    cap = access.max_check_seconds()  # a team server's cap; the local app has none
+    budget = float(c.number_input("Time budget, s", min_value=1, max_value=cap,
+                                  value=min(60, cap or 60), key="ck_budget",
+                                  help="Checks left when it runs out are skipped."
+                                  + (f" This dashboard stops a check job at {cap:,} s."
+                                     if cap else "")))  # fmt: skip
     if st.button("Run checks", type="primary"):
         try:
             if kind == check_widgets.BUILT_IN:
-                check_state.start_checks(path, model, seed=seed, max_seconds=budget or None)
+                check_state.start_checks(path, model, seed=seed, max_seconds=budget)
             elif spec:
                 checked = access.typed_pipeline(spec) if was_typed else spec
-                check_state.start_pipeline_checks(checked, seed=seed, max_seconds=budget or None)
+                check_state.start_pipeline_checks(checked, seed=seed, max_seconds=budget)
             else:
                 st.warning("Choose a pipeline (or type FILE.py:NAME) first.", icon="👆")
         except RecipeError as error:

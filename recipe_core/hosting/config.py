@@ -81,9 +81,10 @@ class AccessConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    max_concurrent_jobs: int = 2  # unfinished runs per user
+    max_concurrent_jobs: int = 2  # running jobs per user: training runs, check jobs, scans
     max_steps: int = 20000  # training steps per run
     max_scan_images: int = 200000  # samples in a dataset a user may scan
+    max_check_seconds: int = 600  # wall-clock seconds a check job may run before it is stopped
 
 
 @dataclass(frozen=True)
@@ -257,9 +258,14 @@ def _access(v: dict[str, Any]) -> AccessConfig:
 
 
 def _limits(v: dict[str, Any]) -> LimitsConfig:
+    defaults = LimitsConfig()
     for key, value in v.items():
         if value < 1:
-            raise ConfigError(f"[limits] {key} = {value} must be at least 1.")
+            raise ConfigError(
+                f"[limits] {key} = {value} must be at least 1: a limit of 0 is not \"unlimited\" "
+                f"(there is no unlimited setting). Set a positive value, e.g. {key} = "
+                f"{getattr(defaults, key)} (the default), or delete the line."
+            )
     return LimitsConfig(**v)
 
 

@@ -13,17 +13,25 @@ hides what a role may not do; this is what holds when a hidden control is reache
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from recipe_core.errors import RecipeError, RunError
 from recipe_core.hosting.access import User, require
 from recipe_core.hosting.audit import AuditLog
 from recipe_core.hosting.config import LimitsConfig
-from recipe_core.hosting.limits import LimitExceeded, check_concurrent, check_steps, check_text
-from recipe_core.runs import RunStatus
+from recipe_core.hosting.limits import (
+    LimitExceeded,
+    check_check_seconds,
+    check_concurrent,
+    check_steps,
+    check_text,
+)
+from recipe_core.jobs.active import ActiveJob
+
+# the running jobs of the workspace, listed only when a limit applies (the local app lists none)
+RunningJobs = Callable[[], Iterable[ActiveJob]]
 
 RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")  # a run folder's name, never a path
 
@@ -46,15 +54,26 @@ class Guard:
             raise
         self._record(action, target, "ok", "")
 
-    def check_run(
-        self, *, steps: int, name: str | None, statuses: Iterable[RunStatus], runs_root: Path
-    ) -> None:
+    def check_run(self, *, steps: int, name: str | None, running: RunningJobs) -> None:
         """The per-user limits a new run must pass (none in the local app)."""
         if name is not None:
             check_text(name, "run name", self.user, self.audit)
         if self.limits is not None:
             check_steps(steps, self.user, self.limits, self.audit)
-            check_concurrent(statuses, runs_root, self.user, self.limits, self.audit)
+        self.check_job(running)
+
+    def check_job(self, running: RunningJobs) -> None:
+        """The one per-user budget every new job (run, check job, scan, capture) must fit in."""
+        if self.limits is not None:
+            check_concurrent(running(), self.user, self.limits, self.audit)
+
+    def check_seconds(self, max_seconds: float | None) -> float | None:
+        """A check job's hard deadline, s: [limits] max_check_seconds, after refusing a time
+        budget over it (or none at all); None in the local app."""
+        if self.limits is None:
+            return None
+        check_check_seconds(max_seconds, self.user, self.limits, self.audit)
+        return float(self.limits.max_check_seconds)
 
     def path_refused(self, typed: str, message: str) -> None:
         self._record("path_refused", typed, "denied", message)

@@ -1,25 +1,28 @@
-"""Per-user limits of a hosted dashboard: concurrent jobs, steps per run, images per scan.
+"""Per-user limits of a hosted dashboard: one budget of running jobs (training runs, check
+jobs and scans together), steps per run, images per scan, seconds per check job.
 
-Who started a run is recorded beside it (`<run dir>/owner.json`, {"user": e-mail}), so the
-count of a user's unfinished runs comes from the run directories themselves, the single
-source of truth, and survives a server restart. Every refusal is audited as `limit_refused`.
+Who started a job is recorded in its folder (`owner.json`, see recipe_core.jobs.owners), so
+the count of a user's running jobs comes from the job folders themselves, the single source
+of truth, and survives a server restart. Every refusal is audited as `limit_refused`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recipe_core.errors import RecipeError
 from recipe_core.hosting.access import User
 from recipe_core.hosting.audit import AuditLog
 from recipe_core.hosting.config import LimitsConfig
-from recipe_core.runs import RunStatus
+from recipe_core.jobs import owners
 
-OWNER_FILE = "owner.json"
+if TYPE_CHECKING:
+    from recipe_core.jobs.active import ActiveJob
+
 MAX_TEXT = 1000  # characters of a free-text field (run name, note): longer ones are refused
+KIND_NAMES = {"run": "training run", "checks": "check job", "scan": "scan", "see": "capture"}
 
 
 class LimitExceeded(RecipeError):
@@ -27,16 +30,8 @@ class LimitExceeded(RecipeError):
 
 
 def record_owner(run_dir: str | os.PathLike[str], user: User) -> None:
-    """Note who started the run (read back by `run_owner`)."""
-    Path(run_dir, OWNER_FILE).write_text(json.dumps({"user": user.email}) + "\n")
-
-
-def run_owner(run_dir: str | os.PathLike[str]) -> str | None:
-    try:
-        value = json.loads(Path(run_dir, OWNER_FILE).read_text())["user"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return str(value)
+    """Note who started the run (counted by `check_concurrent` through jobs.owners)."""
+    owners.record_owner(run_dir, user.email)
 
 
 def check_steps(steps: int, user: User, limits: LimitsConfig, audit: AuditLog) -> None:
@@ -65,20 +60,40 @@ def check_scan_size(
 
 
 def check_concurrent(
-    statuses: Iterable[RunStatus], runs_root: Path, user: User, limits: LimitsConfig,
-    audit: AuditLog,
-) -> None:  # fmt: skip
-    """Refuse a new run when `user` already has max_concurrent_jobs unfinished runs."""
-    mine = [s.run_id for s in statuses
-            if not s.finished and run_owner(runs_root / s.run_id) == user.email]  # fmt: skip
+    running: Iterable[ActiveJob], user: User, limits: LimitsConfig, audit: AuditLog
+) -> None:
+    """Refuse a new job when `user` already has max_concurrent_jobs running: training runs,
+    check jobs, scans and captures all count against the one budget."""
+    mine = [f"{KIND_NAMES.get(j.kind, j.kind)} {j.job_id}" for j in running
+            if j.owner == user.email]  # fmt: skip
     if len(mine) >= limits.max_concurrent_jobs:
         _refuse(
             user,
             audit,
             f"running={len(mine)}",
-            f"You already have {len(mine)} unfinished run(s) ({', '.join(mine)}); this "
-            f"dashboard allows {limits.max_concurrent_jobs} per user. Wait for one to "
-            "finish or cancel one, then start again.",
+            f"You already have {len(mine)} running job(s) ({', '.join(mine)}); this dashboard "
+            f"allows {limits.max_concurrent_jobs} per user, training runs, check jobs and scans "
+            "together. Wait for one to finish or cancel one, then start again.",
+        )
+
+
+def check_check_seconds(
+    max_seconds: float | None, user: User, limits: LimitsConfig, audit: AuditLog
+) -> None:
+    """Refuse a check job's time budget that is missing or over [limits] max_check_seconds."""
+    cap = limits.max_check_seconds
+    if max_seconds is None or max_seconds > cap:
+        asked = (
+            "No time budget was given"
+            if max_seconds is None
+            else f"A time budget of {max_seconds:g} s is over this dashboard's limit"
+        )
+        _refuse(
+            user,
+            audit,
+            f"max_seconds={max_seconds}",
+            f"{asked}: a check job here may run at most {cap:,} s. Give a budget between 1 and "
+            f"{cap:,} s, or ask the operator to raise [limits] max_check_seconds.",
         )
 
 

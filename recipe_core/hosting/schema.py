@@ -24,7 +24,7 @@ SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
              "cookie_secret_env": (str, "")},
     "access": {"runners": (list, []), "viewers": (list, []), "local_role": (str, "runner")},
     "limits": {"max_concurrent_jobs": (int, 2), "max_steps": (int, 20000),
-               "max_scan_images": (int, 200000)},
+               "max_scan_images": (int, 200000), "max_check_seconds": (int, 600)},
     "plugins": {"folder": (str, "")},
 }  # fmt: skip
 FREE_TABLES = ("pipelines",)  # name = value tables, checked by their own parser

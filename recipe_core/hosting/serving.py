@@ -173,7 +173,8 @@ def describe(config: ServeConfig) -> list[str]:
         f"auth: {auth}",
         f"runners: {', '.join(a.runners) or '(none)'}",
         f"viewers: {', '.join(a.viewers) or '(none)'}",
-        f"limits per user: {lim.max_concurrent_jobs} concurrent jobs, {lim.max_steps:,} steps "
-        f"per run, {lim.max_scan_images:,} images per scan",
+        f"limits per user: {lim.max_concurrent_jobs} running jobs (runs, checks and scans "
+        f"together), {lim.max_steps:,} steps per run, {lim.max_scan_images:,} images per scan, "
+        f"{lim.max_check_seconds:,} s per check job",
         f"plugins: {config.plugins or '(none)'}",
     ]

@@ -4,7 +4,9 @@ A Streamlit rerun interrupts the script thread, so checks run in `python -m
 recipe_core.jobs.check_job DATASET --model M --job-dir DIR`, started in its own session by
 `start_check_job`. Each job is a folder `<workspace>/checks/<id>/` holding
 
-    job.json        what was asked: dataset, model, seed, max_seconds, batch_size (written first)
+    job.json        what was asked: dataset, model, seed, max_seconds, batch_size, timeout_s
+                    (written first)
+    owner.json      who started it, for the per-user job budget (jobs.owners)
     progress.json   JobProgress (current: the check running), replaced atomically,
                     rewritten at least every HEARTBEAT_S
     report.json     CheckReport.to_dict(), once every check ran
@@ -42,6 +44,8 @@ from recipe_core.checks.result import (
 )
 from recipe_core.errors import ConfigError
 from recipe_core.jobs import process
+from recipe_core.jobs.deadline import deadline
+from recipe_core.jobs.owners import record_owner
 from recipe_core.jobs.state import JobProgress, JobState
 from recipe_core.settings import load_settings
 
@@ -66,6 +70,7 @@ class CheckJob:
     only: tuple[str, ...] | None = None  # the checks asked for (None = all)
     pipeline: str = ""  # the user's pipeline spec (then dataset and model are "")
     source: str = "job"  # "job" (run by a worker) | "script" (a report a script saved)
+    timeout_s: float | None = None  # hard cap on the worker's wall time, s (None = none)
 
     @property
     def job_id(self) -> str:
@@ -86,19 +91,28 @@ def new_check_job(
     batch_size: int = 64,
     only: Sequence[str] | None = None,
     pipeline: str = "",
+    timeout_s: float | None = None,
+    owner: str = "",
 ) -> Path:
-    """Create a job folder (job.json, a "running" progress.json) without starting it: run it
-    with `run_job(folder)` in this process, or let `start_check_job` start a worker."""
-    if max_seconds is not None and max_seconds <= 0:
-        raise ConfigError(f"max_seconds={max_seconds}: give a positive budget, or None.")
+    """Create a job folder (job.json, a "running" progress.json, owner.json when `owner` is
+    given) without starting it: run it with `run_job(folder)` in this process, or let
+    `start_check_job` start a worker. `max_seconds` is the checks' own budget (checks left when
+    it runs out are skipped); `timeout_s` a hard deadline the worker is stopped at."""
+    for key, value in (("max_seconds", max_seconds), ("timeout_s", timeout_s)):
+        if value is not None and value <= 0:
+            raise ConfigError(
+                f"{key}={value}: give a positive number of seconds, or None for no limit (0 "
+                "does not mean unlimited)."
+            )
     if not pipeline and not os.fspath(dataset):
         raise ConfigError("A check job needs a dataset (with a built-in model) or a pipeline.")
     now = time.time()
     folder = new_check_folder(workspace)
     write_job_file(folder, {"dataset": os.fspath(dataset), "model": model, "seed": seed,
                             "max_seconds": max_seconds, "batch_size": batch_size, "created": now,
-                            "only": None if only is None else list(only),
-                            "pipeline": pipeline, "source": "job"})  # fmt: skip
+                            "only": None if only is None else list(only), "pipeline": pipeline,
+                            "source": "job", "timeout_s": timeout_s})  # fmt: skip
+    record_owner(folder, owner)
     process.write_progress(folder, JobProgress(JobState.RUNNING, started=now, updated=now))
     return folder
 
@@ -113,14 +127,17 @@ def start_check_job(
     batch_size: int = 64,
     only: Sequence[str] | None = None,
     pipeline: str = "",
+    timeout_s: float | None = None,
+    owner: str = "",
     python: str = sys.executable,
 ) -> Path:
     """Launch the checks of `model` on `dataset` (or of the user's `pipeline` spec, with
     dataset="") as a detached process; its new job folder. `only` runs a subset of the checks
-    by name (default: all). The pipeline's code is imported only in that process."""
+    by name (default: all). The pipeline's code is imported only in that process. The worker
+    is stopped at `timeout_s`; `owner` (an e-mail) is noted for the per-user job budget."""
     folder = new_check_job(dataset, model, workspace=workspace, seed=seed,
                            max_seconds=max_seconds, batch_size=batch_size, only=only,
-                           pipeline=pipeline)  # fmt: skip
+                           pipeline=pipeline, timeout_s=timeout_s, owner=owner)  # fmt: skip
     args = ["--job-dir", str(folder)]
     proc = process.start_worker(folder, "recipe_core.jobs.check_job", args, what="check",
                                 log_file=LOG_FILE, python=python)  # fmt: skip
@@ -133,12 +150,13 @@ def read_job(folder: str | os.PathLike[str]) -> CheckJob:
     path = Path(folder)
     try:
         data = json.loads((path / JOB_FILE).read_text())
-        budget = data["max_seconds"]
+        budget, timeout = data["max_seconds"], data.get("timeout_s")
         return CheckJob(
             path, str(data["dataset"]), str(data["model"]), int(data["seed"]),
             None if budget is None else float(budget), int(data["batch_size"]),
             float(data["created"]), None if data.get("only") is None else tuple(data["only"]),
             str(data.get("pipeline", "")), str(data.get("source", "job")),
+            None if timeout is None else float(timeout),
         )  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
@@ -181,8 +199,10 @@ def load_report(folder: str | os.PathLike[str]) -> CheckReport:
         ) from exc
 
 
-def run_job(folder: Path) -> CheckReport:
-    """The worker's body: build the inputs, run every check reporting progress, write the report."""
+def run_job(folder: Path, *, detached: bool = False) -> CheckReport:
+    """The worker's body: build the inputs, run every check reporting progress, write the
+    report; stopped at the job's timeout_s. `detached`: this process leads its own process
+    group (a worker `start_check_job` started), so a hang past the deadline kills the group."""
     now = time.time()
     state = JobProgress(JobState.RUNNING, pid=os.getpid(), started=now, updated=now)
     with process.ProgressReporter(folder, state, _failure_text, current="") as reporter:
@@ -191,9 +211,19 @@ def run_job(folder: Path) -> CheckReport:
             reporter.update(done=done, total=total, current=current)
             reporter.write()  # a check takes seconds: show each one as it starts
 
-        report = _run_checks(read_job(folder), progress)
+        job = read_job(folder)
+        with deadline(job.timeout_s, _timed_out_text(job.timeout_s), kill_group=detached):
+            report = _run_checks(job, progress)
         write_report(folder, report)
     return report
+
+
+def _timed_out_text(timeout_s: float | None) -> str:
+    return (
+        f"The checks ran past their {timeout_s or 0:g} s deadline and were stopped (the "
+        "server's cap on a check job, [limits] max_check_seconds in recipe.toml). Give them a "
+        "smaller time budget, or ask the operator to raise that limit."
+    )
 
 
 def _run_checks(job: CheckJob, progress: Progress) -> CheckReport:
@@ -229,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     from recipe_core.train.models import load_configured_plugins  # imports torch
 
     load_configured_plugins(load_settings())
-    return process.run_worker(partial(run_job, Path(args.job_dir)), log=log)
+    return process.run_worker(partial(run_job, Path(args.job_dir), detached=True), log=log)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.jobs.deadline import JobTimedOut
 from recipe_core.jobs.state import JobCancelled, JobProgress, JobState
 
 STATE_FILE = "progress.json"
@@ -232,7 +233,10 @@ def cancel_worker(
 
 def failure_text(exc: BaseException, *, interrupted: str, unexpected: str) -> str:
     """What a failed worker leaves in progress.json: a RecipeError as it reads, `interrupted`
-    for Ctrl-C or a cancel, else `unexpected` formatted with `error` ("TypeError: ...")."""
+    for Ctrl-C or a cancel, the deadline's own message when it ran past it, else `unexpected`
+    formatted with `error` ("TypeError: ...")."""
+    if isinstance(exc, JobTimedOut):
+        return str(exc)
     if isinstance(exc, RecipeError):
         user_traceback = getattr(exc, "user_traceback", "")  # the user's own lines, if any
         return f"{exc}\n\n{user_traceback}" if user_traceback else str(exc)
@@ -302,7 +306,8 @@ class ProgressReporter:
 
 def run_worker(body: Callable[[], object], *, log: logging.Logger) -> int:
     """A worker's exit code: 0 when `body()` returns, 2 on a RecipeError (logged), 1 on any
-    other error (traceback printed), 128 + SIGTERM when cancelled."""
+    other error (traceback printed), 128 + SIGTERM when cancelled, 124 (as `timeout` exits)
+    past its deadline."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, raise_cancelled)
     try:
@@ -310,6 +315,9 @@ def run_worker(body: Callable[[], object], *, log: logging.Logger) -> int:
     except JobCancelled:
         log.info("cancelled")
         return 128 + signal.SIGTERM
+    except JobTimedOut as error:
+        log.error("%s", error)
+        return 124
     except RecipeError as error:
         log.error("%s", error)
         return 2

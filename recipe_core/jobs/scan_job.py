@@ -24,6 +24,7 @@ from pathlib import Path
 
 from recipe_core.data.safe_paths import path_key
 from recipe_core.jobs import process
+from recipe_core.jobs.owners import record_owner
 from recipe_core.jobs.state import JobProgress, JobState
 from recipe_core.scan.result import ScanResult, write_result
 from recipe_core.scan.run import scan
@@ -46,9 +47,14 @@ def scan_fraction(state: JobProgress) -> float:
     return min(1.0, base + span * within)
 
 
+def app_scans_root(workspace: Workspace) -> Path:
+    """The folder holding one job folder per dataset the app scanned."""
+    return workspace.scans / "app"
+
+
 def job_dir(workspace: Workspace, dataset_root: str | os.PathLike[str]) -> Path:
     """The folder of the app's scan of `dataset_root` (a resolved dataset path)."""
-    return workspace.scans / "app" / path_key(dataset_root)
+    return app_scans_root(workspace) / path_key(dataset_root)
 
 
 def read_state(folder: str | os.PathLike[str], *, now: float | None = None) -> JobProgress:
@@ -67,13 +73,16 @@ def start_scan(
     *,
     workspace: Workspace,
     workers: int | None = None,
+    owner: str = "",
     python: str = sys.executable,
 ) -> Path:
-    """Launch a detached scan of `dataset_root` unless one is already running; the job folder."""
+    """Launch a detached scan of `dataset_root` unless one is already running; the job folder.
+    `owner` (an e-mail) is noted in it for the per-user job budget (jobs.owners)."""
     folder = job_dir(workspace, dataset_root)
     if read_state(folder).state == JobState.RUNNING:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
+    record_owner(folder, owner)
     args = [os.fspath(dataset_root), "--job-dir", str(folder), "--workspace", str(workspace.root)]
     args += [] if workers is None else ["--workers", str(workers)]
     now = time.time()

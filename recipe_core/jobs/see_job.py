@@ -3,6 +3,7 @@ user code. `python -m recipe_core.jobs.see_job --job-dir DIR` runs `see_pipeline
 `<workspace>/seen/<id>/` holding
 
     job.json        the pipeline spec and how many batches (written first)
+    owner.json      who started it, for the per-user job budget (jobs.owners)
     progress.json   JobProgress, replaced atomically, rewritten every HEARTBEAT_S
     batch_NNN.png   each batch exactly as model(x) received it, decoded
     seen.json       per batch: layout, shape, dtype, statistics, warnings
@@ -27,6 +28,7 @@ from typing import Any
 
 from recipe_core.errors import ConfigError
 from recipe_core.jobs import process
+from recipe_core.jobs.owners import record_owner
 from recipe_core.jobs.state import JobProgress, JobState
 from recipe_core.workspace import Workspace
 
@@ -40,16 +42,22 @@ def seen_root(workspace: Workspace) -> Path:
 
 
 def start_see_job(
-    pipeline: str, *, workspace: Workspace, batches: int = 2, python: str = sys.executable
+    pipeline: str,
+    *,
+    workspace: Workspace,
+    batches: int = 2,
+    owner: str = "",
+    python: str = sys.executable,
 ) -> Path:
     """Capture `batches` of the pipeline's batches at model(x) in a detached process; its
-    new job folder."""
+    new job folder. `owner` (an e-mail) is noted for the per-user job budget (jobs.owners)."""
     if not 1 <= batches <= 32:
         raise ConfigError(f"batches={batches}: capture between 1 and 32 batches.")
     now = time.time()
     folder = process.new_job_folder(seen_root(workspace))
     job = {"pipeline": pipeline, "batches": batches, "created": now}
     (folder / JOB_FILE).write_text(json.dumps(job, indent=1))
+    record_owner(folder, owner)
     process.write_progress(folder, JobProgress(JobState.RUNNING, started=now, updated=now))
     process.start_worker(folder, "recipe_core.jobs.see_job", ["--job-dir", str(folder)],
                          what="see", log_file=LOG_FILE, python=python)  # fmt: skip

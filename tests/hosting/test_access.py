@@ -18,6 +18,7 @@ from recipe_core.hosting.access import RUNNER_ACTIONS, allowed, require
 from recipe_core.hosting.config import AccessConfig, LimitsConfig, check_entry, load_config
 from recipe_core.hosting.guard import Guard, checked_run_id
 from recipe_core.hosting.limits import LimitExceeded, record_owner
+from recipe_core.jobs.active import ActiveJob, active_jobs
 from recipe_core.runs import RunWriter, list_runs
 from recipe_core.workspace import open_workspace
 from tests.hosting.hosting_helpers import OIDC, base_sections, write_config
@@ -109,9 +110,9 @@ def test_guard_records_ok_error_and_limit_refusals_once(tmp_path: Path) -> None:
         raise RunError("no such run")
     over = pytest.raises(LimitExceeded, match=r"101 steps is over .* limit of 100")
     with over, guard.acting("start_run", "ds"):
-        guard.check_run(steps=101, name=None, statuses=[], runs_root=tmp_path)
+        guard.check_run(steps=101, name=None, running=list)
     with pytest.raises(LimitExceeded, match="at most 1,000 are accepted"):
-        guard.check_run(steps=1, name="x" * 10_000_000, statuses=[], runs_root=tmp_path)
+        guard.check_run(steps=1, name="x" * 10_000_000, running=list)
     rows = [(e.action, e.target, e.outcome) for e in read_audit(audit.path)]
     assert rows == [
         ("cancel_run", "r1", "ok"),
@@ -130,13 +131,15 @@ def test_concurrent_job_limit_counts_the_users_unfinished_runs(tmp_path: Path) -
     done = RunWriter.create(ws, name="done", config={})
     done.finish("succeeded")
     record_owner(done.run_dir, bob)
-    statuses = list_runs(ws)
+
+    def running() -> list[ActiveJob]:
+        return active_jobs(ws, list_runs(ws))
+
     audit = AuditLog(tmp_path / "audit.jsonl")
     limits = LimitsConfig(max_concurrent_jobs=2)
-    with pytest.raises(LimitExceeded, match="already have 2 unfinished run"):
-        Guard(alice, audit, limits).check_run(steps=1, name=None, statuses=statuses,
-                                              runs_root=ws.runs)  # fmt: skip
-    Guard(bob, audit, limits).check_run(steps=1, name=None, statuses=statuses, runs_root=ws.runs)
+    with pytest.raises(LimitExceeded, match=r"already have 2 running job\(s\) \(training run"):
+        Guard(alice, audit, limits).check_run(steps=1, name=None, running=running)
+    Guard(bob, audit, limits).check_run(steps=1, name=None, running=running)
     assert [e.user for e in read_audit(audit.path)] == ["alice@example.com"]
 
 

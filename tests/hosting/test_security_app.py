@@ -388,7 +388,7 @@ def test_requests_over_the_limits_are_refused_and_audited(
     assert shown[0].startswith("name: LimitExceeded: The run name is 10,000,000 characters")
     assert shown[1].startswith("steps: LimitExceeded: 501 steps is over this dashboard's limit")
     assert shown[2].startswith("scan: LimitExceeded: This dataset has 12 images, over")
-    assert shown[3].startswith("concurrent: LimitExceeded: You already have 1 unfinished run")
+    assert shown[3].startswith("concurrent: LimitExceeded: You already have 1 running job(s)")
     rows = audit_rows(config)
     assert rows == [("local", "limit_refused", "denied")] * 4
     assert not (config.parent / "ws" / "scans").exists()
@@ -439,3 +439,96 @@ def test_a_runner_within_the_limits_starts_and_cancels_and_both_are_audited(
     owner = json.loads((config.parent / "ws" / "runs" / run_id / "owner.json").read_text())
     assert owner == {"user": "local"}
     assert audit_rows(config) == [("local", "start_run", "ok"), ("local", "cancel_run", "ok")]
+
+
+# --- one job budget over runs, check jobs, scans and captures; the check-time cap -------------
+
+
+def over_the_job_budget(dataset: str) -> None:
+    """An AppTest script: every kind of job start, by a runner whose one slot is taken."""
+    import streamlit as st
+
+    from app import access, check_state, data_state, run_state
+    from recipe_core import RecipeError
+    from recipe_core.train import make_config
+
+    config = make_config(dataset, preset="baseline", steps=5, model="linear", image_size=8,
+                         device="cpu")  # fmt: skip
+    calls = {
+        "run": lambda: run_state.submit_run(config),
+        "checks": lambda: check_state.start_checks(dataset, "mlp", seed=0, max_seconds=5),
+        "scan": lambda: data_state.start_scan(access.path_policy().resolve(dataset)),
+        "see": lambda: check_state.start_see("pipeline.py:pipeline", batches=1),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+            st.write(f"{name}: done")
+        except RecipeError as error:
+            st.write(f"{name}: {type(error).__name__}: {error}")
+
+
+def test_a_running_check_job_uses_the_one_job_slot_for_every_kind(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recipe_core.jobs.check_job import new_check_job
+
+    limits = {"max_concurrent_jobs": 1, "max_scan_images": 100, "max_steps": 500}
+    config = configure(site, "budget", limits=limits)
+    ws = open_workspace(config.parent / "ws")
+    busy = new_check_job("ds", "mlp", workspace=ws, owner="local")  # its worker is "running"
+    new_check_job("ds", "mlp", workspace=ws, owner="someone@else.org")  # not this user's
+    app(config, monkeypatch)
+    dataset = str(site / "data" / "ds")
+    script = AppTest.from_function(over_the_job_budget, args=(dataset,), default_timeout=60)
+    script.run()
+    assert not script.exception, [e.value for e in script.exception]
+    expected = f"LimitExceeded: You already have 1 running job(s) (check job {busy.name})"
+    for line, kind in zip(script.markdown, ("run", "checks", "scan", "see"), strict=True):
+        assert line.value.startswith(f"{kind}: {expected}"), line.value
+    assert audit_rows(config) == [("local", "limit_refused", "denied")] * 4
+    assert len(list((ws.root / "checks").iterdir())) == 2  # nothing new started
+    started = ("scans/**/progress.json", "runs/*/status.json", "seen/*/job.json")
+    assert not [path for pattern in started for path in ws.root.glob(pattern)]
+
+
+def check_time_budgets(dataset: str) -> None:
+    """An AppTest script: check jobs asked for over, without, at 0 and within the time cap."""
+    import streamlit as st
+
+    from app import check_state
+    from recipe_core import RecipeError
+
+    for budget in (31, None, 0, 5):
+        try:
+            job_id = check_state.start_checks(dataset, "mlp", seed=0, max_seconds=budget)
+            st.write(f"{budget}: started {job_id}")
+            st.write(f"{check_state.cancel_checks(job_id).state}")
+        except RecipeError as error:
+            st.write(f"{budget}: {type(error).__name__}: {error}")
+
+
+def test_the_check_time_cap_is_enforced_on_the_job_and_on_the_form(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recipe_core.jobs.check_job import read_job
+    from recipe_core.jobs.owners import job_owner
+
+    limits = {"max_concurrent_jobs": 1, "max_check_seconds": 30}
+    config = configure(site, "checktime", limits=limits)
+    at = app(config, monkeypatch)
+    dataset = str(site / "data" / "ds")
+    script = AppTest.from_function(check_time_budgets, args=(dataset,), default_timeout=90)
+    script.run()
+    assert not script.exception, [e.value for e in script.exception]
+    shown = [m.value for m in script.markdown]
+    assert shown[0].startswith("31: LimitExceeded: A time budget of 31 s is over")
+    assert shown[1].startswith("None: LimitExceeded: No time budget was given")
+    assert shown[2].startswith("0: ConfigError: max_seconds=0") and "unlimited" in shown[2]
+    assert shown[3].startswith("5: started ") and shown[4] == "cancelled"
+    job = read_job(config.parent / "ws" / "checks" / shown[3].removeprefix("5: started "))
+    assert (job.max_seconds, job.timeout_s) == (5.0, 30.0)  # the worker's own deadline: the cap
+    assert job_owner(job.folder) == "local"
+    at.run().switch_page("views/checks.py").run()
+    assert at.number_input(key="ck_budget").proto.max == 30  # the form offers no more
+    assert at.number_input(key="ck_budget").proto.min == 1  # and no "0: none"
