@@ -247,11 +247,12 @@ def test_no_val_split_holds_out_a_fraction(tmp_path: Path, ws: str) -> None:
 
 def test_a_diverging_run_fails_loudly_and_keeps_its_metrics(digits: str, ws: str) -> None:
     config = make_config(digits, model="mlp", optimizer="sgd", lr=1e4, log_every=5, **FAST)
-    with pytest.raises(RunError, match=r"Training loss became nan at step \d+.*lower the learn"):
+    with pytest.raises(RunError, match=r"Training diverged at step \d+: .*; lower the learning "
+                                       r"rate \(now lr=10000\)"):  # fmt: skip
         train(config, workspace=ws)
     run_dir = max((Path(ws) / "runs").iterdir())
     reader = RunReader(run_dir)
-    assert reader.status().state == "failed" and "became nan" in reader.status().error
+    assert reader.status().state == "failed" and "diverged" in reader.status().error
     assert len(reader.metrics()) >= 1
 
 

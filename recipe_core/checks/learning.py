@@ -110,24 +110,30 @@ def _flow_problems(found: dict[str, list[str]]) -> list[str]:
 
 def check_optimizer_sanity(ctx: CheckContext) -> CheckResult:
     require(ctx, loss=True)
-    losses = real_trainer(ctx).run_to(SANITY_STEPS)
+    trainer = real_trainer(ctx)
+    losses = trainer.run_to(SANITY_STEPS)
     # Compare whole passes over the same batches: single-batch losses differ by batch alone.
     window = max(1, min(len(ctx.train_batches), SANITY_STEPS // 2))
     end = SANITY_STEPS // window * window
     first = _untrained_pass_loss(ctx, window)
     last = float(np.mean(losses[end - window : end])) if len(losses) >= end else math.nan
-    nonfinite = not all(math.isfinite(v) for v in losses)
-    evidence = {"loss": losses, "first_pass_mean": first, "last_pass_mean": last}
+    diverged = trainer.divergence.found  # the training loops' rule: a run would fail there too
+    evidence = {"loss": losses, "first_pass_mean": first, "last_pass_mean": last,
+                "diverged_at_step": None if diverged is None else diverged.step}  # fmt: skip
     observed = f"mean loss per pass {first:.4g} (untrained) -> {last:.4g} after {len(losses)} steps"
     expected = "finite, not rising above its start"
-    if nonfinite or max(losses) > 10 * abs(first) + 1e-3 or last > 1.5 * first + 1e-3:
+    if diverged is not None or last > 1.5 * first + 1e-3:
         default = " (Adam 3e-4, the safe default)" if ctx.uses_default_optimizer else ""
-        what = "blows up to NaN/Inf" if nonfinite else "rises instead of falling"
+        what = (
+            f"diverges {diverged.describe()}"
+            if diverged is not None
+            else f"rises instead of falling within {len(losses)} steps ({first:.3g} -> {last:.3g})"
+        )
         return verdict(
             "optimizer_sanity", "fail",
-            f"With this optimizer{default} the loss {what} within {len(losses)} steps "
-            f"({first:.3g} -> {losses[-1]:.3g}). The learning rate is far too high, gradients "
-            "accumulate (zero_grad missing), or the loss is numerically unstable.",
+            f"With this optimizer{default} the loss {what}. The learning rate is far too high, "
+            "gradients accumulate (zero_grad missing), or the loss is numerically unstable; a "
+            "training run would fail the same way.",
             observed=observed, expected=expected, evidence=evidence,
             fix="Lower the learning rate by 10x (Adam at 3e-4 is a safe start), keep a constant "
             "LR until things work, and clip gradients if spikes remain.",

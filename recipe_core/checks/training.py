@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from recipe_core.checks.context import Batch, CheckContext, UserCodeError, WorkKey
+from recipe_core.train.divergence import DivergenceWatch, chance_loss
 
 StepHook = Callable[[int, torch.Tensor, float], None]  # (step, output, loss)
 
@@ -28,10 +28,12 @@ class Trainer:
         self.ctx, self.model, self.batches, self.zero_inputs = ctx, model, batches, zero_inputs
         self.opt = ctx.optimizer(model)
         self.losses: list[float] = []  # loss of each step's batch, measured before its update
-        self.stopped = ""  # "" | "nonfinite" | "target"
+        self.stopped = ""  # "" | "diverged" | "target"
+        # the training loops' own rule (recipe_core.train.divergence), from the first step's loss
+        self.divergence = DivergenceWatch(floor=chance_loss(ctx.task, ctx.num_classes))
 
     def run(self, steps: int, *, target: float | None = None, hook: StepHook | None = None) -> str:
-        """Train up to `steps` more steps; stop early at a non-finite loss or `target`.
+        """Train up to `steps` more steps; stop early once the loss diverged or hit `target`.
 
         Torch's RNG (dropout masks, noise) is re-seeded from the step count, so a run is the
         same whatever other checks drew from the RNG in between."""
@@ -60,8 +62,8 @@ class Trainer:
         self.losses.append(value)
         if hook is not None:
             hook(len(self.losses) - 1, out.detach(), value)
-        if not math.isfinite(value):
-            self.stopped = "nonfinite"
+        if self.divergence.add(len(self.losses) - 1, value) is not None:
+            self.stopped = "diverged"
             return
         if target is not None and value <= target:
             self.stopped = "target"

@@ -7,6 +7,7 @@ user's own overrides win over both. The config is persisted verbatim as the run'
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -82,14 +83,14 @@ class TrainConfig:
                 f"Unknown device {self.device!r}. Use 'auto', 'cpu', 'cuda' or 'cuda:N'."
             )
         for name in ("steps", "batch_size", "log_every", "image_size"):
-            _check_range(name, getattr(self, name), low=1, integer=True)
+            check_number(self, name, low=1, integer=True)
         for name in ("overfit_examples", "early_stopping", "eval_every", "dynamics_every",
                      "probe_size", "capture_batches", "checkpoint_every", "seed"):  # fmt: skip
-            _check_range(name, getattr(self, name), low=0, integer=True)
+            check_number(self, name, low=0, integer=True)
         for name in ("weight_decay", "target_loss"):
-            _check_range(name, getattr(self, name), low=0)
-        if not (self.lr > 0 and self.width > 0):
-            raise ConfigError(f"lr ({self.lr}) and width ({self.width}) must be > 0.")
+            check_number(self, name, low=0)
+        for name in ("lr", "width", "dropout", "val_fraction"):  # the last two: in range below
+            check_number(self, name, low=0, above=name != "dropout")
         if not (0 <= self.dropout < 1 and 0 < self.val_fraction < 1):
             raise ConfigError(
                 f"dropout ({self.dropout}) must be in [0, 1) and val_fraction "
@@ -128,8 +129,20 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...], flag: str)
         )
 
 
-def _check_range(name: str, value: float, *, low: float, integer: bool = False) -> None:
+def check_number(
+    config: Any, name: str, *, low: float, above: bool = False, integer: bool = False
+) -> None:
+    """`config.name` must be a finite number (an int when `integer`) >= `low` (> with `above`):
+    lr=inf or nan would train on garbage and look like a result."""
+    value = getattr(config, name)
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < low:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name} must be {kind} >= {low}, got {value!r}.")
+    number = not isinstance(value, bool) and isinstance(value, kinds)
+    if number and math.isfinite(value) and (value > low if above else value >= low):
+        return
+    kind = "an integer" if integer else "a finite number"
+    default = next((f.default for f in fields(config) if f.name == name), None)
+    hint = f" (default {default!r})" if isinstance(default, (int, float)) else ""
+    raise ConfigError(
+        f"{name} must be {kind} {'>' if above else '>='} {low}, got {value!r}. "
+        f"Set {name} to such a number{hint}."
+    )

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recipe_core.errors import RunError
 from recipe_core.runs import RunWriter
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.data import Batcher
+from recipe_core.train.divergence import DivergenceWatch, divergence_error
 from recipe_core.train.metrics import ClosedWindow, Window
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, Snapshots
 
@@ -72,12 +72,14 @@ class Loop:
                  autocast: Callable[[], AbstractContextManager[object]],
                  callbacks: tuple[Callback, ...] = (),
                  checkpoint_meta: Mapping[str, object] | None = None,
+                 chance_loss: float = 0.0,
                  ) -> None:  # fmt: skip
         self.config, self.model, self.batches, self.val = config, model, batches, val
         self.writer, self.recorder, self.capture = writer, recorder, capture
         self.optimizer, self.schedule, self.autocast = optimizer, schedule, autocast
         self.callbacks, self.checkpoint_meta = callbacks, dict(checkpoint_meta or {})
         self.window = Window()
+        self.divergence = DivergenceWatch(floor=chance_loss)  # see divergence.py
         self.in_flight: list[tuple[ClosedWindow, Snapshots | None]] = []
         self.lag = windows_in_flight(batches.device)
         self.last_loss = math.nan
@@ -145,7 +147,7 @@ class Loop:
             self._write(*self.in_flight.pop(0))
 
     def _write(self, window: ClosedWindow, snapshots: Snapshots | None) -> None:
-        """Append a window to metrics.jsonl (and its dynamics), fail loudly on a non-finite loss."""
+        """Append a window to metrics.jsonl (and its dynamics); stop the run once it diverged."""
         rows = window.rows()
         self.writer.append_metrics(rows)
         self.recorder.write(snapshots)
@@ -157,19 +159,10 @@ class Loop:
         self._emit(
             "train", last["step"], {"loss": last["loss"], "images_per_s": last["images_per_s"]}
         )
-        losses = [r["loss"] for r in rows]
-        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-        if bad is not None:
-            raise self._diverged(window.first_step + bad, losses[bad], losses[:bad])
-
-    def _diverged(self, step: int, value: float, before: list[float]) -> RunError:
-        finite = [v for v in before if math.isfinite(v)]
-        last = f"{finite[-1]:.4g}" if finite else "none in this window"
-        return RunError(
-            f"Training loss became {value} at step {step} (last finite loss: {last}). The run "
-            f"diverged: lower the learning rate (lr={self.config.lr}), check the captured input "
-            "batches for NaN/inf or extreme values, and re-run with --preset overfit to debug."
-        )
+        for row in rows:
+            found = self.divergence.add(row["step"], row["loss"])
+            if found is not None:
+                raise divergence_error(found, lr=row["lr"])
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:

@@ -31,15 +31,17 @@ from recipe_core.data.pipeline import (
     load_pipeline,
     user_call,
 )
-from recipe_core.errors import ConfigError, PipelineError, RecipeError, RunError
+from recipe_core.errors import ConfigError, PipelineError, RecipeError
 from recipe_core.jobs.state import JobCancelled
 from recipe_core.runs import RunWriter
+from recipe_core.train.config import check_number
 from recipe_core.train.device import (
     autocast_factory,
     configure_backends,
     resolve_device,
     wants_channels_last,
 )
+from recipe_core.train.divergence import DivergenceWatch, chance_loss, divergence_error
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, write_probe
 from recipe_core.train.run import describe_failure
 from recipe_core.workspace import Workspace, open_workspace
@@ -79,11 +81,12 @@ class PipelineTrainConfig:
         if self.preset not in PIPELINE_PRESETS:
             raise ConfigError(f"Unknown preset {self.preset!r} for a pipeline. Valid presets: "
                               f"{', '.join(PIPELINE_PRESETS)}.")  # fmt: skip
-        for name in ("steps", "log_every", "eval_every", "dynamics_every", "capture_batches"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)}: give 0 or a positive number.")
-        if self.log_every == 0:
-            raise ConfigError("log_every=0: metrics need a positive logging interval.")
+        for name in ("steps", "seed", "eval_every", "dynamics_every", "capture_batches",
+                     "probe_size"):  # fmt: skip
+            check_number(self, name, low=0, integer=True)
+        check_number(self, "log_every", low=1, integer=True)  # metrics need an interval
+        if self.lr is not None:  # 0 also means the default Adam's 3e-4
+            check_number(self, "lr", low=0)
 
     @property
     def total_steps(self) -> int:
@@ -163,6 +166,8 @@ class PipelineLoop:
         self.model = self.pipeline.build_model().to(self.device)
         self.optimizer = self._optimizer()
         self.classify = self.pipeline.task in ("classification", "multilabel")
+        self.divergence = DivergenceWatch(floor=chance_loss(self.pipeline.task,
+                                                            self.pipeline.num_classes))  # fmt: skip
         # (step, loss, (logits, labels) for the accuracy): kept on the device until a flush
         self.pending: list[tuple[int, torch.Tensor, Batch | None]] = []
         self.last_loss = self.first_loss = math.nan
@@ -305,11 +310,9 @@ class PipelineLoop:
         if time.monotonic() - self.status_written >= STATUS_EVERY_S:
             self.writer.update_status(step=steps[-1] + 1, urgent=False)
             self.status_written = time.monotonic()
-        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-        if bad is not None:
-            raise RunError(f"Training loss became {losses[bad]} at step {steps[bad]}. The run "
-                           "diverged: lower the learning rate, and look at the captured batches "
-                           "(recipe see) for NaN/inf or extreme values.")  # fmt: skip
+        for step, loss in zip(steps, losses, strict=True):
+            if (found := self.divergence.add(step, loss)) is not None:
+                raise divergence_error(found, lr=lr)
         self.last_loss = float(np.mean(losses))
         if math.isnan(self.first_loss):
             self.first_loss = self.last_loss

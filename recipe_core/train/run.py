@@ -26,6 +26,7 @@ from recipe_core.train.device import (
     resolve_device,
     wants_channels_last,
 )
+from recipe_core.train.divergence import chance_loss
 from recipe_core.train.loop import EVAL_CHUNK, Callback, Loop, LoopSummary
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, choose_probe, write_probe
 from recipe_core.train.setup import build_train_model, make_optimizer, make_schedule
@@ -145,6 +146,7 @@ def _build_loop(config: TrainConfig, data: TrainData, device: torch.device, writ
         autocast=autocast,
         callbacks=callbacks,
         checkpoint_meta={**meta, "config": config.to_dict()},
+        chance_loss=chance_loss("classification", len(data.classes)),
     )
 
 

@@ -4,7 +4,8 @@ run = recipe_core.start_run("my-experiment", config={"lr": 3e-4})
 run.watch(model, probe=(x_probe, y_probe), every=50)   # exact inputs + prediction dynamics
 for step, (x, y) in enumerate(loader):
     loss = ...
-    run.log(step, loss=loss)        # tensors are fine: no per-step device sync
+    run.log(step, loss=loss)        # tensors are fine: no per-step device sync; a diverging
+                                    # train loss (see divergence.py) fails the run (RunError)
 run.finish()                        # or use `with start_run(...) as run:`
 """
 
@@ -25,6 +26,7 @@ from torch.utils.hooks import RemovableHandle
 from recipe_core.errors import ConfigError
 from recipe_core.runs import RunWriter
 from recipe_core.train.config import TrainConfig
+from recipe_core.train.divergence import DivergenceWatch, divergence_error
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, write_probe
 from recipe_core.train.run import describe_failure
 from recipe_core.workspace import Workspace, open_workspace
@@ -44,6 +46,7 @@ class Run:
         self.recorder: DynamicsRecorder | None = None
         self.captures: list[InputCapture] = []
         self.hooks: list[RemovableHandle] = []
+        self.divergence = DivergenceWatch()  # the loops' rule, on the logged train loss
         atexit.register(self._at_exit)
 
     @property
@@ -102,9 +105,23 @@ class Run:
             self.recorder.flush()
         if not self.rows:
             return
-        rows, self.rows = self.rows, []
-        self.writer.append_metrics(_fetch_tensors(rows))
+        rows, self.rows = _fetch_tensors(self.rows), []
+        self.writer.append_metrics(rows)
         self.writer.update_status(step=max(int(r["step"]) for r in rows), urgent=False)
+        self._stop_if_diverged(rows)
+
+    def _stop_if_diverged(self, rows: list[dict[str, Any]]) -> None:
+        """Divergence ends a script's run as it ends a job: failed, with a RunError raised from
+        `log`, since training on is pointless."""
+        for row in rows:
+            loss = row.get("loss")
+            if row["split"] != "train" or not isinstance(loss, float):
+                continue
+            found = self.divergence.add(row["step"], loss)
+            if found is not None:
+                error = divergence_error(found, lr=row.get("lr"))
+                self.finish("failed", error=str(error))
+                raise error
 
     def finish(self, state: str = "succeeded", *, error: str = "") -> None:
         self.flush()

@@ -5,6 +5,7 @@ leaves the others alone."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,8 +58,8 @@ def farm(
     handles = {
         "kill": submit_run(_config(dataset, **endless), workspace=ws, executor=executor),
         "cancel": submit_run(_config(dataset, **endless), workspace=ws, executor=executor),
-        "nan": submit_run(
-            _config(dataset, optimizer="sgd", lr=1e4, log_every=5), workspace=ws, executor=executor
+        "diverge": submit_run(  # Adam at lr=1e6: the loss grows to ~1e23 and stays finite
+            _config(dataset, lr=1e6, steps=300, log_every=5), workspace=ws, executor=executor
         ),
         "raise": executor.submit(planted.run_dir),
         "ok": submit_run(
@@ -99,11 +100,22 @@ def test_cancel_sends_sigterm_and_the_job_records_cancelled(farm: Any) -> None:
     assert "cancelled" in RunReader(run_dir).log_tail()
 
 
-def test_a_diverging_job_fails_with_the_reason(farm: Any) -> None:
+def test_a_diverging_job_fails_with_the_reason_and_stops_early(farm: Any) -> None:
+    """A loss that grows 1e22-fold but stays finite is a divergence too, not a success."""
     _, executor, handles = farm
-    status = wait_for(executor, handles["nan"].run_dir, timeout_s=TIMEOUT_S)
-    assert status.state == "failed" and "Training loss became nan" in status.error
-    assert len(RunReader(handles["nan"].run_dir).metrics()) >= 1
+    run_dir = handles["diverge"].run_dir
+    status = wait_for(executor, run_dir, timeout_s=TIMEOUT_S)
+    assert status.state == "failed", status.error
+    found = re.search(r"Training diverged at step (\d+): train loss (\S+) \(median of recent "
+                      r"steps\) is (\S+)x its starting (\S+); lower the learning rate "
+                      r"\(now lr=1e\+06\)", status.error)  # fmt: skip
+    assert found, status.error
+    step, loss, growth, start = int(found[1]), *map(float, found.group(2, 3, 4))
+    assert 1.5 < start < 3 and loss > 1e10 and growth > 100  # ~ln 10 at the start
+    metrics = RunReader(run_dir).metrics()
+    assert step < 5 and metrics["step"].max() == 4 == status.step - 1  # the first flush ends it
+    assert metrics["loss"].notna().all()  # every row written before the stop is readable
+    assert "Training diverged" in RunReader(run_dir).log_tail()
 
 
 def test_a_job_that_raises_mid_training_fails_with_the_error_text(farm: Any) -> None:
