@@ -166,6 +166,13 @@ def run_metrics(run_id: str) -> pd.DataFrame:
         return reader.metrics()
 
 
+def run_skipped_rows(run_id: str) -> dict[str, int]:
+    """Unreadable rows skipped so far, per run file (see RunReader.skipped_rows)."""
+    reader, lock = _run_reader(str(run_dir(run_id)))
+    with lock:
+        return reader.skipped_rows()
+
+
 def run_config(run_id: str) -> dict[str, object]:
     reader, _ = _run_reader(str(run_dir(run_id)))
     return reader.config()

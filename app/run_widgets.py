@@ -24,7 +24,8 @@ from recipe_core.runs import RunStatus
 if TYPE_CHECKING:
     from recipe_core.dynamics import Dynamics
 
-STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫", "cancelled": "⏹️"}
+STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫", "cancelled": "⏹️",
+               "unknown": "❓"}  # fmt: skip
 THUMB_PX = 64  # probe thumbnails are upscaled (nearest) to at least this many pixels
 TOP_K = 3  # probability bars per probe sample
 
@@ -74,6 +75,17 @@ def status_banner(status: RunStatus, *, step: int | None = None) -> None:
         st.warning(f"**cancelled** at step {at}: {md(status.error)}", icon="⏹️")
     elif status.state == "queued":
         st.info("**queued**: the job process is starting (importing PyTorch, loading data).")
+    elif status.state == "unknown":
+        st.warning(f"**state unknown**: {md(status.error)}", icon="❓")
+
+
+def skipped_rows_warning(skipped: Mapping[str, int]) -> None:
+    """Say how many rows of the run's files were unreadable (the curves leave them out)."""
+    lost = [f"{n} in {name}" for name, n in skipped.items() if n]
+    if lost:
+        st.warning(f"Skipped unreadable rows ({', '.join(lost)}): lines that are not JSON "
+                   "objects with the fields a run writes. The rest of the run is shown.",
+                   icon="⚠️")  # fmt: skip
 
 
 def metric_curves(metrics: pd.DataFrame, *, run_id: str, log_loss: bool) -> None:

@@ -200,6 +200,7 @@ def run_detail(status: RunStatus) -> None:
     train = metrics[metrics["split"] == "train"]
     last = int(train["step"].iloc[-1]) + 1 if len(train) else None
     run_widgets.status_banner(status, step=last)
+    run_widgets.skipped_rows_warning(run_state.run_skipped_rows(status.run_id))
     if train.empty:
         st.info("No metrics yet: the first ones appear after the first logging interval.")
     else:
@@ -248,6 +249,8 @@ def _progress_text(status: RunStatus, train: pd.DataFrame, config: dict[str, obj
         f"step {done} of {limit} · {len(train)} training steps logged · "
         f"last training loss {_number(float(train['loss'].iloc[-1]))}"
     )
+    if status.state == "unknown":  # a corrupt status.json: live or not, nobody can tell
+        return text
     if not status.finished:
         return f"Live: {text} · refreshed every second"
     if status.state == "succeeded" and isinstance(limit, int) and done < limit:

@@ -78,6 +78,10 @@ def show_command(
     for split, row in summary["latest"].items():
         values = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float))
         typer.echo(f"{split:>8}: step {row['step']}  {values}")
+    for name, count in summary["skipped_rows"].items():
+        if count:
+            what = f"skipped {count} unreadable {name.removesuffix('.jsonl')} rows in {name}"
+            typer.echo(f"{'warning':>8}: {what} (not JSON objects with the fields a run writes)")
     typer.echo(f"{'folder':>8}: {summary['run_dir']}")
 
 
@@ -92,6 +96,7 @@ def _summary(status: RunStatus, reader: RunReader) -> dict[str, Any]:
         "config": reader.config(),
         "latest": latest,
         "metric_rows": len(metrics),
+        "skipped_rows": reader.skipped_rows(),
         "run_dir": str(reader.run_dir),
     }
 

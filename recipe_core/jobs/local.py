@@ -71,7 +71,9 @@ class LocalExecutor:
 
     def refresh(self, run_dir: Path) -> RunStatus:
         run_dir = Path(run_dir)
-        status = read_status(RunFiles(run_dir))
+        status = read_status(RunFiles(run_dir), strict=False)
+        if status.state == JobState.UNKNOWN:
+            return status  # a corrupt status.json: nothing to judge, and nothing to write over
         owner = _owner(run_dir, status)
         if status.finished or owner is None:
             self._reap(status.run_id)

@@ -28,6 +28,7 @@ from recipe_core.cluster.jobs_api import JobsApi
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.jobs.executor import JobHandle, job_target, read_job
 from recipe_core.jobs.process import DEFAULT_GRACE_S
+from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status
 from recipe_core.settings import load_settings
 
@@ -153,9 +154,10 @@ class RayExecutor:
 
     def refresh(self, run_dir: Path) -> RunStatus:
         run_dir = Path(run_dir)
-        status = read_status(RunFiles(run_dir))
+        status = read_status(RunFiles(run_dir), strict=False)
         job = read_job(run_dir)
-        if status.finished or job is None or job.get("executor") != self.name:
+        unjudged = status.finished or status.state == JobState.UNKNOWN  # unknown: corrupt record
+        if unjudged or job is None or job.get("executor") != self.name:
             return status
         sid = str(job["submission_id"])
         try:

@@ -20,6 +20,7 @@ class JobState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    UNKNOWN = "unknown"  # the record is unreadable (a corrupt status.json): not judged, not ended
 
     @property
     def finished(self) -> bool:

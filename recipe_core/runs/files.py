@@ -19,6 +19,8 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -183,12 +185,58 @@ class RunFiles:
             ) from exc
 
 
+@dataclass(frozen=True)
+class RowSchema:
+    """What a row of a JSON-lines run file must be: an object whose `required` fields hold one
+    of their JSON types, and whose `optional` fields, when present, one of theirs or null."""
+
+    required: Mapping[str, tuple[type, ...]]
+    optional: Mapping[str, tuple[type, ...]] = field(default_factory=dict)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (*self.required, *self.optional)
+
+    def accepts(self, row: object) -> bool:
+        if not isinstance(row, dict):
+            return False
+        if not all(n in row and _is(row[n], t) for n, t in self.required.items()):
+            return False
+        return all(row[n] is None or _is(row[n], t) for n, t in self.optional.items() if n in row)
+
+
+def _is(value: object, types: tuple[type, ...]) -> bool:
+    """isinstance, except that JSON's true/false is no number (bool subclasses int)."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+NUMBER = (int, float)
+METRIC_ROWS = RowSchema(
+    {"step": (int,), "split": (str,)},
+    {name: NUMBER for name in ("loss", "accuracy", "lr", "images_per_s", "wall_time")},
+)
+DYNAMICS_ROWS = RowSchema({"step": (int,), "probs": (list,)})  # probs (P, C): see RunReader
+OBJECTS = RowSchema({})  # any JSON object
+
+
+def parse_row(line: bytes, schema: RowSchema) -> dict[str, Any] | None:
+    """One JSON line as a row, None when it is not one `schema` accepts (torn by a crash,
+    `[1, 2]`, `null`, a step that is a string...)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if schema.accepts(row) else None
+
+
 class JsonlTail:
     """Incremental reader of an append-only JSON-lines file: keeps its byte offset, reads only
-    new bytes, and leaves a partially written last line for the next call."""
+    new bytes, and leaves a partially written last line for the next call. Lines that are no
+    row of `schema` are skipped and counted in `skipped`, for the reader to warn about."""
 
-    def __init__(self, files: RunFiles, name: str) -> None:
-        self.files, self.name, self.offset = files, name, 0
+    def __init__(self, files: RunFiles, name: str, schema: RowSchema = OBJECTS) -> None:
+        self.files, self.name, self.schema, self.offset = files, name, schema, 0
+        self.skipped = 0
 
     def read_new(self) -> list[dict[str, Any]]:
         if not self.files.exists(self.name):
@@ -197,9 +245,10 @@ class JsonlTail:
         end = data.rfind(b"\n") + 1  # only whole lines; a torn tail waits for its newline
         rows = []
         for line in data[:end].splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue  # a line torn by a crash, followed by later lines: skip it
+            row = parse_row(line, self.schema)
+            if row is not None:
+                rows.append(row)
+            elif line.strip():  # a blank line is no row, and nothing lost
+                self.skipped += 1
         self.offset += end
         return rows

@@ -28,7 +28,7 @@ from typing import Any
 
 from recipe_core.errors import RunError
 from recipe_core.runs.files import RunFiles, replace_file
-from recipe_core.runs.status import RunStatus
+from recipe_core.runs.status import RunStatus, parse_status
 from recipe_core.runs.storage import (
     MARKER,
     RunStore,
@@ -170,12 +170,13 @@ def _pull_whole(store: RunStore, run_id: str, local: Path, name: str) -> bool:
 
 
 def _newer_status(data: bytes, local: Path) -> bool:
-    """Whether a fetched status.json may replace the local one (a stale one may not)."""
+    """Whether a fetched status.json may replace the local one (a stale one may not). An
+    unreadable one only fills in for no readable local one, so the run lists (as unknown)."""
     try:
-        remote = RunStatus.from_dict(json.loads(data))
-    except (ValueError, TypeError, AttributeError):
-        log.warning("Ignoring an unreadable status.json for %s", local.name)
-        return False
+        remote = parse_status(data, local / "status.json")
+    except RunError as exc:
+        log.warning("%s", exc)
+        return _local_status(local) is None
     current = _local_status(local)
     if current is None:
         return True
@@ -193,25 +194,30 @@ def _finished(local: Path) -> bool:
 
 
 def _local_status(local: Path) -> RunStatus | None:
-    """The cached status as it is on disk. Not `read_status`: that would pull again, taking
-    the lock this pull holds."""
+    """The cached status as it is on disk (None: missing or unreadable). Not `read_status`:
+    that would pull again, taking the lock this pull holds."""
     try:
-        return RunStatus.from_dict(json.loads((local / "status.json").read_bytes()))
-    except (OSError, ValueError, TypeError, AttributeError):
+        return parse_status((local / "status.json").read_bytes(), local / "status.json")
+    except (OSError, RunError):
         return None
 
 
-def read_status(files: RunFiles) -> RunStatus:
+def read_status(files: RunFiles, *, strict: bool = True) -> RunStatus:
     """The run's status.json; for a cache copy of a shared run, refreshed from storage first
-    (at most every SYNC_EVERY_S), so executors and `finish` judge the run as it is now."""
+    (at most every SYNC_EVERY_S), so executors and `finish` judge the run as it is now.
+
+    RunError when there is no status.json (not a run). A malformed one raises too when
+    `strict` (a writer must not build on it); else the run reads as `RunStatus.unreadable`,
+    so listings keep it and its log and metrics stay readable."""
     if files.remote_url():
         sync_run(files.root, max_age_s=SYNC_EVERY_S)
     try:
-        return RunStatus.from_dict(json.loads(files.read_bytes("status.json")))
+        data = files.read_bytes("status.json")
     except FileNotFoundError as exc:
         raise RunError(f"{files.root} has no status.json: not a Recipe run directory.") from exc
-    except (ValueError, TypeError) as exc:
-        raise RunError(
-            f"{files.root / 'status.json'} is malformed ({exc}). The run cannot be "
-            "read; delete the folder or restore the file."
-        ) from exc
+    try:
+        return parse_status(data, files.path("status.json"))
+    except RunError as exc:
+        if strict:
+            raise
+        return RunStatus.unreadable(files.root.name, str(exc.__cause__ or exc))

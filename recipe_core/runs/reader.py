@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from recipe_core.errors import RunError
-from recipe_core.runs.files import JsonlTail, RunFiles
+from recipe_core.runs.files import DYNAMICS_ROWS, METRIC_ROWS, JsonlTail, RunFiles
 from recipe_core.runs.mirror import SYNC_EVERY_S, read_status, sync_run, sync_runs
 from recipe_core.runs.status import RunStatus
 from recipe_core.runs.writer import RunHandle
 from recipe_core.workspace import Workspace
 
-METRIC_COLUMNS = ("step", "split", "loss", "accuracy", "lr", "images_per_s", "wall_time")
+METRIC_COLUMNS = tuple(METRIC_ROWS.fields)  # step, split, loss, accuracy, lr, ...
 
 
 class RunReader(RunHandle):
@@ -27,13 +27,22 @@ class RunReader(RunHandle):
 
     def __init__(self, run_dir: Path) -> None:
         self.files = RunFiles(Path(run_dir))
-        read_status(self.files)  # fail early, with a RunError, on a folder that is not a run
-        self._metrics = JsonlTail(self.files, "metrics.jsonl")
-        self._dynamics = JsonlTail(self.files, "dynamics.jsonl")
+        read_status(self.files, strict=False)  # RunError now for a folder that is not a run
+        self._metrics = JsonlTail(self.files, "metrics.jsonl", METRIC_ROWS)
+        self._dynamics = JsonlTail(self.files, "dynamics.jsonl", DYNAMICS_ROWS)
         self._unframed: list[dict[str, Any]] = []  # rows read, not yet in _metric_frame
         self._metric_frame: pd.DataFrame | None = None  # grows only when rows arrived
         self._dyn_steps: list[int] = []
-        self._dyn_probs: list[list[list[float]]] = []
+        self._dyn_probs: list[np.ndarray] = []  # (P, C) float32 each
+
+    def status(self) -> RunStatus:
+        """The run's status; `RunStatus.unreadable` (state unknown) for a corrupt status.json."""
+        return read_status(self.files, strict=False)
+
+    def skipped_rows(self) -> dict[str, int]:
+        """Rows read so far and skipped as unreadable (not a JSON object, a needed field
+        missing or of the wrong type), per file: what the CLI and the Runs page warn about."""
+        return {tail.name: tail.skipped for tail in (self._metrics, self._dynamics)}
 
     def refresh(self) -> None:
         """Pull what changed on shared storage, at most every SYNC_EVERY_S (no-op for an
@@ -69,8 +78,12 @@ class RunReader(RunHandle):
         """(steps (T,), probs (T, P, C)): probe-batch probabilities at each snapshot so far."""
         self.refresh()
         for row in self._dynamics.read_new():
+            probs = _probs(row["probs"], like=self._dyn_probs[0] if self._dyn_probs else None)
+            if probs is None:
+                self._dynamics.skipped += 1
+                continue
             self._dyn_steps.append(int(row["step"]))
-            self._dyn_probs.append(row["probs"])
+            self._dyn_probs.append(probs)
         steps = np.asarray(self._dyn_steps, dtype=np.int64)
         if not self._dyn_probs:
             return steps, np.zeros((0, 0, 0), dtype=np.float32)
@@ -118,9 +131,9 @@ def list_runs(
             statuses.append(known)
         elif folder.is_dir() and (folder / "status.json").exists():
             try:
-                status = read_status(RunFiles(folder))
-            except RunError:
-                continue  # a half-created or damaged run must not hide the others
+                status = read_status(RunFiles(folder), strict=False)  # corrupt: listed unknown
+            except (RunError, OSError):
+                continue  # gone since the listing, or unreadable as a file
             statuses.append(status)
             if finished is not None and status.finished:
                 finished[folder.name] = status
@@ -154,3 +167,13 @@ def _metric_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = pd.Series(dtype="object" if column == "split" else "float64")
     return frame
+
+
+def _probs(values: list[Any], *, like: np.ndarray | None) -> np.ndarray | None:
+    """A snapshot's (P, C) probabilities, None unless numbers of the shape of the first one."""
+    try:
+        probs = np.asarray(values, dtype=np.float32)
+    except (ValueError, TypeError):  # ragged, or not numbers
+        return None
+    ok = probs.ndim == 2 and (like is None or probs.shape == like.shape)
+    return probs if ok else None

@@ -17,7 +17,14 @@ import pandas as pd
 from recipe_core.errors import RunError
 from recipe_core.jobs.process import process_token
 from recipe_core.jobs.state import JobState
-from recipe_core.runs.files import RunFiles, new_run_id, now_iso, replace_file
+from recipe_core.runs.files import (
+    METRIC_ROWS,
+    RunFiles,
+    new_run_id,
+    now_iso,
+    parse_row,
+    replace_file,
+)
 from recipe_core.runs.mirror import read_status
 from recipe_core.runs.status import TERMINAL_STATES, RunStatus
 from recipe_core.runs.storage import MARKER
@@ -120,10 +127,9 @@ class RunWriter(RunHandle):
         size = self.files.path("metrics.jsonl").stat().st_size
         tail = self.files.read_bytes("metrics.jsonl", offset=max(0, size - 4096))
         for line in reversed(tail.split(b"\n")):
-            try:
-                return int(json.loads(line)["step"])
-            except (ValueError, KeyError, TypeError):
-                continue  # an empty, torn or foreign line: look further back
+            row = parse_row(line, METRIC_ROWS)
+            if row is not None:  # not an empty, torn or foreign line: those are passed over
+                return int(row["step"])
         return 0
 
     def append_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:

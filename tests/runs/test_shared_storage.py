@@ -200,6 +200,27 @@ def test_a_stale_status_never_replaces_a_newer_one(s3: str, tmp_path: Path) -> N
     assert status.state == "succeeded"
 
 
+def test_a_corrupt_shared_status_lists_as_unknown_and_never_replaces_a_good_copy(
+    s3: str, tmp_path: Path
+) -> None:
+    url = f"{s3}/corrupt-status"
+    writer = RunWriter.create(open_workspace(tmp_path / "w", runs_url=url), name="c", config={})
+    writer.update_status(state="running", step=1)
+    writer.append_metrics([{"step": 0, "split": "train", "loss": 1.0}])
+    writer.files.flush()
+    watching = open_workspace(tmp_path / "watching", runs_url=url)
+    assert [s.state for s in list_runs(watching)] == ["running"]  # a good copy, cached
+    store = open_store(url)
+    store.put(writer.run_id, "status.json", b"[1, 2]")
+    store.put(writer.run_id, "log.txt", b"the worker's log\n")
+    assert [s.state for s in list_runs(watching)] == ["running"]  # kept, not replaced
+    fresh = open_workspace(tmp_path / "fresh", runs_url=url)  # never saw a readable one
+    (status,) = list_runs(fresh)
+    assert status.state == "unknown" and "it holds an array" in status.error
+    reader = RunReader(fresh.runs / writer.run_id)
+    assert reader.metrics()["step"].tolist() == [0] and "worker's log" in reader.log_tail()
+
+
 def test_status_json_on_s3_is_never_seen_half_written(s3: str, tmp_path: Path) -> None:
     url = f"{s3}/atomic"
     writer = RunWriter.create(open_workspace(tmp_path / "w", runs_url=url), name="a", config={})
