@@ -262,7 +262,7 @@ def _limits(v: dict[str, Any]) -> LimitsConfig:
     for key, value in v.items():
         if value < 1:
             raise ConfigError(
-                f"[limits] {key} = {value} must be at least 1: a limit of 0 is not \"unlimited\" "
+                f'[limits] {key} = {value} must be at least 1: a limit of 0 is not "unlimited" '
                 f"(there is no unlimited setting). Set a positive value, e.g. {key} = "
                 f"{getattr(defaults, key)} (the default), or delete the line."
             )
