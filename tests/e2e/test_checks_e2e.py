@@ -18,7 +18,7 @@ def test_run_checks_for_mlp_shows_cards_overfit_plot_and_heatmap(
 ) -> None:
     page.goto(f"{streamlit_server}/checks")
     expect(page.get_by_role("button", name="Run checks")).to_be_visible(timeout=T)
-    budget = page.get_by_role("spinbutton", name="Time budget, s (0: none)")
+    budget = page.get_by_role("spinbutton", name="Time budget, s")
     budget.fill("40")
     budget.press("Enter")
     page.get_by_role("button", name="Run checks").click()
