@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from recipe_core.cli import cli
 from recipe_core.data import open_dataset
 from recipe_core.data.files import MAX_FILE_BYTES, UnreadableFile, read_regular, walk_files
 from recipe_core.explore.curation import export_manifest, load_decisions, record_decision
@@ -99,18 +101,22 @@ def test_a_training_job_on_the_corpus_trains_on_the_good_files(
 def test_nasty_manifests_are_refused_with_the_fix_or_scanned_with_corrupt_rows(
     corpus: Corpus, tmp_path: Path
 ) -> None:
+    """Through `recipe scan`'s own command (in-process: 12 interpreter starts would cost 20 s;
+    the readers' hang bound is the child-process test above)."""
     manifests = build_manifests(tmp_path, corpus)
     assert len(manifests) >= 10
     for manifest in manifests:
         out = tmp_path / manifest.path.stem
-        done = bounded("-m", "recipe_core", "scan", str(manifest.path), "--out", str(out),
-                       "--workspace", str(tmp_path / "ws"), "--workers", "1")  # fmt: skip
-        assert "Traceback" not in done.stderr, f"{manifest.what}: {done.stderr[-2000:]}"
+        args = ["scan", str(manifest.path), "--out", str(out), "--workspace", str(tmp_path / "ws")]
+        done = CliRunner().invoke(cli, [*args, "--workers", "1"])
+        assert done.exception is None or isinstance(done.exception, SystemExit), (
+            f"{manifest.what}: {done.exception!r}"
+        )
         if manifest.refused:
-            assert done.returncode == 2, f"{manifest.what} was not refused"
-            assert "Manifest" in done.stderr or "manifest" in done.stderr
+            assert done.exit_code == 2, f"{manifest.what} was not refused: {done.output}"
+            assert "anifest" in done.output, done.output
             continue
-        assert done.returncode == 0, f"{manifest.what}: {done.stderr[-2000:]}"
+        assert done.exit_code == 0, f"{manifest.what}: {done.output}"
         issues = pd.read_csv(out / "issues.csv", keep_default_na=False)
         assert (issues["issue"] == "corrupt").sum() == manifest.corrupt_rows, manifest.what
     print(f"FUZZ manifests: {len(manifests)} nasty manifests, "
