@@ -50,6 +50,29 @@ def open_regular(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTE
     """An open binary file for `path`, after refusing (UnreadableFile) anything but a regular
     file of at most `max_bytes`. The kind and size are taken from the opened descriptor, so a
     file swapped for a pipe between a check and the open cannot slip through."""
+    return _open_checked(path, max_bytes)[0]
+
+
+def read_regular(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`. Raises OSError (UnreadableFile with a
+    clear text for a pipe, device, folder or oversized file; MemoryError becomes one too)."""
+    handle, size = _open_checked(path, max_bytes)
+    with handle:
+        try:
+            # read(n) allocates n bytes up front: ask for what fstat said (+1 to see growth),
+            # then at most up to the cap, never the cap itself for every small file.
+            data = handle.read(size + 1)
+            if len(data) > size:
+                data += handle.read(max_bytes + 1 - len(data))
+        except MemoryError as exc:
+            raise UnreadableFile("MemoryError: not enough memory to read the file") from exc
+    if len(data) > max_bytes:  # it grew after the size check
+        raise FileTooLarge(too_big(len(data), max_bytes))
+    return data
+
+
+def _open_checked(path: str | os.PathLike[str], max_bytes: int) -> tuple[BinaryIO, int]:
+    """The open file and its size, from one fstat of the opened descriptor."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(path, flags)
@@ -63,28 +86,10 @@ def open_regular(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTE
         info = os.fstat(fd)
         refuse_irregular(info, max_bytes)
         _blocking(fd)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb"), info.st_size
     except BaseException:
         os.close(fd)
         raise
-
-
-def read_regular(path: str | os.PathLike[str], *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most `max_bytes`. Raises OSError (UnreadableFile with a
-    clear text for a pipe, device, folder or oversized file; MemoryError becomes one too)."""
-    with open_regular(path, max_bytes=max_bytes) as handle:
-        size = os.fstat(handle.fileno()).st_size
-        try:
-            # read(n) allocates n bytes up front: ask for what fstat said (+1 to see growth),
-            # then at most up to the cap, never the cap itself for every small file.
-            data = handle.read(size + 1)
-            if len(data) > size:
-                data += handle.read(max_bytes + 1 - len(data))
-        except MemoryError as exc:
-            raise UnreadableFile("MemoryError: not enough memory to read the file") from exc
-    if len(data) > max_bytes:  # it grew after the size check
-        raise FileTooLarge(too_big(len(data), max_bytes))
-    return data
 
 
 def refuse_irregular(info: os.stat_result, max_bytes: int) -> None:
