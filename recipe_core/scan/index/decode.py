@@ -7,12 +7,10 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from recipe_core.data.files import read_regular
-from recipe_core.data.images import CorruptImage, decode_whole, describe_error, to_rgb
-
-EXIF_ORIENTATION = 0x0112
+from recipe_core.data.images import decode_whole, describe_error, to_rgb, upright
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,6 @@ def decode_file(path: str) -> DecodedFile:
     data_hash = hashlib.blake2b(data, digest_size=16).digest()
     try:
         return _decode_bytes(data, data_hash)
-    except CorruptImage as exc:
-        return _failed(data_hash, str(exc))
     except Exception as exc:  # any decoder failure is data, not a crash
         return _failed(data_hash, describe_error(exc))
 
@@ -49,8 +45,7 @@ def _decode_bytes(data: bytes, data_hash: bytes) -> DecodedFile:
         warnings.simplefilter("ignore")
         im = decode_whole(data)
         mode, fmt = im.mode, im.format or ""
-        if im.getexif().get(EXIF_ORIENTATION, 1) != 1:  # the check is 10x cheaper than a no-op
-            im = ImageOps.exif_transpose(im) or im
+        im = upright(im)
     pixel_hash = hashlib.blake2b(digest_size=16)
     pixel_hash.update(f"{im.mode} {im.width}x{im.height} ".encode())  # same bytes, other shape
     pixel_hash.update(im.tobytes())
