@@ -33,6 +33,7 @@ class Setup:
     options: dict[str, Any] = field(default_factory=dict)  # task, num_classes, optimizer
     flags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # check -> statuses
     checks: tuple[str, ...] | None = None  # a control's checks to run (None: all of them)
+    family: str = ""  # the family of mistakes a bug (or its clean twin) belongs to
 
 
 # -- data ---------------------------------------------------------------------------------------
