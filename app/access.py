@@ -6,7 +6,6 @@ workspace this returns."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -19,13 +18,10 @@ from recipe_core.data.specs import parse_spec
 from recipe_core.errors import PipelineError
 from recipe_core.hosting import AuditLog, ServeConfig, User, identify, load_config
 from recipe_core.hosting.guard import Guard
-from recipe_core.settings import PIPELINES
+from recipe_core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     pass
-
-
-CONFIG_ENV = "RECIPE_CONFIG"  # set by `recipe serve`: the hosted mode's recipe.toml
 
 
 AUDIT_FILE = "audit.jsonl"
@@ -37,16 +33,24 @@ REFUSED_KEY = "_last_refused_path"  # audit a refused path once, not on every re
 SIGNED_IN_KEY = "_audited_sign_in"
 
 
+def settings() -> Settings:
+    """This server's settings, from its environment (`recipe app` / `recipe serve` set it): the
+    app's one read of the environment, on each rerun, passed down to what needs it."""
+    return load_settings()
+
+
 def workspace() -> Workspace:
     config = serve_config()
     if config is not None:
-        return _workspace(str(config.workspace.path))
-    return _workspace(os.environ.get("RECIPE_WORKSPACE", ""))
+        return _workspace(str(config.workspace.path), settings())
+    current = settings()
+    return _workspace(current.workspace, current)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _workspace(env_value: str) -> Workspace:
-    return open_workspace(env_value or None)
+def _workspace(path: str, _settings: Settings) -> Workspace:
+    """Cached per path (`_settings`, the runs URL's source, is not part of the key)."""
+    return open_workspace(path or None, settings=_settings)
 
 
 def path_policy() -> PathPolicy:
@@ -55,7 +59,7 @@ def path_policy() -> PathPolicy:
     config = serve_config()
     if config is not None:
         return PathPolicy.from_roots(config.roots, on_refuse=_path_refused)
-    return replace(default_policy(), on_refuse=_path_refused)
+    return replace(default_policy(settings=settings()), on_refuse=_path_refused)
 
 
 def _path_refused(typed: str, message: str) -> None:
@@ -67,7 +71,7 @@ def _path_refused(typed: str, message: str) -> None:
 
 def serve_config() -> ServeConfig | None:
     """The `recipe serve` config ($RECIPE_CONFIG), or None in the local `recipe app`."""
-    path = os.environ.get(CONFIG_ENV, "")
+    path = settings().config
     return _serve_config(path) if path else None
 
 
@@ -140,7 +144,7 @@ def unauthenticated_network() -> bool:
     """Served beyond loopback with nobody signing in (the operator's override is on)."""
     config = serve_config()
     if config is None:
-        return os.environ.get("RECIPE_UNAUTHENTICATED_NETWORK") == "1"
+        return settings().unauthenticated_network
     return config.unauthenticated_network
 
 
@@ -151,7 +155,7 @@ def pipelines() -> dict[str, str]:
     config = serve_config()
     if config is not None:
         return dict(config.pipelines)
-    return _local_pipelines(os.environ.get(PIPELINES, ""))
+    return _local_pipelines(settings().pipelines)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -6,7 +6,6 @@ data pages never pay for it."""
 from __future__ import annotations
 
 import io
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,10 +15,12 @@ import pandas as pd
 import streamlit as st
 
 from app import access, curves, data_state
+from recipe_core.cluster.jobs_api import find_token
 from recipe_core.hosting.guard import checked_run_id
 from recipe_core.hosting.limits import record_owner
 from recipe_core.jobs.active import ActiveJob, active_jobs
 from recipe_core.runs import RunReader, RunStatus
+from recipe_core.settings import Settings
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -35,20 +36,20 @@ RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pag
 
 
 def run_executor() -> Executor:
-    """The executor for new runs, one per server process and setting: make_executor() reads
+    """The executor for new runs, one per server process and setting: make_executor() follows
     RECIPE_EXECUTOR / RECIPE_RAY_ADDRESS / RECIPE_RAY_PYTHON (local by default; a local one
     reaps the jobs it started). The Ray executor only speaks HTTP to a running cluster's Jobs
     API: the app never starts Ray. Existing runs are judged by the executor in their job.json."""
-    names = ("RECIPE_EXECUTOR", "RECIPE_RAY_ADDRESS", "RECIPE_RAY_PYTHON")
-    return _run_executor(tuple(os.environ.get(n, "") for n in names))
+    settings = access.settings()
+    return _run_executor((settings.executor, settings.ray_address, settings.ray_python), settings)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _run_executor(settings: tuple[str, ...]) -> Executor:
-    """`settings`: the environment make_executor() reads, here only as the cache key."""
+def _run_executor(key: tuple[str, ...], _settings: Settings) -> Executor:
+    """`key`: the settings make_executor() chooses by (`_settings` itself is not hashed)."""
     from recipe_core.jobs.executors import make_executor
 
-    return make_executor()
+    return make_executor(settings=_settings)
 
 
 def _own_executor() -> Executor | None:
@@ -65,7 +66,7 @@ def _own_executor() -> Executor | None:
 def _judge(path: Path) -> Executor:
     from recipe_core.jobs.executors import executor_for
 
-    return executor_for(path, prefer=_own_executor())
+    return executor_for(path, prefer=_own_executor(), token=find_token(access.settings()))
 
 
 def runs() -> list[RunStatus]:
@@ -74,7 +75,9 @@ def runs() -> list[RunStatus]:
     from recipe_core.jobs.executors import refresh_runs
 
     ws = access.workspace()
-    return refresh_runs(ws, _own_executor(), finished=_finished_runs(str(ws.root)))
+    finished = _finished_runs(str(ws.root))
+    token = find_token(access.settings())
+    return refresh_runs(ws, _own_executor(), finished=finished, token=token)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

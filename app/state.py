@@ -6,7 +6,6 @@ stamps, so a rescan or another workspace never sees stale entries."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +40,7 @@ def default_dataset() -> str:
     config = access.serve_config()
     if config is not None:
         return str(config.roots[0])
-    return os.environ.get("RECIPE_DATASET") or str(SAMPLE_DATASET)
+    return access.settings().dataset or str(SAMPLE_DATASET)
 
 
 def current_dataset() -> str:

@@ -7,6 +7,9 @@ Runs may live on shared storage instead (`runs_url`, e.g. s3://bucket/prefix): t
 the `RECIPE_RUNS_URL` environment variable, else a "runs_url" key in workspace.json. The local
 `runs/` folder then caches the shared runs (recipe_core/runs/mirror.py). A workspace folder on a
 shared filesystem (NFS) needs none of this: every machine that opens it sees the same runs.
+
+Those environment variables come in as a `Settings` (recipe_core/settings.py). `open_workspace`
+is a package-face call a script makes without one: then it reads this process's settings once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recipe_core.errors import ConfigError
-from recipe_core.settings import load_settings
+from recipe_core.settings import Settings, load_settings
 
 FORMAT_VERSION = 1  # bump when the on-disk layout changes; `open_workspace` migrates or refuses
 DEFAULT_DIRNAME = ".recipe"
@@ -50,18 +53,24 @@ class Workspace:
         return path
 
 
-def resolve_workspace_path(workspace: str | os.PathLike[str] | None = None) -> Path:
-    """The workspace folder: the argument, else $RECIPE_WORKSPACE, else ./.recipe."""
-    chosen = workspace if workspace is not None else load_settings().workspace or DEFAULT_DIRNAME
+def resolve_workspace_path(workspace: str | os.PathLike[str] | None, *, settings: Settings) -> Path:
+    """The workspace folder: the argument, else settings.workspace ($RECIPE_WORKSPACE), else
+    ./.recipe."""
+    chosen = workspace if workspace is not None else settings.workspace or DEFAULT_DIRNAME
     return Path(chosen).expanduser().resolve()
 
 
 def open_workspace(
-    workspace: str | os.PathLike[str] | None = None, *, runs_url: str | None = None
+    workspace: str | os.PathLike[str] | None = None,
+    *,
+    runs_url: str | None = None,
+    settings: Settings | None = None,
 ) -> Workspace:
     """Open (creating on first use) the workspace and check its format version; with a runs URL
-    (argument, $RECIPE_RUNS_URL or workspace.json), check that storage is usable."""
-    root = resolve_workspace_path(workspace)
+    (argument, $RECIPE_RUNS_URL or workspace.json), check that storage is usable. `settings`
+    give the defaults (None: this process's, `load_settings()`)."""
+    settings = settings if settings is not None else load_settings()
+    root = resolve_workspace_path(workspace, settings=settings)
     if root.exists() and not root.is_dir():
         raise ConfigError(
             f"Workspace path {root} is a file, not a folder. "
@@ -82,11 +91,11 @@ def open_workspace(
         version_file.write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
     url = runs_url  # "" given explicitly: runs stay local, whatever the environment says
     if url is None:
-        url = load_settings().runs_url or str(marker.get("runs_url") or "")
+        url = settings.runs_url or str(marker.get("runs_url") or "")
     if url:
         from recipe_core.runs.storage import check_runs_url  # fsspec only when asked for
 
-        url = check_runs_url(url)
+        url = check_runs_url(url, settings=settings)
     return Workspace(root=root, runs_url=url)
 
 

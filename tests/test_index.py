@@ -27,6 +27,7 @@ from recipe_core.scan.index.embed import (
 )
 from recipe_core.scan.index.embedders import resolve_embedding
 from recipe_core.scan.index.features import index_chunk
+from recipe_core.settings import load_settings
 from recipe_core.workspace import open_workspace
 from tests.conftest import write_image_folder
 
@@ -174,7 +175,7 @@ def test_unknown_embedding_and_missing_weights_say_what_to_do(
         resolve_embedding("clip")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(ConfigError, match=r"never downloads.*resnet18-f37072fd\.pth"):
-        resolve_embedding("resnet18")
+        resolve_embedding("resnet18", torch_home=load_settings().torch_home)
     with pytest.raises(ConfigError, match="not found"):
         resolve_embedding(f"resnet18:{tmp_path / 'nope.pth'}")
 

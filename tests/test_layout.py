@@ -1,5 +1,6 @@
 """The shape of the house: `recipe_core` reads as the data flow, has no import cycle (imports
-inside functions included) and no lower layer importing a higher one.
+inside functions included) and no lower layer importing a higher one, and only its edges read
+the environment (settings.py reads it; the edges below call `load_settings()` and pass it on).
 
 Layers, lowest first. A module may import its own layer and the layers below it. The rank of a
 module is that of the longest prefix listed here; a few modules sit below their package because
@@ -41,6 +42,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 STAGES = ("data", "scan", "batch", "checks", "train", "runs", "dynamics", "jobs", "cluster",
           "tune", "explore", "hosting", "cli")  # fmt: skip
 LOOSE = {"__init__.py", "__main__.py", "errors.py", "settings.py", "workspace.py"}
+# The only modules that may read the environment (settings) or call load_settings(): the CLI,
+# the job process entry points, and the package-face calls a script makes without a Settings.
+ENV_EDGES = (
+    "settings",  # the one reader of os.environ
+    "cli",  # `recipe ...`
+    "jobs.train_job", "jobs.check_job", "jobs.scan_job", "jobs.see_job",  # job entry points
+    "workspace",  # open_workspace()
+    "jobs.executors",  # submit_run()
+    "jobs.local",  # LocalExecutor(): its jobs inherit this process's environment
+    "scan.index.build",  # build_index(): torch.hub's cache for network embedders
+)  # fmt: skip
+ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 
 
 def module_files(root: Path) -> dict[str, Path]:
@@ -195,3 +208,71 @@ def test_a_planted_layer_break_is_found_and_the_clean_twin_passes(tmp_path: Path
     assert layer_breaks(import_graph(tmp_path / "recipe_core")) == [
         "recipe_core.data.source (layer 3) imports recipe_core.runs (layer 6)"
     ]
+
+
+def environment_reads(name: str, path: Path) -> list[str]:
+    """Where the module reads (or writes) the process environment or calls load_settings():
+    `os.environ`, `os.getenv(...)`, `from os import environ`, `load_settings(...)`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        what = ""
+        if isinstance(node, ast.Attribute) and node.attr in ENV_NAMES:
+            if isinstance(node.value, ast.Name) and node.value.id in ("os", "posix"):
+                what = f"{node.value.id}.{node.attr}"
+        elif isinstance(node, ast.ImportFrom) and node.module in ("os", "posix"):
+            what = ", ".join(f"from os import {a.name}" for a in node.names if a.name in ENV_NAMES)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            what = "load_settings()" if called == "load_settings" else ""
+        if what:
+            found.append(f"{name}:{getattr(node, 'lineno', 0)} {what}")
+    return found
+
+
+def env_offenders(root: Path) -> list[str]:
+    def is_edge(module: str) -> bool:
+        relative = module.partition(".")[2]
+        return any(relative == e or relative.startswith(e + ".") for e in ENV_EDGES)
+
+    return sorted(
+        hit
+        for name, path in module_files(root).items()
+        if not is_edge(name)
+        for hit in environment_reads(name, path)
+    )
+
+
+def test_only_the_edges_read_the_environment() -> None:
+    assert env_offenders(PACKAGE) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("import os\nURL = os.environ.get('RECIPE_RUNS_URL', '')\n", "os.environ"),
+        ("import os\ndef f():\n    return os.getenv('TORCH_HOME')\n", "os.getenv"),
+        ("from os import environ\n", "from os import environ"),
+        (
+            "from recipe_core import settings\ndef f():\n    return settings.load_settings()\n",
+            "load_settings()",
+        ),
+    ],
+    ids=["os.environ", "os.getenv", "from-os-import", "load_settings"],
+)
+def test_a_planted_environment_read_is_found_and_the_clean_twin_passes(
+    tmp_path: Path, text: str, what: str
+) -> None:
+    clean = {
+        "recipe_core/__init__.py": "",
+        "recipe_core/settings.py": "import os\ndef load_settings():\n    return dict(os.environ)\n",
+        "recipe_core/cli/__init__.py": "from recipe_core.settings import load_settings\n"
+        "SETTINGS = load_settings()\n",
+        "recipe_core/runs/__init__.py": "",
+        "recipe_core/runs/storage.py": "def open_store(url, environ):\n    return environ\n",
+    }
+    _write(tmp_path, clean)
+    assert env_offenders(tmp_path / "recipe_core") == []  # the edges, and a mapping passed down
+    _write(tmp_path, {"recipe_core/runs/storage.py": text})
+    [hit] = env_offenders(tmp_path / "recipe_core")
+    assert hit.startswith("recipe_core.runs.storage:") and hit.endswith(what)

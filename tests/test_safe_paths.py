@@ -18,6 +18,7 @@ from recipe_core.data.safe_paths import (
     path_key,
 )
 from recipe_core.errors import ConfigError, DatasetError
+from recipe_core.settings import load_settings
 
 
 @pytest.fixture
@@ -80,11 +81,13 @@ def test_policy_needs_absolute_roots() -> None:
 def test_default_policy_roots(tree: Path) -> None:
     extra = tree / "outside"
     env = {ROOTS_ENV: os.pathsep.join([str(extra), ""]), "RECIPE_DATASET": str(tree / "ds")}
-    policy = default_policy(cwd=tree / "root", environ=env)
+    policy = default_policy(cwd=tree / "root", settings=load_settings(env))
     assert policy.roots[0] == tree / "root"
     assert SAMPLE_DATA in policy.roots and extra in policy.roots and tree / "ds" in policy.roots
     assert policy.allows(extra / "secret")
-    assert not default_policy(cwd=tree / "root", environ={}).allows(extra / "secret")
+    assert not default_policy(cwd=tree / "root", settings=load_settings({})).allows(
+        extra / "secret"
+    )
 
 
 def test_app_data_root_option_is_validated_and_exported(

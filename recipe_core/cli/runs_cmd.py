@@ -16,9 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from recipe_core.cli._app import cli, fail
+from recipe_core.cluster.jobs_api import find_token
 from recipe_core.errors import RecipeError, RunError
 from recipe_core.jobs.executors import DEFAULT_GRACE_S, executor_for, refresh_runs
 from recipe_core.runs import RunReader, RunStatus, find_run
+from recipe_core.settings import load_settings
 from recipe_core.workspace import open_workspace
 
 LOG_BYTES = 2_000_000  # at most this much of log.txt is read for `runs logs`
@@ -41,7 +43,10 @@ RunIdArg = Annotated[str, typer.Argument(help="Run id (or a unique prefix of one
 def list_command(workspace: WorkspaceOpt = None, json_out: JsonOpt = False) -> None:
     """Every run in the workspace, newest first (dead jobs are marked failed)."""
     try:
-        statuses = refresh_runs(open_workspace(workspace))
+        settings = load_settings()
+        statuses = refresh_runs(
+            open_workspace(workspace, settings=settings), token=find_token(settings)
+        )
     except RecipeError as error:
         raise fail(error) from error
     if json_out:
@@ -63,8 +68,9 @@ def show_command(
 ) -> None:
     """Status, config and latest metrics of one run."""
     try:
-        run_dir = find_run(open_workspace(workspace), run_id)
-        status = executor_for(run_dir).refresh(run_dir)
+        settings = load_settings()
+        run_dir = find_run(open_workspace(workspace, settings=settings), run_id)
+        status = executor_for(run_dir, token=find_token(settings)).refresh(run_dir)
         reader = RunReader(run_dir)
         summary = _summary(status, reader)
     except RecipeError as error:
@@ -118,8 +124,9 @@ def cancel_command(
 ) -> None:
     """Stop a running job (SIGTERM, then SIGKILL after --grace seconds), local or on Ray."""
     try:
-        run_dir = find_run(open_workspace(workspace), run_id)
-        status = executor_for(run_dir).cancel(run_dir, grace_s=grace)
+        settings = load_settings()
+        run_dir = find_run(open_workspace(workspace, settings=settings), run_id)
+        status = executor_for(run_dir, token=find_token(settings)).cancel(run_dir, grace_s=grace)
     except RecipeError as error:
         raise fail(error) from error
     if json_out:

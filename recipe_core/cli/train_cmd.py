@@ -18,6 +18,7 @@ import typer
 from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.cli.check_cmd import PIPELINE_HELP
 from recipe_core.errors import ConfigError, RecipeError
+from recipe_core.settings import load_settings
 
 if TYPE_CHECKING:
     from recipe_core.train import TrainConfig, TrainEvent
@@ -71,8 +72,11 @@ def train_command(
     prints the run id."""
     from recipe_core.jobs.executors import make_executor
 
+    settings = load_settings()
     try:  # a bad executor choice fails first, before the data and torch are loaded
-        runner = make_executor(executor, ray_address=ray_address, ray_python=ray_python)
+        runner = make_executor(
+            executor, settings=settings, ray_address=ray_address, ray_python=ray_python
+        )
     except RecipeError as error:
         raise fail(error) from error
     from recipe_core.data import open_dataset
@@ -98,7 +102,7 @@ def train_command(
                                  **overrides)  # fmt: skip
         if runner.name == "local":  # a cluster's devices are checked by its executor
             resolve_device(config.device)
-        ws = open_workspace(workspace)
+        ws = open_workspace(workspace, settings=settings)
         if detach or runner.name != "local":
             _submit(config, ws, runner, json_out)
             return

@@ -5,7 +5,6 @@ nodes' resources, and a job's state. Never `ray.init()`: safe inside the Streaml
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -14,18 +13,21 @@ from typing import Any
 
 from recipe_core.cluster.connection import START_HINT, jobs_api_url
 from recipe_core.errors import ConfigError
+from recipe_core.settings import Settings
 
 HTTP_TIMEOUT_S = 5.0  # a dead or firewalled cluster must not hang the Runs page
 RETRY_AFTER_S = 10.0  # after a failed probe, skip the cluster for this long
 
 
-def find_token(explicit: str | None = None) -> str | None:
-    """The cluster token to send, as Ray's own clients find it; None when there is none."""
+def find_token(settings: Settings, explicit: str | None = None) -> str | None:
+    """The cluster token to send, as Ray's own clients find it: `explicit`, else
+    RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH names, else ~/.ray/auth_token; None when
+    there is none."""
     if explicit:
         return explicit
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return os.environ["RAY_AUTH_TOKEN"].strip()
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if settings.ray_auth_token:
+        return settings.ray_auth_token
+    path = Path(settings.ray_auth_token_path or Path.home() / ".ray" / "auth_token")
     try:
         return path.read_text().strip() or None
     except OSError:
@@ -33,11 +35,12 @@ def find_token(explicit: str | None = None) -> str | None:
 
 
 class JobsApi:
-    """One cluster's Jobs API: `address` (normalised) and the token sent with every call."""
+    """One cluster's Jobs API: `address` (normalised) and the token sent with every call (None:
+    none; the edge finds it with `find_token`)."""
 
     def __init__(self, address: str, *, token: str | None = None) -> None:
         self.address = jobs_api_url(address)
-        self.token = find_token(token)
+        self.token = token
         self._client: Any = None
         self._down_until = 0.0
         self._down_error = ""

@@ -23,12 +23,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
 from recipe_core.errors import ConfigError, DatasetError
+from recipe_core.settings import Settings
 
 ROOTS_ENV = "RECIPE_DATA_ROOTS"  # extra allowed roots, os.pathsep-separated
 DATASET_ENV = "RECIPE_DATASET"  # the dataset `recipe app DATASET` opened: allowed too
@@ -138,17 +139,15 @@ class PathPolicy:
         return ", ".join(str(r) for r in self.roots)
 
 
-def default_policy(
-    *, cwd: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
-) -> PathPolicy:
-    """The app's policy: cwd, sample_data/, $RECIPE_DATASET and $RECIPE_DATA_ROOTS."""
-    env = os.environ if environ is None else environ
+def default_policy(*, settings: Settings, cwd: str | os.PathLike[str] | None = None) -> PathPolicy:
+    """The app's policy: cwd, sample_data/, the dataset `recipe app DATASET` opened and the
+    `--data-root` folders (`settings.dataset`, `settings.data_roots`)."""
     roots: list[str | os.PathLike[str]] = [cwd if cwd is not None else os.getcwd()]
     if SAMPLE_DATA.is_dir():
         roots.append(SAMPLE_DATA)
-    if env.get(DATASET_ENV):
-        roots.append(env[DATASET_ENV])
-    roots.extend(parse_roots(env.get(ROOTS_ENV, "")))
+    if settings.dataset:
+        roots.append(settings.dataset)
+    roots.extend(settings.data_roots)
     return PathPolicy.from_roots(roots)
 
 

@@ -2,6 +2,11 @@
 
 job.json records (pid, pid start time, host): with it a fresh executor (a restarted app, the
 CLI) can tell a live job from a dead one, and from an unrelated process that reused the pid.
+
+A job process inherits the environment the caller gives (`environ`: `make_executor` passes the
+edge's `Settings.environ`), so a variable the parent sets reaches the job's own entry point.
+`LocalExecutor` is also a package-face name a script constructs without a `Settings`: then the
+environment is this process's, read (`load_settings`) when a job starts.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from recipe_core.jobs.process import (
 )
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status
+from recipe_core.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +43,18 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, python: str | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        python: str | None = None,
+        env: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """`env`: variables added for the jobs; `environ`: the environment they inherit
+        (default: this process's, read when a job starts)."""
         self.python = python or sys.executable
         self.extra_env = dict(env or {})
+        self.environ = None if environ is None else dict(environ)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
 
     def submit(self, run_dir: Path) -> JobHandle:
@@ -63,7 +78,8 @@ class LocalExecutor:
         )
 
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        inherited = self.environ if self.environ is not None else load_settings().environ
+        env = {**inherited, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         # `-m recipe_core.jobs.train_job` importable from a source checkout that is not installed
         package_parent = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)

@@ -25,8 +25,14 @@ from pathlib import Path
 
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.runs.files import replace_file, whole_lines
-from recipe_core.runs.storage import RunStore, open_store, split_run_url, status_last
-from recipe_core.settings import load_settings
+from recipe_core.runs.storage import (
+    RunStore,
+    open_store,
+    split_run_url,
+    status_last,
+    storage_options,
+)
+from recipe_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +167,18 @@ def run_mirrored(
     run_url: str,
     run_job: Callable[[Path], int],
     *,
+    settings: Settings,
     every_s: float | None = None,
     capture_log: bool = True,
 ) -> int:
     """Run `run_job` (recipe_core.jobs.train_job.run_job) on a staging copy of the run at `run_url`,
-    uploading every `every_s` (default: $RECIPE_RUNS_UPLOAD_EVERY_S, else UPLOAD_EVERY_S);
-    return its exit code. With `capture_log` the job's output goes to the run's log.txt
-    meanwhile. The staging copy is deleted once uploaded."""
-    every_s = every_s or upload_every()
+    uploading every `every_s` (default: settings' RECIPE_RUNS_UPLOAD_EVERY_S, else
+    UPLOAD_EVERY_S) with settings' storage options; return its exit code. With `capture_log`
+    the job's output goes to the run's log.txt meanwhile. The staging copy is deleted once
+    uploaded."""
+    every_s = every_s or upload_every(settings.runs_upload_every_s)
     runs_url, run_id = split_run_url(run_url)
-    store = open_store(runs_url)
+    store = open_store(runs_url, options=storage_options(settings.runs_storage_options))
     staging = Path(tempfile.mkdtemp(prefix="recipe-run-")) / run_id
     try:
         download_run(store, run_id, staging)
@@ -193,8 +201,8 @@ def run_mirrored(
                       run_id, run_url, staging)  # fmt: skip
 
 
-def upload_every() -> float:
-    raw = load_settings().runs_upload_every_s
+def upload_every(raw: str) -> float:
+    """Seconds between uploads from `raw` (RECIPE_RUNS_UPLOAD_EVERY_S; "" = UPLOAD_EVERY_S)."""
     try:
         every_s = float(raw) if raw else UPLOAD_EVERY_S
     except ValueError:

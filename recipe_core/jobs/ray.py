@@ -8,9 +8,10 @@ or reported as such. Only HTTP is spoken (ray_api.py): this never calls `ray.ini
 a local Ray, so the Streamlit process can use it.
 
 The run directory must be shared storage that the cluster's workers see at the same path (one
-machine, or a shared filesystem), or a runs URL (jobs/mirror.py). Token auth: the token
-comes from `token=`, else RAY_AUTH_TOKEN, else the file named by RAY_AUTH_TOKEN_PATH, else
-~/.ray/auth_token.
+machine, or a shared filesystem), or a runs URL (jobs/mirror.py). Token auth: the token is
+`token=`, which the edge finds with `recipe_core.cluster.jobs_api.find_token` (RAY_AUTH_TOKEN,
+else the file named by RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token). Nothing here reads the
+environment: the interpreter, the GPU rule and the job's PYTHONPATH are arguments too.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from recipe_core.jobs.executor import JobHandle, job_target, read_job
 from recipe_core.jobs.process import DEFAULT_GRACE_S
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status
-from recipe_core.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +61,20 @@ class RayExecutor:
         num_gpus: float | None = None,
         env: Mapping[str, str] | None = None,
         token: str | None = None,
-        gpu_autoscaling: bool | None = None,
+        gpu_autoscaling: bool = False,
+        pythonpath: str = "",
     ) -> None:
+        """`python`: the interpreter job entry points use (default: this one); `token`: the
+        cluster's (None: none sent); `gpu_autoscaling`: submit GPU jobs while no GPU node is up;
+        `pythonpath`: kept after Recipe's own folder on the job's PYTHONPATH."""
         self.api = JobsApi(address, token=token)
         self.address = self.api.address
-        self.python = python or load_settings().ray_python or sys.executable
+        self.python = python or sys.executable
         self.num_cpus = float(num_cpus)
         self.num_gpus = None if num_gpus is None else float(num_gpus)
         self.extra_env = dict(env or {})
-        if gpu_autoscaling is None:
-            gpu_autoscaling = load_settings().ray_gpu_autoscaling
         self.gpu_autoscaling = gpu_autoscaling  # no live GPU node is no reason to refuse
+        self.pythonpath = pythonpath
 
     # -- the Executor protocol --------------------------------------------------------------
 
@@ -147,7 +150,7 @@ class RayExecutor:
         imports from a source checkout, unbuffered output, Ray's stop grace, and the caller's
         extras."""
         package_parent = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+        path = os.pathsep.join(p for p in (package_parent, self.pythonpath) if p)
         env = {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1",
                "RAY_JOB_STOP_WAIT_TIME_S": str(int(DEFAULT_GRACE_S))}  # fmt: skip
         return {**env, **self.extra_env}

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    load_configured_plugins(load_settings())
+    settings = load_settings()  # the job's edge: read once, passed down
+    load_configured_plugins(settings)
     if len(args) != 1:
         log.error("usage: python -m recipe_core.jobs.train_job [--log FILE] RUN_DIR")
         return EXIT_USAGE
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if "://" in args[0]:  # a run on shared storage: run it on a local copy, uploading
             from recipe_core.jobs.mirror import run_mirrored
 
-            return run_mirrored(args[0], run_job)
+            return run_mirrored(args[0], run_job, settings=settings)
         return run_job(Path(args[0]).resolve())
     except JobCancelled:  # SIGTERM while the run was being downloaded: the executor records it
         return EXIT_CANCELLED

@@ -6,6 +6,11 @@ pull objects into the workspace's local `runs/` folder, which acts as a cache (m
 object PUT is atomic, so a reader sees the old or the new object, never half of one.
 
 fsspec and its backends are optional (`recipe[s3]`), so they are imported only here, on use.
+
+The fsspec options (RECIPE_RUNS_STORAGE_OPTIONS) come from the edge's `Settings`, through
+`check_runs_url` (opening a workspace) or `open_store(options=...)` (a job opening its run).
+Writes and reads that know only a run's URL (a mirrored `RunFiles`, `sync_run`) then open the
+store with the options this process opened that runs URL with: the edge opens first.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recipe_core.errors import ConfigError, RunError
-from recipe_core.settings import load_settings
+from recipe_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +62,8 @@ def split_run_url(run_url: str) -> tuple[str, str]:
     return runs_url, run_id
 
 
-def storage_options() -> dict[str, Any]:
-    raw = load_settings().runs_storage_options
+def storage_options(raw: str) -> dict[str, Any]:
+    """The fsspec options in `raw` (the JSON object of RECIPE_RUNS_STORAGE_OPTIONS; "" = none)."""
     try:
         options = json.loads(raw) if raw else {}
     except ValueError as exc:
@@ -69,6 +74,11 @@ def storage_options() -> dict[str, Any]:
     if not isinstance(options, dict):
         raise ConfigError(f"{STORAGE_OPTIONS_ENV} must be a JSON object, not {raw!r}.")
     return options
+
+
+# runs URL -> the options this process opened it with (a connection setting, not state: every
+# process opens its runs URL at its edge first, with the settings it read there)
+_OPENED_WITH: dict[str, dict[str, Any]] = {}
 
 
 def _protocol(url: str) -> str:
@@ -143,12 +153,19 @@ def _is_local(fs: Any) -> bool:
     return "file" in protocols or "local" in protocols
 
 
-def open_store(url: str, **extra: Any) -> RunStore:
-    """The RunStore for `url`; ConfigError when the protocol or its backend is unusable."""
+def open_store(url: str, *, options: Mapping[str, Any] | None = None, **extra: Any) -> RunStore:
+    """The RunStore for `url` with fsspec `options` (remembered for `url`; None: those this
+    process opened `url` with, else none) and `extra`; ConfigError when the protocol or its
+    backend is unusable."""
     protocol = _protocol(url)
     import fsspec
 
-    options = {**storage_options(), **extra}
+    key = url.rstrip("/")
+    if options is None:
+        options = _OPENED_WITH.get(key, {})
+    else:
+        _OPENED_WITH[key] = dict(options)
+    options = {**options, **extra}
     try:
         fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
@@ -162,18 +179,18 @@ def open_store(url: str, **extra: Any) -> RunStore:
 
 
 @functools.lru_cache(maxsize=16)
-def _checked(url: str, options_json: str) -> None:
+def _checked(url: str, options_json: str, endpoint: str) -> None:
     """Write and delete a probe object: the storage is reachable and writable. (Cached per
-    process and options; a failure raises and so is not cached.)"""
+    process and options; a failure raises and so is not cached.) `endpoint`: AWS_ENDPOINT_URL,
+    named in the error."""
     extra = S3_FAST_FAIL if url.lower().startswith(("s3://", "s3a://")) else {}
     options = {**extra, **json.loads(options_json), "skip_instance_cache": True}
-    store = open_store(url, **options)
+    store = open_store(url, options={}, **options)
     probe = f".recipe-probe-{secrets.token_hex(4)}"
     try:
         store.put(probe, "probe", b"ok")
         store.fs.rm(store.key(probe), recursive=True)
     except Exception as exc:  # botocore/gcsfs/adlfs errors share no base class with OSError
-        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
         where = f" (endpoint {endpoint})" if endpoint and "s3" in url[:4].lower() else ""
         raise ConfigError(
             f"Run storage {url!r}{where} is not reachable or not writable: "
@@ -184,16 +201,19 @@ def _checked(url: str, options_json: str) -> None:
         ) from exc
 
 
-def check_runs_url(url: str) -> str:
-    """`url` without a trailing slash, once it is known to be usable; ConfigError (with the fix)
-    for a malformed URL, a missing backend, an unreachable or read-only storage."""
+def check_runs_url(url: str, *, settings: Settings) -> str:
+    """`url` without a trailing slash, once it is known to be usable with the storage options
+    of `settings` (remembered for it: see `open_store`); ConfigError (with the fix) for a
+    malformed URL, a missing backend, an unreachable or read-only storage."""
     if not is_url(url):
         raise ConfigError(
             f"Run storage URL {url!r} has no protocol. Use e.g. s3://bucket/prefix or "
             "file:///shared/path (a plain shared folder needs no URL: point the workspace at it)."
         )
     url = url.rstrip("/")
-    _checked(url, json.dumps(storage_options(), sort_keys=True))
+    options = storage_options(settings.runs_storage_options)
+    _checked(url, json.dumps(options, sort_keys=True), settings.aws_endpoint_url)
+    _OPENED_WITH[url] = options
     return url
 
 

@@ -26,6 +26,7 @@ from recipe_core.jobs.executors import (
 )
 from recipe_core.jobs.ray import RayExecutor, gpus_needed
 from recipe_core.runs import RunWriter
+from recipe_core.settings import Settings, load_settings
 from recipe_core.workspace import Workspace, open_workspace
 from tests.conftest import REPO_ROOT
 
@@ -58,23 +59,25 @@ def _queued_run(ws: Workspace, job: dict[str, object] | None = None) -> Path:
 def test_make_executor_defaults_to_local_and_reads_the_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert isinstance(make_executor(), LocalExecutor)
+    assert isinstance(make_executor(settings=load_settings()), LocalExecutor)
     monkeypatch.setenv("RECIPE_EXECUTOR", "ray")
     monkeypatch.setenv("RECIPE_RAY_ADDRESS", "127.0.0.1:8265")
-    chosen = make_executor()
+    chosen = make_executor(settings=load_settings())
     assert isinstance(chosen, RayExecutor)
     assert chosen.address == "http://127.0.0.1:8265"
-    assert isinstance(make_executor("local"), LocalExecutor)  # the argument beats the env
+    assert isinstance(
+        make_executor("local", settings=load_settings()), LocalExecutor
+    )  # the argument beats the env
 
 
 def test_unknown_executor_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"Unknown executor 'slurm'.*local, ray"):
-        make_executor("slurm")
+        make_executor("slurm", settings=Settings())
 
 
 def test_ray_without_an_address_says_how_to_give_one() -> None:
     with pytest.raises(ConfigError) as info:
-        make_executor("ray")
+        make_executor("ray", settings=Settings())
     assert "--ray-address" in str(info.value) and "RECIPE_RAY_ADDRESS" in str(info.value)
     assert "ray start --head" in str(info.value)
 
@@ -84,7 +87,7 @@ def test_ray_executor_without_ray_installed_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # how Python marks a module as unavailable
     with pytest.raises(ConfigError, match=re.escape("pip install 'recipe[ray]'")):
-        make_executor("ray", ray_address="http://127.0.0.1:8265")
+        make_executor("ray", settings=Settings(), ray_address="http://127.0.0.1:8265")
     on_ray = _queued_run(ws, {"executor": "ray", "address": "http://127.0.0.1:8265",
                               "submission_id": "recipe-x"})  # fmt: skip
     assert isinstance(executor_for(on_ray), RayExecutor)  # judging a run needs HTTP only
@@ -123,16 +126,16 @@ def test_token_comes_from_argument_env_path_then_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert find_token() is None
+    assert find_token(load_settings()) is None
     (tmp_path / ".ray").mkdir()
     (tmp_path / ".ray" / "auth_token").write_text("home-token\n")
-    assert find_token() == "home-token"
+    assert find_token(load_settings()) == "home-token"
     (tmp_path / "tok").write_text("path-token")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "tok"))
-    assert find_token() == "path-token"
+    assert find_token(load_settings()) == "path-token"
     monkeypatch.setenv("RAY_AUTH_TOKEN", "env-token")
-    assert find_token() == "env-token"
-    assert find_token("given") == "given"
+    assert find_token(load_settings()) == "env-token"
+    assert find_token(load_settings(), "given") == "given"
 
 
 def test_executor_for_reads_job_json(ws: Workspace) -> None:
@@ -201,7 +204,8 @@ def test_nothing_on_the_default_path_imports_ray_or_torch() -> None:
     result = _python(
         "import sys, recipe_core, recipe_core.jobs.executors, recipe_core.jobs.ray, "
         "recipe_core.cli\n"
-        "recipe_core.jobs.executors.make_executor('ray', ray_address='http://127.0.0.1:1')\n"
+        "recipe_core.jobs.executors.make_executor('ray', ray_address='http://127.0.0.1:1', "
+        "settings=recipe_core.settings.Settings())\n"
         "print(sorted(m for m in ('ray', 'torch') if m in sys.modules))"
     )
     assert result.returncode == 0, result.stderr

@@ -19,11 +19,13 @@ from typing import Any
 
 import pytest
 
+from recipe_core.cluster.jobs_api import find_token
 from recipe_core.errors import ConfigError, RecipeError
 from recipe_core.jobs.executors import JobHandle, executor_for, refresh_runs, submit_run, wait_for
 from recipe_core.jobs.ray import RayExecutor
 from recipe_core.runs import RunReader, RunWriter, read_status
 from recipe_core.runs.files import RunFiles
+from recipe_core.settings import load_settings
 from recipe_core.train import make_config
 from recipe_core.train.pipeline import PipelineTrainConfig
 from recipe_core.workspace import Workspace, open_workspace
@@ -157,13 +159,14 @@ def test_a_job_whose_process_dies_ends_failed(
     _wait_running(handle.run_dir, metric_rows=2)
     os.kill(read_status(RunFiles(handle.run_dir)).pid, signal.SIGKILL)
     monkeypatch.setenv("HOME", str(tmp_path))  # the token comes from RAY_AUTH_TOKEN alone
-    judge = executor_for(handle.run_dir)  # a fresh executor, found from job.json
+    token = find_token(load_settings())
+    judge = executor_for(handle.run_dir, token=token)  # a fresh executor, found from job.json
     assert isinstance(judge, RayExecutor)
     status = wait_for(judge, handle.run_dir, timeout_s=60)
     assert status.state == "failed"
     assert f"Ray job {handle.job_id} ended (FAILED)" in status.error
     assert _ray_status(ray_client_env, handle.job_id, "FAILED") == "FAILED"
-    by_id = {s.run_id: s.state for s in refresh_runs(ws)}
+    by_id = {s.run_id: s.state for s in refresh_runs(ws, token=token)}
     assert by_id[handle.run_id] == "failed" and by_id[handles["ok"].run_id] == "succeeded"
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from recipe_core.cluster.jobs_api import find_token
 from recipe_core.jobs.executors import executor_for
 from recipe_core.runs import RunReader
+from recipe_core.settings import load_settings
 from tests.app.helpers import MAIN, open_page
 from tests.conftest import SAMPLE_DIGITS
 from tests.ray.conftest import RayCluster
@@ -58,5 +60,6 @@ def test_the_runs_page_starts_follows_and_cancels_a_ray_job(
     at.button(key=f"cancel_{run_dir.name}").click().run()
     assert not at.exception
     assert at.dataframe[0].value["state"].tolist() == ["⏹️ cancelled"]
-    assert executor_for(run_dir).refresh(run_dir).state == "cancelled"
+    judge = executor_for(run_dir, token=find_token(load_settings()))
+    assert judge.refresh(run_dir).state == "cancelled"
     assert _ray_status(ray_cluster, job["submission_id"], "STOPPED") == "STOPPED"

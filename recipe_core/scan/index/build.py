@@ -3,7 +3,10 @@ workspace cache for files that did not change since the last scan.
 
 Where the files are decoded is pluggable (`features=`): the local process pool by default, Ray
 Data for a cluster (`recipe_core.scan.ray_data`). Both run the same per-chunk function,
-`features.index_chunk`, so both paths give the same rows."""
+`features.index_chunk`, so both paths give the same rows.
+
+`build_index` is a package-face call a script makes without a `Settings`: then it reads this
+process's settings once (for torch.hub's cache, where network embedders' weights are)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from recipe_core.scan.index.embedders import EmbeddingSpec, deep_embeddings, res
 from recipe_core.scan.index.features import FEATURE_COLUMNS, ChunkFeatures
 from recipe_core.scan.index.pool import run_chunks
 from recipe_core.scan.index.schema import INDEX_COLUMNS, PIXEL_SIZE, ScanIndex
+from recipe_core.settings import Settings, load_settings
 from recipe_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ def build_index(
     progress: Progress | None = None,
     device: str | None = None,
     features: FeatureRunner | None = None,
+    settings: Settings | None = None,
 ) -> ScanIndex:
     """One `ScanIndex` row per sample of `source`, in `source.samples` order.
 
@@ -52,8 +57,10 @@ def build_index(
     `device` is where a network embedder runs (None: CUDA when present, else CPU).
     `features` computes the rows of the files to decode (None: `local_features(workers,
     device)`, this machine's process pool); `workers` and `device` only shape that default.
+    `settings` say where torch.hub's cache is (None: this process's, `load_settings()`).
     """
-    spec = resolve_embedding(embedding)
+    settings = settings if settings is not None else load_settings()
+    spec = resolve_embedding(embedding, torch_home=settings.torch_home)
     files = stat_files(source)
     key = cache.stat_key(files, spec.name)
     dataset_key = cache.dataset_key(source, spec.name)

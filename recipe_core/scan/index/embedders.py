@@ -38,8 +38,9 @@ class EmbeddingSpec:
         return self.weights is None
 
 
-def resolve_embedding(embedding: str) -> EmbeddingSpec:
-    """Validate an embedding choice; for "resnet18", find its weights on disk (never download)."""
+def resolve_embedding(embedding: str, *, torch_home: str = "") -> EmbeddingSpec:
+    """Validate an embedding choice; for "resnet18", find its weights on disk (never download),
+    by default in torch.hub's cache under `torch_home` (settings.torch_home: $TORCH_HOME)."""
     choice = embedding.strip()
     if choice in ("default", DEFAULT_EMBEDDING):
         return EmbeddingSpec(DEFAULT_EMBEDDING)
@@ -49,7 +50,7 @@ def resolve_embedding(embedding: str) -> EmbeddingSpec:
             f"Unknown embedding {embedding!r}. Valid choices: {', '.join(EMBEDDERS)}. "
             "Use 'default' unless you have torchvision ResNet-18 weights on disk."
         )
-    weights = Path(path).expanduser() if path else hub_checkpoints() / RESNET18_FILE
+    weights = Path(path).expanduser() if path else hub_checkpoints(torch_home) / RESNET18_FILE
     if not weights.is_file():
         raise ConfigError(
             f"ResNet-18 weights not found at {weights}. Recipe never downloads weights: copy "
@@ -59,12 +60,10 @@ def resolve_embedding(embedding: str) -> EmbeddingSpec:
     return EmbeddingSpec("resnet18", weights)
 
 
-def hub_checkpoints() -> Path:
-    """torch.hub's checkpoint folder, resolved as torch does, without importing torch."""
-    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "torch"
-    )
-    return Path(torch_home) / "hub" / "checkpoints"
+def hub_checkpoints(torch_home: str = "") -> Path:
+    """torch.hub's checkpoint folder under `torch_home` (settings.torch_home: $TORCH_HOME, else
+    $XDG_CACHE_HOME/torch; "" = ~/.cache/torch), as torch resolves it, without importing torch."""
+    return Path(torch_home or os.path.expanduser("~/.cache/torch")) / "hub" / "checkpoints"
 
 
 def deep_embeddings(
