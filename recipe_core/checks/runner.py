@@ -24,9 +24,11 @@ from recipe_core.checks.determinism import check_eval_determinism, check_reprodu
 from recipe_core.checks.fitting import check_input_independent, check_overfit
 from recipe_core.checks.init import check_init_well, check_loss_at_init
 from recipe_core.checks.labels import check_labels_and_outputs
+from recipe_core.checks.layers import check_layer_statistics
 from recipe_core.checks.learning import check_gradient_flow, check_optimizer_sanity
 from recipe_core.checks.loss import check_loss_function
 from recipe_core.checks.result import CheckReport, CheckResult, verdict
+from recipe_core.checks.train_eval import check_train_eval_gap
 from recipe_core.data.pipeline import Pipeline
 from recipe_core.errors import ConfigError, RecipeError
 
@@ -44,7 +46,9 @@ CHECKS: dict[str, Check] = {
     "loss_at_init": check_loss_at_init,
     "init_well": check_init_well,
     "gradient_flow": check_gradient_flow,
+    "layer_statistics": check_layer_statistics,
     "eval_determinism": check_eval_determinism,
+    "train_eval_gap": check_train_eval_gap,
     "batch_independence": check_batch_independence,
     "causal_dependence": check_causal_dependence,
     "reproducibility": check_reproducibility,
