@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from recipe_core.batch import IGNORE_INDEX
 from recipe_core.checks.context import CheckContext
 from recipe_core.checks.loss import InitLosses, init_losses
 from recipe_core.checks.result import CheckResult, verdict
@@ -28,15 +29,77 @@ def check_loss_at_init(ctx: CheckContext) -> CheckResult:
     observed = f"loss at init {losses.model:.4g}"
     if t.kind == "values":
         return _regression_loss_at_init(losses, observed, evidence)
+    if is_language_model(ctx, t):
+        used = tokens_used(ctx, t)
+        evidence["tokens_used"] = used
+        return _sequence_loss_at_init(losses, t, used, observed, evidence)
     return _classes_loss_at_init(losses, t, observed, evidence)
+
+
+def is_language_model(ctx: CheckContext, t: Targets) -> bool:
+    """Next-token prediction: a sequence task with one token id per position."""
+    return ctx.task == "sequence" and t.kind == "classes"
+
+
+def tokens_used(ctx: CheckContext, t: Targets) -> int:
+    """Distinct target tokens in the batches read (padding / IGNORE_INDEX left out)."""
+    return int((torch.as_tensor(t.prior) > 1e-3 / max(1, _token_count(ctx))).sum())
+
+
+def _token_count(ctx: CheckContext) -> int:
+    return sum(int((y != IGNORE_INDEX).sum()) for _, y in ctx.batches)
+
+
+def _sequence_expected(losses: InitLosses, t: Targets, used: int, tol: float) -> str:
+    return (f"{losses.prior:.4g} .. {losses.uniform:.4g} ± {tol:.2g} per token (unigram prior "
+            f"over the {used} tokens used .. ln {t.width} = {math.log(t.width):.4g}, uniform "
+            "over the model's vocabulary)")  # fmt: skip
+
+
+def _sequence_loss_at_init(
+    losses: InitLosses, t: Targets, used: int, observed: str, evidence: dict[str, object]
+) -> CheckResult:
+    """A language model starts near uniform over its whole output vocabulary, ln V per token,
+    never near the unigram prior: nobody initialises an LM's output bias to token frequencies,
+    and a vocabulary usually holds tokens a small corpus never uses. Healthy: between the two."""
+    tol = tolerance(losses.prior)
+    expected = _sequence_expected(losses, t, used, tol)
+    if losses.model < losses.prior - tol:
+        return _classes_loss_at_init(losses, t, observed, evidence)  # below the prior: a leak
+    if losses.model <= losses.uniform + tol:
+        return verdict(
+            "loss_at_init", "pass",
+            f"At init the per-token loss (padding ignored) is {losses.model:.3g}. A correctly "
+            f"initialised language model is unsure over its whole vocabulary: ln {t.width} = "
+            f"{losses.uniform:.3g} (zero logits); knowing only how often each of the {used} "
+            f"tokens used occurs would give {losses.prior:.3g}. It starts in that range.",
+            observed=observed, expected=expected, evidence=evidence,
+        )  # fmt: skip
+    return verdict(
+        "loss_at_init", "warn" if losses.model <= losses.uniform + 2 * tol else "fail",
+        f"At init the per-token loss is {losses.model:.3g}, above the {losses.uniform:.3g} "
+        f"(ln {t.width}) of a uniform guess over the vocabulary: the untrained model is "
+        "confidently wrong. Its logits are too large (final-layer weights too big, a "
+        "temperature that divides by a small number, embeddings not scaled down).",
+        observed=observed, expected=expected, evidence=evidence,
+        fix="Initialise the output layer with small weights (e.g. normal std 0.02, or zero) so "
+        f"the loss at init is about ln(vocab) = {losses.uniform:.3g}; check any temperature.",
+    )  # fmt: skip
+
+
+def _classes_expected(losses: InitLosses, t: Targets, tol: float) -> str:
+    if t.kind == "probs" and not t.soft:
+        return (f"{losses.prior:.4g} ± {tol:.2g} (loss_fn on each label's positive rate; "
+                f"ln 2 = {math.log(2):.4g} per label for zero logits)")  # fmt: skip
+    return (f"{losses.prior:.4g} ± {tol:.2g} (loss_fn on the label prior; ln {t.width} = "
+            f"{math.log(max(t.width, 2)):.4g} for balanced classes)")  # fmt: skip
 
 
 def _classes_loss_at_init(
     losses: InitLosses, t: Targets, observed: str, evidence: dict[str, object]
 ) -> CheckResult:
     tol = tolerance(losses.prior)
-    expected = f"{losses.prior:.4g} ± {tol:.2g} (loss_fn on the label prior; ln {t.width} = "
-    expected += f"{math.log(max(t.width, 2)):.4g} for balanced classes)"
+    expected = _classes_expected(losses, t, tol)
     excess = losses.model - losses.prior
     if excess < -tol:
         return verdict(
@@ -127,7 +190,11 @@ def output_layer(ctx: CheckContext, model: nn.Module, t: Targets) -> tuple[str, 
     model.train()
     dim = t.class_dim if t.kind != "values" else -1
     scores = out.unsqueeze(-1) if out.ndim == 1 else out.movedim(dim, -1)  # (..., width)
-    if scores.shape[-1] != t.width or not torch.allclose(scores, probe.expand_as(scores)):
+    if scores.shape[-1] != t.width:
+        return None
+    if t.space == "logprobs":  # log_softmax after the bias: equal up to a per-row shift
+        scores, probe = scores - scores.mean(-1, keepdim=True), probe - probe.mean()
+    if not torch.allclose(scores, probe.expand_as(scores), atol=1e-5):
         return None
     name = next(n for n, m in model.named_modules() if m is layer)
     return name, layer
@@ -175,7 +242,28 @@ def check_init_well(ctx: CheckContext) -> CheckResult:
     observed = f"loss at init {before:.4g}; {after:.4g} with the suggested bias"
     if t.kind == "values":
         return _values_init_well(before, after, prior, observed, fix, evidence)
+    uniform = init_losses(ctx, t).uniform
+    tol = tolerance(prior)
+    if is_language_model(ctx, t) and after <= prior + 2 * tol and before <= uniform + tol:
+        return _language_model_init_well(before, after, uniform, t, observed, evidence)
     return _classes_init_well(before, after, prior, observed, fix, evidence)
+
+
+def _language_model_init_well(
+    before: float, after: float, uniform: float, t: Targets, observed: str,
+    evidence: dict[str, object],
+) -> CheckResult:  # fmt: skip
+    """An LM near ln V at init is initialised well: its targets are always 'imbalanced' (token
+    frequencies), and the unigram bias is an optional head start, not a fix."""
+    return verdict(
+        "init_well", "pass",
+        f"The language model starts unsure over its whole vocabulary (loss {before:.3g} per "
+        f"token, ln {t.width} = {uniform:.3g}), which is what a good init of a language model "
+        f"gives. Setting the output bias to the log token frequencies would start it at "
+        f"{after:.3g}: an optional head start on learning the unigram, not a fix.",
+        observed=observed, expected=f"≤ {uniform:.4g} (ln {t.width}) + tolerance",
+        evidence=evidence,
+    )  # fmt: skip
 
 
 def _classes_init_well(

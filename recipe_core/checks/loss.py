@@ -109,6 +109,8 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     saturate above zero (softmax on probabilities) or go negative (NLL on raw scores)."""
     t = require(ctx, loss=True)
     out, y = init_pairs(ctx)[0]
+    if t.kind == "probs" and t.soft and not _sums_to_one(t):
+        return _unnormalised_soft_targets(t)
     if t.kind == "values" or t.space == "probs":
         return _perfect_loss_function(ctx, out, y, t)
     sweep = margin_sweep(ctx, out, y, t)
@@ -122,6 +124,8 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
     observed = f"loss {uniform:.4g} at zero logits, {floor:.4g} at best confident correct logits"
     flat = floor >= 0.9 * uniform
     if flat or floor < -1e-6 or (floor > 0.1 * uniform and curve[-1] <= floor + 1e-6 * abs(floor)):
+        if t.kind == "probs" and not t.soft and not flat and floor >= -1e-6:
+            return _softmax_on_multi_hot(t, floor, uniform, observed, evidence)
         return _broken_loss(floor, uniform, observed, evidence)  # flat, negative, still falling
     clipped = float((out == 0).float().mean())
     if 0.3 < clipped < 1 and float(out.min()) >= 0 and not outputs_are_probabilities(out, t):
@@ -151,6 +155,50 @@ def check_loss_function(ctx: CheckContext) -> CheckResult:
         f"{floor:.3g}, so the loss rewards being right and nothing in it blocks reaching its "
         "minimum (a label-smoothed loss bottoms out above zero, which is fine).",
         observed=observed, expected=f"minimum well below {uniform:.3g}", evidence=evidence,
+    )  # fmt: skip
+
+
+SUM_TOLERANCE = 1e-3  # soft-target rows may miss 1 by float rounding, not by more
+
+
+def _sums_to_one(t: Targets) -> bool:
+    low, high = t.row_sums
+    return abs(low - 1) <= SUM_TOLERANCE and abs(high - 1) <= SUM_TOLERANCE
+
+
+def _unnormalised_soft_targets(t: Targets) -> CheckResult:
+    low, high = t.row_sums
+    sums = f"{low:.4g}" if abs(high - low) <= SUM_TOLERANCE else f"{low:.4g} .. {high:.4g}"
+    return verdict(
+        "loss_function", "fail",
+        f"The soft targets are meant to be one distribution over the {t.width} classes per "
+        f"sample, but their rows sum to {sums}, not 1. A cross-entropy against them is "
+        "minimised at the targets divided by their row sum, so the model learns a different "
+        "distribution than intended (label smoothing y*(1-eps)+eps spreads far more than eps), "
+        "and rows that sum to more weigh more in the loss.",
+        observed=f"target rows sum to {sums}", expected="every row sums to 1 (± 0.001)",
+        evidence={"row_sum_min": low, "row_sum_max": high, "classes": t.width},
+        fix="Normalise the targets: label smoothing is y*(1-eps) + eps/K; a teacher's "
+        "probabilities are softmax(teacher_logits / T, dim=class dim), not over the batch. If "
+        "these are independent labels (several can be on), pass task='multilabel' and use "
+        "BCEWithLogitsLoss.",
+    )  # fmt: skip
+
+
+def _softmax_on_multi_hot(
+    t: Targets, floor: float, uniform: float, observed: str, evidence: dict[str, object]
+) -> CheckResult:
+    return verdict(
+        "loss_function", "fail",
+        f"The targets are independent 0/1 labels (several on per sample), but even confident "
+        f"correct logits only bring the loss from {uniform:.3g} to {floor:.3g}. The loss makes "
+        f"the {t.width} labels compete for one unit of probability (a softmax cross-entropy): "
+        "with k labels on, the best it can do is ln k per sample, and it pushes each label's "
+        "score down whenever another label is on.",
+        observed=observed, expected=f"approaches 0 (below {0.1 * uniform:.3g})",
+        evidence=evidence,
+        fix="Use nn.BCEWithLogitsLoss (one sigmoid per label) for multi-label targets, and pass "
+        "task='multilabel'.",
     )  # fmt: skip
 
 

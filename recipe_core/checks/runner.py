@@ -21,6 +21,7 @@ from recipe_core.checks.context import (
 )
 from recipe_core.checks.dependence import check_batch_independence, check_causal_dependence
 from recipe_core.checks.determinism import check_eval_determinism, check_reproducibility
+from recipe_core.checks.examples import check_example_gradients
 from recipe_core.checks.fitting import check_input_independent, check_overfit
 from recipe_core.checks.init import check_init_well, check_loss_at_init
 from recipe_core.checks.labels import check_labels_and_outputs
@@ -45,6 +46,7 @@ CHECKS: dict[str, Check] = {
     "loss_function": check_loss_function,
     "loss_at_init": check_loss_at_init,
     "init_well": check_init_well,
+    "example_gradients": check_example_gradients,
     "gradient_flow": check_gradient_flow,
     "layer_statistics": check_layer_statistics,
     "eval_determinism": check_eval_determinism,
@@ -80,7 +82,8 @@ def run_all(
     (torch's RNG is seeded with `seed` before each call; a factory that also takes `width=`
     enables the capacity ladder). `optimizer` is a `params -> Optimizer` factory (default Adam
     3e-4). `num_classes` is what you declare; it is verified against labels and outputs. `task`
-    is classification | regression | sequence (causal, time on dim 1). `val_loader`, when
+    is classification | regression | sequence (causal, time on dim 1) | multilabel (multi-hot
+    targets shaped like the outputs, one sigmoid per label). `val_loader`, when
     given, supplies the held-out batches (else the last batches read are held out). Checks left
     when `max_seconds` runs out are skipped with reason "time budget". `only` runs a subset by name.
     Raises ConfigError on invalid arguments; everything found in your setup is a CheckResult.

@@ -27,7 +27,9 @@ class Targets:
     width: int  # output size along class_dim (number of classes the model emits)
     soft: bool = False  # probs that sum to 1 per sample (soft labels) rather than independent bits
     prior: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # (width,)
-    space: str = "logits"  # what loss_fn takes: "logits", or "probs" (BCELoss, NLL of log p)
+    space: str = "logits"  # what loss_fn takes: "logits", "logprobs" (the model ends in a
+    # log_softmax: NLLLoss), or "probs" (BCELoss)
+    row_sums: tuple[float, float] = (1.0, 1.0)  # (min, max) of the soft targets' row sums
 
 
 def describe_targets(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor) -> Targets:
@@ -36,12 +38,31 @@ def describe_targets(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor) -> T
         return Targets("values", -1, out.shape[-1] if out.ndim > 1 else 1)
     class_dim = -1 if ctx.task == "sequence" or out.ndim < 2 else 1
     width = int(out.shape[class_dim]) if out.ndim > 1 else 1  # (B,): one logit per sample
-    if torch.is_floating_point(y) and y.numel() == out.numel():
+    if y.numel() == out.numel() and (torch.is_floating_point(y) or _multi_hot(ctx, y)):
         rows = _prob_rows(ctx, out, class_dim)
-        soft = width > 1 and bool(torch.allclose(rows.sum(1), torch.ones(()), atol=1e-3))
+        sums = rows.sum(1)
+        soft = _soft(ctx, rows, width)
         prior = rows.mean(0).clamp(1e-4, 1 - 1e-4).cpu().numpy()
-        return Targets("probs", class_dim, width, soft, prior)
+        span = (float(sums.min()), float(sums.max()))
+        return Targets("probs", class_dim, width, soft, prior, row_sums=span)
     return Targets("classes", class_dim, width, False, _class_prior(ctx, width))
+
+
+def _multi_hot(ctx: CheckContext, y: torch.Tensor) -> bool:
+    """Integer 0/1 targets shaped like the outputs of a multi-label task."""
+    return ctx.task == "multilabel" and bool(((y == 0) | (y == 1)).all())
+
+
+def _soft(ctx: CheckContext, rows: torch.Tensor, width: int) -> bool:
+    """Soft labels (one distribution per sample) rather than independent bits: rows that sum
+    to one, or, outside a multi-label task, fractional targets (label smoothing, a teacher's
+    probabilities) even when their rows do not sum to one (that is a bug loss_function names).
+    Multi-hot 0/1 rows under the default task are read as independent labels."""
+    if ctx.task == "multilabel" or width < 2:
+        return False
+    if bool(torch.allclose(rows.sum(1), torch.ones((), dtype=rows.dtype), atol=1e-3)):
+        return True
+    return not bool(((rows == 0) | (rows == 1)).all())
 
 
 def _class_prior(ctx: CheckContext, width: int) -> np.ndarray:
@@ -75,6 +96,13 @@ def label_problems(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Tar
     if t.kind == "values":
         return []
     problems = []
+    if ctx.task == "multilabel" and t.kind == "classes" and t.width > 1:
+        problems.append(
+            f"task='multilabel' needs multi-hot targets shaped like the outputs "
+            f"{tuple(out.shape)} (one 0/1 per label), but these are class indices "
+            f"{tuple(y.shape)} spanning {int(y.min())}..{int(y.max())}"
+        )
+        return problems
     declared = ctx.num_classes
     binary_ok = t.kind == "probs" and t.width == 1 and declared == 2
     if declared is not None and declared != t.width and not binary_ok:
@@ -137,7 +165,7 @@ def prior_output(
         logits = torch.log(p)
     shape = [1] * out.ndim
     shape[t.class_dim] = t.width
-    return logits.reshape(shape).expand_as(out)
+    return in_space(logits.reshape(shape), t).expand_as(out)
 
 
 def perfect_output(
@@ -154,14 +182,28 @@ def perfect_output(
         keep = (labels != IGNORE_INDEX).unsqueeze(-1).to(out.dtype)
         onehot = F.one_hot(labels.clamp(0, t.width - 1), t.width).to(out.dtype) * keep
         target = onehot.movedim(-1, t.class_dim)
-    return margin * (2 * target - 1) if centred else margin * target
+    return in_space(margin * (2 * target - 1) if centred else margin * target, t)
+
+
+def in_space(logits: torch.Tensor, t: Targets) -> torch.Tensor:
+    """Constructed logits as the model would emit them: log-probabilities when the model ends
+    in a log_softmax (what NLLLoss takes), else unchanged."""
+    return logits.log_softmax(t.class_dim) if t.space == "logprobs" else logits
 
 
 def uniform_output(out: torch.Tensor, t: Targets) -> torch.Tensor:
     """An undecided output: zero logits, or equal probabilities for probability losses."""
     if t.space != "probs":
-        return torch.zeros_like(out)
+        return in_space(torch.zeros_like(out), t)
     return torch.full_like(out, 0.5 if t.kind == "probs" and not t.soft else 1 / t.width)
+
+
+def outputs_are_log_probabilities(out: torch.Tensor, t: Targets) -> bool:
+    """A log_softmax already applied inside the model: every row's logsumexp is 0."""
+    if t.kind == "values" or (t.kind == "probs" and not t.soft) or t.width < 2:
+        return False
+    lse = out.detach().double().logsumexp(t.class_dim)
+    return bool(out.max() <= 1e-6) and bool(torch.allclose(lse, torch.zeros_like(lse), atol=1e-4))
 
 
 def outputs_are_probabilities(out: torch.Tensor, t: Targets) -> bool:
@@ -243,9 +285,13 @@ def _open_gate(ctx: CheckContext) -> Gate:
 
 def _with_space(ctx: CheckContext, out: torch.Tensor, y: torch.Tensor, t: Targets) -> Targets:
     """A loss that rejects logits outside [0, 1] (BCELoss) takes probabilities: references
-    for it are built as probabilities."""
+    for it are built as probabilities. A model that ends in log_softmax emits normalised
+    log-probabilities (the LogSoftmax + NLLLoss idiom): references are normalised the same way,
+    since raw constructed logits would reward NLLLoss for unbounded scores no such model emits."""
     if t.kind == "values":
         return t
+    if outputs_are_log_probabilities(out, t):
+        return replace(t, space="logprobs")
     try:
         with torch.no_grad():
             ctx.loss(perfect_output(out, y, t, 1.0, True), y)
