@@ -25,7 +25,7 @@ def _expected(ctx: CheckContext, t: Targets) -> str:
     if t.kind == "values":
         return "outputs and targets the loss can compare"
     width = ctx.num_classes if ctx.num_classes is not None else t.width
-    if t.kind == "probs":
+    if t.kind == "probs" or ctx.task == "multilabel":
         return f"targets in [0, 1] and {width} outputs per sample"
     return f"labels in [0, {width}) and {width} outputs per sample"
 
@@ -69,6 +69,12 @@ def check_labels_and_outputs(ctx: CheckContext) -> CheckResult:
 def _fix(ctx: CheckContext, t: Targets, problems: list[str]) -> str:
     fixes = []
     text = " ".join(problems)
+    if "multi-hot" in text:
+        fixes.append(
+            "Yield one float 0/1 per label, shaped like the outputs (your multi-hot vector, "
+            "e.g. F.one_hot(labels, C).float() summed over the labels on); if each sample has "
+            "exactly one class, use task='classification' and CrossEntropyLoss."
+        )
     if "outside [0" in text:
         fixes.append("Map labels to 0..C-1 (subtract 1 from 1-based labels; build the class "
                      "index from the sorted class names).")  # fmt: skip
