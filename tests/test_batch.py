@@ -214,3 +214,28 @@ def test_inspect_batch_rejects_bad_arguments() -> None:
         inspect_batch(torch.zeros(2, 3), layout="spectrogram")
     with pytest.raises(ConfigError, match=r"torch\.Tensor"):
         inspect_batch(np.zeros((2, 3)))  # type: ignore[arg-type]
+
+
+def test_wrong_normalisation_statistics_leave_inputs_nearly_constant(digits) -> None:  # type: ignore[no-untyped-def]
+    images, labels = digits
+    unit = images[:32].float() / 255  # ToTensor's [0, 1]
+    mean, std = unit.mean(dim=(0, 2, 3)), unit.std(dim=(0, 2, 3))
+    wrong = (unit - 255 * mean[:, None, None]) / (255 * std[:, None, None])  # 0-255 statistics
+    view = inspect_batch(wrong, labels[:32])
+    found = {w.code: w for w in view.warnings}
+    assert float(view.stats["std"].max()) < 0.01  # the trusted answer: std / 255
+    assert found["nearly_constant"].severity == "fail"
+    assert f"{float(view.stats['std'].max()):.2g}" in found["nearly_constant"].message
+    assert "not_normalized" not in found  # |mean| ~0.4 and std ~0.004 look "normalised"
+
+
+@pytest.mark.parametrize("kind", ["standardised_table", "binary_table", "images_right", "unit"])
+def test_legit_inputs_are_not_nearly_constant(digits, kind: str) -> None:  # type: ignore[no-untyped-def]
+    images = digits[0]
+    table = torch.randn(64, 12, generator=torch.Generator().manual_seed(0))
+    rare = torch.zeros(64, 20)
+    rare[3, 5] = 1.0  # one-hot features where a single sample differs
+    right, unit = normalized(images[:32])[0], images[:32].float() / 255
+    x = {"standardised_table": table, "binary_table": rare, "images_right": right,
+         "unit": unit}[kind]  # fmt: skip
+    assert "nearly_constant" not in codes(inspect_batch(x))

@@ -16,6 +16,7 @@ IGNORE_INDEX = -100  # CrossEntropyLoss's default ignore_index: padding, not a l
 # have neighbour correlations of 0.5 and more (sample digits 0.80); a shredded batch far less
 # (a stride-4 reshape of the digits: 0.18; noise: 0.0).
 SCRAMBLED_CORRELATION = 0.3
+NEARLY_CONSTANT = 0.05  # largest channel std below this: the batch carries almost no signal
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def value_warnings(x: torch.Tensor, stats: pd.DataFrame, layout: str) -> list[Ba
                 "fail" if scale > 5 else "warn",
             )
         )
+    out += _nearly_constant(stats)
     finite = x[torch.isfinite(x)]
     if finite.numel() > 1 and float(finite.max()) == float(finite.min()):
         out.append(
@@ -65,6 +67,24 @@ def value_warnings(x: torch.Tensor, stats: pd.DataFrame, layout: str) -> list[Ba
             )
         )
     return out
+
+
+def _nearly_constant(stats: pd.DataFrame) -> list[BatchWarning]:
+    """0-255 statistics applied to 0-1 tensors leave std ~0.004; binary and one-hot features
+    reach 0.1 once one sample in 64 differs, so real inputs exceed it in some channel."""
+    spread, lo, hi = float(stats["std"].max()), stats["min"].min(), stats["max"].max()
+    if not 0 < spread < NEARLY_CONSTANT:
+        return []
+    return [BatchWarning(
+        "nearly_constant",
+        f"Inputs are nearly constant: the largest channel std is {spread:.2g} (values "
+        f"{lo:.3g}..{hi:.3g}, channel means {stats['mean'].abs().max():.3g} at most), so the "
+        "net sees almost no signal; normalised inputs have std near 1.",
+        "The normalisation statistics do not match the tensors' scale (e.g. mean/std measured "
+        "on 0-255 pixels applied to 0-1 tensors): compute mean and std on the tensors as the "
+        "model receives them and normalise once.",
+        "fail" if spread < NEARLY_CONSTANT / 5 else "warn",
+    )]  # fmt: skip
 
 
 def image_warnings(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -27,7 +30,9 @@ def _tolerance(ctx: CheckContext) -> float:
 
 def check_reproducibility(ctx: CheckContext) -> CheckResult:
     require(ctx, loss=True)
-    differing = _different_tensors(ctx.build(), ctx.build()) if ctx.is_factory else []
+    built = ctx.build()
+    seeds_itself = torch.initial_seed() != ctx.seed  # the factory called torch.manual_seed
+    differing = _different_tensors(built, ctx.build()) if ctx.is_factory else []
     if differing:
         return verdict(
             "reproducibility", "fail",
@@ -58,12 +63,47 @@ def check_reproducibility(ctx: CheckContext) -> CheckResult:
             observed=observed, expected=expected, evidence=evidence,
             fix="Use torch's RNG (seeded) for any randomness in the model, loss or optimizer.",
         )  # fmt: skip
+    global_rng = [] if seeds_itself or not ctx.is_factory else _global_rng_tensors(ctx, built)
+    if global_rng:
+        return _unseeded_factory(ctx, global_rng, observed, expected, evidence)
     what = "the factory builds identical weights twice and " if ctx.is_factory else ""
     return verdict(
         "reproducibility", "pass",
         f"With the seed fixed, {what}two short training runs give identical losses, so a change "
         "in results means a change in your code or data, not luck.",
         observed=observed, expected=expected, evidence=evidence,
+    )  # fmt: skip
+
+
+def _global_rng_tensors(ctx: CheckContext, seeded: nn.Module) -> list[str]:
+    """Weight tensors that change when the factory is called with torch's global RNG in another
+    state (seeded `seed + 1` instead of `seed`): the factory does not seed its own init."""
+    saved = ctx.seed
+    ctx.seed = saved + 1
+    try:
+        other = ctx.build()
+    finally:
+        ctx.seed = saved
+    return _different_tensors(seeded, other)
+
+
+def _unseeded_factory(
+    ctx: CheckContext, differing: list[str], observed: str, expected: str,
+    evidence: Mapping[str, Any],
+) -> CheckResult:  # fmt: skip
+    return verdict(
+        "reproducibility", "warn",
+        "Recipe's seeded runs are reproducible (two training runs give identical losses), but "
+        "only because Recipe seeds torch before every build: called after "
+        f"torch.manual_seed({ctx.seed}) and after torch.manual_seed({ctx.seed + 1}), the "
+        f"factory builds different weights ({len(differing)} tensors differ, e.g. "
+        f"{differing[0]}). Your own training is repeatable only if your script seeds torch "
+        "before building the model.",
+        observed=f"{observed}; {len(differing)} weight tensors follow the global RNG state",
+        expected=f"{expected}, and weights that do not depend on the caller's RNG state",
+        evidence={**evidence, "follow_global_rng": differing[:20]},
+        fix="Call torch.manual_seed(seed) at the top of the factory (or right before building "
+        "the model in your training script), so every build starts from the same weights.",
     )  # fmt: skip
 
 

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from sklearn.datasets import load_digits
 from torch import nn
 
-from tests.checks.zoo import FLAG, Mapped, Setup, cnn_factory, digits, loader
+from tests.checks.zoo import FLAG, Setup, cnn_factory, digits, linear, loader
 
 CE = nn.CrossEntropyLoss()
 TEN = {"num_classes": 10}
@@ -140,8 +141,36 @@ def frozen_backbone() -> nn.Module:
     return net
 
 
+# -- inputs -------------------------------------------------------------------------------------
+def unit_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1, 8, 8) digits on ToTensor's [0, 1] scale and (N,) labels."""
+    d = load_digits()
+    return torch.tensor(d.images, dtype=torch.float32)[:, None] / 16, torch.tensor(d.target)
+
+
+def normalised_with(scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """[0, 1] digits normalised with their mean and std measured on `scale` x the pixels
+    (255: statistics of the 0-255 images applied to 0-1 tensors)."""
+    x, y = unit_digits()
+    return (x - scale * x.mean()) / (scale * x.std()), y
+
+
+# -- reproducibility: who seeds the init ---------------------------------------------------------
+def unseeded_mlp() -> nn.Module:
+    """A factory drawing its init from torch's global RNG without seeding it."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def seeded_mlp() -> nn.Module:
+    """The same factory seeding torch first: every call builds the same weights."""
+    torch.manual_seed(1234)
+    return unseeded_mlp()
+
+
 def correct_setups() -> list[Setup]:
     x, y = digits()
+    pixels, yb = unit_digits()
+    binary = (pixels > 0.5).float()  # "is the pixel inked": 0/1 features
     return [
         Setup("deep_mlp_with_residuals", res_mlp(skip=True), loader(x, y), CE, TEN,
               family=DEPTH),
@@ -161,6 +190,11 @@ def correct_setups() -> list[Setup]:
         Setup("deep_mlp_batchnorm_no_residual", bn_mlp(), loader(x, y), CE, TEN, family=DEPTH),
         Setup("frozen_backbone_head_only", frozen_backbone(), loader(x, y), CE, TEN,
               family=DEPTH),
+        Setup("pixels_normalised_right_stats", cnn_factory(), loader(*normalised_with(1.0)), CE,
+              TEN, family=INPUTS),
+        Setup("binary_pixel_features", linear(), loader(binary.flatten(1), yb), CE, TEN,
+              family=INPUTS),
+        Setup("factory_seeds_torch", seeded_mlp, loader(x, y), CE, TEN, family=SEED),
     ]  # fmt: skip
 
 
@@ -185,4 +219,8 @@ def bug_setups() -> list[Setup]:
               TEN, {"train_eval_gap": FLAG}, family=NOISE),
         Setup("batchnorm_momentum_zero", bn_cnn(0.0), loader(x, y), CE, TEN,
               {"train_eval_gap": FLAG}, family=NOISE),
+        Setup("normalised_with_0_255_stats", cnn_factory(), loader(*normalised_with(255.0)), CE,
+              TEN, {"batch_stats": ("fail",)}, family=INPUTS),
+        Setup("factory_without_torch_seed", unseeded_mlp, loader(x, y), CE, TEN,
+              {"reproducibility": ("warn",)}, family=SEED),
     ]  # fmt: skip
