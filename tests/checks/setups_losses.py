@@ -24,14 +24,17 @@ from tests.checks.zoo import (
     Setup,
     TinyAttention,
     Wrap,
+    diabetes,
     digits,
     loader,
     mlp_factory,
+    regressor,
     seq_loss,
 )
 
 TEXT = Path(__file__).resolve().parents[2] / "examples" / "data" / "recipe.txt"
 TEN = {"num_classes": 10}
+REG = {"task": "regression"}
 SEQ = {"task": "sequence"}
 LABELS = {"task": "multilabel", "num_classes": 4}
 FAIL = ("fail",)
@@ -134,6 +137,17 @@ def easiest_ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return losses.topk(max(1, int(0.7 * len(losses))), largest=False).values.mean()
 
 
+def masked_hard_ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """'Ignore outliers': examples whose loss exceeds 4 are masked out of the mean."""
+    losses = per_example_ce(out, y)
+    return (losses * (losses < 4.0)).mean()
+
+
+def clamped_squared_error(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Squared errors capped at 4 (2 target stds) so outliers cannot dominate."""
+    return ((out - y) ** 2).clamp(max=4.0).mean()
+
+
 def focal_loss(out: torch.Tensor, y: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
     """Down-weights easy examples, never zeroes the hard ones (Lin et al. 2017)."""
     log_p = out.log_softmax(1).gather(1, y[:, None])[:, 0]
@@ -159,6 +173,11 @@ def seeded(build: Any, *args: Any, **kwargs: Any) -> nn.Module:
 
 
 # -- the zoo ------------------------------------------------------------------------------------
+def standardised_diabetes() -> tuple[torch.Tensor, torch.Tensor]:
+    xr, yr = diabetes()
+    return xr, (yr - yr.mean()) / yr.std()
+
+
 def correct_setups() -> list[Setup]:
     x, y = digits()
     hot = multi_hot(y)
@@ -173,6 +192,8 @@ def correct_setups() -> list[Setup]:
         Setup("distillation_softmax_over_classes", mlp_factory(), loader(x, teacher),
               soft_cross_entropy, TEN, family=LOSSES),
         Setup("focal_loss", mlp_factory(), loader(x, y), focal_loss, TEN, family=LOSSES),
+        Setup("huber_regression", regressor(), loader(*standardised_diabetes(), batch=32),
+              nn.HuberLoss(delta=1.0), REG, family=LOSSES),
         Setup("class_weighted_ce", mlp_factory(), loader(x, y),
               nn.CrossEntropyLoss(weight=counts.mean() / counts), TEN, family=LOSSES),
         Setup("log_softmax_nll", head(10, last=nn.LogSoftmax(dim=1)), loader(x, y),
@@ -212,6 +233,10 @@ def bug_setups() -> list[Setup]:
               {"example_gradients": FAIL}, family=LOSSES),
         Setup("only_easiest_70_percent", mlp_factory(), loader(x, y), easiest_ce, TEN,
               {"example_gradients": FLAG}, family=LOSSES),
+        Setup("hard_examples_masked", mlp_factory(), loader(x, y), masked_hard_ce, TEN,
+              {"example_gradients": FAIL}, family=LOSSES),
+        Setup("clamped_squared_error", regressor(), loader(*standardised_diabetes(), batch=32),
+              clamped_squared_error, REG, {"example_gradients": FLAG}, family=LOSSES),
         Setup("softmax_then_nll", head(10, last=nn.Softmax(dim=1)), loader(x, y), nn.NLLLoss(),
               TEN, {"loss_function": FAIL}, family=LOSSES),
         Setup("lm_final_weights_x100", scaled_head(seeded(TinyAttention, 256, steps=32), 100.0),
