@@ -154,6 +154,8 @@ def _verdict(
         )  # fmt: skip
     finite = [v for v in starved_losses if math.isfinite(v)]
     losses = f", loss alone {min(finite):.3g} .. {max(finite):.3g}" if finite else ""
+    if finite and max(finite) == 0:
+        losses = ", each scored 0 by the loss (masked out)"
     first = float(margins[starved].min())
     return verdict(
         "example_gradients", "fail" if n >= FAIL_SHARE * m else "warn",
