@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
@@ -44,9 +45,13 @@ class SkipCheck(Exception):
     """A check that cannot run on this setup; the message is the reason shown to the user."""
 
 
-class OutOfTime(SkipCheck):
-    def __init__(self) -> None:
-        super().__init__("time budget: max_seconds ran out before this check finished")
+class OutOfTime(Exception):
+    """The running check spent its share of `max_seconds`. Not a SkipCheck: a check cut short
+    reports what it measured so far as a warning (undecided is not a pass)."""
+
+    def __init__(self, share: float) -> None:
+        super().__init__(f"its share of max_seconds ({share:.3g} s) ran out")
+        self.share = share
 
 
 T = TypeVar("T")
@@ -98,6 +103,9 @@ class CheckContext:
         self.optimizer_factory = optimizer or default_optimizer
         self.uses_default_optimizer = optimizer is None
         self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.share = math.inf  # seconds the running check may take (inf: max_seconds unset)
+        self.share_deadline = math.inf  # ... as a time.monotonic() deadline
+        self.ran_short = False  # max_seconds cut the running check short
         self.is_factory = not isinstance(model, nn.Module)
         self.device = _resolve_device(model, device)
         self._factory = _as_factory(model)
@@ -165,9 +173,22 @@ class CheckContext:
             raise UserCodeError("loss.backward()", error) from error
 
     # -- time ---------------------------------------------------------------------------------
+    # No check reads the clock on its own: work is budgeted in steps and samples, so a loaded
+    # machine gets the same verdicts, only later. Wall time matters only when the user sets
+    # max_seconds, and then each check gets a share of it.
+    def start_check(self, remaining: int) -> None:
+        """Open the next check's share: an equal part of what is left for the `remaining`
+        checks, so time a cheap check leaves unused passes on to the checks after it."""
+        self.ran_short = False
+        if self.deadline is not None:
+            self.share = max(0.0, self.seconds_left()) / max(1, remaining)
+            self.share_deadline = time.monotonic() + self.share
+
     def check_time(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise OutOfTime()
+        """Raise OutOfTime once the running check's share of max_seconds is spent."""
+        if time.monotonic() > self.share_deadline:
+            self.ran_short = True
+            raise OutOfTime(self.share)
 
     def seconds_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()

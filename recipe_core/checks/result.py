@@ -92,6 +92,7 @@ class CheckReport:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per check, s
     device: str = "cpu"
     seed: int = 0
+    cut_short: tuple[str, ...] = ()  # checks max_seconds stopped (or never started), run order
 
     @property
     def failed(self) -> bool:
@@ -112,6 +113,7 @@ class CheckReport:
             "seed": self.seed,
             "counts": self.counts(),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "cut_short": list(self.cut_short),
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -120,7 +122,8 @@ class CheckReport:
         """The inverse of `to_dict` (evidence stays JSON: lists, not tensors)."""
         results = tuple(CheckResult.from_dict(r) for r in data["results"])
         seconds = {str(k): float(v) for k, v in data.get("seconds", {}).items()}
-        return cls(results, seconds, str(data.get("device", "cpu")), int(data.get("seed", 0)))
+        cut = tuple(str(n) for n in data.get("cut_short", ()))  # absent in older report.json
+        return cls(results, seconds, str(data.get("device", "cpu")), int(data.get("seed", 0)), cut)
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)

@@ -16,6 +16,7 @@ from recipe_core.checks.context import (
     CheckContext,
     LossFn,
     OptimizerFactory,
+    OutOfTime,
     SkipCheck,
     UserCodeError,
 )
@@ -26,6 +27,7 @@ from recipe_core.checks.fitting import check_input_independent, check_overfit
 from recipe_core.checks.init import check_init_well, check_loss_at_init
 from recipe_core.checks.labels import check_labels_and_outputs
 from recipe_core.checks.layers import check_layer_statistics
+from recipe_core.checks.leakage import check_too_good
 from recipe_core.checks.learning import check_gradient_flow, check_optimizer_sanity
 from recipe_core.checks.loss import check_loss_function
 from recipe_core.checks.result import CheckReport, CheckResult, verdict
@@ -56,6 +58,7 @@ CHECKS: dict[str, Check] = {
     "reproducibility": check_reproducibility,
     "optimizer_sanity": check_optimizer_sanity,
     "input_independent_baseline": check_input_independent,
+    "too_good_to_be_true": check_too_good,
     "overfit_one_batch": check_overfit,
     "capacity_ladder": check_capacity,
 }
@@ -95,17 +98,19 @@ def run_all(
             model, loader, loss_fn, task=task, num_classes=num_classes, optimizer=optimizer,
             device=device, seed=seed, max_seconds=max_seconds, val_loader=val_loader,
         )  # fmt: skip
-        results, seconds = [], {}
+        results, seconds, cut_short = [], {}, []
         for i, name in enumerate(names):
             if progress is not None:
                 progress(i, len(names), name)
             start = time.monotonic()
-            results.append(run_check(ctx, name))
+            results.append(run_check(ctx, name, remaining=len(names) - i))
             seconds[name] = time.monotonic() - start
+            if ctx.ran_short:
+                cut_short.append(name)
             log.info("check %s: %s (%.1fs)", name, results[-1].status, seconds[name])
     if progress is not None:
         progress(len(names), len(names), "")
-    return CheckReport(tuple(results), seconds, str(ctx.device), seed)
+    return CheckReport(tuple(results), seconds, str(ctx.device), seed, tuple(cut_short))
 
 
 def check_pipeline(
@@ -127,13 +132,18 @@ def check_pipeline(
     )  # fmt: skip
 
 
-def run_check(ctx: CheckContext, name: str) -> CheckResult:
+def run_check(ctx: CheckContext, name: str, *, remaining: int = 1) -> CheckResult:
     """One check, isolated: a skip, a failure of the user's code, or a Recipe bug ("error")
-    becomes its result instead of stopping the others."""
+    becomes its result instead of stopping the others. With max_seconds set, the check gets an
+    equal share of the time left for it and the `remaining - 1` checks after it."""
+    ctx.start_check(remaining)
     if ctx.seconds_left() <= 0:
+        ctx.ran_short = True
         return verdict(name, "skip", "time budget: max_seconds ran out before this check")
     try:
         return CHECKS[name](ctx)
+    except OutOfTime as cut:
+        return cut_short(name, cut)
     except SkipCheck as reason:
         return verdict(name, "skip", f"Skipped: {reason}.")
     except UserCodeError as error:
@@ -156,6 +166,19 @@ def run_check(ctx: CheckContext, name: str) -> CheckResult:
             "in Recipe, not in your code; please report it with the setup that caused it.",
             observed=f"{type(error).__name__}: {error}",
         )
+
+
+def cut_short(name: str, cut: OutOfTime) -> CheckResult:
+    """A check that max_seconds stopped before it measured enough to decide: a warning, since
+    an undecided check is not a pass (the report lists it in `cut_short`)."""
+    return verdict(
+        name, "warn",
+        f"max_seconds cut this check short: {cut}. It had not measured enough to decide, and "
+        "an undecided check is not a pass. Without max_seconds every check is budgeted in "
+        "steps and samples and ends on its own.",
+        observed=f"stopped after {cut.share:.3g} s", expected="a verdict",
+        fix="Raise max_seconds (or leave it unset) and run the checks again.",
+    )  # fmt: skip
 
 
 def _select(only: Sequence[str] | None) -> list[str]:

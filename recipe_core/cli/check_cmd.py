@@ -34,7 +34,11 @@ def check_command(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for weights, batch order, checks.")] = 0,
     max_seconds: Annotated[
-        float | None, typer.Option(help="Time budget; checks left over are skipped.", min=1)
+        float | None,
+        typer.Option(
+            help="Time budget, s: each check gets a share; the report names those it cut short.",
+            min=1,
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch.", min=2)] = 64,
     image_size: Annotated[int, typer.Option(help="Images are resized to this side, px.")] = 32,
@@ -140,5 +144,11 @@ def print_report(report: CheckReport, console: Console) -> None:
             console.print(f"\n[{STYLE[r.status]}]{r.status}[/] [bold]{r.name}[/]: {r.summary}")
             if r.fix:
                 console.print(f"  fix: {r.fix}", highlight=False)
+    if report.cut_short:
+        console.print(
+            f"\n[yellow]max_seconds cut short[/]: {', '.join(report.cut_short)} (undecided, not "
+            "passed); raise --max-seconds or leave it unset.",
+            highlight=False,
+        )
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     console.print(f"\n{counts} ({sum(report.seconds.values()):.1f}s on {report.device})")

@@ -13,7 +13,14 @@ import torch
 from scipy.stats import entropy
 from torch import nn
 
-from recipe_core.checks import CHECKS, STATUSES, CheckResult, default_optimizer, run_all
+from recipe_core.checks import (
+    CHECKS,
+    STATUSES,
+    CheckReport,
+    CheckResult,
+    default_optimizer,
+    run_all,
+)
 from recipe_core.checks.context import CheckContext
 from recipe_core.checks.runner import run_check
 from recipe_core.errors import ConfigError
@@ -59,6 +66,48 @@ def test_time_budget_skips_the_checks_left() -> None:
     report = run_all(mlp_factory(), loader(x, y), CE, max_seconds=1e-3)
     assert [r.status for r in report.results] == ["skip"] * len(CHECKS)
     assert all("time budget" in r.summary for r in report.results)
+    assert report.cut_short == tuple(CHECKS)  # the report names every check it cut short
+
+
+def test_a_check_cut_short_warns_with_its_numbers_and_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Shuffled labels never let real inputs win, so the baseline cannot decide in a tiny
+    share of max_seconds: it must warn with what it measured, not pass and not skip."""
+    x, y = digits()
+    shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(1))]
+    ticks = iter(range(10**6))  # a fake clock: every read is one second later
+    monkeypatch.setattr("recipe_core.checks.context.time.monotonic", lambda: float(next(ticks)))
+    names = ["optimizer_sanity", "input_independent_baseline"]
+    report = run_all(linear(), loader(x, shuffled), CE, num_classes=10, max_seconds=400,
+                     only=names)  # fmt: skip
+    result = report.get("input_independent_baseline")
+    assert result.status == "warn" and "max_seconds cut this check short" in result.summary
+    assert "real inputs score" in result.observed and result.fix
+    assert "input_independent_baseline" in report.cut_short
+    assert CheckReport.from_dict(json.loads(report.to_json())).cut_short == report.cut_short
+
+
+def test_a_report_saved_before_cut_short_existed_still_loads() -> None:
+    old = {"device": "cpu", "seed": 0, "seconds": {"labels_and_outputs": 0.1},
+           "results": [{"name": "labels_and_outputs", "status": "pass", "summary": "ok",
+                        "observed": "", "expected": ""}]}  # fmt: skip
+    report = CheckReport.from_dict(old)
+    assert report.cut_short == () and report.get("labels_and_outputs").status == "pass"
+    assert report.to_dict()["cut_short"] == []
+
+
+def test_without_max_seconds_no_check_reads_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Budgets are steps and samples: a clock that jumps an hour per read changes nothing."""
+    x, y = digits()
+    names = ["optimizer_sanity", "input_independent_baseline", "overfit_one_batch"]
+    quiet = run_all(mlp_factory(), loader(x, y), CE, num_classes=10, only=names)
+    ticks = iter(range(0, 10**9, 3600))
+    monkeypatch.setattr("recipe_core.checks.context.time.monotonic", lambda: float(next(ticks)))
+    jumpy = run_all(mlp_factory(), loader(x, y), CE, num_classes=10, only=names)
+    assert [r.status for r in jumpy.results] == [r.status for r in quiet.results] == ["pass"] * 3
+    assert [r.observed for r in jumpy.results] == [r.observed for r in quiet.results]
+    assert jumpy.cut_short == ()
 
 
 def test_report_is_json_and_progress_counts_every_check() -> None:
@@ -69,7 +118,8 @@ def test_report_is_json_and_progress_counts_every_check() -> None:
     data = json.loads(report.to_json())
     assert [r["name"] for r in data["results"]] == list(CHECKS)
     assert all(r["status"] in STATUSES for r in data["results"])
-    assert seen[0] == (0, len(CHECKS), "labels_and_outputs") and seen[-1] == (14, 14, "")
+    assert seen[0] == (0, len(CHECKS), "labels_and_outputs")
+    assert seen[-1] == (len(CHECKS), len(CHECKS), "")
     overfit = report.get("overfit_one_batch").evidence
     assert len(overfit["predictions"]) == len(overfit["loss"]) and len(overfit["labels"]) == 16
 
