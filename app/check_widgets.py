@@ -31,6 +31,8 @@ BADGES: dict[str, tuple[Colour, str]] = {
     "skip": ("gray", "⏭️"), "error": ("violet", "🐞"),
 }  # fmt: skip
 GRID_PX = 96  # batch images are upscaled (nearest: pixels stay pixels) to about this width
+# Okabe-Ito: told apart with every common colour-vision deficiency
+SAFE = {"blue": "#0072B2", "orange": "#E69F00", "vermillion": "#D55E00", "green": "#009E73"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
 
@@ -190,6 +192,8 @@ def result_card(result: CheckResult, *, key: str) -> None:
             overfit_plot(result.evidence, key=f"{key}_overfit")
         if "dependency" in result.evidence:
             dependency_heatmap(result.evidence, key=f"{key}_dependency")
+        if result.name == "layer_statistics" and result.evidence.get("after"):
+            layer_plot(result.evidence, key=f"{key}_layers")
 
 
 def overfit_plot(evidence: Mapping[str, Any], *, key: str) -> None:
@@ -240,3 +244,32 @@ def dependency_heatmap(evidence: Mapping[str, Any], *, key: str) -> None:
         fig.update_xaxes(dtick=1)
         fig.update_yaxes(dtick=1)
     st.plotly_chart(fig, key=key)
+
+
+def layer_plot(evidence: Mapping[str, Any], *, key: str) -> None:
+    """Per layer, in forward order: the activation spread and the gradient reaching it (log
+    scale), at init (dotted) and after the check's training steps (solid). A healthy net keeps
+    both lines roughly level; a vanishing or exploding one slopes by orders of magnitude."""
+    steps = evidence.get("after_steps", 0)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("activation spread", "gradient norm"))
+    for when, dash, rows in (
+        ("init", "dot", evidence.get("at_init", [])),
+        (f"after {steps} steps", "solid", evidence.get("after", [])),
+    ):
+        names = [plot_text(str(r.get("name", "?"))) for r in rows]
+        for col, field, colour in ((1, "scale", SAFE["blue"]), (2, "grad", SAFE["orange"])):
+            values = [r.get(field) if (r.get(field) or 0) > 0 else None for r in rows]
+            fig.add_scatter(
+                x=names,
+                y=values,
+                mode="lines+markers",
+                name=f"{field}, {when}",
+                line={"color": colour, "dash": dash},
+                row=1,
+                col=col,
+            )
+    fig.update_yaxes(type="log")
+    fig.update_layout(
+        height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"}
+    )
+    st.plotly_chart(fig, width="stretch", key=key)

@@ -42,7 +42,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for i in range(1, 12):
             (folder / f"copy{i}.png").write_bytes((folder / "000.png").read_bytes())
     ws = open_workspace(root / "ws")
-    only = ["labels_and_outputs", "loss_at_init", "batch_independence", "overfit_one_batch"]
+    only = ["labels_and_outputs", "loss_at_init", "batch_independence", "overfit_one_batch",
+            "layer_statistics"]  # fmt: skip
     done = new_check_job(data, "mlp", workspace=ws, max_seconds=20, batch_size=16, only=only)
     run_job(done)
     time.sleep(1.1)  # job ids and their order carry the creation time
@@ -140,6 +141,12 @@ def test_checks_page_shows_the_failed_job_then_the_finished_report(
     assert np.allclose(loss["y"], overfit["loss"])
     labels = [t["y"][0] for t in plotted if str(t.get("name", "")).endswith(" label")]
     assert labels == overfit["labels"][: len(labels)] and labels
+    layers = report.get("layer_statistics").evidence  # per layer, log scale, init and after
+    after = next(
+        t for t in plotted if t.get("name") == f"scale, after {layers['after_steps']} steps"
+    )
+    assert after["x"] == [r["name"] for r in layers["after"]] and len(after["x"]) >= 2
+    assert np.allclose(after["y"], [r["scale"] for r in layers["after"]])
 
 
 def test_run_checks_starts_a_background_job_the_page_follows(
