@@ -98,7 +98,7 @@ def plain_loop(
 
 def bench(
     name: str, factory: Any, loader: Iterable[Any], loss: Any, device: str, **options: Any
-) -> None:
+) -> CheckReport:
     CountingAdam.steps = 0
     start = time.perf_counter()
     report = run_all(
@@ -110,6 +110,7 @@ def bench(
     batches = [(x.to(device), y.to(device)) for x, y in list(loader)[:10]]
     plain = plain_loop(factory().to(device), batches, steps, loss)
     show(name, report, checks, steps, plain)
+    return report
 
 
 def show(name: str, report: CheckReport, checks: float, steps: int, plain: float) -> None:
@@ -131,6 +132,7 @@ def lm_case(name: str, device: str) -> None:
     model = {"attention_lm": TinyAttention, "gru_lm": CausalGRU}[name]
 
     def factory() -> nn.Module:
+        torch.manual_seed(0)  # seeds its own init, as a user's factory should
         return model()
 
     bench(name, factory, seq_loader(), token_loss, device, task="sequence")

@@ -98,10 +98,10 @@ def _leak_verdict(scan: Scan, loss_seen: str, evidence: dict[str, Any]) -> Check
     return verdict(
         NAME, "fail",
         f"The target is in the inputs: {shown}{more} ({kind}; {scan.what}). A single input "
-        "that is a function of the target is the target itself handed to the model: an easy "
-        "task still needs many inputs combined, so its inputs stay well below 1. With it the "
-        f"model looks excellent ({loss_seen}) and learns nothing it can use where the target "
-        "is unknown.",
+        "that is a function of the target is the target itself handed to the model; an easy "
+        "task still needs many inputs combined, so each of its inputs stays well below 1. "
+        "Whatever the loss says now or later, the model learns to read the answer, which is "
+        f"absent wherever the target is unknown ({loss_seen}).",
         observed=shown + more, expected=f"every input below {LEAK_CORR:g}, no copied token",
         evidence=evidence,
         fix="Drop the target (and anything computed from it) from the input columns; for "
@@ -119,6 +119,8 @@ def scan_inputs(ctx: CheckContext, t: Targets) -> Scan:
     x, y = joined
     if not torch.is_floating_point(x) and x.ndim == 2 and y.shape == x.shape:
         return _copy_scan(x, y)
+    if torch.is_floating_point(y) and y.shape == x.shape:  # reconstruction, denoising
+        return Scan((), "targets shaped like the inputs (reconstruction): not scanned", math.nan)
     if torch.is_floating_point(x) and x[0].numel() <= MAX_FEATURES:
         return _feature_scan(x.reshape(len(x), -1), y, t, tuple(x.shape[1:]))
     return Scan((), "inputs neither a table, a small image nor token ids: not scanned", math.nan)

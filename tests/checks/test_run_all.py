@@ -8,6 +8,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.stats import entropy
@@ -241,3 +242,35 @@ def test_run_check_reports_user_code_failures_as_fail() -> None:
     result = run_check(ctx, "labels_and_outputs")
     assert result.status == "fail" and "shape mismatch in my model" in result.summary
     assert run_check(ctx, "loss_at_init").status == "skip"
+
+
+def test_leak_scan_scores_are_pearson_r_and_the_correlation_ratio() -> None:
+    """Trusted answers: numpy's corrcoef for values, pandas' groupby for the correlation ratio
+    (eta^2 = between-class variance / total variance)."""
+    from recipe_core.checks.leakage import _correlation_ratio, _pearson
+
+    x, y = digits()
+    flat = x.flatten(1).double()
+    eta = _correlation_ratio(flat, y)
+    assert eta is not None
+    frame = pd.DataFrame(flat.numpy()).assign(label=y.numpy())
+    means = frame.groupby("label").transform("mean").to_numpy()
+    total = ((flat.numpy() - flat.numpy().mean(0)) ** 2).sum(0)
+    between = ((means - flat.numpy().mean(0)) ** 2).sum(0)
+    expected = np.sqrt(np.divide(between, total, out=np.zeros_like(total), where=total > 0))
+    assert np.allclose(eta.numpy(), expected, atol=1e-9)
+    xr, yr = diabetes()
+    r = _pearson(xr.double(), yr.double())
+    numpy_r = [abs(np.corrcoef(xr[:, j].numpy(), yr[:, 0].numpy())[0, 1]) for j in range(10)]
+    assert np.allclose(r.numpy(), numpy_r, atol=1e-6)
+
+
+def test_a_reconstruction_target_is_not_a_leak() -> None:
+    """An autoencoder's targets are its inputs by design: not too good to be true."""
+    xr, _ = diabetes()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 3), nn.ReLU(), nn.Linear(3, 10))
+    report = run_all(model, loader(xr, xr.clone(), batch=32), nn.MSELoss(), task="regression",
+                     only=["too_good_to_be_true"])  # fmt: skip
+    result = report.get("too_good_to_be_true")
+    assert result.status == "pass" and "reconstruction" in result.evidence["scanned"]
