@@ -87,8 +87,11 @@ def run_all(
     3e-4). `num_classes` is what you declare; it is verified against labels and outputs. `task`
     is classification | regression | sequence (causal, time on dim 1) | multilabel (multi-hot
     targets shaped like the outputs, one sigmoid per label). `val_loader`, when
-    given, supplies the held-out batches (else the last batches read are held out). Checks left
-    when `max_seconds` runs out are skipped with reason "time budget". `only` runs a subset by name.
+    given, supplies the held-out batches (else the last batches read are held out). Work is
+    budgeted in steps and samples, so a busy machine gets the same report, later. `max_seconds`
+    gives each check an equal share of the time left; a check it stops warns with what it
+    measured, checks it never reached are skipped ("time budget"), and `report.cut_short`
+    names both. `only` runs a subset by name.
     Raises ConfigError on invalid arguments; everything found in your setup is a CheckResult.
     """
     names = _select(only)
