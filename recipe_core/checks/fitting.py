@@ -249,14 +249,18 @@ def check_overfit(ctx: CheckContext) -> CheckResult:
     return verdict(
         "overfit_one_batch", "fail",
         f"The model could not overfit {x.shape[0]} samples: in {len(losses)} steps the loss "
-        f"went from {losses[0]:.3g} to {best:.3g} and stopped improving (near-zero would be "
-        f"{goal:.3g}). A model that cannot memorise a handful of examples will not learn the "
-        "dataset: gradients are cut (detach, no_grad), the optimizer steps the wrong weights, "
-        "the learning rate is far off, or the model is too small.",
+        f"went from {losses[0]:.3g} to {best:.3g} and {_how_it_ended(losses)} (near-zero "
+        f"would be {goal:.3g}). A model that cannot memorise a handful of examples will not "
+        "learn the dataset: gradients are cut (detach, no_grad), the optimizer steps the "
+        "wrong weights, the learning rate is far off, or the model is too small.",
         observed=observed, expected=expected, evidence=evidence,
         fix="Watch labels vs predictions in the evidence; check gradient_flow and "
         "optimizer_sanity, then try a larger model or learning rate.",
     )  # fmt: skip
+
+
+def _how_it_ended(losses: list[float]) -> str:
+    return "ran out of steps" if len(losses) >= OVERFIT_STEPS else "stopped improving"
 
 
 def _overfit(
