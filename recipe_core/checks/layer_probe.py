@@ -2,6 +2,7 @@
 
 Forward hooks on the leaf modules measure each output as it is made (an in-place ReLU after a
 Linear would rewrite a stored tensor) and hook its gradient; one backward then fills those in.
+The measuring helpers are train/insides.py's, which records the same quantities over training.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import torch
 from torch import nn
 
 from recipe_core.checks.context import Batch, CheckContext
-
-RECTIFIERS = (nn.ReLU, nn.ReLU6)  # outputs exactly 0 below the threshold: units can die
-BOUNDED = {nn.Tanh: (-1.0, 1.0), nn.Sigmoid: (0.0, 1.0)}  # outputs that saturate at the bounds
-SATURATION_MARGIN = 0.01  # within 1 % of a bound the derivative is < 2 % of its peak
+from recipe_core.train.insides import (
+    RECTIFIERS,
+    dead_fraction,
+    leaf_modules,
+    measurable,
+    saturated_fraction,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ def probe_layers(ctx: CheckContext, model: nn.Module, batch: Batch) -> list[Laye
     layer last). A module called twice is measured at its first call."""
     found: dict[str, dict[str, Any]] = {}
     grads: dict[str, float] = {}
-    leaves = [(n, m) for n, m in model.named_modules() if not any(True for _ in m.children())]
+    leaves = leaf_modules(model)
     handles = [m.register_forward_hook(_recorder(n, m, found, grads)) for n, m in leaves]
     try:
         x, y = batch
@@ -58,10 +62,8 @@ def _recorder(
     name: str, module: nn.Module, found: dict[str, dict[str, Any]], grads: dict[str, float]
 ) -> Callable[[nn.Module, Any, Any], None]:
     def hook(_: nn.Module, inputs: Any, output: Any) -> None:
-        out = output[0] if isinstance(output, (tuple, list)) and output else output
-        if name in found or not isinstance(out, torch.Tensor) or not out.is_floating_point():
-            return
-        if out.ndim < 2 or out.shape[0] < 2:
+        out = measurable(output)
+        if name in found or out is None:
             return
         found[name] = _measure(name, module, out.detach())
         if out.requires_grad:
@@ -84,20 +86,10 @@ def _measure(name: str, module: nn.Module, out: torch.Tensor) -> dict[str, Any]:
 
 
 def dead_share(out: torch.Tensor) -> float:
-    """Share of units never positive in the batch. A unit is a channel (dim 1); for (B, T, D)
-    sequences also a feature (the last dim), and the larger share counts, since either layout
-    is common and a unit alive anywhere is alive."""
-    alive = out > 0
-    shares = [1.0 - float(alive.transpose(0, 1).flatten(1).any(1).float().mean())]
-    if out.ndim == 3:
-        shares.append(1.0 - float(alive.flatten(0, 1).any(0).float().mean()))
-    return max(shares)
+    """Share of units never positive in the batch (see train/insides.py's dead_fraction)."""
+    return float(dead_fraction(out))
 
 
 def _saturated(module: nn.Module, out: torch.Tensor) -> float | None:
-    bounds = next((b for kind, b in BOUNDED.items() if isinstance(module, kind)), None)
-    if bounds is None:
-        return None
-    lo, hi = bounds
-    margin = SATURATION_MARGIN * (hi - lo)
-    return float(((out <= lo + margin) | (out >= hi - margin)).float().mean())
+    share = saturated_fraction(module, out)
+    return None if share is None else float(share)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from recipe_core.errors import RunError
 from recipe_core.runs.files import DYNAMICS_ROWS, METRIC_ROWS, JsonlTail, RunFiles
+from recipe_core.runs.insides import InsidesTail
 from recipe_core.runs.mirror import SYNC_EVERY_S, read_status, sync_run, sync_runs
 from recipe_core.runs.status import RunStatus
 from recipe_core.runs.writer import RunHandle
@@ -30,6 +31,7 @@ class RunReader(RunHandle):
         read_status(self.files, strict=False)  # RunError now for a folder that is not a run
         self._metrics = JsonlTail(self.files, "metrics.jsonl", METRIC_ROWS)
         self._dynamics = JsonlTail(self.files, "dynamics.jsonl", DYNAMICS_ROWS)
+        self._insides = InsidesTail(self.files)  # insides.jsonl + insides/ (runs/insides.py)
         self._unframed: list[dict[str, Any]] = []  # rows read, not yet in _metric_frame
         self._metric_frame: pd.DataFrame | None = None  # grows only when rows arrived
         self._dyn_steps: list[int] = []
@@ -42,7 +44,8 @@ class RunReader(RunHandle):
     def skipped_rows(self) -> dict[str, int]:
         """Rows read so far and skipped as unreadable (not a JSON object, a needed field
         missing or of the wrong type), per file: what the CLI and the Runs page warn about."""
-        return {tail.name: tail.skipped for tail in (self._metrics, self._dynamics)}
+        tails = (self._metrics, self._dynamics, self._insides.tail)
+        return {tail.name: tail.skipped for tail in tails}
 
     def refresh(self) -> None:
         """Pull what changed on shared storage, at most every SYNC_EVERY_S (no-op for an
@@ -88,6 +91,22 @@ class RunReader(RunHandle):
         if not self._dyn_probs:
             return steps, np.zeros((0, 0, 0), dtype=np.float32)
         return steps, np.asarray(self._dyn_probs, dtype=np.float32)
+
+    def insides(self) -> pd.DataFrame:
+        """Per-layer statistics over training, one row per (recorded step, layer): activation
+        mean/std, dead and saturated shares, gradient norm, update-to-weight ratio (NaN where
+        one does not apply). Tails insides.jsonl like `metrics`."""
+        self.refresh()
+        return self._insides.frame()
+
+    def first_layer_steps(self) -> list[int]:
+        """Steps with a first-layer weight snapshot, ascending."""
+        self.refresh()
+        return self._insides.first_layer_steps()
+
+    def first_layer(self, step: int) -> np.ndarray:
+        """(U, C, h, w) float32: the first layer's filters (or input-shaped rows) at `step`."""
+        return self._insides.first_layer(step)
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """An .npz written by `RunWriter.write_arrays` (e.g. "probe.npz"); {} when absent."""

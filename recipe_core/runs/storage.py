@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 RUNS_URL_ENV = "RECIPE_RUNS_URL"
 STORAGE_OPTIONS_ENV = "RECIPE_RUNS_STORAGE_OPTIONS"  # JSON object passed to the fsspec backend
 MARKER = ".recipe-mirror.json"  # in a local cache copy of a remote run: its URL and sync state
-APPEND_ONLY = frozenset({"metrics.jsonl", "dynamics.jsonl", "log.txt"})
+APPEND_ONLY = frozenset({"metrics.jsonl", "dynamics.jsonl", "insides.jsonl", "log.txt"})
 # pip package (or extra) that provides the fsspec backend of each protocol
 BACKENDS = {"s3": "recipe[s3]", "s3a": "recipe[s3]", "gs": "gcsfs", "gcs": "gcsfs",
             "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}  # fmt: skip

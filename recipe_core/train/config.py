@@ -62,6 +62,7 @@ class TrainConfig:
     eval_every: int = 100  # steps between full validation passes (0: only at the end)
     log_every: int = 25  # steps between metric flushes: one device sync each
     dynamics_every: int = 25  # steps between probe-batch snapshots (0: off)
+    insides_every: int = 25  # steps between per-layer statistics recordings (0: off)
     probe_size: int = 64  # probe samples whose predictions are recorded at each snapshot
     capture_batches: int = 2  # first input batches saved exactly as fed to model(x)
     checkpoint_every: int = 0  # steps between checkpoints/last.pt saves (0: only at the end)
@@ -85,7 +86,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "image_size"):
             check_number(self, name, low=1, integer=True)
         for name in ("overfit_examples", "early_stopping", "eval_every", "dynamics_every",
-                     "probe_size", "capture_batches", "checkpoint_every", "seed"):  # fmt: skip
+                     "insides_every", "probe_size", "capture_batches", "checkpoint_every",
+                     "seed"):  # fmt: skip
             check_number(self, name, low=0, integer=True)
         for name in ("weight_decay", "target_loss"):
             check_number(self, name, low=0)

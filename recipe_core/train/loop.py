@@ -26,6 +26,7 @@ from recipe_core.runs import RunWriter
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.data import Batcher
 from recipe_core.train.divergence import DivergenceWatch, divergence_error
+from recipe_core.train.insides import InsidesRecorder
 from recipe_core.train.metrics import ClosedWindow, Window
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, Snapshots
 
@@ -73,11 +74,13 @@ class Loop:
                  callbacks: tuple[Callback, ...] = (),
                  checkpoint_meta: Mapping[str, object] | None = None,
                  chance_loss: float = 0.0,
+                 insides: InsidesRecorder | None = None,
                  ) -> None:  # fmt: skip
         self.config, self.model, self.batches, self.val = config, model, batches, val
         self.writer, self.recorder, self.capture = writer, recorder, capture
         self.optimizer, self.schedule, self.autocast = optimizer, schedule, autocast
         self.callbacks, self.checkpoint_meta = callbacks, dict(checkpoint_meta or {})
+        self.insides = insides  # per-layer statistics every N steps (train/insides.py)
         self.window = Window()
         self.divergence = DivergenceWatch(floor=chance_loss)  # see divergence.py
         self.in_flight: list[tuple[ClosedWindow, Snapshots | None]] = []
@@ -94,6 +97,8 @@ class Loop:
         for step in range(c.steps):
             if c.dynamics_every and step % c.dynamics_every == 0:
                 self.recorder.snapshot(self.model, step)
+            if self.insides is not None:
+                self.insides.before_step(step)  # after the snapshot: hooks see training only
             self._train_step(step)
             done = step + 1
             if done % c.log_every == 0:
@@ -145,6 +150,8 @@ class Loop:
             self.window = Window()
         while len(self.in_flight) > (0 if wait else self.lag):
             self._write(*self.in_flight.pop(0))
+        if self.insides is not None:
+            self.insides.flush(wait=wait)
 
     def _write(self, window: ClosedWindow, snapshots: Snapshots | None) -> None:
         """Append a window to metrics.jsonl (and its dynamics); stop the run once it diverged."""
@@ -212,6 +219,8 @@ class Loop:
     def _finish(self, step: int) -> None:
         if self.config.dynamics_every:
             self.recorder.snapshot(self.model, step)  # the final predictions
+        if self.insides is not None:
+            self.insides.finish(step)  # the final first-layer weights
         self.flush(wait=True)
         self.recorder.flush()
         if len(self.val.labels) and self.last_eval != step:
