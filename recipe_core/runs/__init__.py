@@ -9,6 +9,8 @@
       probe.npz          the probe batch, stored once: sample_ids, labels, inputs, images, classes
       batches/batch_000.npz  the first input batches exactly as fed to model(x)
       checkpoints/last.pt, best.pt
+      predictions/       every val sample's prediction per evaluation: index.json, first/best/
+                         recent_<i>.parquet in full, per_class.csv for all (predictions.py)
       data.json          classes, train/val sizes, where val came from, mean/std, skipped count
       skipped.csv        dataset files that did not decode (path, error, split)
       log.txt            the job's stdout and stderr

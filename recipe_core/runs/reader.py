@@ -14,6 +14,12 @@ from recipe_core.errors import RunError
 from recipe_core.runs.files import DYNAMICS_ROWS, METRIC_ROWS, JsonlTail, RunFiles
 from recipe_core.runs.insides import InsidesTail
 from recipe_core.runs.mirror import SYNC_EVERY_S, read_status, sync_run, sync_runs
+from recipe_core.runs.predictions import (
+    prediction_history,
+    prediction_steps,
+    read_per_class,
+    read_predictions,
+)
 from recipe_core.runs.status import RunStatus
 from recipe_core.runs.writer import RunHandle
 from recipe_core.workspace import Workspace
@@ -107,6 +113,27 @@ class RunReader(RunHandle):
     def first_layer(self, step: int) -> np.ndarray:
         """(U, C, h, w) float32: the first layer's filters (or input-shaped rows) at `step`."""
         return self._insides.first_layer(step)
+
+    def predictions(self, step: int | None = None) -> pd.DataFrame:
+        """Every val sample's prediction at an evaluation kept in full (None: the latest), one
+        row per sample_id: label, predicted, correct, loss, confidence, p_label, margin, top-k
+        (runs/predictions.py). RunError when the run recorded none."""
+        self.refresh()
+        return read_predictions(self.files, step)
+
+    def prediction_steps(self) -> list[int]:
+        """Evaluation steps whose per-sample predictions are kept in full, ascending."""
+        self.refresh()
+        return prediction_steps(self.files)
+
+    def prediction_history(self, sample_id: int) -> pd.DataFrame:
+        """One sample's predictions at every kept step (empty when it is not in val)."""
+        return prediction_history(self.files, sample_id)
+
+    def per_class(self) -> pd.DataFrame:
+        """Every evaluation summarised per true class: step, label, n, accuracy, loss."""
+        self.refresh()
+        return read_per_class(self.files)
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """An .npz written by `RunWriter.write_arrays` (e.g. "probe.npz"); {} when absent."""

@@ -28,6 +28,7 @@ from recipe_core.train.data import Batcher
 from recipe_core.train.divergence import DivergenceWatch, divergence_error
 from recipe_core.train.insides import InsidesRecorder
 from recipe_core.train.metrics import ClosedWindow, Window
+from recipe_core.train.predictions import PredictionRecorder
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, Snapshots
 
 log = logging.getLogger(__name__)
@@ -75,12 +76,14 @@ class Loop:
                  checkpoint_meta: Mapping[str, object] | None = None,
                  chance_loss: float = 0.0,
                  insides: InsidesRecorder | None = None,
+                 predictions: PredictionRecorder | None = None,
                  ) -> None:  # fmt: skip
         self.config, self.model, self.batches, self.val = config, model, batches, val
         self.writer, self.recorder, self.capture = writer, recorder, capture
         self.optimizer, self.schedule, self.autocast = optimizer, schedule, autocast
         self.callbacks, self.checkpoint_meta = callbacks, dict(checkpoint_meta or {})
         self.insides = insides  # per-layer statistics every N steps (train/insides.py)
+        self.predictions = predictions  # every val sample at each evaluation (predictions.py)
         self.window = Window()
         self.divergence = DivergenceWatch(floor=chance_loss)  # see divergence.py
         self.in_flight: list[tuple[ClosedWindow, Snapshots | None]] = []
@@ -186,6 +189,8 @@ class Loop:
                 logits = self.model(x)
             total[0] += F.cross_entropy(logits.float(), y, reduction="sum")
             total[1] += (logits.argmax(dim=1) == y).sum()
+            if self.predictions is not None:
+                self.predictions.add(logits, y)  # device only: fetched once, in _evaluate
         self.model.train()
         loss_sum, correct = total.cpu().tolist()
         return loss_sum / n, correct / n
@@ -195,6 +200,8 @@ class Loop:
         self.flush(wait=True)
         self.last_eval = step
         self.val_loss, self.val_accuracy = self.evaluate()
+        if self.predictions is not None:
+            self.predictions.write(step, self.val.sample_ids)
         self.writer.append_metrics(
             [
                 {

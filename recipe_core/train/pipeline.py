@@ -34,6 +34,7 @@ from recipe_core.data.pipeline import (
 from recipe_core.errors import ConfigError, PipelineError, RecipeError
 from recipe_core.jobs.state import JobCancelled
 from recipe_core.runs import RunWriter
+from recipe_core.runs.predictions import MAX_TOP_K
 from recipe_core.train.config import check_number
 from recipe_core.train.device import (
     autocast_factory,
@@ -42,6 +43,7 @@ from recipe_core.train.device import (
     wants_channels_last,
 )
 from recipe_core.train.divergence import DivergenceWatch, chance_loss, divergence_error
+from recipe_core.train.predictions import PredictionRecorder
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, write_probe
 from recipe_core.train.run import describe_failure
 from recipe_core.workspace import Workspace, open_workspace
@@ -173,6 +175,10 @@ class PipelineLoop:
         self.last_loss = self.first_loss = math.nan
         self.status_written = -math.inf  # time.monotonic() of the last status.json update
         self.nhwc = False  # channels_last inputs (decided on the first batch, CUDA only)
+        # per-sample predictions keyed by position in val_loader: its batches carry no ids
+        self.predictions = (PredictionRecorder(writer, num_classes=self.pipeline.num_classes
+                            or MAX_TOP_K, ids="position")
+                            if self.pipeline.task == "classification" else None)  # fmt: skip
 
     def _optimizer(self) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -338,8 +344,12 @@ class PipelineLoop:
                 if self.classify and out.ndim == 2 and y.ndim == 1:
                     correct += float((out.argmax(dim=1) == y).sum())
                     count += int(y.shape[0])
+                if self.predictions is not None:
+                    self.predictions.add(out, y)
         finally:
             self.model.train()
+        if self.predictions is not None:
+            self.predictions.write(step)  # ids: positions in the first VAL_BATCHES batches
         loss = float(np.mean(losses)) if losses else math.nan
         accuracy = correct / count if count else math.nan
         row: dict[str, Any] = {"step": step, "split": "val", "loss": loss, "wall_time": time.time()}

@@ -29,6 +29,7 @@ from recipe_core.train.device import (
 from recipe_core.train.divergence import chance_loss
 from recipe_core.train.insides import insides_recorder
 from recipe_core.train.loop import EVAL_CHUNK, Callback, Loop, LoopSummary
+from recipe_core.train.predictions import PredictionRecorder
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, choose_probe, write_probe
 from recipe_core.train.setup import build_train_model, make_optimizer, make_schedule
 from recipe_core.workspace import Workspace, open_workspace
@@ -149,6 +150,7 @@ def _build_loop(config: TrainConfig, data: TrainData, device: torch.device, writ
         checkpoint_meta={**meta, "config": config.to_dict()},
         chance_loss=chance_loss("classification", len(data.classes)),
         insides=insides_recorder(config, writer, model, optimizer, image_shape=probe_x.shape[1:]),
+        predictions=PredictionRecorder(writer, num_classes=len(data.classes)),
     )
 
 

@@ -6,6 +6,7 @@ for step, (x, y) in enumerate(loader):
     loss = ...
     run.log(step, loss=loss)        # tensors are fine: no per-step device sync; a diverging
                                     # train loss (see divergence.py) fails the run (RunError)
+run.log_predictions(step, val_ids, probs, val_labels)   # per-sample predictions, (N, C) probs
 run.finish()                        # or use `with start_run(...) as run:`
 """
 
@@ -25,8 +26,10 @@ from torch.utils.hooks import RemovableHandle
 
 from recipe_core.errors import ConfigError
 from recipe_core.runs import RunWriter
+from recipe_core.runs.predictions import PredictionStore
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.divergence import DivergenceWatch, divergence_error
+from recipe_core.train.predictions import prediction_frame
 from recipe_core.train.probes import DynamicsRecorder, InputCapture, write_probe
 from recipe_core.train.run import describe_failure
 from recipe_core.workspace import Workspace, open_workspace
@@ -47,6 +50,7 @@ class Run:
         self.captures: list[InputCapture] = []
         self.hooks: list[RemovableHandle] = []
         self.divergence = DivergenceWatch()  # the loops' rule, on the logged train loss
+        self.predictions: PredictionStore | None = None  # made by the first log_predictions
         atexit.register(self._at_exit)
 
     @property
@@ -97,6 +101,15 @@ class Run:
                 calls[0] += 1
 
         self.hooks.append(model.register_forward_pre_hook(snapshot_hook))
+
+    def log_predictions(self, step: int, sample_ids: Any, probs: Any, labels: Any) -> None:
+        """Record every held-out sample's prediction at `step`: `probs` (N, C) softmax
+        probabilities, `labels` (N,) class ids, `sample_ids` (N,) int ids (the scan's, so the
+        data pages can join them; positions in your val set otherwise). Kept bounded and read
+        back as built-in runs' are (`RunReader.predictions`)."""
+        if self.predictions is None:
+            self.predictions = PredictionStore(self.writer.files)
+        self.predictions.add(prediction_frame(int(step), sample_ids, probs, labels))
 
     def flush(self) -> None:
         """Write buffered metric rows and dynamics snapshots now."""
