@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 
     from recipe_core.batch import BatchView
     from recipe_core.dynamics import Dynamics
+    from recipe_core.dynamics.insides import Insides
     from recipe_core.jobs.executors import Executor, JobHandle
     from recipe_core.train import TrainConfig
     from recipe_core.train.pipeline import PipelineTrainConfig
 
 
 RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pages
+FIRST_LAYER_PX = 480  # the first-layer grid is upscaled (nearest) to about this width
 
 
 def run_executor() -> Executor:
@@ -277,3 +279,42 @@ def _curve_figures(
     viewers cost one build per new metrics, not five a second. Metric rows are append-only, so
     the row count identifies the content."""
     return curves.curve_figures(_metrics, run_id=run_id, log_loss=log_loss)
+
+
+def run_insides(run_id: str) -> Insides:
+    """The run's per-layer statistics, warnings and first-layer steps (recomputed only when
+    insides.jsonl grew or a first-layer snapshot arrived)."""
+    folder = run_dir(run_id)
+    log = folder / "insides.jsonl"
+    size = log.stat().st_size if log.exists() else 0
+    snapshots = folder / "insides"
+    count = len(list(snapshots.iterdir())) if snapshots.is_dir() else 0
+    return _run_insides(str(folder), size, count)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _run_insides(folder: str, size: int, snapshots: int) -> Insides:
+    from recipe_core.dynamics.insides import read_insides
+
+    reader, lock = _run_reader(folder)
+    with lock:
+        return read_insides(reader)
+
+
+def first_layer_picture(run_id: str, step: int, *, since: int | None = None) -> np.ndarray:
+    """The first layer's units at `step` as one uint8 grid, upscaled (nearest) for the page;
+    with `since`, the change of each unit since that step instead of the weights."""
+    return _first_layer_picture(str(run_dir(run_id)), step, since)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _first_layer_picture(folder: str, step: int, since: int | None) -> np.ndarray:
+    from recipe_core.dynamics.insides import filter_grid
+
+    reader, _ = _run_reader(folder)
+    weights = reader.first_layer(step)  # a snapshot never changes once written
+    if since is not None:
+        weights = weights - reader.first_layer(since)
+    grid = filter_grid(weights)
+    factor = max(1, FIRST_LAYER_PX // max(grid.shape[:2]))
+    return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)

@@ -35,6 +35,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -151,15 +152,20 @@ def plain_loop(dataset: str, args: argparse.Namespace) -> Timing:
 
 
 def recipe_job(
-    dataset: str, workspace: str, args: argparse.Namespace, *, count_syncs: bool = False
+    dataset: str,
+    workspace: str,
+    args: argparse.Namespace,
+    *,
+    count_syncs: bool = False,
+    overrides: dict[str, object] | None = None,
 ) -> Timing:
     """A Recipe job, timed through its metric events; `count_syncs` (CUDA only) also counts
-    the synchronizing CUDA calls made during the timed steps."""
+    the synchronizing CUDA calls made during the timed steps; `overrides`: config fields."""
     device = resolve_device(args.device)
     config = make_config(dataset, model=args.model, steps=args.steps, batch_size=args.batch_size,
                          image_size=args.image_size, device=args.device, eval_every=0,
                          log_every=LOG_EVERY, dynamics_every=LOG_EVERY,
-                         capture_batches=2)  # fmt: skip
+                         capture_batches=2, **(overrides or {}))  # fmt: skip
     clock, lag = Clock(args.steps, device_sync(device)), windows_in_flight(device)
 
     def on_event(event: TrainEvent) -> None:
@@ -217,20 +223,33 @@ class Summary:
         return f"{noise}; {goal}"
 
 
-def measure(dataset: str, workspace: str, args: argparse.Namespace) -> Summary:
+Runner = Callable[[argparse.Namespace], Timing]
+
+
+def measure(
+    dataset: str,
+    workspace: str,
+    args: argparse.Namespace,
+    *,
+    baseline: Runner | None = None,
+    candidate: Runner | None = None,
+) -> Summary:
     """`args.repeats` interleaved pairs after one warm-up of each, in alternating order (plain
-    first, then Recipe first), so a slow drift (clocks, load) favours neither side."""
+    first, then Recipe first), so a slow drift (clocks, load) favours neither side. `baseline`
+    and `candidate` replace the plain loop and the Recipe job (a section comparing two jobs)."""
+    base = baseline or (lambda a: plain_loop(dataset, a))
+    cand = candidate or (lambda a: recipe_job(dataset, workspace, a))
     warm = argparse.Namespace(**{**vars(args), "steps": START + 2 * LOG_EVERY})
-    plain_loop(dataset, warm)
-    recipe_job(dataset, workspace, warm)
+    base(warm)
+    cand(warm)
     pairs = []
     for i in range(args.repeats):
         if i % 2 == 0:
-            plain = plain_loop(dataset, args)
-            pairs.append((plain, recipe_job(dataset, workspace, args)))
+            plain = base(args)
+            pairs.append((plain, cand(args)))
         else:
-            recipe = recipe_job(dataset, workspace, args)
-            pairs.append((plain_loop(dataset, args), recipe))
+            recipe = cand(args)
+            pairs.append((base(args), recipe))
     on_cpu = resolve_device(args.device).type == "cpu"
     seconds = [(p.cpu, r.cpu) if on_cpu else (p.wall, r.wall) for p, r in pairs]
     batch, med = args.batch_size, statistics.median
@@ -260,6 +279,24 @@ def summary_line(device: torch.device, args: argparse.Namespace, s: Summary) -> 
     )
 
 
+# --- section: insides of a run (per-layer statistics and first-layer snapshots) ---------------
+
+
+def insides_line(dataset: str, workspace: str, args: argparse.Namespace) -> str:
+    """Recipe with insides every LOG_EVERY steps vs the same job with them off: what item 3 of
+    issue 18 costs on its own (the main line's Recipe job records them too, by default)."""
+    off = partial(recipe_job, dataset, workspace, overrides={"insides_every": 0})
+    on = partial(recipe_job, dataset, workspace, overrides={"insides_every": LOG_EVERY})
+    s = measure(dataset, workspace, args, baseline=off, candidate=on)
+    us = statistics.median(s.overhead_us)
+    return (
+        f"INSIDES model={args.model} every={LOG_EVERY} | off={s.plain:,.0f} img/s "
+        f"on={s.recipe:,.0f} img/s | on/off: median of pair ratios {s.median_ratio:.3f} "
+        f"[min {min(s.ratios):.3f}, max {max(s.ratios):.3f}], ratio of medians "
+        f"{s.ratio_of_medians:.3f} | {us:+.1f} µs/step | {s.verdict()}"
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), help="host-bound: see the docstring")
@@ -271,6 +308,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="interleaved (plain, Recipe) pairs")
     parser.add_argument("--train-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch default)")
+    parser.add_argument("--insides", action="store_true",
+                        help="also time insides on vs off (INSIDES line per model)")  # fmt: skip
     parser.add_argument("--at-step-ms", type=float, default=8.2, help="step time for the %% column")
     preset = parser.parse_known_args(argv)[0].preset
     parser.set_defaults(**PRESETS.get(preset or "", {}))
@@ -295,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             run_args = argparse.Namespace(**{**vars(args), "model": model})
             summary = measure(dataset, str(Path(tmp) / "ws"), run_args)
             print(summary_line(device, run_args, summary), flush=True)
+            if args.insides:
+                print(insides_line(dataset, str(Path(tmp) / "ws"), run_args), flush=True)
             if device.type == "cuda":
                 syncs = recipe_job(dataset, str(Path(tmp) / "ws"), run_args, count_syncs=True).syncs
                 print(f"SYNCS model={model}: {syncs} synchronizing CUDA call(s) in Recipe's "

@@ -12,7 +12,17 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import access, check_widgets, data_state, pictures, run_state, run_widgets, state, widgets
+from app import (
+    access,
+    check_widgets,
+    data_state,
+    insides_widgets,
+    pictures,
+    run_state,
+    run_widgets,
+    state,
+    widgets,
+)
 from recipe_core import RecipeError
 from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
@@ -211,6 +221,7 @@ def run_detail(status: RunStatus) -> None:
         "views/dynamics.py", label="See how its predictions on the probe images evolved", icon="🎞️"
     )
     seen_in_run(status)
+    insides_section(status)
     with st.expander("Config, run folder and log"):
         st.code(str(run_state.run_dir(status.run_id)), language=None)
         st.json(config)
@@ -241,6 +252,33 @@ def seen_in_run(status: RunStatus) -> None:
                    "model(x) received it")  # fmt: skip
         check_widgets.batch_warnings(view.warnings)
         pictures.image(picture, width="content")
+
+
+def insides_section(status: RunStatus) -> None:
+    """Inside the net over training: the first layer's weights (step slider) and, per layer,
+    activation spread, dead units, gradient norm and update ratio, with the engine's warnings.
+    ("Visualize the first-layer weights and ensure you get nice edges.")"""
+    insides = run_state.run_insides(status.run_id)
+    steps = insides.first_layer_steps
+    with st.expander(f"Insides: first-layer weights and per-layer statistics "
+                     f"({insides.frame['step'].nunique()} recorded steps)",
+                     expanded=bool(insides.warnings)):  # fmt: skip
+        if insides.frame.empty and not steps:
+            st.caption("Nothing recorded yet: a built-in run records its insides every "
+                       "insides_every steps (0 turns them off).")  # fmt: skip
+            return
+        insides_widgets.insides_warnings(insides.warnings)
+        if steps:
+            key = f"insides_step_{status.run_id}"
+            step = insides_widgets.first_layer_step_ui(steps, key=key)
+            change = st.toggle(f"Show the change since step {steps[0]}", key=f"{key}_change")
+            since = steps[0] if change and step != steps[0] else None
+            what = "change of each unit" if since is not None else "weights of each unit"
+            st.caption(f"First layer at step {step}: {what}, min-max scaled per unit "
+                       "(its pattern shows, not its size); up to 64 units.")  # fmt: skip
+            picture = run_state.first_layer_picture(status.run_id, step, since=since)
+            pictures.image(picture, width="content", caption=f"first layer, step {step}")
+        insides_widgets.layer_lines(insides.frame, key=f"insides_{status.run_id}")
 
 
 def _progress_text(status: RunStatus, train: pd.DataFrame, config: dict[str, object]) -> str:
