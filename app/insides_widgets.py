@@ -25,7 +25,12 @@ LINES = (
     ("act_std", "activation std", True),
     ("dead", "dead units (share, ReLU)", False),
     ("grad_norm", "gradient norm (weights)", True),
-    ("update_ratio", "update / weight ratio per step", True),
+    (
+        "update_ratio",
+        f"update / weight ratio per step (healthy ~{UPDATE_HEALTHY:g}, dotted; "
+        f"warned outside {UPDATE_LOW:g} .. {UPDATE_HIGH:g}, dashed)",
+        True,
+    ),
 )
 WARNING_TITLES = {"dead": "dead units", "saturated": "saturated units",
                   "update_small": "update ratio too small",
@@ -65,22 +70,24 @@ def layer_figures(frame: pd.DataFrame) -> dict[str, go.Figure]:
                             line=style, marker={"size": 4})  # fmt: skip
         if column == "update_ratio":
             _band(fig)
-        fig.update_layout(title=title, height=320, xaxis_title="step", uirevision=column,
+        fig.update_layout(title={"text": title, "font": {"size": 13}}, height=320,
+                          xaxis_title="step", uirevision=column,
                           margin={"l": 10, "r": 10, "t": 40, "b": 10},
                           legend={"font": {"size": 10}})  # fmt: skip
         if log:
             fig.update_yaxes(type="log")
+        else:
+            fig.update_yaxes(range=[-0.02, 1.02])  # a share: all of it, even when all are 0
         figures[column] = fig
     return figures
 
 
 def _band(fig: go.Figure) -> None:
-    """The healthy ~1e-3 (dotted) and the warning limits 1e-5 and 1e-1 (dashed)."""
-    fig.add_hline(y=UPDATE_HEALTHY, line={"color": "#000000", "dash": "dot", "width": 1},
-                  annotation_text=f"healthy ~{UPDATE_HEALTHY:g}")  # fmt: skip
+    """The healthy ~1e-3 (dotted) and the warning limits 1e-5 and 1e-1 (dashed); named in the
+    title, since plotly misplaces line annotations on a log axis."""
+    fig.add_hline(y=UPDATE_HEALTHY, line={"color": "#000000", "dash": "dot", "width": 1})
     for limit in (UPDATE_LOW, UPDATE_HIGH):
-        fig.add_hline(y=limit, line={"color": "#D55E00", "dash": "dash", "width": 1},
-                      annotation_text=f"warn beyond {limit:g}")  # fmt: skip
+        fig.add_hline(y=limit, line={"color": "#D55E00", "dash": "dash", "width": 1})
 
 
 def layer_lines(frame: pd.DataFrame, *, key: str) -> None:

@@ -77,7 +77,8 @@ def test_layer_lines_hold_the_readers_numbers(at: AppTest, run_dir: Path) -> Non
                           ("update_ratio", "update / weight ratio per step")):  # fmt: skip
         rows = frame.dropna(subset=[column])
         layers = list(dict.fromkeys(rows["layer"]))
-        traces = {t["name"].split(" ")[0]: t for t in figures[title]}
+        (figure,) = [traces for name, traces in figures.items() if name.startswith(title)]
+        traces = {t["name"].split(" ")[0]: t for t in figure}
         assert set(traces) == set(layers), column
         for layer in layers:
             part = rows[rows["layer"] == layer]
