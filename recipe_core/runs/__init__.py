@@ -7,6 +7,8 @@
       metrics.jsonl      append-only rows: step, split, loss, accuracy, lr, images_per_s, wall_time
       dynamics.jsonl     append-only rows: step, probs (P, C) on the fixed probe batch
       probe.npz          the probe batch, stored once: sample_ids, labels, inputs, images, classes
+      insides.jsonl      append-only rows: step, layer, activation/dead/saturated/grad/update stats
+      insides/first_layer_SSSSSSS.npz  first-layer weights at step S (see runs/insides.py)
       batches/batch_000.npz  the first input batches exactly as fed to model(x)
       checkpoints/last.pt, best.pt
       predictions/       every val sample's prediction per evaluation: index.json, first/best/
