@@ -88,6 +88,26 @@ def find_label_issues(
     return _result(table, rows, classes, y, probs, np.asarray(is_issue, dtype=bool))
 
 
+def find_label_issues_from_probs(
+    table: pd.DataFrame, sample_ids: np.ndarray, pred_probs: np.ndarray, classes: tuple[str, ...]
+) -> LabelIssueResult:
+    """Confident learning on external out-of-sample probabilities (a trained run's on its
+    validation split): `pred_probs` (M, K) for `sample_ids` (M,), columns in `classes` order.
+    Only those samples are scored; rows of `table` with a label outside `classes` are not."""
+    pos = pd.Index(table["sample_id"]).get_indexer(np.asarray(sample_ids))
+    names = np.asarray(classes, dtype=object)
+    given = table["label"].to_numpy().astype(str)
+    keep = (pos >= 0) & np.isin(given[np.maximum(pos, 0)], names.astype(str))
+    rows, probs = pos[keep], np.asarray(pred_probs, dtype=np.float64)[keep]
+    if len(classes) < 2 or len(rows) < 2:
+        return _empty(table, classes)
+    y = np.asarray([classes.index(g) for g in given[rows]], dtype=np.int64)
+    from cleanlab import filter as cl_filter  # see find_label_issues: sklearn import, n_jobs
+
+    is_issue = cl_filter.find_label_issues(y, probs, filter_by="prune_by_class", n_jobs=1)
+    return _result(table, rows, classes, y, probs, np.asarray(is_issue, dtype=bool))
+
+
 def group_folds(groups: np.ndarray, n_folds: int, *, seed: int = 0) -> np.ndarray:
     """(M,) fold per row, rows of one group (>= 0) in the same fold; ungrouped rows alone."""
     keys = np.where(groups >= 0, groups, -1 - np.arange(len(groups)))
