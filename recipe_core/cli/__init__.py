@@ -6,10 +6,12 @@ no auto-discovery).
 
 from __future__ import annotations
 
-# Each import registers its sub-commands on `cli`: app, check, runs, scan, see, serve, train, tune.
+# Each import registers its sub-commands on `cli`: app, check, ensemble, runs, scan, see,
+# serve, train, tune.
 from recipe_core.cli import (  # noqa: F401
     app_cmd,
     check_cmd,
+    ensemble_cmd,
     runs_cmd,
     scan_cmd,
     see_cmd,
