@@ -19,7 +19,7 @@ from recipe_core.cluster.jobs_api import find_token
 from recipe_core.hosting.guard import checked_run_id
 from recipe_core.hosting.limits import record_owner
 from recipe_core.jobs.active import ActiveJob, active_jobs
-from recipe_core.runs import RunReader, RunStatus
+from recipe_core.runs import FinishedRuns, RunReader, RunStatus
 from recipe_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def runs() -> list[RunStatus]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _finished_runs(ws_root: str) -> dict[str, RunStatus]:
+def _finished_runs(ws_root: str) -> FinishedRuns:
     """Finished runs' statuses (final), shared by every session: each refresh of the Runs page
     reads only the unfinished runs' status files."""
     return {}
@@ -122,6 +122,42 @@ def running_jobs() -> list[ActiveJob]:
     """Every running job of the workspace with its owner, runs judged by their executor: what
     the per-user job budget counts (runs, check jobs, scans and captures together)."""
     return active_jobs(access.workspace(), runs())
+
+
+def resume_run(run_id: str, more: int) -> JobHandle:
+    """Leave a finished built-in run training for `more` steps: the same run, from its last
+    checkpoint (weights, optimizer, schedule), as a background job. Runners only, within the
+    step limit counted on the run's new total."""
+    from recipe_core.jobs.resume import submit_resume
+
+    g = access.guard()
+    with g.acting("start_run", run_id), access.job_start_lock():
+        done = run_config(run_id).get("steps")
+        g.check_run(steps=(done if isinstance(done, int) else 0) + more, name=None,
+                    running=running_jobs)  # fmt: skip
+        return submit_resume(run_dir(run_id), more, executor=run_executor())
+
+
+def run_stop(run_id: str) -> dict[str, object]:
+    """The run's stop.json (when and why it stopped; {} before it ends, or for scripts)."""
+    return _run_json(run_id, "stop.json")
+
+
+def run_resumes(run_id: str) -> list[dict[str, object]]:
+    """Each time the run was left training ({from_step, more, steps, at, optimizer})."""
+    history = _run_json(run_id, "resume.json").get("history")
+    return [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+
+
+def _run_json(run_id: str, name: str) -> dict[str, object]:
+    import json
+
+    reader, _ = _run_reader(str(run_dir(run_id)))
+    try:
+        data = json.loads(reader.files.read_bytes(name)) if reader.files.exists(name) else {}
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def cancel_run(run_id: str) -> RunStatus:

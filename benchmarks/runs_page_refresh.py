@@ -68,7 +68,7 @@ def shared(frame: pd.DataFrame, new: list[dict[str, object]], sessions: int) -> 
 
 def listing(n_runs: int, repeats: int) -> None:
     from recipe_core.jobs.executors import LocalExecutor, refresh_runs
-    from recipe_core.runs import RunStatus, RunWriter
+    from recipe_core.runs import FinishedRuns, RunWriter
     from recipe_core.workspace import open_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +76,7 @@ def listing(n_runs: int, repeats: int) -> None:
         for i in range(n_runs):
             RunWriter.create(ws, name=f"old-{i}", config={}).finish("succeeded")
         RunWriter.create(ws, name="live", config={})  # queued: judged on every refresh
-        executor, finished = LocalExecutor(), dict[str, RunStatus]()
+        executor, finished = LocalExecutor(), FinishedRuns()
         refresh_runs(ws, executor, finished=finished)  # the first refresh reads them all
         plain, cached = [], []
         for _ in range(repeats):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -16,10 +17,10 @@ from torch import nn
 from recipe_core.dynamics import Dynamics, read_dynamics
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.runs import (
+    FinishedRuns,
     JsonlTail,
     RunFiles,
     RunReader,
-    RunStatus,
     RunWriter,
     find_run,
     list_runs,
@@ -127,11 +128,14 @@ def test_list_runs_reads_finished_runs_once_and_unfinished_ones_every_time(
     live = RunWriter.create(ws, name="live", config={})
     gone = RunWriter.create(ws, name="gone", config={})
     gone.finish("failed", error="boom")
-    finished: dict[str, RunStatus] = {}
+    finished: FinishedRuns = {}
     first = list_runs(ws, finished=finished)
     assert [s.name for s in first] == ["gone", "live", "done"]
     assert set(finished) == {done.run_id, gone.run_id}
-    (done.run_dir / "status.json").write_text("{damaged")  # not read again: it cannot change
+    status_file = done.run_dir / "status.json"
+    kept = status_file.stat()
+    status_file.write_text("{damaged")  # unchanged mtime: only stat-ed, not read again
+    os.utime(status_file, ns=(kept.st_atime_ns, kept.st_mtime_ns))
     live.update_status(step=7)  # an unfinished run is re-read
     shutil.rmtree(gone.run_dir)  # a deleted run leaves the listing
     second = list_runs(ws, finished=finished)
@@ -139,6 +143,8 @@ def test_list_runs_reads_finished_runs_once_and_unfinished_ones_every_time(
     live.finish("cancelled")
     assert [s.state for s in list_runs(ws, finished=finished)] == ["cancelled", "succeeded"]
     assert live.run_id in finished
+    live.update_status(state="queued", ended="")  # resumed ("leave it training"): read again
+    assert [s.state for s in list_runs(ws, finished=finished)] == ["queued", "succeeded"]
 
 
 rows_strategy = st.lists(

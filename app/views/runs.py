@@ -28,6 +28,7 @@ from recipe_core.runs import RunStatus
 from recipe_core.train import PRESETS, make_config
 from recipe_core.train.models import MODELS
 from recipe_core.train.pipeline import PIPELINE_PRESETS, PipelineTrainConfig
+from recipe_core.train.run import describe_stop
 
 LIVE_S = 1.0  # seconds between refreshes of a running job's status and curves
 VIEWER_TEXT = "Viewers can watch runs; ask an operator for the runner role to start or cancel jobs."
@@ -96,7 +97,15 @@ def start_form() -> None:
             format="%g",
             key=f"run_target_{preset}",
         )
-        name = j.text_input("Run name (optional)", key="run_name", placeholder="preset-model")
+        patience = j.number_input(
+            "Early stopping: evaluations without a better val loss (0: never)",
+            min_value=0,
+            value=defaults.early_stopping,
+            key=f"run_patience_{preset}",
+            help="Stops the run once the validation loss has not improved for this many "
+            "evaluations in a row; the best weights stay in checkpoints/best.pt.",
+        )
+        name = st.text_input("Run name (optional)", key="run_name", placeholder="preset-model")
     no_cuda = device == "cuda" and not run_state.cuda_available()
     if no_cuda:
         st.warning("PyTorch sees no CUDA GPU on this machine: choose auto or cpu.", icon="🚫")
@@ -109,6 +118,7 @@ def start_form() -> None:
             device=device,
             lr=float(lr),
             target_loss=float(target),
+            early_stopping=int(patience),
         )
         _start(path, preset, options, name.strip() or None)
 
@@ -217,6 +227,10 @@ def run_detail(status: RunStatus) -> None:
         st.caption(_progress_text(status, train, config))
         log_loss = st.toggle("Log-scale loss", value=True, key="runs_log_loss")
         run_widgets.metric_curves(metrics, run_id=status.run_id, log_loss=log_loss)
+    stopped = describe_stop(run_state.run_stop(status.run_id))
+    if stopped and status.state == "succeeded":
+        st.info(stopped, icon="🛑")
+    leave_it_training(status, config)
     st.page_link(
         "views/dynamics.py", label="See how its predictions on the probe images evolved", icon="🎞️"
     )
@@ -231,12 +245,47 @@ def run_detail(status: RunStatus) -> None:
         st.code(log, language=None, wrap_lines=True)
 
 
+def leave_it_training(status: RunStatus, config: dict[str, object]) -> None:
+    """ "Leave it training": a finished built-in run continues from its last checkpoint for
+    more steps, in the same run (its curves go on), as a background job."""
+    resumes = run_state.run_resumes(status.run_id)
+    if resumes:
+        st.caption("Left training " + "; ".join(
+            f"from step {r.get('from_step')} for {r.get('more')} more ({r.get('optimizer')} "
+            "optimizer state)" for r in resumes) + ".")  # fmt: skip
+    resumable = status.state in ("succeeded", "cancelled") and status.kind == "job"
+    if not resumable or "pipeline" in config or not access.can("start_run"):
+        return
+    if not (run_state.run_dir(status.run_id) / "checkpoints" / "last.pt").is_file():
+        return
+    left, right = st.columns([2, 1], vertical_alignment="bottom")
+    done = config.get("steps")
+    more = left.number_input(
+        "Leave it training: more steps", min_value=1, max_value=access.max_steps(),
+        value=done if isinstance(done, int) and done > 0 else 1000,
+        key=f"resume_steps_{status.run_id}",
+        help="Continues this run from its last checkpoint (weights, optimizer state and LR "
+        "schedule), so its curves go on where they stopped.",
+    )  # fmt: skip
+    if right.button("Leave it training", key=f"resume_{status.run_id}", width="stretch"):
+        try:
+            run_state.resume_run(status.run_id, int(more))
+        except RecipeError as error:
+            st.error(widgets.md(error), icon="🚫")
+            return
+        st.toast(f"{widgets.md(status.name)} trains {int(more):,} more steps", icon="🏃")
+        st.rerun(scope="app")
+
+
 def seen_in_run(status: RunStatus) -> None:
     """What the net saw in this run: the batches it captured at model(x) (a script's
     run.watch, a built-in or a pipeline run), decoded, with the same warnings as live."""
     names = run_state.captured_batches(status.run_id)
     with st.expander(f"What the net saw in this run ({len(names)} captured batches)",
-                     expanded=bool(names) and status.kind == "script"):  # fmt: skip
+                     expanded=bool(names) and status.kind == "script", on_change="rerun",
+                     key=f"seen_open_{status.run_id}") as section:  # fmt: skip
+        if not section.open:  # lazy: a closed section sends nothing on each live refresh
+            return
         if not names:
             st.caption("No batch captured yet: the first training inputs appear here once "
                        "model(x) received them.")  # fmt: skip
@@ -262,7 +311,10 @@ def insides_section(status: RunStatus) -> None:
     steps = insides.first_layer_steps
     with st.expander(f"Insides: first-layer weights and per-layer statistics "
                      f"({insides.frame['step'].nunique()} recorded steps)",
-                     expanded=bool(insides.warnings)):  # fmt: skip
+                     expanded=bool(insides.warnings), on_change="rerun",
+                     key=f"insides_open_{status.run_id}") as section:  # fmt: skip
+        if not section.open:  # lazy: its charts and grid would be redrawn every second
+            return
         if insides.frame.empty and not steps:
             st.caption("Nothing recorded yet: a built-in run records its insides every "
                        "insides_every steps (0 turns them off).")  # fmt: skip
@@ -291,8 +343,6 @@ def _progress_text(status: RunStatus, train: pd.DataFrame, config: dict[str, obj
         return text
     if not status.finished:
         return f"Live: {text} · refreshed every second"
-    if status.state == "succeeded" and isinstance(limit, int) and done < limit:
-        return f"{text} · stopped early (target loss reached, or early stopping)"
     return text
 
 

@@ -67,9 +67,17 @@ def train_command(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Leave run RUN (id or unique prefix) training for --steps more steps, from its "
+            "checkpoint, in the same run.",
+            metavar="RUN",
+        ),
+    ] = None,
 ) -> None:
     """Train your pipeline (--pipeline) or a built-in model on DATASET and record the run;
-    prints the run id."""
+    prints the run id. With --resume RUN --steps N: continue a finished run instead."""
     from recipe_core.jobs.executors import make_executor
 
     settings = load_settings()
@@ -83,6 +91,10 @@ def train_command(
     from recipe_core.train import JobCancelled, make_config, resolve_device
     from recipe_core.workspace import open_workspace
 
+    if resume is not None:
+        _resume(resume, dataset or pipeline, steps, open_workspace(workspace, settings=settings),
+                runner if detach or runner.name != "local" else None, json_out)  # fmt: skip
+        return
     try:
         if (dataset is None) == (pipeline is None):
             raise ConfigError(
@@ -107,6 +119,37 @@ def train_command(
             _submit(config, ws, runner, json_out)
             return
         result = _train_here(config, ws, json_out)
+    except (KeyboardInterrupt, JobCancelled) as stop:
+        err_console.print("cancelled")
+        raise typer.Exit(130) from stop
+    except RecipeError as error:
+        raise fail(error) from error
+    _report({**result.to_dict(), "state": "succeeded"}, json_out)
+
+
+def _resume(run: str, also: str | None, steps: int | None, ws: Workspace, runner: Any,
+            json_out: bool) -> None:  # fmt: skip
+    """`--resume RUN --steps N`: here (printing the curve as it goes) or as a job (`runner`)."""
+    from recipe_core.jobs.process import cancel_on_sigterm
+    from recipe_core.jobs.resume import submit_resume
+    from recipe_core.runs import find_run
+    from recipe_core.train import JobCancelled
+    from recipe_core.train.resume import resume
+
+    try:
+        if also is not None:
+            raise ConfigError("--resume continues an existing run: drop DATASET / --pipeline.")
+        if steps is None:
+            raise ConfigError("--resume needs --steps N: how many more steps to train.")
+        run_dir = find_run(ws, run)
+        if runner is not None:
+            handle = submit_resume(run_dir, steps, executor=runner)
+            summary = {"run_id": handle.run_id, "run_dir": str(handle.run_dir), "state": "queued",
+                       "executor": handle.executor, "job_id": handle.job_id}  # fmt: skip
+            _report(summary, json_out)
+            return
+        with cancel_on_sigterm():
+            result = resume(run_dir, steps, callbacks=[] if json_out else [_print_event])
     except (KeyboardInterrupt, JobCancelled) as stop:
         err_console.print("cancelled")
         raise typer.Exit(130) from stop

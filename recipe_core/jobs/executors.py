@@ -30,7 +30,7 @@ from recipe_core.jobs.executor import (
 )
 from recipe_core.jobs.local import LocalExecutor
 from recipe_core.jobs.process import DEFAULT_GRACE_S, process_alive
-from recipe_core.runs import RunStatus, RunWriter, list_runs
+from recipe_core.runs import FinishedRuns, RunStatus, RunWriter, list_runs, remember_finished
 from recipe_core.settings import Settings, load_settings
 from recipe_core.workspace import Workspace, open_workspace
 
@@ -182,7 +182,7 @@ def refresh_runs(
     workspace: Workspace,
     executor: Executor | None = None,
     *,
-    finished: dict[str, RunStatus] | None = None,
+    finished: FinishedRuns | None = None,
     token: str | None = None,
 ) -> list[RunStatus]:
     """Every run of the workspace, newest first, each judged by the executor that launched it
@@ -199,7 +199,6 @@ def refresh_runs(
                 status = executor_for(run_dir, cache, prefer=executor, token=token).refresh(run_dir)
             except (RunError, ConfigError) as exc:  # one broken run must not hide the others
                 log.warning("Cannot judge run %s: %s", status.run_id, exc)
-            if finished is not None and status.finished:
-                finished[status.run_id] = status
+            remember_finished(finished, run_dir, status)
         statuses.append(status)
     return statuses

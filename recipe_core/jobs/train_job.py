@@ -18,12 +18,14 @@ from pathlib import Path
 
 from recipe_core.errors import RecipeError
 from recipe_core.jobs.process import raise_cancelled
+from recipe_core.jobs.resume import pending_resume
 from recipe_core.jobs.state import JobCancelled, JobState
 from recipe_core.runs import RunWriter
 from recipe_core.settings import load_settings
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.models import load_configured_plugins
 from recipe_core.train.pipeline import PipelineTrainConfig, is_pipeline_config, train_pipeline
+from recipe_core.train.resume import resume
 from recipe_core.train.run import describe_failure, train
 
 log = logging.getLogger("recipe_core.jobs.train_job")
@@ -40,6 +42,9 @@ def run_job(run_dir: Path) -> int:
     if ended.finished:  # cancelled while its job waited for a worker (e.g. a pending Ray job)
         log.info("Run %s is already %s; not training it", writer.run_id, ended.state)
         return EXIT_CANCELLED if ended.state == JobState.CANCELLED else EXIT_FAILED
+    more = pending_resume(run_dir)
+    if more:  # "leave it training": the run continues from its checkpoint (jobs/resume.py)
+        return _resume_job(writer, more)
     try:
         try:
             data = json.loads((run_dir / "config.json").read_text())
@@ -57,6 +62,21 @@ def run_job(run_dir: Path) -> int:
         log.info("Run %s cancelled", writer.run_id)
         return EXIT_CANCELLED
     except Exception:  # already recorded as failed (with the traceback in log.txt)
+        return EXIT_FAILED
+    return 0
+
+
+def _resume_job(writer: RunWriter, more: int) -> int:
+    """Resume the run for `more` steps; a refused resume (no checkpoint...) ends it failed."""
+    try:
+        resume(writer.run_dir, more, submitted=True)
+    except JobCancelled:
+        writer.finish(JobState.CANCELLED, error="Cancelled before resuming started (SIGTERM).")
+        return EXIT_CANCELLED
+    except RecipeError as exc:  # refused before training: nothing has recorded it yet
+        writer.finish(JobState.FAILED, error=f"Could not resume: {exc}")
+        return EXIT_FAILED
+    except Exception:  # recorded as failed by the training (traceback in log.txt)
         return EXIT_FAILED
     return 0
 

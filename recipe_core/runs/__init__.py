@@ -28,7 +28,14 @@ from __future__ import annotations
 
 from recipe_core.runs.files import JsonlTail, RunFiles, new_run_id, now_iso
 from recipe_core.runs.mirror import read_status, sync_run, sync_runs
-from recipe_core.runs.reader import METRIC_COLUMNS, RunReader, find_run, list_runs
+from recipe_core.runs.reader import (
+    METRIC_COLUMNS,
+    FinishedRuns,
+    RunReader,
+    find_run,
+    list_runs,
+    remember_finished,
+)
 from recipe_core.runs.status import STATES, TERMINAL_STATES, RunStatus
 from recipe_core.runs.storage import RUNS_URL_ENV, check_runs_url, run_target
 from recipe_core.runs.writer import RunWriter
@@ -38,6 +45,7 @@ __all__ = [
     "RUNS_URL_ENV",
     "STATES",
     "TERMINAL_STATES",
+    "FinishedRuns",
     "JsonlTail",
     "RunFiles",
     "RunReader",
@@ -49,6 +57,7 @@ __all__ = [
     "new_run_id",
     "now_iso",
     "read_status",
+    "remember_finished",
     "run_target",
     "sync_run",
     "sync_runs",

@@ -158,32 +158,54 @@ class RunReader(RunHandle):
         return self.files.read_bytes("log.txt", max(0, size - max_bytes)).decode(errors="replace")
 
 
-def list_runs(
-    workspace: Workspace, *, finished: dict[str, RunStatus] | None = None
-) -> list[RunStatus]:
+FinishedRuns = dict[str, tuple[int, RunStatus]]  # run id -> (status.json's mtime_ns, status)
+
+
+def list_runs(workspace: Workspace, *, finished: FinishedRuns | None = None) -> list[RunStatus]:
     """Every readable run of the workspace, newest first (run ids sort by creation time); with
     shared storage, after pulling what changed there into the local cache.
 
     `finished`: a dict the caller keeps between calls (a dashboard refreshing every second).
-    A finished run's status never changes, so runs found there are not read again, and runs
-    found finished are added to it: 500 old runs cost a directory listing, not 500 reads."""
+    A finished run's status is read once and kept with its status.json's mtime; later calls
+    stat the file instead of parsing it, so 500 old runs cost a listing and 500 stats. A
+    resumed run ("leave it training", train/resume.py) rewrites its status, so it is read
+    again instead of staying finished in the list."""
     sync_runs(workspace)
     if not workspace.runs.is_dir():
         return []
     statuses = []
     for folder in sorted(workspace.runs.iterdir(), reverse=True):
+        mtime = _mtime_ns(folder / "status.json")
         known = None if finished is None else finished.get(folder.name)
-        if known is not None:
-            statuses.append(known)
-        elif folder.is_dir() and (folder / "status.json").exists():
-            try:
-                status = read_status(RunFiles(folder), strict=False)  # corrupt: listed unknown
-            except (RunError, OSError):
-                continue  # gone since the listing, or unreadable as a file
-            statuses.append(status)
-            if finished is not None and status.finished:
-                finished[folder.name] = status
+        if mtime is None:
+            continue  # not a run (yet), or gone since the listing
+        if known is not None and known[0] == mtime:
+            statuses.append(known[1])
+            continue
+        try:
+            status = read_status(RunFiles(folder), strict=False)  # corrupt: listed unknown
+        except (RunError, OSError):
+            continue  # gone since the listing, or unreadable as a file
+        statuses.append(status)
+        remember_finished(finished, folder, status, mtime)
     return statuses
+
+
+def remember_finished(finished: FinishedRuns | None, folder: Path, status: RunStatus,
+                      mtime: int | None = None) -> None:  # fmt: skip
+    """Keep a finished `status` in the `finished` cache of `list_runs` (nothing else)."""
+    if finished is None or not status.finished:
+        return
+    mtime = _mtime_ns(folder / "status.json") if mtime is None else mtime
+    if mtime is not None:
+        finished[folder.name] = (mtime, status)
+
+
+def _mtime_ns(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def find_run(workspace: Workspace, run_id: str) -> Path:

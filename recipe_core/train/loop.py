@@ -90,20 +90,23 @@ class Loop:
         self.lag = windows_in_flight(batches.device)
         self.last_loss = math.nan
         self.val_loss, self.val_accuracy, self.best_val = math.nan, math.nan, math.inf
-        self.bad_evals, self.last_eval = 0, -1
+        self.bad_evals, self.last_eval, self.best_step = 0, -1, -1
+        self.start_step = self.done = 0  # start > 0: resuming a checkpoint (train/resume.py)
         self.status_written = -math.inf  # time.monotonic() of the last status.json step update
         self.images = 0
 
     def run(self) -> LoopSummary:
-        c, started, done, stop = self.config, time.perf_counter(), 0, "max_steps"
+        c, started, done, stop = self.config, time.perf_counter(), self.start_step, "max_steps"
         self.model.train()
-        for step in range(c.steps):
-            if c.dynamics_every and step % c.dynamics_every == 0:
+        for step in range(self.start_step, c.steps):
+            # a resumed run recorded its start step's snapshot when it first ended
+            fresh = step == 0 or step > self.start_step
+            if c.dynamics_every and step % c.dynamics_every == 0 and fresh:
                 self.recorder.snapshot(self.model, step)
             if self.insides is not None:
                 self.insides.before_step(step)  # after the snapshot: hooks see training only
             self._train_step(step)
-            done = step + 1
+            done = self.done = step + 1
             if done % c.log_every == 0:
                 self.flush()
                 if c.target_loss and self.last_loss < c.target_loss:
@@ -215,7 +218,7 @@ class Loop:
         )
         self._emit("eval", step, {"loss": self.val_loss, "accuracy": self.val_accuracy})
         if self.val_loss < self.best_val - 1e-4:
-            self.best_val, self.bad_evals = self.val_loss, 0
+            self.best_val, self.bad_evals, self.best_step = self.val_loss, 0, step
             self.checkpoint("best", step)
         else:
             self.bad_evals += 1
@@ -242,6 +245,11 @@ class Loop:
             "model": self.model.state_dict(),
             "step": step,
             "val_loss": self.val_loss,
+            "best_val_loss": self.best_val,
+            "best_step": self.best_step,
+            # what resuming needs for a true continuation (train/resume.py)
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
             **self.checkpoint_meta,
         }
         torch.save(state, buffer)

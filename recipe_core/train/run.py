@@ -7,7 +7,8 @@ error text, or `cancelled` (SIGTERM / Ctrl+C). Metrics written before a failure 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ from recipe_core.train.setup import build_train_model, make_optimizer, make_sche
 from recipe_core.workspace import Workspace, open_workspace
 
 log = logging.getLogger(__name__)
+
+STOP_FILE = "stop.json"  # {reason, step, patience, best_val_loss, best_step, ...}: see write_stop
+Restore = Callable[[Loop], None]
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,15 @@ def train(
     if run is None:
         ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
         run = RunWriter.create(ws, name=name or default_run_name(config), config=config.to_dict())
+    return run_training(config, run, tuple(callbacks))
+
+
+def run_training(config: TrainConfig, run: RunWriter, callbacks: tuple[Callback, ...], *,
+                 restore: Restore | None = None) -> TrainResult:  # fmt: skip
+    """`train` into an existing run directory, ending it in a terminal state whatever happens;
+    `restore(loop)` (train/resume.py) loads a checkpoint into the built loop before it runs."""
     try:
-        return _train(config, run, tuple(callbacks))
+        return _train(config, run, callbacks, restore)
     except (JobCancelled, KeyboardInterrupt):
         run.finish("cancelled", error="Cancelled: the job was asked to stop (SIGTERM or Ctrl+C).")
         raise
@@ -98,7 +109,8 @@ def train(
         raise
 
 
-def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ...]) -> TrainResult:
+def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ...],
+           restore: Restore | None) -> TrainResult:  # fmt: skip
     device = resolve_device(config.device)
     configure_backends(device)
     writer.start(device=str(device))
@@ -106,7 +118,15 @@ def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ..
                            val_fraction=config.val_fraction,
                            overfit_examples=config.overfit_examples)  # fmt: skip
     _record_data(writer, data)
-    summary = _build_loop(config, data, device, writer, callbacks).run()
+    loop = _build_loop(config, data, device, writer, callbacks, fresh=restore is None)
+    if restore is not None:
+        restore(loop)
+    try:
+        summary = loop.run()
+    except (JobCancelled, KeyboardInterrupt):
+        loop.checkpoint("last", loop.done)  # so a cancelled run can be left training later
+        raise
+    write_stop(writer, config, summary, best_step=loop.best_step)
     writer.finish("succeeded")
     log.info("Run %s succeeded after %d steps (%s)", writer.run_id, summary.steps,
              summary.stop_reason)  # fmt: skip
@@ -114,8 +134,9 @@ def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ..
 
 
 def _build_loop(config: TrainConfig, data: TrainData, device: torch.device, writer: RunWriter,
-                callbacks: tuple[Callback, ...]) -> Loop:  # fmt: skip
-    """Model (on the device, NHWC when it pays), batchers, probe, capture hook and optimizer."""
+                callbacks: tuple[Callback, ...], *, fresh: bool = True) -> Loop:  # fmt: skip
+    """Model (on the device, NHWC when it pays), batchers, probe, capture hook and optimizer.
+    Not `fresh` (a resumed run): its first batches were captured when it started."""
     model = build_train_model(config, in_channels=data.train.channels, labels=data.train.labels,
                               num_classes=len(data.classes)).to(device)  # fmt: skip
     channels_last = wants_channels_last(model, device, enabled=config.channels_last)
@@ -135,6 +156,7 @@ def _build_loop(config: TrainConfig, data: TrainData, device: torch.device, writ
     probe_x = _write_probe(writer, config, batches if config.overfit_examples else val, data)
     meta = {"mean": data.mean, "std": data.std, "classes": list(data.classes)}
     optimizer = make_optimizer(config, model)
+    capture = config.capture_batches if fresh else 0  # a resumed run captured them at its start
     return Loop(
         config,
         model,
@@ -142,7 +164,7 @@ def _build_loop(config: TrainConfig, data: TrainData, device: torch.device, writ
         val=val,
         writer=writer,
         recorder=DynamicsRecorder(writer, probe_x, autocast),
-        capture=InputCapture(writer, model, count=config.capture_batches, meta=meta),
+        capture=InputCapture(writer, model, count=capture, meta=meta),
         optimizer=optimizer,
         schedule=make_schedule(config, optimizer),
         autocast=autocast,
@@ -152,6 +174,38 @@ def _build_loop(config: TrainConfig, data: TrainData, device: torch.device, writ
         insides=insides_recorder(config, writer, model, optimizer, image_shape=probe_x.shape[1:]),
         predictions=PredictionRecorder(writer, num_classes=len(data.classes)),
     )
+
+
+def write_stop(
+    writer: RunWriter, config: TrainConfig, summary: LoopSummary, *, best_step: int
+) -> None:
+    """stop.json: when and why the run stopped, so the Runs page can say "stopped early at step
+    S: val loss did not improve for P evaluations (best B at step T)" instead of guessing."""
+    writer.write_json(STOP_FILE, {
+        "reason": summary.stop_reason, "step": summary.steps, "max_steps": config.steps,
+        "patience": config.early_stopping, "target_loss": config.target_loss,
+        "train_loss": _finite(summary.train_loss), "best_val_loss": _finite(summary.best_val_loss),
+        "best_step": best_step if best_step >= 0 else None,
+    })  # fmt: skip
+
+
+def describe_stop(stop: Mapping[str, Any]) -> str:
+    """One sentence from stop.json: when and why the run stopped ("" when it ran every step)."""
+    reason, step, limit = stop.get("reason"), stop.get("step"), stop.get("max_steps")
+    best, best_step = stop.get("best_val_loss"), stop.get("best_step")
+    kept = f" (best val loss {best:.4g} at step {best_step}, kept in checkpoints/best.pt)" if (
+        isinstance(best, float) and best_step is not None) else ""  # fmt: skip
+    if reason == "early_stopping":
+        return (f"Stopped early at step {step} of {limit}: the validation loss did not improve "
+                f"for {stop.get('patience')} evaluations in a row{kept}.")  # fmt: skip
+    if reason == "target_loss":
+        return (f"Stopped at step {step} of {limit}: the training loss fell below the target "
+                f"{stop.get('target_loss'):g}{kept}.")  # fmt: skip
+    return ""
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _record_data(writer: RunWriter, data: TrainData) -> None:

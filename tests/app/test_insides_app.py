@@ -33,7 +33,21 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def at(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("RECIPE_WORKSPACE", str(run_dir.parent.parent))
-    return open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "runs")
+    at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "runs")
+    at.session_state[f"insides_open_{run_dir.name}"] = True  # the reader opens the section
+    return at.run()
+
+
+def test_a_closed_insides_section_draws_nothing(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed (no warnings), the section is only its title: the live Runs page redraws every
+    second, and the per-layer charts and filter grid would be sent to every browser each time."""
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(run_dir.parent.parent))
+    at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "runs")
+    (section,) = [e for e in at.expander if e.label.startswith("Insides")]
+    assert not list(section.children.values())
+    assert not [i for i in at.get("imgs") if "first layer" in str(i.proto)]
 
 
 def first_layer_image(at: AppTest) -> tuple[str, str]:
