@@ -168,6 +168,20 @@ def report_counts(counts: Mapping[str, int], seconds: float, device: str) -> Non
     cols[-1].metric("Time", f"{seconds:.1f} s", help=f"on {device}")
 
 
+def cut_short_banner(names: Sequence[str], budget_s: float | None) -> None:
+    """Name the checks the time budget stopped: their verdict is undecided, never a pass."""
+    if not names:
+        return
+    given = f" of {budget_s:g} s" if budget_s else ""
+    st.warning(
+        f"The time budget{given} cut {len(names)} check(s) short: "
+        f"{', '.join(f'**{md(n)}**' for n in names)}. Each warns with what it measured so far "
+        "(undecided, not passed). Run the checks again with a larger time budget, or with only "
+        "these checks, to get their verdicts.",
+        icon="⏱️",
+    )
+
+
 def result_card(result: CheckResult, *, key: str) -> None:
     """Status badge, summary, observed vs expected, the fix, and the check's plot if any."""
     colour, icon = BADGES.get(result.status, BADGES["error"])

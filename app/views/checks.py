@@ -45,7 +45,8 @@ def start_form() -> None:
     cap = access.max_check_seconds()  # a team server's cap; the local app has none
     budget = float(c.number_input("Time budget, s", min_value=1, max_value=cap,
                                   value=min(60, cap or 60), key="ck_budget",
-                                  help="Checks left when it runs out are skipped."
+                                  help="Split into equal shares per check; a check cut short "
+                                  "warns with what it measured (never passes)."
                                   + (f" This dashboard stops a check job at {cap:,} s."
                                      if cap else "")))  # fmt: skip
     if st.button("Run checks", type="primary"):
@@ -92,6 +93,7 @@ def show_report(job: CheckJob) -> None:
         st.error(widgets.md(error), icon="🚫")
         return
     check_widgets.report_counts(report.counts(), sum(report.seconds.values()), report.device)
+    check_widgets.cut_short_banner(report.cut_short, job.max_seconds)
     for result in sorted(report.results, key=lambda r: ORDER.get(r.status, 5)):
         check_widgets.result_card(result, key=f"{job.job_id}_{result.name}")
 

@@ -167,3 +167,23 @@ def test_run_checks_starts_a_background_job_the_page_follows(
         while read_check_state(newest.folder).state == "running" and time.monotonic() < deadline:
             time.sleep(0.5)
     assert read_check_state(newest.folder).state == "succeeded"
+
+
+def test_a_report_the_budget_cut_short_says_so_and_names_the_checks(
+    setup: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real job with a 1 s budget for two slow checks: both are cut short; the page names
+    them in a banner above the cards, and neither card passes."""
+    ws = open_workspace(tmp_path / "ws")
+    job = new_check_job(setup["data"], "small_cnn", workspace=ws, max_seconds=1, batch_size=16,
+                        only=["overfit_one_batch", "capacity_ladder"])  # fmt: skip
+    run_job(job)
+    report = load_report(job)
+    assert report.cut_short, "1 s must cut the slow checks short"
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("RECIPE_DATASET", str(setup["data"]))
+    at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "checks")
+    (banner,) = [w for w in alerts(at, "warning") if w.startswith("The time budget")]
+    assert banner.startswith(f"The time budget of 1 s cut {len(report.cut_short)} check(s) short")
+    assert all(f"**{name.replace('_', chr(92) + '_')}**" in banner for name in report.cut_short)
+    assert all(report.get(name).status != "pass" for name in report.cut_short)
