@@ -15,7 +15,7 @@ from app import access
 from recipe_core import DatasetOverview, DatasetSource, open_dataset
 from recipe_core import summarize as summarize_dataset
 from recipe_core.data.safe_paths import PathPolicy
-from recipe_core.errors import DatasetError
+from recipe_core.errors import DatasetError, RunError
 from recipe_core.explore.curation import (
     LOG_FILE,
     Decision,
@@ -25,13 +25,24 @@ from recipe_core.explore.curation import (
     load_decisions,
     record_decision,
 )
+from recipe_core.explore.mistakes import (
+    RunPredictions,
+    join_predictions,
+    load_run_predictions,
+    merge_label_issues,
+    run_label_issues,
+    runs_with_predictions,
+)
 from recipe_core.explore.query import SampleTable, sample_table
 from recipe_core.explore.views import overview_from_index
+from recipe_core.hosting.guard import checked_run_id
 from recipe_core.hosting.limits import check_scan_size
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir, read_state
 from recipe_core.jobs.scan_job import cancel_scan as cancel_scan_job
 from recipe_core.jobs.scan_job import start_scan as start_scan_job
 from recipe_core.jobs.state import JobProgress
+from recipe_core.runs import RunReader, RunStatus
+from recipe_core.runs.predictions import INDEX as PREDICTION_INDEX
 from recipe_core.scan import ScanResult, load_scan
 
 if TYPE_CHECKING:
@@ -215,3 +226,86 @@ def export_curated(
         stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
         folder = curation_dir(access.workspace(), target) / "exports" / stamp
         return export_manifest(source, chosen, folder, fmt=fmt, log_entries=history)
+
+
+# --- a run's predictions on the data pages (explore/mistakes.py) ------------------------------
+
+RUN_KEY = "mistakes_run"  # run_id whose predictions the data pages join ("" for none)
+
+
+def prediction_runs(target: Path) -> list[RunStatus]:
+    """Runs of the workspace trained on dataset `target` that kept per-sample predictions."""
+    return runs_with_predictions(access.workspace(), target)
+
+
+def point_run_choice(key: str, run_ids: list[str]) -> None:
+    """Point the data pages' run selectbox `key` at the picked run ("" when it is gone) before
+    it is drawn, so every data page shows the same run."""
+    chosen = str(st.session_state.get(RUN_KEY, ""))
+    st.session_state[key] = chosen if chosen in run_ids else ""
+
+
+def run_pick_changed(key: str) -> None:
+    """on_change of the run selectbox: its run becomes the pick of every data page."""
+    st.session_state[RUN_KEY] = str(st.session_state[key])
+
+
+def _run_stamp(run_id: str) -> tuple[str, int]:
+    folder = access.workspace().runs / checked_run_id(run_id)
+    try:
+        return str(folder), (folder / PREDICTION_INDEX).stat().st_mtime_ns
+    except OSError as error:
+        raise RunError(
+            f"Run {run_id} has no per-sample predictions (any more); pick another run."
+        ) from error
+
+
+def run_predictions(run_id: str) -> RunPredictions:
+    """The run's latest kept evaluation, class names attached (cached until it evaluates)."""
+    return _run_predictions(*_run_stamp(run_id))
+
+
+@st.cache_resource(show_spinner="Reading the run's predictions…", max_entries=8)
+def _run_predictions(folder: str, stamp: int) -> RunPredictions:
+    return load_run_predictions(Path(folder))
+
+
+def run_samples(root: Path, table: SampleTable, run: RunPredictions | None) -> SampleTable:
+    """The scan's sample table with the run's columns (loss, predicted, ...) joined on."""
+    stamp = _result_stamp(root)
+    if run is None or stamp is None:
+        return table
+    return _run_samples(*stamp, *_run_stamp(run.run_id))
+
+
+@st.cache_resource(show_spinner="Joining the run's predictions…", max_entries=4)
+def _run_samples(folder: str, mtime_ns: int, run_folder: str, run_stamp: int) -> SampleTable:
+    run = _run_predictions(run_folder, run_stamp)
+    return join_predictions(_sample_table(folder, mtime_ns), run)
+
+
+def run_issues(root: Path, run: RunPredictions) -> pd.DataFrame:
+    """The scan's issues with label_issue rows from confident learning on the run's validation
+    probabilities where it scored the sample (column `signal`: "scan" | "run")."""
+    stamp = _result_stamp(root)
+    if stamp is None:
+        raise DatasetError(f"{root} has no scan yet; scan it first.")
+    return _run_issues(*stamp, *_run_stamp(run.run_id))
+
+
+@st.cache_resource(show_spinner="Confident learning on the run's predictions…", max_entries=4)
+def _run_issues(folder: str, mtime_ns: int, run_folder: str, run_stamp: int) -> pd.DataFrame:
+    result = _load_scan(folder, mtime_ns)
+    table = result.index.table
+    found = run_label_issues(table, _run_predictions(run_folder, run_stamp))
+    return merge_label_issues(result.issues, found, table)
+
+
+def prediction_history(run_id: str, sample_id: int) -> pd.DataFrame:
+    """One sample's predictions at every evaluation the run kept in full, by step."""
+    return _prediction_history(*_run_stamp(run_id), sample_id)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _prediction_history(folder: str, stamp: int, sample_id: int) -> pd.DataFrame:
+    return RunReader(Path(folder)).prediction_history(sample_id)

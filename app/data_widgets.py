@@ -84,7 +84,7 @@ def _multi(label: str, options: Sequence[str], chosen: Sequence[str], key: str) 
 
 def _range_ui(table: SampleTable, current: tuple[Range, ...]) -> tuple[Range, ...]:
     columns = ["(none)", *table.numeric_columns()]
-    first = current[0] if current else None
+    first = current[0] if current and current[0].column in columns else None  # e.g. run's gone
     state.widget_value("flt_range_col", first.column if first else "(none)")
     column = st.selectbox("Range of a statistic", columns, key="flt_range_col")
     if column == "(none)":

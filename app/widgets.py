@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -197,13 +197,19 @@ def require_scan(target: Path, source: DatasetSource) -> tuple[ScanResult, Sampl
 N_NEIGHBOURS = 8
 
 
-def sample_detail(result: ScanResult, table: SampleTable, sample_id: int) -> None:
-    """Open the detail drawer of one sample (it stays open while the sample is selected)."""
+def sample_detail(
+    result: ScanResult,
+    table: SampleTable,
+    sample_id: int,
+    beside: Callable[[int], None] | None = None,
+) -> None:
+    """Open the detail drawer of one sample (it stays open while the sample is selected);
+    `beside(sample_id)` renders more under its issues (a run's prediction history)."""
     hits = np.flatnonzero(table.frame["sample_id"].to_numpy() == sample_id)
     if len(hits) == 0:  # e.g. a rescan removed it
         state.select_sample(None)
         return
-    _detail_drawer(result, table, int(hits[0]))
+    _detail_drawer(result, table, int(hits[0]), beside)
 
 
 def _close_detail() -> None:
@@ -211,7 +217,9 @@ def _close_detail() -> None:
 
 
 @st.dialog("Sample details", width="large", position="right", on_dismiss=_close_detail)
-def _detail_drawer(result: ScanResult, table: SampleTable, pos: int) -> None:
+def _detail_drawer(
+    result: ScanResult, table: SampleTable, pos: int, beside: Callable[[int], None] | None
+) -> None:
     """Everything about one sample: image, issue rows, curation, neighbours, statistics."""
     frame = table.frame
     row = frame.iloc[pos]
@@ -222,6 +230,8 @@ def _detail_drawer(result: ScanResult, table: SampleTable, pos: int) -> None:
     with right:
         st.text(f"{row['path']}\nlabel: {row['label']}    split: {row['split'] or '-'}")
         _issue_rows(result.issues, int(row["sample_id"]))
+        if beside is not None:
+            beside(int(row["sample_id"]))
     curation_ui(source, row)
     st.markdown("**Nearest neighbours** (embedding distance: 0 = identical)")
     _neighbours(result, frame, pos)

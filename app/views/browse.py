@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import data_state, data_widgets, state, widgets
+from app import data_state, data_widgets, mistake_widgets, state, widgets
 from recipe_core import RecipeError
 from recipe_core.explore.query import query
 
@@ -15,12 +15,17 @@ st.caption(
 )
 
 source, target, result, table = widgets.scanned_dataset()
+run = mistake_widgets.run_picker_ui(target)
+table = data_state.run_samples(target, table, run)
 spec = data_widgets.filter_ui(table, source)
 decisions = data_state.decisions(target)
+view = mistake_widgets.mistakes_ui(run, key="browse") if run is not None else None
 
 a, b = st.columns([3, 1], vertical_alignment="bottom")
 with a:
     sort_by, descending = data_widgets.sort_ui(table, key="browse_sort")
+if view is not None:
+    spec, sort_by, descending = view.apply(spec, sort_by, descending)
 per_page = int(
     b.selectbox("Rows per page", data_widgets.PER_PAGE_OPTIONS, index=1, key="browse_per_page")
 )
@@ -39,7 +44,8 @@ except RecipeError as error:
 data_widgets.pager_ui(page.total, key="browse_page", per_page=per_page)
 st.caption(
     f"**{page.total:,}** of {len(table):,} samples match "
-    f"({data_widgets.describe_filter(spec)}); page {page.page:,} of {page.n_pages:,}."
+    f"({data_widgets.describe_filter(spec)}{'; ' + view.note if view and view.note else ''}); "
+    f"page {page.page:,} of {page.n_pages:,}."
 )
 
 table_tab, grid_tab = st.tabs(["Table", "Grid"])
@@ -54,7 +60,7 @@ with grid_tab:
 
 selected = state.selected_sample()
 if selected is not None:
-    widgets.sample_detail(result, table, selected)
+    widgets.sample_detail(result, table, selected, mistake_widgets.history_panel(run))
 else:
     st.info(
         "Select a row in the table (or press Details in the grid) to see a sample in full.",

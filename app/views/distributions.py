@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import data_state, data_widgets, state, widgets
+from app import data_state, data_widgets, mistake_widgets, state, widgets
 from recipe_core.explore.query import SampleFilter, SampleTable, filter_mask, query
 from recipe_core.explore.views import Histogram, box_stats, histogram
 
@@ -23,6 +23,8 @@ st.caption(
 )
 
 source, target, result, table = widgets.scanned_dataset()
+run = mistake_widgets.run_picker_ui(target)
+table = data_state.run_samples(target, table, run)
 spec = data_widgets.filter_ui(table, source)
 mask = filter_mask(table, spec)
 
@@ -151,4 +153,4 @@ with table_tab:
         state.select_sample(picked)
 selected = state.selected_sample()
 if selected is not None:
-    widgets.sample_detail(result, table, selected)
+    widgets.sample_detail(result, table, selected, mistake_widgets.history_panel(run))

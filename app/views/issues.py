@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from app import access, data_state, data_widgets, state, widgets
+from app import access, data_state, data_widgets, mistake_widgets, state, widgets
 from recipe_core import DatasetSource, RecipeError
 from recipe_core.explore.curation import Decision, decision_log
 from recipe_core.explore.query import SampleFilter, query
@@ -25,8 +25,10 @@ st.caption(
 )
 
 source, target, result, table = widgets.scanned_dataset()
+run = mistake_widgets.run_picker_ui(target)
+table = data_state.run_samples(target, table, run)
 decisions = data_state.decisions(target)
-issues = result.issues
+issues, signal = mistake_widgets.label_signal_ui(target, result, run)
 
 
 RUNNER = access.can("curation_decision")  # viewers see the findings, not the curation controls
@@ -137,6 +139,7 @@ def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:
 
 def label_tab() -> None:
     rows = issues[issues["issue"] == IssueType.LABEL_ISSUE.value].copy()
+    st.caption(f"Signal: {widgets.md(signal)}.")
     if rows.empty:
         st.success("No likely label errors found.", icon="✅")
         return
@@ -277,4 +280,4 @@ with tabs[5]:
 
 selected = state.selected_sample()
 if selected is not None:
-    widgets.sample_detail(result, table, selected)
+    widgets.sample_detail(result, table, selected, mistake_widgets.history_panel(run))
