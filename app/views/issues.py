@@ -154,7 +154,8 @@ def label_tab() -> None:
     shown = rows.assign(
         image=[data_widgets.thumb_uri(source, p) for p in rows["path"]],
         decision=[data_widgets.decision_text(decisions.get(int(s))) for s in rows["sample_id"]],
-    )[["image", "path", "label", "suggested", "score", "decision", "detail"]]
+    )[["image", "path", "label", "suggested", "score", "decision", "detail",
+       *(["signal"] if "signal" in rows.columns else [])]]  # fmt: skip
     event = st.dataframe(
         shown.rename(columns={"label": "given label", "score": "confidence"}),
         hide_index=True,

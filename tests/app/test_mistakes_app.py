@@ -177,4 +177,6 @@ def test_the_issues_page_names_its_label_issue_signal(app: AppTest, run_dir: Pat
     shown = next(d.value for d in at.dataframe if "given label" in d.value.columns)
     assert len(shown) == min(50, len(rows))
     assert set(shown["path"]) == set(rows.nlargest(len(shown), "score")["path"])
+    by_path = rows.set_index("path")["signal"]
+    assert (shown["signal"].to_numpy() == by_path.loc[shown["path"]].to_numpy()).all()
     assert (rows["signal"] == "run").any() and (rows["signal"] == "scan").any()
