@@ -57,6 +57,9 @@ def curve_figures(
     return figures
 
 
+FEW_POINTS = 20  # a compared run with at most this many points is drawn with markers
+
+
 def overlay_figure(
     curves: Mapping[str, pd.DataFrame], *, metric: str, split: str, log: bool
 ) -> go.Figure:
@@ -69,11 +72,13 @@ def overlay_figure(
         if window > 1:
             title = f"{split} {metric} (running mean over 1/{SMOOTH_POINTS} of each run)"
         kept, _ = decimate(y)
-        fig.add_scatter(x=rows["step"].iloc[kept], y=y.iloc[kept], name=plot_text(label),
-                        mode="lines")  # fmt: skip
+        name = plot_text(label) if len(rows) else f"{plot_text(label)} (no {split} points yet)"
+        # a short run's one or two points are invisible as a bare line: give them markers
+        mode = "lines+markers" if len(kept) <= FEW_POINTS else "lines"
+        fig.add_scatter(x=rows["step"].iloc[kept], y=y.iloc[kept], name=name, mode=mode)
         values.append(y)
     _layout(fig, title, "compare")
-    fig.update_layout(height=380, colorway=OVERLAY_COLORS,
+    fig.update_layout(height=380, colorway=OVERLAY_COLORS, showlegend=True,
                       legend={"yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0})  # fmt: skip
     if log and metric == "loss" and values:
         _log_axis(fig, pd.concat(values))

@@ -194,12 +194,12 @@ def learning_heatmap(dyn: Dynamics, order: Sequence[int], step: int) -> None:
             y=rows,
             zmin=0,
             zmax=1,
-            colorscale="RdYlGn",
+            colorscale="Cividis",  # colour-blind safe (red/green was not), dark = low p
             colorbar={"title": {"text": "p(label)"}},
             hovertemplate="step %{x}<br>%{y}<br>p(label) = %{z:.2f}<extra></extra>",
         )
     )
-    fig.add_vline(x=step, line={"color": "black", "width": 2, "dash": "dot"})
+    fig.add_vline(x=step, line={"color": "#D55E00", "width": 2, "dash": "dot"})  # on dark and light
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(
         height=min(900, 80 + 18 * len(rows)),

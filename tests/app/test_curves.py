@@ -45,3 +45,21 @@ def test_every_bucket_keeps_its_extremes(values: list[float], max_points: int) -
         if finite.size:
             assert finite.min() in drawn and finite.max() in drawn
     assert set(np.flatnonzero(~np.isfinite(v))) <= set(kept.tolist())
+
+
+def test_compare_draws_a_short_run_and_always_shows_the_legend() -> None:
+    """A run with one val point was invisible as a bare line and plotly hides the legend of a
+    lone trace: every run is in the legend, short runs get markers, an empty one says so."""
+    from app.curves import overlay_figure
+
+    def rows(steps: list[int]) -> pd.DataFrame:
+        return pd.DataFrame({"step": steps, "split": "val", "loss": [1.0 / (s + 1) for s in steps]})
+
+    long_run = rows(list(range(0, 1000, 10)))
+    fig = overlay_figure({"long": long_run, "short": rows([10]), "new": rows([])},
+                         metric="loss", split="val", log=False)  # fmt: skip
+    assert fig.layout.showlegend is True
+    modes = {t.name: t.mode for t in fig.data}
+    assert modes == {"long": "lines", "short": "lines+markers",
+                     "new (no val points yet)": "lines+markers"}  # fmt: skip
+    assert list(fig.data[1].x) == [10]

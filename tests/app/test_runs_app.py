@@ -162,6 +162,11 @@ def test_slider_moves_every_prediction_view_together(
     assert {m.label: m.value for m in at.metric}["Right at this step"] == f"{correct_0} / 8"
     heat = next(t for t in traces(at) if t["type"] == "heatmap")
     assert len(heat["x"]) == 9 and len(heat["y"]) == 8
+    import plotly.colors
+
+    # colour-blind safe: the sequential Cividis scale, not red/green (RdYlGn) as before
+    expected = plotly.colors.make_colorscale(plotly.colors.sequential.Cividis)
+    assert [c for _, c in heat["colorscale"]] == [c for _, c in expected]
 
 
 def test_play_advances_the_slider_one_snapshot_per_tick_and_loops(
