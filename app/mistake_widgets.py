@@ -65,7 +65,7 @@ def run_picker_ui(target: Path) -> RunPredictions | None:
                 "page (its validation samples get loss, prediction and confidence columns)."
             )
             return None
-        labels = {"": NO_RUN} | {s.run_id: f"{s.name} · {s.run_id[:8]} · {s.state}" for s in runs}
+        labels = {"": NO_RUN} | {s.run_id: f"{s.name} · {s.state} · {s.run_id}" for s in runs}
         data_state.point_run_choice("mistakes_run_choice", list(labels))
         run_id = st.selectbox(
             "Join a run's predictions",

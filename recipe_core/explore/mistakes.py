@@ -42,7 +42,7 @@ class RunPredictions:
     @property
     def label(self) -> str:
         """How the pages name this signal: "run NAME (ID) at step S"."""
-        return f"run {self.name} ({self.run_id[:8]}) at step {self.step}"
+        return f"run {self.name} ({self.run_id}) at step {self.step}"
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def expected(run_dir: Path) -> pd.DataFrame:
 def pick_run(at: AppTest, view: str, run_dir: Path) -> AppTest:
     at = open_page(at, view)
     box = at.selectbox(key="mistakes_run_choice")
-    assert box.options == ["(none)", f"baseline-small_cnn · {run_dir.name[:8]} · succeeded"]
+    assert box.options == ["(none)", f"baseline-small_cnn · succeeded · {run_dir.name}"]
     box.set_value(run_dir.name).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
