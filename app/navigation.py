@@ -21,5 +21,6 @@ def pages() -> list[st.Page]:
         st.Page(VIEWS / "net_sees.py", title="What the net sees", icon="👁️", url_path="net"),
         st.Page(VIEWS / "checks.py", title="Checks", icon="✅", url_path="checks"),
         st.Page(VIEWS / "runs.py", title="Runs", icon="🏃", url_path="runs"),
+        st.Page(VIEWS / "ensembles.py", title="Ensembles", icon="🎻", url_path="ensembles"),
         st.Page(VIEWS / "dynamics.py", title="Prediction dynamics", icon="🎞️", url_path="dynamics"),
     ]

@@ -33,11 +33,22 @@ STEPS = [
     (
         "4. Regularise",
         "Get more data, augment, add dropout and weight decay, stop early.",
-        None,
-        None,
+        "views/runs.py",
+        "Start a regularised run (the train preset)",
     ),
-    ("5. Tune", "Random search over grid search.", None, None),
-    ("6. Squeeze out the juice", "Ensembles, and leave it training.", None, None),
+    (
+        "5. Tune",
+        "Random search over grid search: `recipe tune DATASET --param lr=loguniform:1e-4:1e-2`; "
+        "every trial is a run on the Runs page.",
+        "views/runs.py",
+        "Compare the search's trials",
+    ),
+    (
+        "6. Squeeze out the juice",
+        "Ensembles, and leave it training.",
+        "views/ensembles.py",
+        "Ensemble finished runs",
+    ),
 ]
 MORE_LINKS = {  # further pages of a step, after its main link
     "1. Become one with the data": [
@@ -50,6 +61,9 @@ MORE_LINKS = {  # further pages of a step, after its main link
     ],
     "3. Overfit": [
         ("views/dynamics.py", "Watch prediction dynamics on a fixed batch", "🎞️"),
+    ],
+    "6. Squeeze out the juice": [
+        ("views/runs.py", "Leave a finished run training for more steps", "⏩"),
     ],
 }
 

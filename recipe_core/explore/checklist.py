@@ -1,19 +1,22 @@
 """The recipe as a checklist: which steps have evidence in the workspace for one dataset.
 
 Each item reads what earlier work left behind (the app's scan, curation decisions, check
-reports, runs) and says what it found, or what to do next. Nothing here runs anything.
+reports, runs, searches, ensembles) and says what it found, or what to do next. Nothing here
+runs anything.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recipe_core.errors import RecipeError
 from recipe_core.explore.curation import decision_log
+from recipe_core.explore.ensemble import list_ensembles
 from recipe_core.jobs import scan_job
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunReader, list_runs
@@ -21,11 +24,16 @@ from recipe_core.runs.status import RunStatus
 from recipe_core.workspace import Workspace
 
 OVERFIT_LOSS = 0.05  # training loss below which an overfit run counts as "reached ~zero"
+LONG_RUN_STEPS = 2000  # "leave it training": 4x the baseline's 500 steps (a test keeps it so)
+TUNE_FILE = "tune.json"  # a search trial's record (recipe_core/tune/trials.py)
+RESUME_FILE = "resume.json"  # a resumed run's history (recipe_core/train/resume.py)
+Runs = list[tuple[RunStatus, dict[str, Any], Path]]
 
 
 @dataclass(frozen=True)
 class StepEvidence:
-    key: str  # scanned | issues_reviewed | checks_passed | baseline_run | overfit_reached
+    key: str  # scanned | issues_reviewed | checks_passed | baseline_run | overfit_reached |
+    #           regularized | tuned | squeezed
     title: str  # what the recipe asks for
     done: bool
     evidence: str  # what was found, or what to do when nothing was
@@ -42,6 +50,9 @@ def recipe_checklist(workspace: Workspace, dataset: str | os.PathLike[str]) -> l
         _checks(workspace, root),
         _baseline(runs),
         _overfit(runs),
+        _regularized(runs),
+        _tuned(runs),
+        _squeezed(workspace, root, runs),
     ]
 
 
@@ -120,6 +131,97 @@ def _overfit(runs: list[tuple[RunStatus, dict[str, Any], Path]]) -> StepEvidence
     return StepEvidence("overfit_reached", title, done, text, "views/runs.py")
 
 
+def _regularized(runs: Runs) -> StepEvidence:
+    """A regularised run (weight decay, dropout or augmentation) on the full data whose best
+    val loss beats every unregularised one's: regularising must buy validation loss."""
+    title = "Regularise: augment, dropout, weight decay; beat the unregularised run on val loss"
+    page = "views/runs.py"
+    full = [(s, c, f) for s, c, f in runs if s.state == JobState.SUCCEEDED and _full_data(c)]
+    regular = _lowest_val(r for r in full if _regularisers(r[1]))
+    plain = _lowest_val(r for r in full if not _regularisers(r[1]))
+    if regular is None:
+        text = "No finished regularised run: start one with the train preset (augment, dropout, "
+        return StepEvidence("regularized", title, False, text + "weight decay).", page)
+    run_id, loss, config = regular
+    used = ", ".join(_regularisers(config))
+    found = f"Regularised run {run_id} ({used}): best val loss {loss:.4f}"
+    if plain is None:
+        text = f"{found}; run an unregularised baseline to compare."
+        return StepEvidence("regularized", title, False, text, page)
+    text = f"{found} vs unregularised {plain[0]}: {plain[1]:.4f}."
+    return StepEvidence("regularized", title, loss < plain[1], text, page)
+
+
+def _tuned(runs: Runs) -> StepEvidence:
+    """The newest random search on this dataset that finished at least one trial."""
+    title = "Tune: a random search over the hyperparameters"
+    searches: dict[str, list[tuple[RunStatus, Path]]] = {}
+    for status, _, folder in runs:  # newest first, so the first search seen is the newest
+        search = (_read_json(folder / TUNE_FILE) or {}).get("search_id")
+        if search:
+            searches.setdefault(str(search), []).append((status, folder))
+    for search, trials in searches.items():
+        done = [(s, f) for s, f in trials if s.state == JobState.SUCCEEDED]
+        best = _lowest_val((s, {}, f) for s, f in done)
+        if best is None:
+            continue
+        text = (f"Search {search}: {len(trials)} trial(s), {len(done)} finished; best "
+                f"{best[0]} with val loss {best[1]:.4f} ({len(searches)} search(es) "
+                "in all).")  # fmt: skip
+        return StepEvidence("tuned", title, True, text, "views/runs.py")
+    text = "No finished search: run `recipe tune DATASET --param lr=loguniform:1e-4:1e-2 ...`."
+    return StepEvidence("tuned", title, False, text, "views/runs.py")
+
+
+def _squeezed(workspace: Workspace, root: Path, runs: Runs) -> StepEvidence:
+    """An ensemble of this dataset's runs, or a long run (LONG_RUN_STEPS, or resumed)."""
+    title = "Squeeze out the juice: an ensemble, or leave it training"
+    found = [e for e in list_ensembles(workspace) if _same_dataset(e.dataset, root)]
+    found.sort(key=lambda e: e.val_loss >= e.best.val_loss)  # newest that beats its best first
+    parts = []
+    if found:
+        e, best = found[0], found[0].best
+        parts.append(f"Ensemble of {len(e.members)} runs: val loss {e.val_loss:.4f} vs best "
+                     f"single {best.run_id} {best.val_loss:.4f}.")  # fmt: skip
+    long = [(s, f) for s, c, f in runs if s.state == JobState.SUCCEEDED and _long(s, f)]
+    if long:
+        status, folder = long[0]
+        resumed = len((_read_json(folder / RESUME_FILE) or {}).get("history", []))
+        how = f", resumed {resumed}x" if resumed else ""
+        parts.append(f"Long run {status.run_id}: {status.step:,} steps{how}.")
+    if not parts:
+        text = (f"No ensemble and no long run yet: ensemble 2-5 finished runs, or leave a run "
+                f"training (>= {LONG_RUN_STEPS:,} steps, or resume one).")  # fmt: skip
+        return StepEvidence("squeezed", title, False, text, "views/ensembles.py")
+    return StepEvidence("squeezed", title, True, " ".join(parts), "views/ensembles.py")
+
+
+def _full_data(config: dict[str, Any]) -> bool:
+    """Trained on every training image, on real inputs (not an overfit or a blind run)."""
+    return not config.get("overfit_examples") and not config.get("zero_inputs")
+
+
+def _regularisers(config: dict[str, Any]) -> list[str]:
+    found = [f"weight decay {config['weight_decay']:g}" if config.get("weight_decay") else "",
+             f"dropout {config['dropout']:g}" if config.get("dropout") else "",
+             "augmentation" if config.get("augment") else ""]  # fmt: skip
+    return [f for f in found if f]
+
+
+def _lowest_val(
+    runs: Iterable[tuple[RunStatus, dict[str, Any], Path]],
+) -> tuple[str, float, dict[str, Any]] | None:
+    """(run id, best val loss, config) of the run with the lowest val loss; None if none."""
+    scored = [(status.run_id, loss, config) for status, config, folder in runs
+              for loss in [_lowest(folder, "val", "loss")] if loss is not None]  # fmt: skip
+    return min(scored, key=lambda r: r[1]) if scored else None
+
+
+def _long(status: RunStatus, folder: Path) -> bool:
+    history = (_read_json(folder / RESUME_FILE) or {}).get("history")
+    return status.step >= LONG_RUN_STEPS or bool(history)
+
+
 def _runs_of(workspace: Workspace, root: Path) -> list[tuple[RunStatus, dict[str, Any], Path]]:
     found = []
     for status in list_runs(workspace):
@@ -148,6 +250,15 @@ def _last(folder: Path, split: str, column: str) -> float | None:
         return None
     rows = metrics[(metrics["split"] == split) & metrics[column].notna()]
     return float(rows[column].iloc[-1]) if len(rows) else None
+
+
+def _lowest(folder: Path, split: str, column: str) -> float | None:
+    try:
+        metrics = RunReader(folder).metrics()
+    except (RecipeError, OSError, ValueError):
+        return None
+    values = metrics.loc[metrics["split"] == split, column].dropna()
+    return float(values.min()) if len(values) else None
 
 
 def _same_dataset(path: str, root: Path) -> bool:

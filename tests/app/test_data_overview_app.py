@@ -24,11 +24,11 @@ def test_home_explains_the_recipe(app_env: Path) -> None:
     assert not at.exception
     assert at.title[0].value.endswith("Recipe")
     headers = [h.value for h in at.subheader]
-    assert headers[0] == "Your progress on ds: 0 of 5 steps done"  # a fresh workspace
+    assert headers[0] == "Your progress on ds: 0 of 8 steps done"  # a fresh workspace
     assert headers[1] == "1. Become one with the data"
     assert any("Overfit" in h for h in headers)
     checklist = [m.value for m in at.markdown if m.value.startswith(("✅", "⬜"))]
-    assert len(checklist) == 5 and all(line.startswith("⬜") for line in checklist)
+    assert len(checklist) == 8 and all(line.startswith("⬜") for line in checklist)
     assert "Not scanned yet" in checklist[0]
 
 
@@ -42,7 +42,7 @@ def test_home_checklist_shows_evidence(app_env: Path, tmp_path: Path) -> None:
     write_result(result, scan_jobs.job_dir(ws, app_env) / scan_jobs.RESULT_DIR)
     at = AppTest.from_file(MAIN, default_timeout=60).run()
     assert not at.exception
-    assert at.subheader[0].value == "Your progress on ds: 1 of 5 steps done"
+    assert at.subheader[0].value == "Your progress on ds: 1 of 8 steps done"
     first = next(m.value for m in at.markdown if m.value.startswith(("✅", "⬜")))
     assert first.startswith("✅") and "120 samples scanned" in first
 
