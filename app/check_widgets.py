@@ -191,23 +191,32 @@ def result_card(result: CheckResult, *, key: str) -> None:
         with badge:
             st.badge(result.status.upper(), icon=icon, color=colour)
         st.markdown(md(result.summary))
-        if result.observed or result.expected:
-            left, right = st.columns(2)
-            left.caption("Observed")
-            left.text(result.observed or "—")
-            right.caption("Expected")
-            right.text(result.expected or "—")
-        if result.fix:
-            st.info(f"Fix: {md(result.fix)}", icon="🔧")
-        if result.evidence.get("traceback"):  # the user's own lines that raised
-            st.caption("Where your code raised (Recipe's frames left out)")
-            st.code(str(result.evidence["traceback"]), language="python")
-        if result.name == "overfit_one_batch" and result.evidence.get("loss"):
-            overfit_plot(result.evidence, key=f"{key}_overfit")
-        if "dependency" in result.evidence:
-            dependency_heatmap(result.evidence, key=f"{key}_dependency")
-        if result.name == "layer_statistics" and result.evidence.get("after"):
-            layer_plot(result.evidence, key=f"{key}_layers")
+        if result.status == "pass":  # folded: a report of passes stays one screen tall
+            with st.expander(f"Evidence of {md(result.name)}: observed, expected, plots"):
+                _card_evidence(result, key=key)
+        else:
+            _card_evidence(result, key=key)
+
+
+def _card_evidence(result: CheckResult, *, key: str) -> None:
+    """What a card shows below its summary: numbers, the fix, the user's traceback, plots."""
+    if result.observed or result.expected:
+        left, right = st.columns(2)
+        left.caption("Observed")
+        left.text(result.observed or "—")
+        right.caption("Expected")
+        right.text(result.expected or "—")
+    if result.fix:
+        st.info(f"Fix: {md(result.fix)}", icon="🔧")
+    if result.evidence.get("traceback"):  # the user's own lines that raised
+        st.caption("Where your code raised (Recipe's frames left out)")
+        st.code(str(result.evidence["traceback"]), language="python")
+    if result.name == "overfit_one_batch" and result.evidence.get("loss"):
+        overfit_plot(result.evidence, key=f"{key}_overfit")
+    if "dependency" in result.evidence:
+        dependency_heatmap(result.evidence, key=f"{key}_dependency")
+    if result.name == "layer_statistics" and result.evidence.get("after"):
+        layer_plot(result.evidence, key=f"{key}_layers")
 
 
 def overfit_plot(evidence: Mapping[str, Any], *, key: str) -> None:

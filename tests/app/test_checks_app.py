@@ -132,6 +132,10 @@ def test_checks_page_shows_the_failed_job_then_the_finished_report(
     assert sum("PASS" in b for b in badges) == report.counts()["pass"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["✅ pass"] == str(report.counts()["pass"])
+    folded = sorted(e.label for e in at.expander if e.label.startswith("Evidence of "))
+    passed = [r.name for r in report.results if r.status == "pass"]  # a report of passes folds
+    assert folded == sorted(f"Evidence of {n.replace('_', chr(92) + '_')}: observed, expected, "
+                            "plots" for n in passed) and passed  # fmt: skip
     overfit = report.get("overfit_one_batch").evidence
     plotted = traces(at)
     heat = [t for t in plotted if t["type"] == "heatmap"]

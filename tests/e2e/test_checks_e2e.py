@@ -26,6 +26,8 @@ def test_run_checks_for_mlp_shows_cards_overfit_plot_and_heatmap(
     overfit_card = page.locator(MAIN).get_by_text("overfit_one_batch", exact=True)
     expect(overfit_card).to_be_visible(timeout=CHECKS_TIMEOUT)
     expect(page.get_by_test_id("stProgress")).to_have_count(0)
+    for name in ("overfit_one_batch", "batch_independence"):  # passing cards fold their plots
+        page.get_by_text(f"Evidence of {name}:").click()
     plots = page.locator(f"{MAIN} .js-plotly-plot")
     expect(plots.filter(has_text="label (dashed) vs prediction")).to_have_count(1, timeout=T)
     expect(plots.filter(has_text="gradient dependency")).to_have_count(1, timeout=T)
