@@ -13,7 +13,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from recipe_core.train import make_config, train
-from recipe_core.train.loop import windows_in_flight
+from recipe_core.train.loop import TrainEvent, windows_in_flight
 from recipe_core.train.metrics import Window
 from tests.conftest import SAMPLE_DIGITS
 
@@ -86,3 +86,15 @@ def test_steps_snapshots_and_window_closes_read_nothing_back(tmp_path: Any) -> N
     assert hot == []
     callers = {caller for _, caller, _ in mode.reads}
     assert {"rows", "write", "evaluate"} <= callers  # where reads belong: the check sees them
+
+
+def test_the_first_step_is_on_the_curve_at_once(tmp_path: Any) -> None:
+    """A curve point right after step 1, not after log_every steps (a long first wait looks
+    like a hung job): the loop writes step 0's row before training step 1."""
+    seen: list[TrainEvent] = []
+    config = make_config(str(SAMPLE_DIGITS), model="mlp", steps=30, log_every=25,
+                         dynamics_every=0, eval_every=0, image_size=8, capture_batches=0,
+                         device="cpu")  # fmt: skip
+    train(config, workspace=str(tmp_path / "ws"),
+          callbacks=[seen.append])  # fmt: skip
+    assert [e.step for e in seen if e.kind == "train"] == [0, 24, 29]

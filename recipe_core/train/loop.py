@@ -107,8 +107,9 @@ class Loop:
                 self.insides.before_step(step)  # after the snapshot: hooks see training only
             self._train_step(step)
             done = self.done = step + 1
-            if done % c.log_every == 0:
-                self.flush()
+            first = done == self.start_step + 1  # a curve point at once, not after log_every
+            if done % c.log_every == 0 or first:
+                self.flush(wait=first)  # one sync for the first step only
                 if c.target_loss and self.last_loss < c.target_loss:
                     stop = "target_loss"
                     break
