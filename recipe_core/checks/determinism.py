@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -61,13 +64,14 @@ def check_reproducibility(ctx: CheckContext) -> CheckResult:
             fix="Use torch's RNG (seeded) for any randomness in the model, loss or optimizer.",
         )  # fmt: skip
     global_rng = [] if seeds_itself or not ctx.is_factory else _global_rng_tensors(ctx, built)
+    if global_rng:
+        return _unseeded_factory(ctx, global_rng, observed, expected, evidence)
     what = "the factory builds identical weights twice and " if ctx.is_factory else ""
     return verdict(
         "reproducibility", "pass",
         f"With the seed fixed, {what}two short training runs give identical losses, so a change "
-        f"in results means a change in your code or data, not luck.{_global_rng_note(global_rng)}",
-        observed=observed, expected=expected,
-        evidence={**evidence, "follow_global_rng": global_rng[:20]},
+        "in results means a change in your code or data, not luck.",
+        observed=observed, expected=expected, evidence=evidence,
     )  # fmt: skip
 
 
@@ -83,17 +87,24 @@ def _global_rng_tensors(ctx: CheckContext, seeded: nn.Module) -> list[str]:
     return _different_tensors(seeded, other)
 
 
-def _global_rng_note(differing: list[str]) -> str:
-    """A factory drawing its init from torch's global RNG is the usual, healthy case (nn.Linear
-    does), so it is a note, not a warning: Recipe seeds before every build, the user's own
-    script must too."""
-    if not differing:
-        return ""
-    return (
-        f" Note: the factory's weights follow torch's global RNG ({len(differing)} tensors, e.g. "
-        f"{differing[0]}), so your own training repeats only if your script calls "
-        "torch.manual_seed before building the model."
-    )
+def _unseeded_factory(
+    ctx: CheckContext, differing: list[str], observed: str, expected: str,
+    evidence: Mapping[str, Any],
+) -> CheckResult:  # fmt: skip
+    return verdict(
+        "reproducibility", "warn",
+        "Recipe's seeded runs are reproducible (two training runs give identical losses), but "
+        "only because Recipe seeds torch before every build: called after "
+        f"torch.manual_seed({ctx.seed}) and after torch.manual_seed({ctx.seed + 1}), the "
+        f"factory builds different weights ({len(differing)} tensors differ, e.g. "
+        f"{differing[0]}). Your own training is repeatable only if your script seeds torch "
+        "before building the model.",
+        observed=f"{observed}; {len(differing)} weight tensors follow the global RNG state",
+        expected=f"{expected}, and weights that do not depend on the caller's RNG state",
+        evidence={**evidence, "follow_global_rng": differing[:20]},
+        fix="Call torch.manual_seed(seed) at the top of the factory (or right before building "
+        "the model in your training script), so every build starts from the same weights.",
+    )  # fmt: skip
 
 
 def check_eval_determinism(ctx: CheckContext) -> CheckResult:

@@ -209,8 +209,6 @@ def correct_setups() -> list[Setup]:
         Setup("binary_pixel_features", linear(), loader(binary.flatten(1), yb), CE, TEN,
               family=INPUTS),
         Setup("factory_seeds_torch", seeded_mlp, loader(x, y), CE, TEN, family=SEED),
-        # the usual factory: its init follows the caller's RNG, a note in the pass, no warning
-        Setup("factory_following_global_rng", unseeded_mlp, loader(x, y), CE, TEN, family=SEED),
     ]  # fmt: skip
 
 
@@ -237,4 +235,6 @@ def bug_setups() -> list[Setup]:
               {"train_eval_gap": FLAG}, family=NOISE),
         Setup("normalised_with_0_255_stats", cnn_factory(), loader(*normalised_with(255.0)), CE,
               TEN, {"batch_stats": ("fail",)}, family=INPUTS),
+        Setup("factory_without_torch_seed", unseeded_mlp, loader(x, y), CE, TEN,
+              {"reproducibility": ("warn",)}, family=SEED),
     ]  # fmt: skip

@@ -11,7 +11,6 @@ from recipe_core.checks.context import CheckContext
 from recipe_core.checks.layer_probe import LayerStats, dead_share, probe_layers
 from recipe_core.checks.layers import VANISH, findings
 from recipe_core.checks.train_eval import train_only_zeroing
-from tests.checks.setups_layers import seeded_mlp, unseeded_mlp
 from tests.checks.zoo import digits, loader
 
 CE = nn.CrossEntropyLoss()
@@ -82,18 +81,3 @@ def test_new_checks_leave_the_callers_model_and_batchnorm_statistics_alone() -> 
                      only=["layer_statistics", "train_eval_gap"])  # fmt: skip
     assert [r.status for r in report.results] == ["pass", "pass"]
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
-
-
-def test_a_factory_following_the_global_rng_passes_with_a_note() -> None:
-    """nn.Linear draws from torch's global RNG: the usual, healthy factory. Recipe seeds before
-    each build, so it passes; the message notes that the user's own script must seed too, and
-    names the tensors. A factory that seeds itself gets no note."""
-    x, y = digits()
-    usual, seeded = (
-        run_all(factory, loader(x, y), CE, num_classes=10, only=["reproducibility"]).results[0]
-        for factory in (unseeded_mlp, seeded_mlp)
-    )
-    assert usual.status == seeded.status == "pass"
-    assert "torch.manual_seed before building" in usual.summary
-    assert usual.evidence["follow_global_rng"] == ["1.weight", "1.bias", "3.weight", "3.bias"]
-    assert "Note:" not in seeded.summary and seeded.evidence["follow_global_rng"] == []
