@@ -198,7 +198,10 @@ def test_with_gpu_autoscaling_a_gpu_job_is_submitted_and_waits_for_a_gpu(
     run at once, though Ray can only stop the job once it gets a GPU."""
     ws, _, _ = farm
     monkeypatch.setenv("RECIPE_RAY_GPU_AUTOSCALING", "1")
-    executor = RayExecutor(ray_cluster.dashboard_url, token=ray_cluster.token, num_cpus=0.25)
+    settings = load_settings()  # the edge reads the variable; the executor is handed it
+    assert settings.ray_gpu_autoscaling
+    executor = RayExecutor(ray_cluster.dashboard_url, token=ray_cluster.token, num_cpus=0.25,
+                           gpu_autoscaling=settings.ray_gpu_autoscaling)  # fmt: skip
     handle = submit_run(_config(device="cuda"), workspace=ws, executor=executor)
     job = json.loads((handle.run_dir / "job.json").read_text())
     assert job["num_gpus"] == 1.0

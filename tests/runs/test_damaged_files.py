@@ -59,7 +59,11 @@ def test_rows_that_are_not_metric_objects_are_skipped_counted_and_reported(ws: W
     assert "train: step 11" in shown.stdout and "val: step 10" in shown.stdout
     details = cli_json("runs", "show", writer.run_id, "--workspace", str(ws.root))
     assert isinstance(details, dict)
-    assert details["skipped_rows"] == {"metrics.jsonl": len(NOT_ROWS), "dynamics.jsonl": 0}
+    assert details["skipped_rows"] == {
+        "metrics.jsonl": len(NOT_ROWS),
+        "dynamics.jsonl": 0,
+        "insides.jsonl": 0,
+    }
     assert details["metric_rows"] == 12
     clean = RunWriter.create(ws, name="clean", config={})
     clean_shown = runner.invoke(cli, ["runs", "show", clean.run_id, "--workspace", str(ws.root)])
