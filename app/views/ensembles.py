@@ -23,6 +23,7 @@ from recipe_core.explore.ensemble import (
     ensemble_pictures,
     evaluate_ensemble,
     find_ensemble,
+    stale_members,
 )
 
 IN_PAGE_SAMPLES = 20_000  # validation samples x runs evaluated in the page (seconds on a CPU)
@@ -60,8 +61,16 @@ def ensembles_page() -> None:
         result = _evaluate_ui(chosen, result is not None, candidates) or result
     elif result is None:
         st.info(VIEWER_TEXT)
-    if result is not None:
-        ensemble_widgets.result_ui(result, ensemble_pictures(ws, result))
+    if result is None:
+        return
+    stale = stale_members(ws, result)
+    if stale:
+        st.warning(
+            f"Run(s) {md(', '.join(stale))} changed since this ensemble was evaluated (left "
+            "training?): these numbers describe their old checkpoints. Evaluate again.",
+            icon="⚠️",
+        )
+    ensemble_widgets.result_ui(result, ensemble_pictures(ws, result))
 
 
 def _evaluate_ui(

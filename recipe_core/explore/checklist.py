@@ -16,7 +16,7 @@ from typing import Any
 
 from recipe_core.errors import RecipeError
 from recipe_core.explore.curation import decision_log
-from recipe_core.explore.ensemble import list_ensembles
+from recipe_core.explore.ensemble_records import list_ensembles
 from recipe_core.jobs import scan_job
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunReader, list_runs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from recipe_core.explore.ensemble import (
     evaluate_ensemble,
     find_ensemble,
     list_ensembles,
+    stale_members,
 )
 from recipe_core.runs import RunReader, RunWriter
 from recipe_core.train import make_config, train
@@ -70,6 +72,11 @@ def test_three_baseline_runs_ensemble_beats_the_best_one(
     saved = find_ensemble(ws, list(reversed(ids)))  # the same set of runs, any order
     assert saved is not None and saved.to_dict() == result.to_dict()
     assert [e.ensemble_id for e in list_ensembles(ws)] == [result.ensemble_id]
+    assert stale_members(ws, result) == []
+    checkpoint = ws.runs / ids[1] / "checkpoints" / "last.pt"
+    later = checkpoint.stat().st_mtime + 60  # as if the run was left training since
+    os.utime(checkpoint, (later, later))
+    assert stale_members(ws, result) == [ids[1]]
     better = {o.sample_id for o in result.better_than_best}
     assert set(result.only_ensemble_right) <= better
     assert all(o.ensemble == o.label != o.best for o in result.better_than_best)
