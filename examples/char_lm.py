@@ -78,8 +78,13 @@ def pipeline() -> Pipeline:
     generator = torch.Generator().manual_seed(0)
     train = DataLoader(Chars(ids[:cut]), batch_size=32, shuffle=True, generator=generator)
     val = DataLoader(Chars(ids[cut:], stride=CONTEXT), batch_size=32)
+
+    def make_model(width: float = 1.0) -> nn.Module:
+        torch.manual_seed(0)  # its own init seed: every build starts from the same weights
+        return CharTransformer(len(vocab), width, prior=prior)
+
     return Pipeline(
-        lambda width=1.0: CharTransformer(len(vocab), width, prior=prior),
+        make_model,
         train,
         next_char_loss,
         task="sequence",
