@@ -4,6 +4,7 @@ Home checklist's steps 4-6 turning done on real runs, a real search and a saved 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,3 +109,21 @@ def test_home_checklist_steps_4_to_6_are_done_with_evidence(
     assert any(md(f"val loss {e.val_loss:.4f} vs best single") in squeeze for e in saved)
     links = [p.proto.page for p in at.get("page_link")]
     assert links[5:8] == ["runs", "runs", "ensembles"]  # each step's "Go there"
+
+
+def test_a_refusal_is_shown_with_its_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
+) -> None:
+    ws = open_workspace(tmp_path / "ws")
+    runs = [train(make_config(str(SAMPLE_DIGITS), seed=s, **QUICK), workspace=ws) for s in (0, 1)]
+    for checkpoint in (runs[1].run_dir / "checkpoints").glob("*.pt"):
+        checkpoint.unlink()  # as if the run ended before writing one
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("RECIPE_DATASET", str(SAMPLE_DIGITS))
+    at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "ensembles")
+    at.multiselect(key="ensemble_runs").set_value([r.run_id for r in runs]).run()
+    at.button(key="ensemble_evaluate").click().run()
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert md("has no checkpoint") in error and md("Train it again, or pick another run") in error
+    assert not at.metric and list_ensembles(ws) == []
