@@ -110,8 +110,14 @@ def mistakes_ui(run: RunPredictions, *, key: str) -> MistakeView:
         accuracy_table(run)
     chosen = cells[choice]
     cell = None if chosen is None else confusion_cell(run, *chosen)
-    parts = ([md(preset).lower()] if preset else []) + ([md(choice)] if chosen else [])
+    parts = [_preset_note(preset)] if preset else []
+    parts += [md(choice)] if chosen else []
     return MistakeView(preset, cell, "; ".join(parts))
+
+
+def _preset_note(name: str) -> str:
+    p = MISTAKE_PRESETS[name]
+    return f"{md(name).lower()}, {md(p.sort_by)} {'highest' if p.descending else 'lowest'} first"
 
 
 def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
@@ -202,3 +208,16 @@ def label_signal_ui(root: Path, result: ScanResult, run: RunPredictions | None) 
     except RecipeError as error:
         st.error(md(error), icon="🚫")
         return result.issues, SCAN_SIGNAL
+
+
+def signal_note(rows: pd.DataFrame, signal: str, run: RunPredictions | None) -> str:
+    """The label tab's caption: which signal found `rows` (label_issue rows), and for a run's,
+    how many it found among the samples it evaluated and how many are the scan's."""
+    note = f"Signal: {md(signal)}."
+    if run is None or signal == SCAN_SIGNAL or "signal" not in rows.columns:
+        return note
+    found = int((rows["signal"] == "run").sum())
+    return (
+        f"{note} It flags {found} of the {len(run.frame):,} samples it evaluated; the other "
+        f"{len(rows) - found} rows are the scan's, for samples the run did not evaluate."
+    )

@@ -139,7 +139,7 @@ def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:
 
 def label_tab() -> None:
     rows = issues[issues["issue"] == IssueType.LABEL_ISSUE.value].copy()
-    st.caption(f"Signal: {widgets.md(signal)}.")
+    st.caption(mistake_widgets.signal_note(rows, signal, run))
     if rows.empty:
         st.success("No likely label errors found.", icon="✅")
         return

@@ -121,6 +121,12 @@ def test_a_confusion_cell_filters_the_grid_to_exactly_its_samples(
     assert set(samples(at)["path"]) == set(cell["path"])
     assert grid_ids(at, "browse_grid") == set(cell["sample_id"])
     assert any(c.value.startswith(f"**{len(cell)}** of 1,709 samples match") for c in at.caption)
+    at.segmented_control(key="browse_preset").set_value("Highest loss").run()  # cell and preset
+    shown = samples(at)
+    want = np.sort(cell["loss"].to_numpy())[::-1]
+    np.testing.assert_allclose(shown["loss"], want, rtol=1e-6)
+    note = next(c.value for c in at.caption if c.value.startswith(f"**{len(cell)}**"))
+    assert "highest loss, loss highest first" in note
 
 
 def test_most_confident_mistakes_preset_sorts_the_wrong_ones_first(
@@ -167,7 +173,8 @@ def test_the_issues_page_names_its_label_issue_signal(app: AppTest, run_dir: Pat
     at.radio(key="label_signal").set_value(label).run()
     assert not at.exception
     signal = [c.value.replace("\\", "") for c in at.caption if c.value.startswith("Signal: ")]
-    assert signal == [f"Signal: {label}."] and "at step 60" in label  # Markdown escapes dropped
+    assert len(signal) == 1 and "at step 60" in label  # Markdown escapes dropped
+    assert signal[0].startswith(f"Signal: {label}. It flags ")
     result = load_scan(job_dir(open_workspace(run_dir.parent.parent), SAMPLE_DIGITS.resolve())
                        / RESULT_DIR)  # fmt: skip
     table = result.index.table
@@ -180,3 +187,5 @@ def test_the_issues_page_names_its_label_issue_signal(app: AppTest, run_dir: Pat
     by_path = rows.set_index("path")["signal"]
     assert (shown["signal"].to_numpy() == by_path.loc[shown["path"]].to_numpy()).all()
     assert (rows["signal"] == "run").any() and (rows["signal"] == "scan").any()
+    n_run = int((rows["signal"] == "run").sum())
+    assert f"It flags {n_run} of the 367 samples it evaluated; the other " in signal[0]
