@@ -179,8 +179,9 @@ def history_panel(run: RunPredictions | None) -> Callable[[int], None] | None:
             return
         names = np.asarray(run.classes, dtype=object)
         shown = history.assign(predicted=names[history["predicted"].to_numpy()])
+        numbers = {c: st.column_config.NumberColumn(format="%.3f") for c in HISTORY_COLUMNS[3:]}
         st.dataframe(shown[list(HISTORY_COLUMNS)], hide_index=True, width="stretch",
-                     key=f"history_{sample_id}")  # fmt: skip
+                     key=f"history_{sample_id}", column_config=numbers)  # fmt: skip
 
     return show
 
