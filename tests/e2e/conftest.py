@@ -3,6 +3,7 @@ Python Playwright through Debian's Chromium (never a Playwright-downloaded brows
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,33 +69,41 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0)
     raise RuntimeError(f"streamlit did not become healthy at {url} in {timeout:.0f}s")
 
 
-@pytest.fixture(scope="session")
-def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app served on 127.0.0.1, with its own workspace; stopped at the end of the session."""
+@contextlib.contextmanager
+def serve_app(tmp: Path, workspace: Path, **env: str) -> Iterator[tuple[str, int]]:
+    """`streamlit run app/main.py` on a free 127.0.0.1 port over `workspace` (log in
+    tmp/streamlit.log): yields (url, pid) once healthy, stops the server on the way out."""
     port = free_port()
-    tmp = tmp_path_factory.mktemp("server")
-    env = dict(os.environ, RECIPE_WORKSPACE=str(tmp / "workspace"),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", HOME=str(tmp))  # fmt: skip
+    environ = dict(os.environ, RECIPE_WORKSPACE=str(workspace), HOME=str(tmp),
+                   STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **env)  # fmt: skip
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app" / "main.py"),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
-    log = (tmp / "streamlit.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-        yield url
-    finally:
-        proc.terminate()
+    with (tmp / "streamlit.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=environ, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            wait_healthy(url, proc)
+            yield url, proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app served on 127.0.0.1, with its own workspace; stopped at the end of the session."""
+    tmp = tmp_path_factory.mktemp("server")
+    with serve_app(tmp, tmp / "workspace") as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -31,10 +30,9 @@ from tests.conftest import REPO_ROOT
 from tests.e2e.conftest import (
     ARTIFACTS,
     TRAIN_LAST_STEP,
-    free_port,
     latencies,
     screenshot,
-    wait_healthy,
+    serve_app,
 )
 from tests.hosting.oidc_fixtures import cancel_unfinished_jobs
 
@@ -93,29 +91,10 @@ def load_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workspace = tmp / "workspace"
     started = time.monotonic()
     run_ids = start_jobs(workspace, tmp)
-    env = dict(os.environ, RECIPE_WORKSPACE=str(workspace), HOME=str(tmp),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")  # fmt: skip
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app" / "main.py"),
-        "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
-        "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
-    ]  # fmt: skip
-    log = tmp / "streamlit.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
-        yield Server(url, proc.pid, workspace, log, run_ids, started)
+        with serve_app(tmp, workspace) as (url, pid):
+            yield Server(url, pid, workspace, tmp / "streamlit.log", run_ids, started)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         cancel_unfinished_jobs(workspace)
 
 
