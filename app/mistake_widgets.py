@@ -5,9 +5,10 @@ these functions only render them and return what the user chose."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,24 +96,59 @@ def mistakes_ui(run: RunPredictions, *, key: str) -> MistakeView:
     matrix = confusion_matrix(run)
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(confusion_figure(matrix), key=f"{key}_confusion_{run.run_id}")
-        cells = {ALL_CELLS: None} | {
-            f"true {t} → predicted {p} ({matrix.loc[t, p]})": (t, p)
-            for t in matrix.index
-            for p in matrix.columns
-            if matrix.loc[t, p] > 0
-        }
-        choice = st.selectbox(
-            "Confusion cell", list(cells), key=f"{key}_cell_{run.run_id}_{run.step}",
-            help="Show only the samples of one cell of the matrix (true class, prediction).",
-        )  # fmt: skip
+        clicked = confusion_chart_ui(matrix, key=f"{key}_confusion_{run.run_id}_{run.step}")
+        chosen, label = cell_choice_ui(matrix, clicked, key=f"{key}_cell_{run.run_id}_{run.step}")
     with right:
         accuracy_table(run)
-    chosen = cells[choice]
     cell = None if chosen is None else confusion_cell(run, *chosen)
     parts = [_preset_note(preset)] if preset else []
-    parts += [md(choice)] if chosen else []
+    parts += [md(label)] if chosen else []
     return MistakeView(preset, cell, "; ".join(parts))
+
+
+def confusion_chart_ui(matrix: pd.DataFrame, *, key: str) -> tuple[str, str] | None:
+    """The matrix as a chart; the (true, predicted) cell the user clicked, else None."""
+    event = st.plotly_chart(
+        confusion_figure(matrix), key=key, on_select="rerun", selection_mode="points"
+    )
+    return confusion_selection(event.selection, matrix)
+
+
+def cell_choice_ui(
+    matrix: pd.DataFrame, clicked: tuple[str, str] | None, *, key: str
+) -> tuple[tuple[str, str] | None, str]:
+    """The cell to filter by: the clicked one, else the selectbox's; and how to name it."""
+    cells = {ALL_CELLS: None} | {cell_name(matrix, t, p): (t, p) for t in matrix.index
+                                 for p in matrix.columns if matrix.loc[t, p] > 0}  # fmt: skip
+    choice = st.selectbox(
+        "Confusion cell", list(cells), key=key, disabled=clicked is not None,
+        help="Show only the samples of one cell (true class, prediction): choose it here or "
+        "click it in the matrix (double-click the matrix to clear a click).",
+    )  # fmt: skip
+    if clicked is not None:
+        st.caption(
+            f"Clicked: {md(cell_name(matrix, *clicked))} (double-click the matrix to clear)."
+        )
+        return clicked, cell_name(matrix, *clicked)
+    return cells[choice], choice
+
+
+def cell_name(matrix: pd.DataFrame, true: str, predicted: str) -> str:
+    return f"true {true} → predicted {predicted} ({matrix.loc[true, predicted]})"
+
+
+def confusion_selection(
+    selection: Mapping[str, Any] | None, matrix: pd.DataFrame
+) -> tuple[str, str] | None:
+    """A plotly selection on `confusion_figure` as the (true, predicted) cell clicked: the
+    cells' trace (curve 1) lists every cell row by row, true class first."""
+    points = [p for p in (selection or {}).get("points") or [] if p.get("curve_number") == 1]
+    if not points or "point_index" not in points[0]:
+        return None
+    i, k = int(points[0]["point_index"]), len(matrix.columns)
+    if not 0 <= i < len(matrix.index) * k:
+        return None
+    return str(matrix.index[i // k]), str(matrix.columns[i % k])
 
 
 def _preset_note(name: str) -> str:
@@ -121,18 +157,27 @@ def _preset_note(name: str) -> str:
 
 
 def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
-    """Counts as a heatmap, true class down, prediction across; off-diagonal cells are errors."""
-    names = [plot_text(c) for c in matrix.columns]
+    """Counts as a heatmap, true class down, prediction across; off-diagonal cells are errors.
+    An invisible marker on every cell (curve 1) makes cells clickable: plotly heatmaps emit no
+    selection events."""
+    xs, ys = [plot_text(c) for c in matrix.columns], [plot_text(c) for c in matrix.index]
+    counts = matrix.to_numpy()
     fig = go.Figure(
-        go.Heatmap(
-            z=matrix.to_numpy(),
-            x=names,
-            y=[plot_text(c) for c in matrix.index],
-            colorscale="Blues",
-            text=matrix.to_numpy(),
-            texttemplate="%{text}",
-            hovertemplate="true %{y}, predicted %{x}: %{z} samples<extra></extra>",
-        )
+        go.Heatmap(z=counts, x=xs, y=ys, colorscale="Blues", text=counts,
+                   texttemplate="%{text}", hoverinfo="skip")
+    )  # fmt: skip
+    k = len(xs)
+    fig.add_scatter(
+        x=xs * len(ys),
+        y=[y for y in ys for _ in range(k)],
+        customdata=counts.ravel(),
+        mode="markers",
+        marker={"symbol": "square", "size": max(12, 300 // max(k, 1)), "opacity": 0},
+        selected={"marker": {"opacity": 0.45, "color": "#E69F00"}},  # Okabe-Ito orange
+        unselected={"marker": {"opacity": 0}},
+        hovertemplate="true %{y}, predicted %{x}: %{customdata} samples (click to filter)"
+        "<extra></extra>",
+        showlegend=False,
     )
     fig.update_layout(
         height=360,
@@ -142,6 +187,7 @@ def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
         yaxis_autorange="reversed",
         xaxis_type="category",
         yaxis_type="category",
+        dragmode=False,
     )
     return fig
 

@@ -189,3 +189,20 @@ def test_the_issues_page_names_its_label_issue_signal(app: AppTest, run_dir: Pat
     assert (rows["signal"] == "run").any() and (rows["signal"] == "scan").any()
     n_run = int((rows["signal"] == "run").sum())
     assert f"It flags {n_run} of the 367 samples it evaluated; the other " in signal[0]
+
+
+def test_a_click_on_the_confusion_matrix_names_the_cell_under_it(run_dir: Path) -> None:
+    """The click-to-filter path AppTest cannot click: every cell's marker in the figure, as
+    plotly reports it selected, maps back to the cell drawn under it."""
+    from app.mistake_widgets import confusion_figure, confusion_selection
+    from recipe_core.explore.mistakes import confusion_matrix
+
+    matrix = confusion_matrix(load_run_predictions(run_dir))
+    markers = confusion_figure(matrix).data[1]
+    for i, (x, y) in enumerate(zip(markers.x, markers.y, strict=True)):
+        point = {"curve_number": 1, "point_index": i, "x": x, "y": y}
+        assert confusion_selection({"points": [point], "box": []}, matrix) == (y, x)
+        assert markers.customdata[i] == matrix.loc[y, x]
+    assert confusion_selection({"points": [{"curve_number": 0, "point_index": 3}]}, matrix) is None
+    assert confusion_selection(None, matrix) is None
+    assert confusion_selection({"points": [], "box": []}, matrix) is None
