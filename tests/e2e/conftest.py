@@ -70,20 +70,21 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0)
 
 
 @contextlib.contextmanager
-def serve_app(tmp: Path, workspace: Path, **env: str) -> Iterator[tuple[str, int]]:
-    """`streamlit run app/main.py` on a free 127.0.0.1 port over `workspace` (log in
+def serve_app(tmp: Path, workspace: Path, *, root: Path = REPO_ROOT) -> Iterator[tuple[str, int]]:
+    """`streamlit run app/main.py` of the checkout at `root` (from there, so its own `app`
+    package is imported) on a free 127.0.0.1 port over `workspace` (log in
     tmp/streamlit.log): yields (url, pid) once healthy, stops the server on the way out."""
     port = free_port()
     environ = dict(os.environ, RECIPE_WORKSPACE=str(workspace), HOME=str(tmp),
-                   STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **env)  # fmt: skip
+                   STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")  # fmt: skip
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app" / "main.py"),
+        sys.executable, "-m", "streamlit", "run", str(root / "app" / "main.py"),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal",
     ]  # fmt: skip
     with (tmp / "streamlit.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=environ, stdout=log,
+        proc = subprocess.Popen(cmd, cwd=root, env=environ, stdout=log,
                                 stderr=subprocess.STDOUT)  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
