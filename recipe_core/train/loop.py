@@ -110,6 +110,8 @@ class Loop:
             first = done == self.start_step + 1  # a curve point at once, not after log_every
             if done % c.log_every == 0 or first:
                 self.flush(wait=first)  # one sync for the first step only
+                if first:  # the first full window writes its step to status.json too
+                    self.status_written = -math.inf
                 if c.target_loss and self.last_loss < c.target_loss:
                     stop = "target_loss"
                     break

@@ -124,6 +124,8 @@ def test_the_runs_page_shows_what_the_net_saw_in_the_run(
     assert not at.exception
     expanders = [e.label for e in at.expander]
     assert any(label.startswith("What the net saw in this run (") for label in expanders)
+    at.session_state[f"seen_open_{run_id}"] = True  # the reader opens it (a job's is closed)
+    at.run()
     captions = [str(c.value) for c in at.caption]
     assert any(c.startswith(f"{layout} · shape") for c in captions), captions
     assert at.get("image"), "the decoded batch is shown as a picture"
