@@ -16,31 +16,17 @@ set), so the expected difference is 0 verdicts and a ratio near (loops + 1) / co
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the zoo lives with the tests
+from tests.checks.test_budgets import busy_cpu  # the one CPU hog, shared with the test
 from tests.checks.test_zoo import BUGS, CORRECT, FAMILIES, _run
 
 Verdicts = dict[tuple[str, str], str]  # (setup, check) -> status
-
-
-@contextmanager
-def busy_cpu(loops: int) -> Iterator[None]:
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(loops)]
-    try:
-        yield
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-        for spinner in spinners:
-            spinner.wait()
 
 
 def run_zoo(names: list[str]) -> tuple[Verdicts, float]:

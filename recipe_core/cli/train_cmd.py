@@ -8,8 +8,10 @@ the help texts below name the presets and built-in models literally for that rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -88,14 +90,14 @@ def train_command(
     except RecipeError as error:
         raise fail(error) from error
     from recipe_core.data import open_dataset
-    from recipe_core.train import JobCancelled, make_config, resolve_device
+    from recipe_core.train import make_config, resolve_device
     from recipe_core.workspace import open_workspace
 
     if resume is not None:
         _resume(resume, dataset or pipeline, steps, open_workspace(workspace, settings=settings),
                 runner if detach or runner.name != "local" else None, json_out)  # fmt: skip
         return
-    try:
+    with training_errors():
         if (dataset is None) == (pipeline is None):
             raise ConfigError(
                 "Give either DATASET (an image folder, trained with a built-in "
@@ -119,12 +121,22 @@ def train_command(
             _submit(config, ws, runner, json_out)
             return
         result = _train_here(config, ws, json_out)
+    _report({**result.to_dict(), "state": "succeeded"}, json_out)
+
+
+@contextlib.contextmanager
+def training_errors() -> Iterator[None]:
+    """Ctrl+C or SIGTERM while training: "cancelled", exit 130; a RecipeError: its message and
+    exit code (see `fail`)."""
+    from recipe_core.train import JobCancelled
+
+    try:
+        yield
     except (KeyboardInterrupt, JobCancelled) as stop:
         err_console.print("cancelled")
         raise typer.Exit(130) from stop
     except RecipeError as error:
         raise fail(error) from error
-    _report({**result.to_dict(), "state": "succeeded"}, json_out)
 
 
 def _resume(run: str, also: str | None, steps: int | None, ws: Workspace, runner: Any,
@@ -133,10 +145,9 @@ def _resume(run: str, also: str | None, steps: int | None, ws: Workspace, runner
     from recipe_core.jobs.process import cancel_on_sigterm
     from recipe_core.jobs.resume import submit_resume
     from recipe_core.runs import find_run
-    from recipe_core.train import JobCancelled
     from recipe_core.train.resume import resume
 
-    try:
+    with training_errors():
         if also is not None:
             raise ConfigError("--resume continues an existing run: drop DATASET / --pipeline.")
         if steps is None:
@@ -150,11 +161,6 @@ def _resume(run: str, also: str | None, steps: int | None, ws: Workspace, runner
             return
         with cancel_on_sigterm():
             result = resume(run_dir, steps, callbacks=[] if json_out else [_print_event])
-    except (KeyboardInterrupt, JobCancelled) as stop:
-        err_console.print("cancelled")
-        raise typer.Exit(130) from stop
-    except RecipeError as error:
-        raise fail(error) from error
     _report({**result.to_dict(), "state": "succeeded"}, json_out)
 
 
