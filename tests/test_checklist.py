@@ -65,3 +65,22 @@ def test_other_datasets_evidence_does_not_count(tmp_path: Path) -> None:
     record_decision(ws, other, sample_id=int(row["sample_id"]), path=row["path"], action="drop")
     assert not any(_status(ws.root, mine).values())
     assert _status(ws.root, other)["issues_reviewed"]
+
+
+def test_checks_evidence_counts_every_status_and_skips_are_not_done() -> None:
+    """Home said "18 run, none failed" of a report with two skipped checks: every status is
+    counted, the unhappy ones named, and a skip (or a check cut short) is not a done step."""
+    from recipe_core.explore.checklist import _checks_text
+
+    def report(*statuses: str, cut: tuple[str, ...] = ()) -> dict[str, object]:
+        results = [{"name": f"c{i}", "status": s} for i, s in enumerate(statuses)]
+        return {"results": results, "cut_short": list(cut)}
+
+    text, done = _checks_text(report("pass", "pass", "warn", "skip", "skip"), "mlp")
+    assert text == "Latest checks (mlp) of 5: 2 passed; 1 warned (c2); 2 skipped (c3, c4)."
+    assert not done
+    assert _checks_text(report("pass", "warn"), "mlp") == (
+        "Latest checks (mlp) of 2: 1 passed; 1 warned (c1).", True)  # fmt: skip
+    text, done = _checks_text(report("pass", "warn", cut=("c1",)), "cnn")
+    assert text.endswith("1 warned (c1); cut short by the time budget: c1.") and not done
+    assert _checks_text(report("fail", "error"), "x")[1] is False

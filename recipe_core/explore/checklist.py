@@ -86,15 +86,28 @@ def _checks(workspace: Workspace, root: Path) -> StepEvidence:
         report = _read_json(report_file)
         if report is None or not _same_dataset(str(job.get("dataset", "")), root):
             continue
-        results = report.get("results", [])
-        bad = [str(r.get("name")) for r in results if r.get("status") in ("fail", "error")]
-        model = job.get("model", "?")
-        if bad:
-            text = f"Latest checks ({model}) failed: {', '.join(bad)}."
-            return StepEvidence("checks_passed", title, False, text, "views/checks.py")
-        text = f"Latest checks ({model}): {len(results)} run, none failed."
-        return StepEvidence("checks_passed", title, True, text, "views/checks.py")
+        text, done = _checks_text(report, str(job.get("model", "?")))
+        return StepEvidence("checks_passed", title, done, text, "views/checks.py")
     return StepEvidence("checks_passed", title, False, "No checks run yet.", "views/checks.py")
+
+
+def _checks_text(report: dict[str, Any], model: str) -> tuple[str, bool]:
+    """What a report says, every status counted and the unhappy ones named; done only when
+    nothing failed and nothing was left undecided (skipped or cut short by the time budget)."""
+    results = [r for r in report.get("results", []) if isinstance(r, dict)]
+    named: dict[str, list[str]] = {}
+    for r in results:
+        named.setdefault(str(r.get("status")), []).append(str(r.get("name")))
+    cut = [str(n) for n in report.get("cut_short", [])]
+    parts = [f"{len(named.get('pass', []))} passed"]
+    for status, verb in (("fail", "failed"), ("error", "errored"), ("warn", "warned"),
+                         ("skip", "skipped")):  # fmt: skip
+        if named.get(status):
+            parts.append(f"{len(named[status])} {verb} ({', '.join(named[status])})")
+    if cut:
+        parts.append(f"cut short by the time budget: {', '.join(cut)}")
+    undecided = named.get("fail") or named.get("error") or named.get("skip") or cut
+    return f"Latest checks ({model}) of {len(results)}: {'; '.join(parts)}.", not undecided
 
 
 def _baseline(runs: list[tuple[RunStatus, dict[str, Any], Path]]) -> StepEvidence:
