@@ -82,11 +82,14 @@ def set_browse_filter(spec: SampleFilter) -> None:
     st.session_state[FILTER_KEY] = spec
 
 
-def show_issues(issues: tuple[str, ...]) -> None:
-    """Reset the Browse filter to `issues` only (the overview's issue cards link here)."""
+def show_issues(issues: tuple[str, ...], *, sort_by: str | None = None) -> None:
+    """Reset the Browse filter to `issues` only (the overview's issue cards link here), and
+    with `sort_by` sort Browse by that column, largest first."""
     set_browse_filter(replace(SampleFilter(), issues=issues))
     for key in [k for k in st.session_state if str(k).startswith("flt_")]:
         del st.session_state[key]  # filter widgets re-read the new filter
+    if sort_by is not None:
+        st.session_state["browse_sort_col"], st.session_state["browse_sort_desc"] = sort_by, True
 
 
 def widget_value(key: str, default: object) -> None:

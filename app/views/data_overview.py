@@ -82,12 +82,18 @@ def issue_cards(result: ScanResult) -> None:
     st.caption("Each card counts the samples flagged with that problem; open them to look.")
     cols = st.columns(4)
     for i, (title, kinds, meaning) in enumerate(CARDS):
-        n = int(issues.loc[issues["issue"].isin(kinds), "sample_id"].nunique())
+        rows = issues.loc[issues["issue"].isin(kinds)]
+        n = int(rows["sample_id"].nunique())
         with cols[i % 4].container(border=True):
-            st.metric(title, f"{n:,}")
+            if kinds == (IssueType.CLASS_IMBALANCE.value,):  # a property of classes, not files
+                classes = int(rows["label"].nunique())
+                st.metric(title, f"{classes:,} class{'es' if classes != 1 else ''}",
+                          help=f"{n:,} samples in the under-represented classes")  # fmt: skip
+            else:
+                st.metric(title, f"{n:,}")
             st.caption(meaning)
             if st.button("Show them →", key=f"card_{kinds[0]}", disabled=n == 0, width="stretch"):
-                state.show_issues(kinds)
+                state.show_issues(kinds, sort_by="max_score")  # the most certain first
                 st.switch_page("views/browse.py")
     st.page_link(
         "views/issues.py",

@@ -62,11 +62,16 @@ def test_overview_cards_count_issues_and_link_to_the_filtered_browse(app: AppTes
     assert metrics["Outliers"] == str(len(planted("outlier")))
     assert int(metrics["Conflicting labels"]) == len(planted("conflicting_labels"))
     assert int(metrics["Train/val leaks"]) == len(planted("cross_split_duplicate"))
+    assert metrics["Class imbalance"] == "1 class"  # classes, not the samples in them
     at.button(key="card_corrupt").click().run()
     assert not at.exception
     assert at.title[0].value.endswith("Browse samples")
     assert any(c.value.startswith("**5** of 1,709 samples match") for c in at.caption)
     assert set(table_paths(at)) == planted("corrupt")
+    # the card opens Browse sorted by how sure the scan is, not in path order
+    assert at.selectbox(key="browse_sort_col").value == "max_score"
+    scores = at.dataframe[0].value["max_score"].tolist()
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_browse_filters_reduce_rows_to_the_expected_set(app: AppTest) -> None:
