@@ -241,12 +241,13 @@ def _detail_drawer(
 
 
 def _large_image(source: DatasetSource, path: str, error: str) -> None:
-    big = thumbnail_file(access.workspace().thumbnails, source.abspath(path), size=512)
+    big = thumbnail_file(access.workspace().thumbnails, source.abspath(path), size=512,
+                         upscale=True)  # fmt: skip  # a 32 px file: its pixels, not a blur
     if big is None:
         st.error("This file does not decode.", icon="🚫")
         st.code(error or "unreadable", language=None, wrap_lines=True)
     else:
-        pictures.image(big, width="stretch")
+        pictures.image(big, width="content")  # its own size: never re-scaled by the browser
 
 
 def _issue_rows(issues: pd.DataFrame, sample_id: int) -> None:

@@ -122,3 +122,23 @@ def test_thumbnails_cached_and_refreshed(image_folder: Path, tmp_path: Path) -> 
     bad = image_folder / "train" / "class_0" / "bad.png"
     bad.write_bytes(b"not a png")
     assert thumbnail_file(tmp_path / "thumbs", bad) is None
+
+
+def test_a_small_image_is_enlarged_pixel_for_pixel_for_the_detail_view(tmp_path: Path) -> None:
+    """The detail view showed a 32 px digit smoothed by the browser: upscaled, each source pixel
+    is a sharp block of the largest whole factor that fits (16 px -> 512 px: 32x32 blocks)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+    small = tmp_path / "small.png"
+    Image.fromarray(pixels).save(small)
+    big = thumbnail_file(tmp_path / "thumbs", small, size=512, upscale=True)
+    assert big is not None and big != thumbnail_file(tmp_path / "thumbs", small, size=512)
+    shown = np.asarray(Image.open(big).convert("L"))
+    assert shown.shape == (512, 512)
+    assert np.array_equal(shown, np.kron(pixels, np.ones((32, 32), dtype=np.uint8)))
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((10, 300), dtype=np.uint8)).save(wide)
+    kept = thumbnail_file(tmp_path / "thumbs", wide, size=512, upscale=True)
+    assert kept is not None and Image.open(kept).size == (300, 10)  # no whole factor fits

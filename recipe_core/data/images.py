@@ -86,13 +86,18 @@ def refuse_bomb(im: Image.Image) -> None:
         )
 
 
-def load_thumbnail(path: Path, size: int) -> Image.Image | None:
-    """An RGB thumbnail at most `size` px on its long side, or None when the file won't decode."""
+def load_thumbnail(path: Path, size: int, *, upscale: bool = False) -> Image.Image | None:
+    """An RGB thumbnail at most `size` px on its long side, or None when the file won't decode.
+    `upscale`: a smaller image is enlarged by the largest whole factor that fits, each pixel a
+    sharp square (a 32 px digit shown large is its pixels, not a browser's blur of them)."""
     try:
         im = load_image(path)
     except Exception:
         return None
     im = to_rgb(im)
+    factor = size // max(im.size) if upscale and max(im.size) > 0 else 0
+    if factor >= 2:
+        return im.resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
     im.thumbnail(
         (size, size), Image.Resampling.NEAREST if max(im.size) < size else Image.Resampling.BILINEAR
     )
