@@ -73,9 +73,11 @@ def box_figure(table: SampleTable) -> go.Figure:
     stats = box_stats(table, column, mask, by=by)
     fig = go.Figure()
     for row in stats.itertuples():
+        name = widgets.plot_text(row.group or "(none)")
         fig.add_trace(
             go.Box(
-                name=widgets.plot_text(row.group or "(none)"),
+                name=name,
+                x=[name],  # precomputed quartiles need their own x, or every box sits at x=0
                 q1=[row.q1],
                 median=[row.median],
                 q3=[row.q3],
@@ -88,6 +90,7 @@ def box_figure(table: SampleTable) -> go.Figure:
         height=380,
         showlegend=False,
         yaxis_title=column,
+        xaxis={"type": "category", "title": by},
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )
     return fig

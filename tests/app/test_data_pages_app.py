@@ -135,6 +135,13 @@ def test_distributions_histogram_and_filtered_grid(app: AppTest) -> None:
     assert len(captions) == len(planted("dark"))
     at.segmented_control(key="dist_kind").set_value("Box plot").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
+    import json
+
+    boxes = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert [t["type"] for t in boxes] == ["box"] * len(boxes) and len(boxes) >= 2
+    assert [t["x"] for t in boxes] == [
+        [t["name"]] for t in boxes
+    ]  # one box per class, not all at 0
 
 
 def test_issue_views_show_groups_corrupt_files_and_label_suggestions(app: AppTest) -> None:
