@@ -73,7 +73,10 @@ a, b, c, d = st.columns(4)
 a.metric("Samples", f"{overview.n_samples:,}")
 b.metric("Classes", overview.n_classes)
 c.metric("Splits", ", ".join(s or "(none)" for s in source.splits))
-d.metric("Unreadable files", overview.n_unreadable)
+unreadable = d.empty()  # the header pass's count now, the scan's full decode once there is one
+unreadable.metric("Unreadable files", overview.n_unreadable,
+                  help="Files whose header does not parse. Scan decodes every file in full and "
+                  "may find more (truncated data, bad CRCs).")  # fmt: skip
 
 
 def issue_cards(result: ScanResult) -> None:
@@ -106,6 +109,10 @@ def issue_cards(result: ScanResult) -> None:
 st.subheader("Scan for problems")
 scan = widgets.scan_panel(target)
 if scan is not None and data_state.scan_state(target).state != "running":
+    corrupt = scan.issues.loc[scan.issues["issue"] == IssueType.CORRUPT.value, "sample_id"]
+    unreadable.metric("Unreadable files", int(corrupt.nunique()),
+                      help="Files that do not decode in full (the scan's Corrupt files): "
+                      f"{overview.n_unreadable} of them already fail at the header.")  # fmt: skip
     issue_cards(scan)
 
 left, right = st.columns([3, 2])
@@ -129,7 +136,9 @@ with right:
         bad = overview.headers[overview.headers["error"] != ""].merge(
             source.samples[["sample_id", "path"]], on="sample_id"
         )
-        st.warning(f"{overview.n_unreadable} file(s) cannot be read or decoded.", icon="⚠️")
+        st.warning(f"{overview.n_unreadable} file(s) have a header that does not parse (the "
+                   "scan's Corrupt files card counts every file that does not decode).",
+                   icon="⚠️")  # fmt: skip
         st.dataframe(bad[["path", "error"]], hide_index=True, width="stretch")
     if source.skipped:
         st.info(f"{len(source.skipped)} non-image file(s) ignored, e.g.:", icon="ℹ️")

@@ -63,6 +63,8 @@ def test_overview_cards_count_issues_and_link_to_the_filtered_browse(app: AppTes
     assert int(metrics["Conflicting labels"]) == len(planted("conflicting_labels"))
     assert int(metrics["Train/val leaks"]) == len(planted("cross_split_duplicate"))
     assert metrics["Class imbalance"] == "1 class"  # classes, not the samples in them
+    # once scanned, one count of unreadable files: the scan's full decode, as its card says
+    assert metrics["Unreadable files"] == metrics["Corrupt files"] == str(len(planted("corrupt")))
     at.button(key="card_corrupt").click().run()
     assert not at.exception
     assert at.title[0].value.endswith("Browse samples")
