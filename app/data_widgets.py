@@ -280,6 +280,10 @@ def histogram_selection(
     groups = {h.groups[order[int(p["curve_number"])]] for p in points if "curve_number" in p}
     lo, hi = float(h.edges[bins[0]]), float(h.edges[bins[-1] + 1])
     last = bins[-1] == len(h.edges) - 2  # the last bin is closed, as in np.histogram
+    if bins[0] == 0 and h.n_below:  # the edge bins also hold the far outliers beyond them
+        lo = -math.inf
+    if last and h.n_above:
+        hi = math.inf
     picked = () if OTHER in groups else tuple(sorted(groups))
     return SampleFilter(
         labels=picked if by_class else (),

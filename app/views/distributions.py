@@ -108,6 +108,12 @@ if kind == "Histogram":
     chosen = data_widgets.histogram_selection(event.selection, h, by_class=by_class)
     if h.n_missing:
         st.caption(f"{h.n_missing:,} samples have no {column} value (e.g. undecodable files).")
+    if h.n_below or h.n_above:
+        tails = [f"{h.n_below:,} below {h.edges[0]:.4g} in the first bar"] * bool(h.n_below) + [
+            f"{h.n_above:,} above {h.edges[-1]:.4g} in the last bar"] * bool(h.n_above)  # fmt: skip
+        st.caption(f"Far outliers (beyond 3 interquartile ranges) are counted in the edge bars, "
+                   f"so they do not squeeze the rest into one bar: {'; '.join(tails)}. Select "
+                   "an edge bar to see them.")  # fmt: skip
 else:
     st.plotly_chart(box_figure(table), key=f"dist_box_{column}_{by}")
 

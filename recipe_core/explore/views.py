@@ -36,6 +36,10 @@ class Histogram:
     groups: tuple[str, ...]  # one per row of `counts`, most samples first, OTHER last
     counts: np.ndarray = field(repr=False)  # (len(groups), bins) int64
     n_missing: int  # selected rows without a finite value (not counted)
+    # far outliers (beyond FAR_IQR interquartile ranges) counted in the first / last bin, so
+    # one extreme value does not squeeze every other sample into a single bar
+    n_below: int = 0
+    n_above: int = 0
 
     def bin_of(self, value: float) -> int:
         """The bin holding `value` (the last bin is closed on the right, as np.histogram)."""
@@ -62,12 +66,29 @@ def histogram(
     finite = np.isfinite(values)
     codes, names = _group_codes(table.frame[by].to_numpy()[mask][finite], max_groups)
     v = values[finite]
-    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+    lo, hi = _histogram_range(v)
     edges = np.histogram_bin_edges(v, bins=bins, range=(lo, hi if hi > lo else lo + 1.0))
     b = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, bins - 1)
     flat = np.bincount(codes * bins + b, minlength=len(names) * bins)
     counts = flat.reshape(len(names), bins)
-    return Histogram(column, edges, names, counts, int((~finite).sum()))
+    below, above = int((v < lo).sum()), int((v > hi).sum())
+    return Histogram(column, edges, names, counts, int((~finite).sum()), below, above)
+
+
+FAR_IQR = 3.0  # Tukey's "far out": beyond q1 - 3 IQR or q3 + 3 IQR
+
+
+def _histogram_range(v: np.ndarray) -> tuple[float, float]:
+    """The data's range, narrowed to Tukey's far-out fences when values lie beyond them (and
+    the quartiles differ): the bins then resolve the bulk, the tails pile into the edge bins."""
+    if not len(v):
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    q1, q3 = (float(q) for q in np.quantile(v, [0.25, 0.75]))
+    iqr = q3 - q1
+    if iqr <= 0:
+        return lo, hi
+    return max(lo, q1 - FAR_IQR * iqr), min(hi, q3 + FAR_IQR * iqr)
 
 
 def box_stats(

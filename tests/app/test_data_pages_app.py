@@ -264,3 +264,27 @@ def test_a_clicked_bar_selects_exactly_its_samples() -> None:
     want = int(((frame["brightness"] >= 0.2) & (frame["brightness"] <= 0.5)).sum())
     assert query(table, box).total == want
     assert histogram_selection({"points": [], "box": []}, h, by_class=True) is None
+
+
+def test_one_far_outlier_does_not_squeeze_the_histogram_and_its_bar_selects_it() -> None:
+    """A single value 1000x the rest put every other sample in one bar of 40: the bins now
+    span Tukey's far-out fences, the outlier is counted in the last bar, and selecting that
+    bar keeps it (an open upper bound), exactly as many samples as the bar shows."""
+    from app.data_widgets import histogram_selection, histogram_trace_order
+
+    rng = np.random.default_rng(3)
+    n = 1000
+    values = rng.random(n)
+    values[17] = 1000.0
+    frame = pd.DataFrame({"sample_id": np.arange(n), "path": [f"{i}.png" for i in range(n)],
+                          "label": "x", "split": "train", "brightness": values})  # fmt: skip
+    table = sample_table(frame, pd.DataFrame(columns=["sample_id", "issue", "score"]))
+    h = histogram(table, "brightness", np.ones(n, dtype=bool), bins=40)
+    assert (h.n_below, h.n_above) == (0, 1) and h.edges[-1] < 5
+    assert h.counts.sum() == n and h.counts.max() < n / 10  # the bulk spread over the bars
+    order = histogram_trace_order(h)
+    last = {"x": (h.edges[-2] + h.edges[-1]) / 2, "curve_number": order.index(0)}
+    spec = histogram_selection({"points": [last], "box": []}, h, by_class=True)
+    assert spec is not None
+    shown = query(table, spec)
+    assert shown.total == h.counts[0, -1] and 17 in set(shown.rows["sample_id"])
