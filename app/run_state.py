@@ -150,14 +150,9 @@ def run_resumes(run_id: str) -> list[dict[str, object]]:
 
 
 def _run_json(run_id: str, name: str) -> dict[str, object]:
-    import json
+    from recipe_core.runs.files import read_json_object
 
-    reader, _ = _run_reader(str(run_dir(run_id)))
-    try:
-        data = json.loads(reader.files.read_bytes(name)) if reader.files.exists(name) else {}
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(run_dir(run_id) / name)
 
 
 def cancel_run(run_id: str) -> RunStatus:

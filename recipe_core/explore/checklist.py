@@ -7,7 +7,6 @@ runs anything.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from recipe_core.explore.ensemble_records import list_ensembles
 from recipe_core.jobs import scan_job
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunReader, list_runs
+from recipe_core.runs.files import read_json_object
 from recipe_core.runs.status import RunStatus
 from recipe_core.workspace import Workspace
 
@@ -57,9 +57,11 @@ def recipe_checklist(workspace: Workspace, dataset: str | os.PathLike[str]) -> l
 
 
 def _scanned(workspace: Workspace, root: Path) -> StepEvidence:
-    summary = _read_json(scan_job.job_dir(workspace, root) / scan_job.RESULT_DIR / "summary.json")
+    summary = read_json_object(
+        scan_job.job_dir(workspace, root) / scan_job.RESULT_DIR / "summary.json"
+    )
     title = "Scan the data: duplicates, corrupt files, outliers, label errors, leaks"
-    if summary is None:
+    if not summary:
         return StepEvidence("scanned", title, False, "Not scanned yet.", "views/data_overview.py")
     s = summary.get("summary", {})
     text = f"{s.get('n_samples', 0):,} samples scanned, {s.get('n_flagged', 0):,} flagged."
@@ -82,9 +84,9 @@ def _checks(workspace: Workspace, root: Path) -> StepEvidence:
     title = "Run the sanity checks: loss at init, overfit one batch, batch independence…"
     folders = sorted((workspace.root / "checks").glob("*/report.json"), reverse=True)
     for report_file in folders:  # job ids sort by creation time: newest first
-        job = _read_json(report_file.with_name("job.json")) or {}
-        report = _read_json(report_file)
-        if report is None or not _same_dataset(str(job.get("dataset", "")), root):
+        job = read_json_object(report_file.with_name("job.json"))
+        report = read_json_object(report_file)
+        if not report or not _same_dataset(str(job.get("dataset", "")), root):
             continue
         text, done = _checks_text(report, str(job.get("model", "?")))
         return StepEvidence("checks_passed", title, done, text, "views/checks.py")
@@ -170,7 +172,7 @@ def _tuned(runs: Runs) -> StepEvidence:
     title = "Tune: a random search over the hyperparameters"
     searches: dict[str, list[tuple[RunStatus, Path]]] = {}
     for status, _, folder in runs:  # newest first, so the first search seen is the newest
-        search = (_read_json(folder / TUNE_FILE) or {}).get("search_id")
+        search = read_json_object(folder / TUNE_FILE).get("search_id")
         if search:
             searches.setdefault(str(search), []).append((status, folder))
     for search, trials in searches.items():
@@ -199,7 +201,7 @@ def _squeezed(workspace: Workspace, root: Path, runs: Runs) -> StepEvidence:
     long = [(s, f) for s, c, f in runs if s.state == JobState.SUCCEEDED and _long(s, f)]
     if long:
         status, folder = long[0]
-        resumed = len((_read_json(folder / RESUME_FILE) or {}).get("history", []))
+        resumed = len(read_json_object(folder / RESUME_FILE).get("history", []))
         how = f", resumed {resumed}x" if resumed else ""
         parts.append(f"Long run {status.run_id}: {status.step:,} steps{how}.")
     if not parts:
@@ -231,7 +233,7 @@ def _lowest_val(
 
 
 def _long(status: RunStatus, folder: Path) -> bool:
-    history = (_read_json(folder / RESUME_FILE) or {}).get("history")
+    history = read_json_object(folder / RESUME_FILE).get("history")
     return status.step >= LONG_RUN_STEPS or bool(history)
 
 
@@ -239,7 +241,7 @@ def _runs_of(workspace: Workspace, root: Path) -> list[tuple[RunStatus, dict[str
     found = []
     for status in list_runs(workspace):
         folder = workspace.runs / status.run_id
-        config = _read_json(folder / "config.json") or {}
+        config = read_json_object(folder / "config.json")
         if _same_dataset(str(config.get("dataset", "")), root):
             found.append((status, config, folder))
     return found
@@ -276,11 +278,3 @@ def _lowest(folder: Path, split: str, column: str) -> float | None:
 
 def _same_dataset(path: str, root: Path) -> bool:
     return bool(path) and Path(path).expanduser().resolve() == root
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

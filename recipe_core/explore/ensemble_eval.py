@@ -27,6 +27,7 @@ from recipe_core.train.config import TrainConfig
 from recipe_core.train.data import VAL_SPLITS, Batcher, TrainData, load_train_data
 from recipe_core.train.device import resolve_device
 from recipe_core.train.loop import EVAL_CHUNK
+from recipe_core.train.resume import load_checkpoint
 from recipe_core.train.setup import build_train_model
 from recipe_core.workspace import Workspace
 
@@ -162,10 +163,8 @@ def _check_same_samples(first: _Member, mine: TrainData, other: _Member, theirs:
 
 def _checkpoint(member: _Member) -> tuple[str, dict[str, Any]]:
     for name in CHECKPOINTS:
-        path = member.folder / "checkpoints" / f"{name}.pt"
-        if path.is_file():
-            state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-            return name, state
+        if (member.folder / "checkpoints" / f"{name}.pt").is_file():
+            return name, load_checkpoint(member.folder, name)
     raise RunError(
         f"Run {member.run_id} has no checkpoint (checkpoints/best.pt or last.pt): it ended "
         "before one was written. Train it again, or pick another run."

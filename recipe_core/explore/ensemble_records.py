@@ -22,6 +22,7 @@ import numpy as np
 from recipe_core.errors import RecipeError
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunReader, list_runs
+from recipe_core.runs.files import read_json_object
 from recipe_core.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,10 @@ def ensemble_candidates(workspace: Workspace, dataset: str | os.PathLike[str]) -
     found = []
     for status in list_runs(workspace):
         folder = workspace.runs / status.run_id
-        config, data = _read_json(folder / "config.json"), _read_json(folder / "data.json")
+        config, data = (
+            read_json_object(folder / "config.json"),
+            read_json_object(folder / "data.json"),
+        )
         dataset_path = str(config.get("dataset", ""))
         if status.state != JobState.SUCCEEDED or "pipeline" in config or not dataset_path:
             continue
@@ -133,14 +137,6 @@ def _best_val_loss(folder: Path) -> float:
         return math.nan
     values = metrics.loc[metrics["split"] == "val", "loss"].dropna()
     return float(values.min()) if len(values) else math.nan
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def ensemble_id(run_ids: list[str] | tuple[str, ...]) -> str:

@@ -45,6 +45,16 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`; {} when the file is missing, unreadable, not JSON or not an
+    object (the optional records of a run or workspace: resume.json, stop.json, tune.json...)."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def new_run_id() -> str:
     """Sorts by creation time (UTC, microseconds), random suffix against clashes between
     processes: 20250101-120000-123456-a1b2c3."""

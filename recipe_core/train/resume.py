@@ -18,7 +18,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 from recipe_core.errors import ConfigError, RunError
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunWriter
-from recipe_core.runs.files import now_iso
+from recipe_core.runs.files import now_iso, read_json_object
 from recipe_core.train.config import TrainConfig
 from recipe_core.train.data import Batcher
 from recipe_core.train.loop import Callback, Loop
@@ -45,6 +45,7 @@ class ResumePlan:
     config: TrainConfig  # the run's config with steps = from_step + more
     from_step: int  # optimizer steps the checkpoint holds
     more: int  # steps to add
+    state: Mapping[str, Any] = field(repr=False)  # checkpoints/last.pt, loaded once
 
 
 def plan_resume(run_dir: Path, more: int, *, submitted: bool = False) -> ResumePlan:
@@ -64,7 +65,8 @@ def plan_resume(run_dir: Path, more: int, *, submitted: bool = False) -> ResumeP
     config = _run_config(Path(run_dir))
     state = load_checkpoint(Path(run_dir))
     step = int(state.get("step", 0))
-    return ResumePlan(config=replace(config, steps=step + more), from_step=step, more=more)
+    return ResumePlan(config=replace(config, steps=step + more), from_step=step, more=more,
+                      state=state)  # fmt: skip
 
 
 def _run_config(run_dir: Path) -> TrainConfig:
@@ -97,12 +99,11 @@ def resume(
     status goes back to running and ends in a terminal state again."""
     plan = plan_resume(Path(run_dir), more, submitted=submitted)
     writer = RunWriter(Path(run_dir))
-    state = load_checkpoint(Path(run_dir))
     writer.write_json("config.json", plan.config.to_dict())  # the progress bar's new limit
-    record_resume(writer, plan, optimizer=state.get("optimizer") is not None)
+    record_resume(writer, plan, optimizer=plan.state.get("optimizer") is not None)
     writer.update_status(state=JobState.QUEUED, error="", ended="")  # `finish` may end it again
     log.info("Resuming run %s at step %d for %d more steps", writer.run_id, plan.from_step, more)
-    return run_training(plan.config, writer, tuple(callbacks), restore=restorer(state, plan))
+    return run_training(plan.config, writer, tuple(callbacks), restore=restorer(plan))
 
 
 def record_resume(writer: RunWriter, plan: ResumePlan, *, optimizer: bool) -> None:
@@ -118,11 +119,7 @@ def record_resume(writer: RunWriter, plan: ResumePlan, *, optimizer: bool) -> No
 
 def read_resume(run_dir: Path) -> dict[str, Any]:
     """The run's resume.json ({} when it was never resumed)."""
-    try:
-        data = json.loads((Path(run_dir) / RESUME_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(Path(run_dir) / RESUME_FILE)
 
 
 def skip_batches(batches: Batcher, steps: int) -> None:
@@ -135,9 +132,11 @@ def skip_batches(batches: Batcher, steps: int) -> None:
     batches.cursor = (steps % per_epoch) * batches.batch_size
 
 
-def restorer(state: Mapping[str, Any], plan: ResumePlan) -> Restore:
+def restorer(plan: ResumePlan) -> Restore:
     """What `run_training` calls on the freshly built loop: load the weights, the optimizer and
     schedule state, the step and the best val loss so far (early stopping counts afresh)."""
+
+    state = plan.state
 
     def restore(loop: Loop) -> None:
         loop.model.load_state_dict(state["model"])
