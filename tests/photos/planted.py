@@ -147,9 +147,10 @@ def _edit(kind: str, e: _Entry, crop: src.Crop) -> tuple[np.ndarray, str, dict[s
     if kind == "resized":
         up = Image.fromarray(e.image).resize((72, 72), Image.Resampling.BICUBIC)
         return np.asarray(up), "resized to 72 px", {}
-    if kind == "shift":
-        img = src.render(crop, dx=max(1, crop.side // 40), dy=max(1, crop.side // 50))
-        return img, "shift: the crop moved ~1.5 px (at 56 px)", {}
+    if kind == "shift":  # resized to 64 px, content moved 2 px (1 px of the 32 px thumbnail)
+        up = np.asarray(Image.fromarray(e.image).resize((64, 64), Image.Resampling.BICUBIC))
+        img = np.pad(up, ((2, 0), (2, 0), (0, 0)), mode="edge")[:64, :64]
+        return img, "shift: resized to 64 px, content moved 2 px right and down", {}
     bright = np.clip(e.image.astype(np.int16) + 20, 0, 255).astype(np.uint8)
     return bright, "brightness +20 grey levels", {}
 

@@ -7,12 +7,17 @@ copies that disagree on the label (conflicting_labels) and copies in two splits 
   re-encodes (JPEG) change pixels and are near duplicates.
 * near: candidates are each image's nearest embedding neighbours, verified on the aligned
   32 px luminance (`pixel_match`): brightness/contrast-normalised, best of shifts up to 2 px.
-* groups: connected components of exact + near links (a copy of a copy is in the group).
+* low information: images `quality` reports as low_information (flat skies, solid colours)
+  get no near links: standardised, their pixels are mostly noise and gentle gradients, so
+  distinct ones look alike. Identical copies of them are still exact duplicates.
+* groups: cliques of verified near links grown around centres (`dup_groups`), so a chain
+  A~B~C with A !~ C is not one group; identical copies stay together.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,9 +26,18 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from recipe_core.scan.index.schema import ScanIndex
+from recipe_core.scan.issues.dup_groups import clique_groups
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
-from recipe_core.scan.issues.pixel_match import MIN_STD, closeness, is_near, verify_pairs
+from recipe_core.scan.issues.pixel_match import (
+    MIN_STD,
+    NEAR_THRESHOLD,
+    closeness,
+    coarse_agrees,
+    is_near,
+    verify_pairs,
+)
+from recipe_core.scan.issues.quality import low_information_mask
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +76,21 @@ def find_duplicates(
         spare = int(np.bincount(exact[exact >= 0]).max(initial=1))  # copies take slots
         graph = neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + spare,
                                seed=seed)  # fmt: skip
-    a, b, dist, residual = near_pairs(index.pixels, graph, exact)
-    labels = duplicate_components(len(table), exact, a, b)
-    members = _members(table, exact, labels, a, b, closeness(dist, residual))
+    flat = low_information_mask(index)
+    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat)
+    close = closeness(dist, residual)
+    labels = clique_groups(len(table), exact, a, b, close, _verifier(index.pixels))
+    inside = (labels[a] >= 0) & (
+        labels[a] == labels[b]
+    )  # links within a group (the rest are not reported)
+    a, b, dist, residual, close = (
+        a[inside],
+        b[inside],
+        dist[inside],
+        residual[inside],
+        close[inside],
+    )
+    members = _members(table, exact, labels, a, b, close)
     pairs = pd.DataFrame(
         {
             "sample_id_a": table["sample_id"].to_numpy()[a],
@@ -96,12 +122,16 @@ def near_pairs(
     exact: np.ndarray,
     *,
     k: int = NEAR_K,
+    skip: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Verified near-duplicate links (a, b, distance, residual): each graph row's first k neighbours
     that are not its identical copies (`exact`, from `exact_groups`), checked with the aligned
     pixel distance. Flat thumbnails (std < MIN_STD grey levels) are skipped: their
-    standardised pixels are mostly quantisation noise."""
+    standardised pixels are mostly quantisation noise; so are rows in `skip` (bool, e.g.
+    low-information images)."""
     eligible = pixels.reshape(len(pixels), -1).std(axis=1) >= MIN_STD
+    if skip is not None:
+        eligible &= ~skip
     nbr = np.maximum(graph.indices, 0)
     own = exact[graph.rows][:, None]
     usable = (graph.indices >= 0) & ~((own >= 0) & (exact[nbr] == own))
@@ -112,9 +142,27 @@ def near_pairs(
     n = len(pixels)
     key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
     a, b = key // n, key % n
+    near, dist, residual = verdict(pixels, a, b)
+    return a[near], b[near], dist[near], residual[near]
+
+
+def verdict(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(near, distance, residual) of the pairs: `is_near`, and pairs admitted on the residual
+    alone must also agree at half resolution (`coarse_agrees`: smooth distinct images don't)."""
     dist, residual = verify_pairs(pixels, a, b)
     near = is_near(dist, residual)
-    return a[near], b[near], dist[near], residual[near]
+    only_residual = np.flatnonzero(near & (dist >= NEAR_THRESHOLD))
+    near[only_residual] = coarse_agrees(pixels, a[only_residual], b[only_residual])
+    return near, dist, residual
+
+
+def _verifier(pixels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def verify(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return verdict(pixels, a, b)[0]
+
+    return verify
 
 
 def duplicate_components(n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
 ABS_RESIDUAL = 6.0  # grey levels: ... or the aligned residual is this small (noise, JPEG) ...
 MAX_DISTANCE = 0.3  # ... and the images still correlate strongly (Pearson r > 0.955)
+COARSE_DISTANCE = 0.12  # at half resolution, for pairs admitted on the residual alone
 MIN_STD = 2.0  # grey levels: constant thumbnails are not compared (no structure to align)
 CHUNK = 2048  # pairs or images per vectorised batch
 
@@ -73,6 +74,20 @@ def is_near(distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
     out: np.ndarray = (distance < NEAR_THRESHOLD) | (
         (residual < ABS_RESIDUAL) & (distance < MAX_DISTANCE)
     )
+    return out
+
+
+def coarse_agrees(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(P,) bool: do the pairs still match at half resolution (2x2 means, 1 px shifts)?
+
+    The residual test admits low-contrast pairs; JPEG and noise are fine-grained and average
+    out at half resolution, while two distinct smooth images (bokeh, sky) differ in coarse
+    structure that stays. Pairs passing only on the residual must pass this too."""
+    p = np.asarray(pixels, dtype=np.float32)
+    h, w = (p.shape[1] // 2) * 2, (p.shape[2] // 2) * 2
+    half = p[:, :h, :w].reshape(len(p), h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+    dist, _ = verify_pairs(half, a, b, max_shift=1)
+    out: np.ndarray = dist < COARSE_DISTANCE
     return out
 
 

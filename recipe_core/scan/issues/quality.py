@@ -241,3 +241,17 @@ def _is_common(logs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     count = np.searchsorted(ref, logs + width, "right") - np.searchsorted(ref, logs - width)
     common: np.ndarray = count >= max(2, COMMON_SHARE * len(ref))
     return common
+
+
+def low_information_mask(index: ScanIndex) -> np.ndarray:
+    """(N,) bool: the rows `find_quality_issues` reports as low_information (severity >= 0.5),
+    from the same statistics; duplicates.py keeps these out of near-duplicate linking."""
+    t = index.table
+    channels = t[["contrast", "std_r", "std_g", "std_b"]].to_numpy(dtype=np.float64)
+    stats = pd.DataFrame(
+        {"contrast": channels.max(axis=1), "entropy": t["entropy"].to_numpy(dtype=np.float64)}
+    )
+    flat = stats["contrast"].to_numpy() < ABS_FLAT_STD
+    score = _low_information(stats, np.asarray(index.valid, dtype=bool), flat)[0]
+    out: np.ndarray = (score >= 0.5) & np.asarray(index.valid, dtype=bool)
+    return out

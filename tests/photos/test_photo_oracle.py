@@ -1,0 +1,53 @@
+"""Scan the planted photo set (tests/photos/planted.py) and check near duplicates against its
+oracle: P and R >= 0.95, no reported group joining images of different planted groups, and
+the distinct flat images reported as low_information and in no duplicate group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.scan_photos import chained_groups
+from recipe_core.scan import ScanResult, scan
+from tests.issues.oracle import precision_recall
+from tests.photos.planted import PlantedPhotos, make_planted_photos
+
+DUPLICATES = ["near_duplicate", "exact_duplicate"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> PlantedPhotos:
+    return make_planted_photos(Path(tmp_path_factory.mktemp("photos")), seed=0)
+
+
+@pytest.fixture(scope="module")
+def scanned(planted: PlantedPhotos) -> ScanResult:
+    return scan(planted.images, workers=0, cache=False)
+
+
+def test_generation_is_deterministic(planted: PlantedPhotos, tmp_path: Path) -> None:
+    again = make_planted_photos(tmp_path, seed=0)
+    pd.testing.assert_frame_equal(again.oracle, planted.oracle)
+
+
+def test_near_duplicates_precision_and_recall(planted: PlantedPhotos, scanned: ScanResult) -> None:
+    table = precision_recall(scanned.issues, planted.oracle)
+    for issue in [*DUPLICATES, "cross_split_duplicate"]:
+        row = table.loc[issue]
+        assert row["precision"] >= 0.95 and row["recall"] >= 0.95, (issue, row.to_dict())
+
+
+def test_no_chained_groups(planted: PlantedPhotos, scanned: ScanResult) -> None:
+    assert chained_groups(scanned.issues, planted.oracle) == []
+
+
+def test_flat_images_are_low_information_and_not_grouped(
+    planted: PlantedPhotos, scanned: ScanResult
+) -> None:
+    issues = scanned.issues
+    low = set(issues.loc[issues["issue"] == "low_information", "path"])
+    assert set(planted.flat) <= low
+    grouped = set(issues.loc[issues["issue"].isin(DUPLICATES), "path"])
+    assert not set(planted.flat) & grouped
