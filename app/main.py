@@ -13,6 +13,7 @@ if ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+import app.palette  # noqa: E402, F401  (colour-blind-safe plotly default)
 from app.gate import signed_in_user  # noqa: E402
 from app.navigation import pages  # noqa: E402
 

@@ -1,0 +1,34 @@
+"""One colour-blind-safe palette for every chart (issue 17): Okabe-Ito for
+categories, Cividis for continuous scales. app/main.py imports this once."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+# Okabe & Ito (2008): distinguishable under protanopia, deuteranopia, tritanopia.
+OKABE_ITO = (
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#009E73",  # bluish green
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+TEMPLATE = "recipe_safe"
+
+
+def install() -> None:
+    """Register the safe template and make it plotly's default (idempotent)."""
+    template = go.layout.Template(pio.templates["plotly"])
+    template.layout.colorway = list(OKABE_ITO)
+    template.layout.colorscale.sequential = "Cividis"
+    template.layout.colorscale.sequentialminus = "Cividis"
+    template.layout.colorscale.diverging = "Cividis"
+    pio.templates[TEMPLATE] = template
+    pio.templates.default = TEMPLATE
+
+
+install()
