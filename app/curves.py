@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from app.palette import OKABE_ITO
 from app.widgets import plot_text
 
 SPLIT_STYLE = {  # per-step train values are noisy: faint, under their running mean
-    "train": {"mode": "lines", "line": {"width": 1, "color": "rgba(31, 119, 180, 0.35)"}},
-    "val": {"mode": "lines+markers", "line": {"width": 2.5, "color": "#ff7f0e"}},
+    "train": {"mode": "lines", "line": {"width": 1, "color": "rgba(0, 114, 178, 0.35)"}},
+    "val": {"mode": "lines+markers", "line": {"width": 2.5, "color": OKABE_ITO[1]}},
 }
-SMOOTH_STYLE = {"mode": "lines", "line": {"width": 2, "color": "#1f77b4"}}
-OVERLAY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                  "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
+SMOOTH_STYLE = {"mode": "lines", "line": {"width": 2, "color": OKABE_ITO[0]}}
+OVERLAY_COLORS = list(OKABE_ITO)  # colour-blind safe (the old tab10 paired red with green)
 SMOOTH_POINTS = 30  # the running mean spans 1/30 of the steps logged (no smoothing below 3)
 MAX_POINTS = 1200  # points per drawn curve: ~2 per pixel of a half-width chart, sent each second
 
@@ -136,3 +136,17 @@ def _layout(fig: go.Figure, title: str, revision: str) -> None:
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
     )
+
+
+def debiased_ema(values: pd.Series, weight: float) -> pd.Series:
+    """TensorBoard's smoothing: an exponential moving average with weight `weight` in [0, 1),
+    divided by 1 - weight**n so the first points are not pulled towards zero."""
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight {weight} is outside [0, 1); pick e.g. 0.6")
+    out, last, n = [], 0.0, 0
+    for value in values.astype(float):
+        if math.isfinite(value):
+            n += 1
+            last = last * weight + (1 - weight) * value
+        out.append(last / (1 - weight**n) if n else math.nan)
+    return pd.Series(out, index=values.index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
@@ -63,3 +64,27 @@ def test_compare_draws_a_short_run_and_always_shows_the_legend() -> None:
     assert modes == {"long": "lines", "short": "lines+markers",
                      "new (no val points yet)": "lines+markers"}  # fmt: skip
     assert list(fig.data[1].x) == [10]
+
+
+def test_debiased_ema_matches_tensorboard_reference() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from app.curves import debiased_ema
+
+    values, weight = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0], 0.6
+    expected, last = [], 0.0
+    for i, v in enumerate(values, start=1):  # TensorBoard's smoothing, written out
+        last = last * weight + (1 - weight) * v
+        expected.append(last / (1 - weight**i))
+    got = debiased_ema(pd.Series(values), weight)
+    assert np.allclose(got.to_numpy(), expected)
+    assert got.iloc[0] == pytest.approx(3.0)  # debiased: the first point is itself, not 0.4 * 3
+
+
+def test_overlay_colours_are_okabe_ito() -> None:
+    from app.curves import OVERLAY_COLORS
+    from app.palette import OKABE_ITO
+
+    assert tuple(OVERLAY_COLORS) == OKABE_ITO
+    assert "#d62728" not in OVERLAY_COLORS and "#2ca02c" not in OVERLAY_COLORS
