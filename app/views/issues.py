@@ -16,6 +16,7 @@ from recipe_core.explore.views import duplicate_groups, label_suggestions
 from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
 
 GROUPS_PER_PAGE = 8
+GROUP_COLUMNS = 6
 LABELS_PER_PAGE = 50
 
 st.title("🧹 Issues")
@@ -92,16 +93,36 @@ def duplicate_group(members: pd.DataFrame) -> None:
         st.markdown(
             f"**Group {widgets.md(first['group'])}** · {len(members)} files  " + "  ".join(flags)
         )
-        cells = st.columns(max(len(members), 6))
-        for cell, (_, row) in zip(cells, members.iterrows(), strict=False):
-            with cell:
-                widgets.image_grid(
-                    source,
-                    members.loc[[row.name]],
-                    columns=1,
-                    captions=[_member_caption(row, first)],
-                )
-                drop_button(row, "dup_drop")
+        keep_one_button(members)
+        for start in range(0, len(members), GROUP_COLUMNS):
+            chunk = members.iloc[start : start + GROUP_COLUMNS]
+            for cell, (_, row) in zip(st.columns(GROUP_COLUMNS), chunk.iterrows(), strict=False):
+                with cell:
+                    widgets.image_grid(
+                        source,
+                        members.loc[[row.name]],
+                        columns=1,
+                        captions=[_member_caption(row, first)],
+                    )
+                    drop_button(row, "dup_drop")
+
+
+def keep_one_button(members: pd.DataFrame) -> None:
+    """Keep the first member of the group, drop the others (through the curation decisions)."""
+    if not RUNNER or len(members) < 2:
+        return
+    group = str(members.iloc[0]["group"])
+    if st.button("Keep one, drop the rest", key=f"dup_keep_one_{group}", icon="🧹"):
+        decide_all(members.iloc[1:], "drop")
+
+
+def short_name(path: str, width: int = 18) -> str:
+    """The file name shortened in the middle to `width` characters, so captions never wrap."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if len(name) <= width:
+        return name
+    half = (width - 1) // 2
+    return f"{name[:half]}…{name[-(width - 1 - half) :]}"
 
 
 def _member_caption(row: pd.Series, first: pd.Series) -> str:

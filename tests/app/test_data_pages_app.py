@@ -288,3 +288,21 @@ def test_one_far_outlier_does_not_squeeze_the_histogram_and_its_bar_selects_it()
     assert spec is not None
     shown = query(table, spec)
     assert shown.total == h.counts[0, -1] and 17 in set(shown.rows["sample_id"])
+
+
+def test_keep_one_drops_every_other_member_of_a_duplicate_group(
+    app: AppTest, scanned: Workspace
+) -> None:
+    at = open_page(app, "issues")
+    button = next(b for b in at.button if str(b.key).startswith("dup_keep_one_"))
+    header = next(m.value for m in at.markdown if m.value.startswith("**Group "))  # its group
+    n_files = int(header.split("· ")[1].split(" files")[0])
+    button.click().run()
+    assert not at.exception
+    root = open_dataset(SAMPLE_DIGITS).root
+    dropped = [d for d in load_decisions(scanned, root).values() if d.action == "drop"]
+    assert n_files >= 2 and len(dropped) == n_files - 1
+    from recipe_core.explore.curation import record_decision
+
+    for d in dropped:  # leave the module's workspace clean
+        record_decision(scanned, root, sample_id=d.sample_id, path="", action="keep")
