@@ -15,7 +15,6 @@ from recipe_core.explore.query import SampleFilter, query
 from recipe_core.explore.views import duplicate_groups, label_suggestions
 from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
 
-GROUPS_PER_PAGE = 8
 GROUP_COLUMNS = 6
 LABELS_PER_PAGE = 50
 
@@ -75,11 +74,22 @@ def duplicates_tab() -> None:
     if show != "All":
         groups = groups[groups["conflicting" if show.startswith("Conf") else "leak"]]
     names = list(dict.fromkeys(groups["group"]))
-    n_pages = max(1, math.ceil(len(names) / GROUPS_PER_PAGE))
-    page = data_widgets.pager_ui(len(names), key="dup_page", per_page=GROUPS_PER_PAGE)
-    for name in names[(page - 1) * GROUPS_PER_PAGE : page * GROUPS_PER_PAGE]:
+    keep_one_of_every_group(groups)
+    per_page = st.selectbox("Groups per page", [8, 24, 50], key="dup_per_page")
+    n_pages = max(1, math.ceil(len(names) / per_page))
+    page = data_widgets.pager_ui(len(names), key="dup_page", per_page=per_page)
+    for name in names[(page - 1) * per_page : page * per_page]:
         duplicate_group(groups[groups["group"] == name])
     st.caption(f"Page {page} of {n_pages}.")
+
+
+def keep_one_of_every_group(groups: pd.DataFrame) -> None:
+    """One button: in every listed group keep the first member and drop the others."""
+    if not RUNNER:
+        return
+    rest = groups[groups.duplicated("group", keep="first")]
+    if st.button(f"Keep one of every group (drop {len(rest):,})", key="dup_keep_one_all"):
+        decide_all(rest, "drop")
 
 
 def duplicate_group(members: pd.DataFrame) -> None:

@@ -294,7 +294,11 @@ def test_keep_one_drops_every_other_member_of_a_duplicate_group(
     app: AppTest, scanned: Workspace
 ) -> None:
     at = open_page(app, "issues")
-    button = next(b for b in at.button if str(b.key).startswith("dup_keep_one_"))
+    button = next(
+        b
+        for b in at.button
+        if str(b.key).startswith("dup_keep_one_") and b.key != "dup_keep_one_all"
+    )
     header = next(m.value for m in at.markdown if m.value.startswith("**Group "))  # its group
     n_files = int(header.split("· ")[1].split(" files")[0])
     button.click().run()
@@ -302,6 +306,23 @@ def test_keep_one_drops_every_other_member_of_a_duplicate_group(
     root = open_dataset(SAMPLE_DIGITS).root
     dropped = [d for d in load_decisions(scanned, root).values() if d.action == "drop"]
     assert n_files >= 2 and len(dropped) == n_files - 1
+    from recipe_core.explore.curation import record_decision
+
+    for d in dropped:  # leave the module's workspace clean
+        record_decision(scanned, root, sample_id=d.sample_id, path="", action="keep")
+
+
+def test_keep_one_of_every_group_and_a_bigger_page(app: AppTest, scanned: Workspace) -> None:
+    at = open_page(app, "issues")
+    at.selectbox(key="dup_per_page").set_value(50).run()
+    headers = [m.value for m in at.markdown if m.value.startswith("**Group ")]
+    sizes = [int(h.split("· ")[1].split(" files")[0]) for h in headers]
+    assert len(headers) > 8  # more than one old page of groups is reachable
+    at.button(key="dup_keep_one_all").click().run()
+    assert not at.exception
+    root = open_dataset(SAMPLE_DIGITS).root
+    dropped = [d for d in load_decisions(scanned, root).values() if d.action == "drop"]
+    assert len(headers) < 50 and len(dropped) == sum(sizes) - len(sizes)
     from recipe_core.explore.curation import record_decision
 
     for d in dropped:  # leave the module's workspace clean
