@@ -126,15 +126,6 @@ def keep_one_button(members: pd.DataFrame) -> None:
         decide_all(members.iloc[1:], "drop")
 
 
-def short_name(path: str, width: int = 18) -> str:
-    """The file name shortened in the middle to `width` characters, so captions never wrap."""
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    if len(name) <= width:
-        return name
-    half = (width - 1) // 2
-    return f"{name[:half]}…{name[-(width - 1 - half) :]}"
-
-
 def _member_caption(row: pd.Series, first: pd.Series) -> str:
     label = widgets.md(row["label"])
     split = widgets.md(row["split"] or "-")
