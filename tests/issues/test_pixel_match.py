@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from recipe_core.scan.issues import aligned_distance
+from recipe_core.scan.issues.duplicates import verdict
 from recipe_core.scan.issues.pixel_match import NEAR_THRESHOLD, is_near, verify_pairs
 from tests.issues.conftest import render_digits
 from tests.issues.planting import NEAR_EDITS
@@ -98,3 +99,32 @@ def test_jpeg_of_a_low_contrast_image_passes_on_the_residual() -> None:
     copy = np.asarray(Image.open(buf))
     dist, residual = verify_pairs(np.stack([pale, copy]), np.array([0]), np.array([1]))
     assert is_near(dist, residual).all() and residual[0] < 6
+
+
+def _pale(field: np.ndarray, std: float = 12.0) -> np.ndarray:
+    smooth = np.asarray(
+        Image.fromarray(((field + 4) * 30).clip(0, 255).astype(np.uint8)).resize((32, 32))
+    )
+    z = (smooth.astype(np.float64) - smooth.mean()) / smooth.std()
+    return np.clip(120 + z * std, 0, 255).astype(np.uint8)
+
+
+def test_noise_on_a_pale_image_is_a_copy_but_two_pale_images_are_not() -> None:
+    """Pairs admitted on the residual alone are checked at half resolution: white noise
+    (std 3 on std 12) halves there and stays a copy (the planted shapes' circle pair that a
+    fixed half-size bar of 0.12 lost); pale images whose coarse structure differs a little
+    are not copies, however small their residual."""
+    rng = np.random.default_rng(7)
+    field = np.kron(rng.normal(0, 1, (8, 8)), np.ones((4, 4)))
+    pale = _pale(field)
+    noisy = np.clip(pale + rng.normal(0, 3, pale.shape), 0, 255).astype(np.uint8)
+    others = [
+        _pale(field + 0.2 * np.kron(rng.normal(0, 1, (4, 4)), np.ones((8, 8)))) for _ in range(10)
+    ]
+    pixels = np.stack([pale, noisy, *others])
+    a = np.array([0] * 11)
+    b = np.arange(1, 12)
+    near, dist, residual = verdict(pixels, a, b)
+    assert near[0] and dist[0] >= NEAR_THRESHOLD  # admitted on the residual, then kept
+    assert is_near(dist, residual).all()  # the residual alone admits all, at like distances ...
+    assert not near[1:].any()  # ... the half-size check does not

@@ -154,7 +154,9 @@ def verdict(
     dist, residual = verify_pairs(pixels, a, b)
     near = is_near(dist, residual)
     only_residual = np.flatnonzero(near & (dist >= NEAR_THRESHOLD))
-    near[only_residual] = coarse_agrees(pixels, a[only_residual], b[only_residual])
+    near[only_residual] = coarse_agrees(
+        pixels, a[only_residual], b[only_residual], dist[only_residual]
+    )
     return near, dist, residual
 
 

@@ -45,7 +45,8 @@ MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
 ABS_RESIDUAL = 6.0  # grey levels: ... or the aligned residual is this small (noise, JPEG) ...
 MAX_DISTANCE = 0.3  # ... and the images still correlate strongly (Pearson r > 0.955)
-COARSE_DISTANCE = 0.12  # at half resolution, for pairs admitted on the residual alone
+COARSE_DISTANCE = 0.12  # at half resolution, for pairs admitted on the residual alone ...
+FINE_SHARE = 0.75  # ... or their difference shrinks below this share of it at half resolution
 MIN_STD = 2.0  # grey levels: constant thumbnails are not compared (no structure to align)
 CHUNK = 2048  # pairs or images per vectorised batch
 
@@ -77,17 +78,22 @@ def is_near(distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
     return out
 
 
-def coarse_agrees(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def coarse_agrees(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, distance: np.ndarray
+) -> np.ndarray:
     """(P,) bool: do the pairs still match at half resolution (2x2 means, 1 px shifts)?
 
     The residual test admits low-contrast pairs; JPEG and noise are fine-grained and average
     out at half resolution, while two distinct smooth images (bokeh, sky) differ in coarse
-    structure that stays. Pairs passing only on the residual must pass this too."""
+    structure that stays. Pairs passing only on the residual must pass this too: a half-size
+    distance below COARSE_DISTANCE, or one that fell below FINE_SHARE of the full-size
+    `distance` (white noise roughly halves it, 0.25 -> 0.13 for std 4 on a pale image; distinct
+    smooth photos keep 0.93-1.3 of it)."""
     p = np.asarray(pixels, dtype=np.float32)
     h, w = (p.shape[1] // 2) * 2, (p.shape[2] // 2) * 2
     half = p[:, :h, :w].reshape(len(p), h // 2, 2, w // 2, 2).mean(axis=(2, 4))
     dist, _ = verify_pairs(half, a, b, max_shift=1)
-    out: np.ndarray = dist < COARSE_DISTANCE
+    out: np.ndarray = (dist < COARSE_DISTANCE) | (dist < FINE_SHARE * np.asarray(distance))
     return out
 
 
