@@ -41,6 +41,8 @@ pip_install() {  # pip_install ARGS...: one short line per package, the rest in 
   if ! "$VENV/bin/python" -m pip install --progress-bar off "$@" 2>>"$LOG" \
     | tee -a "$LOG" | awk '
         /^Collecting / { n++; printf "    %3d  %s\n", n, $2; fflush() }
+        /^Processing .*\.whl/ { n++; k = split($2, f, "/"); split(f[k], w, "-")
+                                printf "    %3d  %s %s (local file)\n", n, w[1], w[2]; fflush() }
         /^Successfully installed/ { print "    installed " NF - 2 " packages"; fflush() }'
   then
     echo "pip failed; the last lines of $LOG:" >&2
