@@ -134,7 +134,9 @@ def test_a_small_image_is_enlarged_pixel_for_pixel_for_the_detail_view(tmp_path:
     small = tmp_path / "small.png"
     Image.fromarray(pixels).save(small)
     big = thumbnail_file(tmp_path / "thumbs", small, size=512, upscale=True)
-    assert big is not None and big != thumbnail_file(tmp_path / "thumbs", small, size=512)
+    assert big is not None and big != thumbnail_file(
+        tmp_path / "thumbs", small, size=512, upscale=False
+    )
     shown = np.asarray(Image.open(big).convert("L"))
     assert shown.shape == (512, 512)
     assert np.array_equal(shown, np.kron(pixels, np.ones((32, 32), dtype=np.uint8)))
@@ -142,3 +144,21 @@ def test_a_small_image_is_enlarged_pixel_for_pixel_for_the_detail_view(tmp_path:
     Image.fromarray(np.zeros((10, 300), dtype=np.uint8)).save(wide)
     kept = thumbnail_file(tmp_path / "thumbs", wide, size=512, upscale=True)
     assert kept is not None and Image.open(kept).size == (300, 10)  # no whole factor fits
+
+
+def test_grid_thumbnails_of_small_images_are_sharp_by_default(tmp_path: Path) -> None:
+    """The Issues and Browse grids showed 32 px digits stretched to ~110 px by the browser (a
+    blur): a default thumbnail of a small image is enlarged by whole pixels to THUMB_SIZE."""
+    import numpy as np
+    from PIL import Image
+
+    from recipe_core.explore.thumbnails import THUMB_SIZE
+
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 32), dtype=np.uint8)
+    small = tmp_path / "small.png"
+    Image.fromarray(pixels).save(small)
+    thumb = thumbnail_file(tmp_path / "thumbs", small)
+    assert thumb is not None
+    shown = np.asarray(Image.open(thumb).convert("L"))
+    factor = THUMB_SIZE // 32
+    assert np.array_equal(shown, np.kron(pixels, np.ones((factor, factor), dtype=np.uint8)))

@@ -13,10 +13,11 @@ THUMB_SIZE = 96  # px, long side: big enough to see a digit's strokes, small eno
 
 
 def thumbnail_file(
-    cache_dir: Path, image: Path, *, size: int = THUMB_SIZE, upscale: bool = False
+    cache_dir: Path, image: Path, *, size: int = THUMB_SIZE, upscale: bool = True
 ) -> Path | None:
     """The cached PNG thumbnail of `image`, made on first request; None when it won't decode.
-    `upscale`: small images are enlarged pixel for pixel (see load_thumbnail).
+    `upscale`: small images are enlarged pixel for pixel (see load_thumbnail), so a 32 px digit
+    in a 96 px grid cell is its pixels, not the browser's blur of a 32 px file.
 
     The cache key includes the file's size and mtime, so an edited file gets a fresh thumbnail.
     """
