@@ -56,6 +56,20 @@ def test_app_command_is_headless_and_loopback() -> None:
     assert "--browser.gatherUsageStats false" in joined
 
 
+def test_the_theme_colour_is_the_charts_blue_wherever_streamlit_starts() -> None:
+    """`recipe app` passes it; `streamlit run` from the repo root reads .streamlit/config.toml.
+    Streamlit's default primary colour is an error-like red next to the Okabe-Ito charts."""
+    import tomllib
+
+    from app.palette import OKABE_ITO
+
+    cmd = streamlit_command(REPO_ROOT / "app" / "main.py", host="127.0.0.1", port=8765)
+    colour = cmd[cmd.index("--theme.primaryColor") + 1]
+    config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
+    assert colour == config["theme"]["primaryColor"]
+    assert colour.lower() in [c.lower() for c in OKABE_ITO]
+
+
 def test_recipe_app_serves_without_a_terminal(tmp_path: Path) -> None:
     """`recipe app` starts a real server on 127.0.0.1 with no TTY on stdin (no e-mail prompt)."""
     from tests.e2e.conftest import free_port, wait_healthy

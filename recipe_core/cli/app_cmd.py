@@ -23,6 +23,7 @@ from recipe_core.settings import PIPELINES
 from recipe_core.workspace import open_workspace
 
 APP_MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+PRIMARY_COLOR = "#0072B2"  # Okabe-Ito blue (app/palette.py), not Streamlit's error-like red
 PROJECT_FILE = "recipe.toml"  # a project's own file: its [pipelines] table is offered too
 
 
@@ -37,6 +38,7 @@ def streamlit_command(app_main: Path, *, host: str, port: int) -> list[str]:
         "--browser.gatherUsageStats", "false",
         "--global.developmentMode", "false",
         "--client.toolbarMode", "minimal",
+        "--theme.primaryColor", PRIMARY_COLOR,
     ]  # fmt: skip
 
 
