@@ -20,7 +20,7 @@ from app import access, pictures, state
 from app.widgets import md, natural_key
 from recipe_core import DatasetSource
 from recipe_core.explore.curation import Decision
-from recipe_core.explore.query import QueryPage, Range, SampleFilter, SampleTable
+from recipe_core.explore.query import ISSUE_SCORE, QueryPage, Range, SampleFilter, SampleTable
 from recipe_core.explore.thumbnails import thumbnail_file
 from recipe_core.explore.views import OTHER, Histogram
 
@@ -122,8 +122,10 @@ def describe_filter(spec: SampleFilter) -> str:
 
 
 def sort_ui(table: SampleTable, *, key: str = "sort") -> tuple[str | None, bool]:
-    """Sort column and direction; "(table order)" keeps the index's path order."""
-    options = ["(table order)", *[c for c in table.frame.columns if c != "sample_id"]]
+    """Sort column and direction; "(table order)" keeps the index's path order, ISSUE_SCORE
+    ranks by the filter's issue types only (the issue cards open Browse sorted by it)."""
+    columns = [c for c in table.frame.columns if c != "sample_id"]
+    options = ["(table order)", *([ISSUE_SCORE] if table.issue_types else []), *columns]
     a, b = st.columns([3, 1], vertical_alignment="bottom")
     column = a.selectbox("Sort by", options, key=f"{key}_col")
     descending = b.toggle("Descending", key=f"{key}_desc", value=True,

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from recipe_core.errors import ConfigError
 from recipe_core.explore.query import (
+    ISSUE_SCORE,
     Range,
     SampleFilter,
     filter_mask,
@@ -209,3 +210,20 @@ def test_bad_queries_name_the_fix() -> None:
         query(table, per_page=0)
     with pytest.raises(ConfigError, match=r"min_score=2.*outside \[0, 1\]"):
         SampleFilter(min_score=2)
+
+
+def test_issue_score_sort_ranks_by_the_filtered_issues_only() -> None:
+    """Sorting by ISSUE_SCORE under an issue filter follows the worst score among those issue
+    types, not the sample's worst issue overall (an outlier that is also a duplicate must not
+    jump ahead of a surer outlier)."""
+    index, issues = make_index(300, seed=3)
+    table = sample_table(index, issues)
+    chosen = ("outlier", "dark")
+    page = query(table, SampleFilter(issues=chosen), sort_by=ISSUE_SCORE, descending=True,
+                 per_page=1000)  # fmt: skip
+    rows = issues[issues["issue"].isin(chosen)]
+    want = rows.groupby("sample_id")["score"].max().sort_values(ascending=False, kind="stable")
+    assert page.rows["sample_id"].tolist() == want.index.tolist()
+    assert np.allclose(page.rows[ISSUE_SCORE].to_numpy(), want.to_numpy())
+    overall = page.rows["max_score"].to_numpy()
+    assert not np.all(np.diff(overall) <= 0)  # max_score would have ordered them differently

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import data_state, state, widgets
 from recipe_core import RecipeError
+from recipe_core.explore.query import ISSUE_SCORE
 from recipe_core.scan import ScanResult
 from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
 
@@ -96,7 +97,7 @@ def issue_cards(result: ScanResult) -> None:
                 st.metric(title, f"{n:,}")
             st.caption(meaning)
             if st.button("Show them →", key=f"card_{kinds[0]}", disabled=n == 0, width="stretch"):
-                state.show_issues(kinds, sort_by="max_score")  # the most certain first
+                state.show_issues(kinds, sort_by=ISSUE_SCORE)  # its own issues, worst first
                 st.switch_page("views/browse.py")
     st.page_link(
         "views/issues.py",

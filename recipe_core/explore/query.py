@@ -24,6 +24,10 @@ from recipe_core.errors import ConfigError
 
 SCORE_PREFIX = "score_"  # per-issue score columns: score_<issue>, NaN where the sample lacks it
 SUMMARY_COLUMNS = ("issues", "n_issues", "max_score")  # added by `sample_table`
+# A sort key computed per query: the highest score among the filter's issue types (every type
+# when none is chosen), so "these issues, worst first" sorts by the chosen issues only; the
+# page's rows carry it as a column.
+ISSUE_SCORE = "issue_score"
 MAX_PER_PAGE = 1000
 
 
@@ -130,7 +134,8 @@ def query(
     """One page of the rows matching `spec`, sorted by `sort_by` (None: table order)."""
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise ConfigError(f"per_page={per_page}; choose 1..{MAX_PER_PAGE} rows per page.")
-    matches = np.flatnonzero(filter_mask(table, spec or SampleFilter()))
+    spec = spec or SampleFilter()
+    matches = np.flatnonzero(filter_mask(table, spec))
     total = len(matches)
     n_pages = max(1, math.ceil(total / per_page))
     page = min(max(int(page), 1), n_pages)
@@ -138,9 +143,23 @@ def query(
     if sort_by is None:
         chosen = matches[start:stop]
     else:
-        key = _checked_key(table, sort_by)[matches]
+        full = issue_score(table, spec.issues) if sort_by == ISSUE_SCORE else None
+        key = (full if full is not None else _checked_key(table, sort_by))[matches]
         chosen = matches[top_k_order(-key if descending else key, stop)[start:stop]]
-    return QueryPage(table.frame.iloc[chosen], chosen, total, page, n_pages)
+    rows = table.frame.iloc[chosen]
+    if sort_by == ISSUE_SCORE:
+        rows = rows.assign(**{ISSUE_SCORE: issue_score(table, spec.issues)[chosen]})
+    return QueryPage(rows, chosen, total, page, n_pages)
+
+
+def issue_score(table: SampleTable, issues: tuple[str, ...]) -> np.ndarray:
+    """(N,) float64: each sample's highest score among `issues` (all types when empty), NaN
+    where it has none of them."""
+    wanted = [i for i in issues if i in table.issue_types] if issues else list(table.issue_types)
+    if not wanted:
+        return np.full(len(table), np.nan)
+    cols = [table.frame[SCORE_PREFIX + i].to_numpy(dtype=np.float64) for i in wanted]
+    return np.asarray(np.fmax.reduce(cols) if len(cols) > 1 else cols[0], dtype=np.float64)
 
 
 def filter_mask(table: SampleTable, spec: SampleFilter) -> np.ndarray:
@@ -188,15 +207,8 @@ def top_k_order(key: np.ndarray, k: int) -> np.ndarray:
 
 
 def _issue_mask(table: SampleTable, issues: tuple[str, ...], min_score: float) -> np.ndarray:
-    unknown = [i for i in issues if i not in table.issue_types]
-    if len(unknown) == len(issues) and issues:
-        return np.zeros(len(table), dtype=bool)  # none of these issues was found: no rows
-    wanted = [i for i in issues if i in table.issue_types] or list(table.issue_types)
-    if not wanted:
-        return np.zeros(len(table), dtype=bool)
-    cols = [table.frame[SCORE_PREFIX + i].to_numpy(dtype=np.float64) for i in wanted]
-    worst = np.fmax.reduce(cols) if len(cols) > 1 else cols[0]
-    return np.asarray(worst >= max(min_score, 0.0), dtype=bool)  # NaN (no such issue) -> False
+    worst = issue_score(table, issues)  # NaN (none of these issues) compares False
+    return np.asarray(worst >= max(min_score, 0.0), dtype=bool)
 
 
 def _checked_key(table: SampleTable, column: str) -> np.ndarray:

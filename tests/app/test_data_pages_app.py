@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from recipe_core.data import open_dataset
 from recipe_core.explore.curation import load_decisions
-from recipe_core.explore.query import query, sample_table
+from recipe_core.explore.query import ISSUE_SCORE, query, sample_table
 from recipe_core.explore.views import histogram
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
 from recipe_core.scan import scan, write_result
@@ -70,10 +70,12 @@ def test_overview_cards_count_issues_and_link_to_the_filtered_browse(app: AppTes
     assert at.title[0].value.endswith("Browse samples")
     assert any(c.value.startswith("**5** of 1,709 samples match") for c in at.caption)
     assert set(table_paths(at)) == planted("corrupt")
-    # the card opens Browse sorted by how sure the scan is, not in path order
-    assert at.selectbox(key="browse_sort_col").value == "max_score"
-    scores = at.dataframe[0].value["max_score"].tolist()
+    # the card opens Browse sorted by how sure the scan is of its issue, not in path order
+    assert at.selectbox(key="browse_sort_col").value == ISSUE_SCORE
+    shown = at.dataframe[0].value
+    scores = shown[ISSUE_SCORE].tolist()
     assert scores == sorted(scores, reverse=True)
+    assert np.allclose(scores, shown["score_corrupt"])  # the card's issue, not any issue
 
 
 def test_browse_filters_reduce_rows_to_the_expected_set(app: AppTest) -> None:

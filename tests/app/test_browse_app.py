@@ -1,0 +1,54 @@
+"""AppTest of Browse's reading aids (issue 17): issue cards that open Browse worst first,
+clickable neighbours, previous/next in the sample detail, tags and saved views, on the real
+sample data scanned once by the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from recipe_core.data import open_dataset
+from recipe_core.explore.query import ISSUE_SCORE
+from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
+from recipe_core.scan import load_scan, scan, write_result
+from recipe_core.scan.issues import QUALITY_ISSUES
+from recipe_core.workspace import Workspace, open_workspace
+from tests.app.helpers import MAIN, open_page
+from tests.conftest import SAMPLE_DIGITS
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    ws = open_workspace(tmp_path_factory.mktemp("browse") / "ws")
+    root = open_dataset(SAMPLE_DIGITS).root
+    write_result(scan(root, workspace=ws, workers=0), job_dir(ws, root) / RESULT_DIR)
+    return ws
+
+
+@pytest.fixture
+def app(scanned: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(scanned.root))
+    monkeypatch.delenv("RECIPE_DATASET", raising=False)  # the default: sample_data/digits
+    yield AppTest.from_file(MAIN, default_timeout=90).run()
+
+
+def issues_of(ws: Workspace):  # type: ignore[no-untyped-def]
+    root = open_dataset(SAMPLE_DIGITS).root
+    return load_scan(job_dir(ws, root) / RESULT_DIR).issues
+
+
+def test_quality_card_opens_browse_worst_quality_first(app: AppTest, scanned: Workspace) -> None:
+    """The Image quality card counts seven issue types: Browse sorts by the worst of those,
+    not by a sample's worst issue of any kind (a duplicate's 1.0 would jump the queue)."""
+    at = open_page(app, "data_overview")
+    at.button(key=f"card_{QUALITY_ISSUES[0]}").click().run()
+    assert not at.exception
+    assert at.selectbox(key="browse_sort_col").value == ISSUE_SCORE
+    issues = issues_of(scanned)
+    worst = issues[issues["issue"].isin(QUALITY_ISSUES)].groupby("sample_id")["score"].max()
+    want = np.sort(worst.to_numpy())[::-1]
+    shown = at.dataframe[0].value
+    assert np.allclose(shown[ISSUE_SCORE].to_numpy(), want[: len(shown)])
