@@ -13,6 +13,7 @@ from recipe_core.explore.query import (
     ISSUE_SCORE,
     Range,
     SampleFilter,
+    adjacent,
     filter_mask,
     query,
     sample_table,
@@ -227,3 +228,20 @@ def test_issue_score_sort_ranks_by_the_filtered_issues_only() -> None:
     assert np.allclose(page.rows[ISSUE_SCORE].to_numpy(), want.to_numpy())
     overall = page.rows["max_score"].to_numpy()
     assert not np.all(np.diff(overall) <= 0)  # max_score would have ordered them differently
+
+
+@pytest.mark.parametrize("sort_by", [None, "blur", "label", ISSUE_SCORE])
+def test_adjacent_walks_the_query_order(sort_by: str | None) -> None:
+    """Previous / next from every row retrace the full query's order (the trusted answer),
+    across page boundaries, with None at both ends."""
+    index, issues = make_index(120, seed=5)
+    table = sample_table(index, issues)
+    spec = SampleFilter(splits=("train",))
+    ids = query(table, spec, sort_by=sort_by, descending=True, per_page=1000)
+    order = ids.rows["sample_id"].tolist()
+    for i, sid in enumerate(order):
+        before, after = adjacent(table, spec, sid, sort_by=sort_by, descending=True)
+        assert before == (order[i - 1] if i else None)
+        assert after == (order[i + 1] if i + 1 < len(order) else None)
+    outside = int(index.loc[index["split"] == "val", "sample_id"].iloc[0])
+    assert adjacent(table, spec, outside, sort_by=sort_by) == (None, None)

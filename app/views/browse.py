@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import data_state, data_widgets, mistake_widgets, state, widgets
+from app import browse_widgets, data_state, data_widgets, mistake_widgets, state, widgets
 from recipe_core import RecipeError
-from recipe_core.explore.query import query
+from recipe_core.explore.query import adjacent, query
 
 st.title("🔎 Browse samples")
 st.caption(
@@ -60,7 +60,10 @@ with grid_tab:
 
 selected = state.selected_sample()
 if selected is not None:
-    widgets.sample_detail(result, table, selected, mistake_widgets.history_panel(run))
+    around = adjacent(table, spec, selected, sort_by=sort_by, descending=descending)
+    browse_widgets.sample_detail(
+        result, table, selected, around=around, beside=mistake_widgets.history_panel(run)
+    )
 else:
     st.info(
         "Select a row in the table (or press Details in the grid) to see a sample in full.",

@@ -9,8 +9,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import data_state, data_widgets, mistake_widgets, state, widgets
-from recipe_core.explore.query import SampleFilter, SampleTable, filter_mask, query
+from app import browse_widgets, data_state, data_widgets, mistake_widgets, state, widgets
+from recipe_core.explore.query import SampleFilter, SampleTable, adjacent, filter_mask, query
 from recipe_core.explore.views import Histogram, box_stats, histogram
 
 PREFERRED = ("brightness", "contrast", "blur", "entropy", "max_score", "file_bytes", "width")
@@ -162,4 +162,7 @@ with table_tab:
         state.select_sample(picked)
 selected = state.selected_sample()
 if selected is not None:
-    widgets.sample_detail(result, table, selected, mistake_widgets.history_panel(run))
+    around = adjacent(table, combined, selected, sort_by=column, descending=True)
+    browse_widgets.sample_detail(
+        result, table, selected, around=around, beside=mistake_widgets.history_panel(run)
+    )

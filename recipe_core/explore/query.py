@@ -152,6 +152,31 @@ def query(
     return QueryPage(rows, chosen, total, page, n_pages)
 
 
+def adjacent(
+    table: SampleTable,
+    spec: SampleFilter,
+    sample_id: int,
+    *,
+    sort_by: str | None = None,
+    descending: bool = False,
+) -> tuple[int | None, int | None]:
+    """The sample_ids before and after `sample_id` in the order `query` pages through (the
+    detail view's previous / next); None at either end, both None when it does not match."""
+    matches = np.flatnonzero(filter_mask(table, spec))
+    if sort_by is not None:
+        full = issue_score(table, spec.issues) if sort_by == ISSUE_SCORE else None
+        key = (full if full is not None else _checked_key(table, sort_by))[matches]
+        matches = matches[top_k_order(-key if descending else key, len(matches))]
+    ids = table.frame["sample_id"].to_numpy()[matches]
+    hits = np.flatnonzero(ids == sample_id)
+    if not len(hits):
+        return None, None
+    i = int(hits[0])
+    before = int(ids[i - 1]) if i > 0 else None
+    after = int(ids[i + 1]) if i + 1 < len(ids) else None
+    return before, after
+
+
 def issue_score(table: SampleTable, issues: tuple[str, ...]) -> np.ndarray:
     """(N,) float64: each sample's highest score among `issues` (all types when empty), NaN
     where it has none of them."""

@@ -52,3 +52,46 @@ def test_quality_card_opens_browse_worst_quality_first(app: AppTest, scanned: Wo
     want = np.sort(worst.to_numpy())[::-1]
     shown = at.dataframe[0].value
     assert np.allclose(shown[ISSUE_SCORE].to_numpy(), want[: len(shown)])
+
+
+def shown_path(at: AppTest) -> str:
+    return next(t.value for t in at.text if "\nlabel: " in t.value).split("\n")[0]
+
+
+def test_previous_and_next_step_through_the_sorted_matches(app: AppTest) -> None:
+    at = open_page(app, "browse")
+    at.multiselect(key="flt_issues").set_value(["outlier"]).run()
+    at.selectbox(key="browse_sort_col").set_value("score_outlier").run()
+    order = at.dataframe[0].value["path"].tolist()
+    assert len(order) >= 3
+    first = _sid(at, order[0])
+    at.button(key=f"browse_grid_{first}").click().run()
+    assert shown_path(at) == order[0]
+    assert at.button(key="detail_prev").disabled  # the first of the list
+    at.button(key="detail_next").click().run()
+    assert not at.exception
+    assert shown_path(at) == order[1]
+    at.button(key="detail_next").click().run()
+    assert shown_path(at) == order[2]
+    at.button(key="detail_prev").click().run()
+    assert shown_path(at) == order[1]
+
+
+def test_a_nearest_neighbour_opens_in_the_detail_view(app: AppTest) -> None:
+    at = open_page(app, "browse")
+    at.multiselect(key="flt_issues").set_value(["exact_duplicate"]).run()
+    path = sorted(at.dataframe[0].value["path"])[0]
+    at.button(key=f"browse_grid_{_sid(at, path)}").click().run()
+    buttons = [b for b in at.button if str(b.key).startswith("neighbour_")]
+    assert len(buttons) == 8
+    nearest = int(str(buttons[0].key).removeprefix("neighbour_"))
+    buttons[0].click().run()
+    assert not at.exception
+    source = open_dataset(SAMPLE_DIGITS).samples
+    want = source.loc[source["sample_id"] == nearest, "path"].item()
+    assert shown_path(at) == want != path
+
+
+def _sid(at: AppTest, path: str) -> int:
+    source = open_dataset(SAMPLE_DIGITS).samples
+    return int(source.loc[source["path"] == path, "sample_id"].item())
