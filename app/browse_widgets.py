@@ -6,6 +6,7 @@ open in the drawer, every statistic. (widgets.sample_detail is the Issues page's
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,3 +112,58 @@ def neighbours_ui(result: ScanResult, frame: pd.DataFrame, pos: int) -> None:
                 pictures.image(thumb, caption=text, width="stretch")
             if st.button("Open", key=f"neighbour_{sid}", width="stretch"):
                 _open(sid)
+
+
+# --- the embedding map ------------------------------------------------------------------------
+
+MAX_POINTS = 20_000  # drawn at most (evenly spaced): scattergl stays fluid, the shape stays
+NO_ISSUE = "(no issue)"
+
+
+def map_groups(table: SampleTable, rows: np.ndarray, *, by: str) -> np.ndarray:
+    """(len(rows),) object: each row's colour group, its label or its worst issue type."""
+    frame = table.frame.iloc[rows]
+    if by == "label" or not table.issue_types:
+        return frame["label"].astype(str).to_numpy(dtype=object)
+    scores = np.stack([frame[table.score_column(t)].to_numpy(dtype=np.float64)
+                       for t in table.issue_types], axis=1)  # fmt: skip  # (R, T), NaN = none
+    filled = np.where(np.isnan(scores), -1.0, scores)
+    worst = np.asarray(table.issue_types, dtype=object)[filled.argmax(axis=1)]
+    return np.where(np.isnan(scores).all(axis=1), NO_ISSUE, worst)
+
+
+def map_points(xy: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Row positions to draw: matching rows with a map position, at most MAX_POINTS."""
+    rows = np.flatnonzero(mask & np.isfinite(xy[:, 0]))
+    if len(rows) > MAX_POINTS:
+        rows = rows[np.linspace(0, len(rows) - 1, MAX_POINTS).round().astype(np.int64)]
+    return rows
+
+
+def map_figure(xy: np.ndarray, table: SampleTable, rows: np.ndarray, groups: np.ndarray) -> Any:
+    """Plotly scattergl, one trace per group (naturally ordered), customdata = sample_id."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    ids = table.frame["sample_id"].to_numpy()
+    paths = table.frame["path"].to_numpy()
+    for name in sorted(set(groups), key=lambda g: (g == NO_ISSUE, widgets.natural_key(g))):
+        mine = rows[groups == name]
+        fig.add_trace(go.Scattergl(
+            x=xy[mine, 0], y=xy[mine, 1], mode="markers", name=widgets.plot_text(name or "(none)"),
+            customdata=ids[mine], text=[widgets.plot_text(p) for p in paths[mine]],
+            hovertemplate="%{text}<extra>%{fullData.name}</extra>", marker={"size": 6},
+        ))  # fmt: skip
+    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      dragmode="pan", xaxis_title="PC 1", yaxis_title="PC 2")  # fmt: skip
+    return fig
+
+
+def picked_point(selection: Any) -> int | None:
+    """The sample_id of the point clicked on the map (None when none is)."""
+    points = (selection or {}).get("points") or []
+    data = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    value = data[0] if data else None
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else int(value)

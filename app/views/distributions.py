@@ -9,7 +9,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import browse_widgets, data_state, data_widgets, mistake_widgets, state, widgets
+from app import (
+    browse_state,
+    browse_widgets,
+    data_state,
+    data_widgets,
+    mistake_widgets,
+    state,
+    widgets,
+)
 from recipe_core.explore.query import SampleFilter, SampleTable, adjacent, filter_mask, query
 from recipe_core.explore.views import Histogram, box_stats, histogram
 
@@ -116,6 +124,33 @@ if kind == "Histogram":
                    "an edge bar to see them.")  # fmt: skip
 else:
     st.plotly_chart(box_figure(table), key=f"dist_box_{column}_{by}")
+
+st.subheader("Embedding map")
+scan_map = browse_state.scan_map(target)
+if scan_map is None:
+    st.info("This scan has no embeddings to map.", icon="ℹ️")
+else:
+    m1, m2 = st.columns([2, 3], vertical_alignment="center")
+    colour = m1.segmented_control("Colour by", ["Class", "Issue"], default="Class",
+                                  key="map_colour") or "Class"  # fmt: skip
+    m2.caption(
+        f"Each point is a sample, placed by its embedding's two principal components "
+        f"({scan_map.explained[0]:.0%} and {scan_map.explained[1]:.0%} of the variance): "
+        "similar images sit together. Click a point to open it."
+    )
+    rows = browse_widgets.map_points(scan_map.xy, mask)
+    groups = browse_widgets.map_groups(table, rows, by="label" if colour == "Class" else "issue")
+    event = st.plotly_chart(
+        browse_widgets.map_figure(scan_map.xy, table, rows, groups),
+        key=f"dist_map_{colour}",
+        on_select="rerun",
+        selection_mode="points",
+    )
+    point = browse_state.clicked_once("dist_map_pick", browse_widgets.picked_point(event.selection))
+    if point is not None:
+        state.select_sample(point)
+    if len(rows) < int(mask.sum()):
+        st.caption(f"{len(rows):,} of {int(mask.sum()):,} samples drawn, evenly spaced.")
 
 st.subheader("Class balance")
 widgets.class_counts_chart(

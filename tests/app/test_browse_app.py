@@ -4,6 +4,7 @@ sample data scanned once by the engine."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import numpy as np
@@ -54,6 +55,13 @@ def test_quality_card_opens_browse_worst_quality_first(app: AppTest, scanned: Wo
     assert np.allclose(shown[ISSUE_SCORE].to_numpy(), want[: len(shown)])
 
 
+def plotly_array(value: object) -> np.ndarray:
+    """A plotly JSON array: a list, or {"dtype", "bdata": base64} for a numpy array."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
 def shown_path(at: AppTest) -> str:
     return next(t.value for t in at.text if "\nlabel: " in t.value).split("\n")[0]
 
@@ -95,3 +103,33 @@ def test_a_nearest_neighbour_opens_in_the_detail_view(app: AppTest) -> None:
 def _sid(at: AppTest, path: str) -> int:
     source = open_dataset(SAMPLE_DIGITS).samples
     return int(source.loc[source["path"] == path, "sample_id"].item())
+
+
+def test_distributions_embedding_map_draws_every_decoded_sample(
+    app: AppTest, scanned: Workspace
+) -> None:
+    """One point per decoded sample at its PCA position, one trace per class (or per worst
+    issue), each point carrying its sample_id for the click."""
+    import json
+
+    from recipe_core.explore.embedding_map import embedding_map
+
+    at = open_page(app, "distributions")
+    root = open_dataset(SAMPLE_DIGITS).root
+    result = load_scan(job_dir(scanned, root) / RESULT_DIR)
+    want = embedding_map(result.index.embeddings, valid=result.index.valid)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    traces = next(c["data"] for c in charts if c["data"][0]["type"] == "scattergl")
+    ids = result.index.table["sample_id"].to_numpy()
+    labels = result.index.table["label"].to_numpy()
+    assert sum(len(plotly_array(t["customdata"])) for t in traces) == int(result.index.valid.sum())
+    position = {int(s): i for i, s in enumerate(ids)}
+    for t in traces:
+        rows = [position[int(s)] for s in plotly_array(t["customdata"])]
+        assert set(labels[rows]) == {t["name"]}
+        assert np.allclose(plotly_array(t["x"]), want.xy[rows, 0], atol=1e-4)
+    at.segmented_control(key="map_colour").set_value("Issue").run()
+    assert not at.exception
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    names = {t["name"] for c in charts for t in c["data"] if t["type"] == "scattergl"}
+    assert {"outlier", "(no issue)"} <= names

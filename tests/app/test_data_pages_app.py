@@ -131,14 +131,14 @@ def test_detail_panel_shows_issue_rows_and_neighbours_and_curates(
 
 def test_distributions_histogram_and_filtered_grid(app: AppTest) -> None:
     at = open_page(app, "distributions")
-    assert len(at.get("plotly_chart")) == 2  # the statistic's histogram and the class balance
+    assert len(at.get("plotly_chart")) == 3  # the histogram, the embedding map, class balance
     assert "1,709 samples (no filter)." in [c.value for c in at.caption]
     at.multiselect(key="flt_issues").set_value(["dark"]).run()
     assert any(c.value.startswith(f"**{len(planted('dark'))}** samples") for c in at.caption)
     captions = [c for c in image_captions(at) if "dark" in c and "⚠️" in c]
     assert len(captions) == len(planted("dark"))
     at.segmented_control(key="dist_kind").set_value("Box plot").run()
-    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert not at.exception and len(at.get("plotly_chart")) == 3
     import json
 
     boxes = [t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
