@@ -18,23 +18,22 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from app import pictures
+from app.palette import BLACK, BLUE, OKABE_ITO, ORANGE, SEQUENTIAL
 from app.widgets import md, plot_text
 from recipe_core.batch import BatchView, BatchWarning
 from recipe_core.checks import CheckResult
 from recipe_core.jobs.check_job import CheckJob
 from recipe_core.jobs.state import JobProgress
 
-Colour = Literal["green", "orange", "red", "gray", "violet"]
-# (badge colour, icon) per CheckResult.status
+Colour = Literal["blue", "orange", "red", "gray", "violet"]
+# (badge colour, icon) per CheckResult.status: blue for pass, not green, so pass and fail never
+# hinge on red vs green (the icon and the word say it too)
 BADGES: dict[str, tuple[Colour, str]] = {
-    "pass": ("green", "✅"), "warn": ("orange", "⚠️"), "fail": ("red", "🚫"),
+    "pass": ("blue", "✅"), "warn": ("orange", "⚠️"), "fail": ("red", "🚫"),
     "skip": ("gray", "⏭️"), "error": ("violet", "🐞"),
 }  # fmt: skip
 GRID_PX = 96  # batch images are upscaled (nearest: pixels stay pixels) to about this width
-# Okabe-Ito: told apart with every common colour-vision deficiency
-SAFE = {"blue": "#0072B2", "orange": "#E69F00", "vermillion": "#D55E00", "green": "#009E73"}
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+PALETTE = OKABE_ITO  # told apart with every common colour-vision deficiency (was tab10)
 
 
 # --- what the net sees ------------------------------------------------------------------------
@@ -225,7 +224,7 @@ def overfit_plot(evidence: Mapping[str, Any], *, key: str) -> None:
     loss = [v for v in evidence.get("loss", []) if v is not None]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "label (dashed) vs prediction"))
     fig.add_scatter(x=list(range(len(loss))), y=loss, name="loss", row=1, col=1,
-                    line={"color": "black"})  # fmt: skip
+                    line={"color": BLACK})  # fmt: skip
     if evidence.get("goal") is not None:
         fig.add_hline(y=evidence["goal"], line_dash="dot", row=1, col=1,
                       annotation_text="goal")  # fmt: skip
@@ -256,7 +255,7 @@ def dependency_heatmap(evidence: Mapping[str, Any], *, key: str) -> None:
     if matrix.ndim != 2 or matrix.size == 0:
         return
     columns = evidence.get("output_times")
-    fig = go.Figure(go.Heatmap(z=matrix, colorscale="Viridis", zmin=0, zmax=1,
+    fig = go.Figure(go.Heatmap(z=matrix, colorscale=SEQUENTIAL, zmin=0, zmax=1,
                                colorbar={"title": "÷ max"}))  # fmt: skip
     fig.update_layout(
         height=320, width=380, margin={"l": 10, "r": 10, "t": 30, "b": 10},
@@ -280,7 +279,7 @@ def layer_plot(evidence: Mapping[str, Any], *, key: str) -> None:
         (f"after {steps} steps", "solid", evidence.get("after", [])),
     ):
         names = [plot_text(str(r.get("name", "?"))) for r in rows]
-        for col, field, colour in ((1, "scale", SAFE["blue"]), (2, "grad", SAFE["orange"])):
+        for col, field, colour in ((1, "scale", BLUE), (2, "grad", ORANGE)):
             values = [r.get(field) if (r.get(field) or 0) > 0 else None for r in rows]
             fig.add_scatter(
                 x=names,

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import data_state
+from app import data_state, palette
 from app.widgets import md, plot_text
 from recipe_core import RecipeError
 from recipe_core.explore.mistakes import (
@@ -163,7 +163,7 @@ def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
     xs, ys = [plot_text(c) for c in matrix.columns], [plot_text(c) for c in matrix.index]
     counts = matrix.to_numpy()
     fig = go.Figure(
-        go.Heatmap(z=counts, x=xs, y=ys, colorscale="Blues", text=counts,
+        go.Heatmap(z=counts, x=xs, y=ys, colorscale=palette.SEQUENTIAL, text=counts,
                    texttemplate="%{text}", hoverinfo="skip")
     )  # fmt: skip
     k = len(xs)
@@ -173,7 +173,7 @@ def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
         customdata=counts.ravel(),
         mode="markers",
         marker={"symbol": "square", "size": max(12, 300 // max(k, 1)), "opacity": 0},
-        selected={"marker": {"opacity": 0.45, "color": "#E69F00"}},  # Okabe-Ito orange
+        selected={"marker": {"opacity": 0.45, "color": palette.ORANGE}},
         unselected={"marker": {"opacity": 0}},
         hovertemplate="true %{y}, predicted %{x}: %{customdata} samples (click to filter)"
         "<extra></extra>",

@@ -17,6 +17,8 @@ OKABE_ITO = (
     "#F0E442",  # yellow
     "#000000",  # black
 )
+BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, BLACK = OKABE_ITO
+SEQUENTIAL = "Cividis"  # continuous scales: even in lightness, readable without hue
 TEMPLATE = "recipe_safe"
 
 
@@ -24,9 +26,9 @@ def install() -> None:
     """Register the safe template and make it plotly's default (idempotent)."""
     template = go.layout.Template(pio.templates["plotly"])
     template.layout.colorway = list(OKABE_ITO)
-    template.layout.colorscale.sequential = "Cividis"
-    template.layout.colorscale.sequentialminus = "Cividis"
-    template.layout.colorscale.diverging = "Cividis"
+    template.layout.colorscale.sequential = SEQUENTIAL
+    template.layout.colorscale.sequentialminus = SEQUENTIAL
+    template.layout.colorscale.diverging = SEQUENTIAL
     pio.templates[TEMPLATE] = template
     pio.templates.default = TEMPLATE
 

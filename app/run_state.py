@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -297,19 +298,36 @@ def run_status(run_id: str) -> RunStatus:
     return _judge(path).refresh(path)
 
 
-def curve_figures(run_id: str, metrics: pd.DataFrame, *, log_loss: bool) -> dict[str, go.Figure]:
-    """The run's loss and accuracy figures for `metrics` (its rows so far)."""
-    return _curve_figures(run_id, len(metrics), log_loss, metrics)
+def curve_figures(
+    run_id: str, metrics: pd.DataFrame, view: curves.ChartView
+) -> dict[str, go.Figure]:
+    """The run's figures for `metrics` (its rows so far), drawn as `view` says."""
+    return _curve_figures(run_id, len(metrics), astuple(view), view, metrics)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _curve_figures(
-    run_id: str, rows: int, log_loss: bool, _metrics: pd.DataFrame
-) -> dict[str, go.Figure]:
-    """Built once per (run, row count) and shared by every session watching the run: five
-    viewers cost one build per new metrics, not five a second. Metric rows are append-only, so
-    the row count identifies the content."""
-    return curves.curve_figures(_metrics, run_id=run_id, log_loss=log_loss)
+    run_id: str, rows: int, view_key: tuple[object, ...], _view: curves.ChartView,
+    _metrics: pd.DataFrame,
+) -> dict[str, go.Figure]:  # fmt: skip
+    """Built once per (run, row count, chart controls) and shared by every session watching the
+    run: five viewers cost one build per new metrics, not five a second. Metric rows are
+    append-only, so the row count identifies the content."""
+    return curves.curve_figures(_metrics, _view, run_id=run_id)
+
+
+def chart_choice(key: str, options: list[str], default: list[str]) -> None:
+    """Before the multiselect `key` is drawn: keep only the chosen options this run offers (a
+    run without a custom metric must not break the picker), `default` when none is left."""
+    chosen = [m for m in st.session_state.get(key, default) if m in options]
+    st.session_state[key] = chosen or [m for m in default if m in options] or options[:1]
+
+
+def option_choice(key: str, options: list[str], default: str) -> None:
+    """Before the single choice `key` is drawn: `default` (or the first option) unless it
+    holds one of `options` (Compare's metric and split depend on the runs chosen)."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default if default in options else options[0]
 
 
 def run_insides(run_id: str) -> Insides:

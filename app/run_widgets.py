@@ -17,11 +17,21 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import pictures, run_state
-from app.curves import overlay_figure
+from app.curves import (
+    FIRST_METRICS,
+    X_AXES,
+    ChartView,
+    chart_metrics,
+    has_wall_time,
+    overlay_figure,
+)
+from app.palette import SEQUENTIAL, VERMILLION
 from app.widgets import md, plot_text
 from recipe_core.runs import RunStatus
 
 if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
     from recipe_core.dynamics import Dynamics
 
 STATE_ICONS = {"queued": "⏳", "running": "🏃", "succeeded": "✅", "failed": "🚫", "cancelled": "⏹️",
@@ -88,18 +98,73 @@ def skipped_rows_warning(skipped: Mapping[str, int]) -> None:
                    icon="⚠️")  # fmt: skip
 
 
-def metric_curves(metrics: pd.DataFrame, *, run_id: str, log_loss: bool) -> None:
-    """Loss and accuracy against step, train (every step) and val (each evaluation)."""
-    figures = run_state.curve_figures(run_id, metrics, log_loss=log_loss)
-    for column, (metric, fig) in zip(st.columns(2), figures.items(), strict=True):
-        column.plotly_chart(fig, width="stretch", key=f"curve_{metric}")
+def chart_view_ui(
+    offered: list[str], *, key: str, wall_time: bool, default: tuple[str, ...] = FIRST_METRICS
+) -> ChartView:
+    """The chart controls: which logged metrics (every numeric column, custom ones too),
+    smoothing, log y and the x axis; wall time only when the rows carry one."""
+    pick, smooth, log, axis = st.columns([3, 2, 1, 2], vertical_alignment="bottom")
+    run_state.chart_choice(f"{key}_metrics", offered, list(default))
+    metrics = pick.multiselect(
+        "Metrics", offered, key=f"{key}_metrics", help="Every numeric column in metrics.jsonl."
+    )
+    smoothing, log_y, x = _shared_controls((smooth, log, axis), key=key, wall_time=wall_time)
+    return ChartView(metrics=tuple(metrics), smoothing=smoothing, log_y=log_y, x=x)
+
+
+def _shared_controls(
+    columns: Sequence[DeltaGenerator], *, key: str, wall_time: bool
+) -> tuple[float, bool, str]:
+    """Smoothing, log y and x axis, for the Runs page and Compare alike."""
+    smooth, log, axis = columns
+    smoothing = smooth.slider("Smoothing", 0.0, 0.99, 0.6, step=0.01, key=f"{key}_smoothing",
+                              help="TensorBoard's debiased exponential moving average; the raw "
+                              "values stay drawn, faint. 0: raw values only.")  # fmt: skip
+    log_y = log.toggle("Log y", key=f"{key}_log")
+    axes = list(X_AXES) if wall_time else ["step"]
+    run_state.option_choice(f"{key}_x", axes, "step")
+    why = None if wall_time else "These rows carry no wall_time: step only."
+    x = axis.radio("X axis", axes, horizontal=True, key=f"{key}_x", help=why)
+    return float(smoothing), bool(log_y), str(x)
+
+
+def metric_curves(metrics: pd.DataFrame, *, run_id: str, view: ChartView) -> None:
+    """One chart per chosen metric, two per row: every split, smoothed as `view` says."""
+    figures = list(run_state.curve_figures(run_id, metrics, view).items())
+    for start in range(0, len(figures), 2):
+        for column, (metric, fig) in zip(st.columns(2), figures[start : start + 2], strict=False):
+            column.plotly_chart(fig, width="stretch", key=f"curve_{metric}")
+
+
+def overlay_controls_ui(
+    curves: Mapping[str, pd.DataFrame], *, key: str
+) -> tuple[str, str, float, bool, str]:
+    """Compare's controls: one metric (any the chosen runs logged), the split, smoothing, log
+    y and the x axis (wall time when every run's rows carry one)."""
+    frames = list(curves.values())
+    offered = chart_metrics(*frames) or ["loss"]
+    splits = sorted({str(s) for f in frames for s in f["split"].dropna().unique()}) or ["train"]
+    a, b, c, d, e = st.columns([2, 2, 2, 1, 2], vertical_alignment="bottom")
+    run_state.option_choice(f"{key}_metric", offered, "loss")
+    metric = a.selectbox("Metric", offered, key=f"{key}_metric")
+    run_state.option_choice(f"{key}_split", splits, "train")
+    split = b.radio("Split", splits, horizontal=True, key=f"{key}_split")
+    wall = all(has_wall_time(f) for f in frames)
+    smoothing, log_y, x = _shared_controls((c, d, e), key=key, wall_time=wall)
+    return str(metric), str(split), smoothing, log_y, x
 
 
 def overlay_curves(
-    curves: Mapping[str, pd.DataFrame], *, metric: str, split: str, log: bool
+    curves: Mapping[str, pd.DataFrame],
+    *,
+    metric: str,
+    split: str,
+    log: bool,
+    smoothing: float = 0.0,
+    x: str = "step",
 ) -> None:
     """One line per run (legend: run label) for one metric and split."""
-    fig = overlay_figure(curves, metric=metric, split=split, log=log)
+    fig = overlay_figure(curves, metric=metric, split=split, log=log, smoothing=smoothing, x=x)
     st.plotly_chart(fig, width="stretch", key="compare_curves")
 
 
@@ -194,12 +259,12 @@ def learning_heatmap(dyn: Dynamics, order: Sequence[int], step: int) -> None:
             y=rows,
             zmin=0,
             zmax=1,
-            colorscale="Cividis",  # colour-blind safe (red/green was not), dark = low p
+            colorscale=SEQUENTIAL,  # colour-blind safe (red/green was not), dark = low p
             colorbar={"title": {"text": "p(label)"}},
             hovertemplate="step %{x}<br>%{y}<br>p(label) = %{z:.2f}<extra></extra>",
         )
     )
-    fig.add_vline(x=step, line={"color": "#D55E00", "width": 2, "dash": "dot"})  # on dark and light
+    fig.add_vline(x=step, line={"color": VERMILLION, "width": 2, "dash": "dot"})  # dark and light
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(
         height=min(900, 80 + 18 * len(rows)),

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import run_state, run_widgets, state
+from app import palette, run_state, run_widgets, state
 from app.widgets import plot_text
 from recipe_core.dynamics import Dynamics, sample_summary
 
@@ -165,14 +165,14 @@ def _converging(dyn: Dynamics, t: int) -> None:
         y=[names[c] if c >= 0 else "" for c in dyn.labels],
         mode="markers",
         name="label",
-        marker={"symbol": "circle-open", "size": 16, "line": {"width": 2}},
+        marker={"symbol": "circle-open", "size": 16, "line": {"width": 2}, "color": palette.BLUE},
     )
     fig.add_scatter(
         x=x,
         y=[names[c] for c in predicted],
         mode="markers",
         name="prediction",
-        marker={"size": 8},
+        marker={"size": 8, "color": palette.ORANGE},
         customdata=dyn.probs[t].max(axis=1),
         hovertemplate="%{x}: predicted %{y} (p = %{customdata:.2f})<extra></extra>",
     )

@@ -15,6 +15,7 @@ import streamlit as st
 from app import (
     access,
     check_widgets,
+    curves,
     data_state,
     insides_widgets,
     pictures,
@@ -227,8 +228,9 @@ def run_detail(status: RunStatus) -> None:
         st.info("No metrics yet: the first ones appear after the first logging interval.")
     else:
         st.caption(_progress_text(status, train, config))
-        log_loss = st.toggle("Log-scale loss", value=True, key="runs_log_loss")
-        run_widgets.metric_curves(metrics, run_id=status.run_id, log_loss=log_loss)
+        view = run_widgets.chart_view_ui(curves.chart_metrics(metrics), key="runs_chart",
+                                         wall_time=curves.has_wall_time(metrics))  # fmt: skip
+        run_widgets.metric_curves(metrics, run_id=status.run_id, view=view)
     stopped = describe_stop(run_state.run_stop(status.run_id))
     if stopped and status.state == "succeeded":
         st.info(stopped, icon="🛑")
@@ -366,12 +368,10 @@ def compare_section(statuses: list[RunStatus]) -> None:
     )
     if not chosen:
         return
-    a, b, c = st.columns(3)
-    metric = str(a.radio("Metric", ("loss", "accuracy"), horizontal=True, key="compare_metric"))
-    split = str(b.radio("Split", ("train", "val"), horizontal=True, key="compare_split"))
-    log = c.toggle("Log-scale loss", value=True, key="compare_log")
-    curves = {labels[r]: run_state.run_metrics(r) for r in chosen}
-    run_widgets.overlay_curves(curves, metric=metric, split=split, log=log)
+    runs = {labels[r]: run_state.run_metrics(r) for r in chosen}
+    metric, split, smoothing, log, x = run_widgets.overlay_controls_ui(runs, key="compare")
+    run_widgets.overlay_curves(runs, metric=metric, split=split, log=log, smoothing=smoothing,
+                               x=x)  # fmt: skip
     parent = st.selectbox(
         "Parent run (what the others changed)",
         chosen,

@@ -3,6 +3,8 @@ spikes, collapses, NaN/inf and the live end survive decimation."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,3 +90,73 @@ def test_overlay_colours_are_okabe_ito() -> None:
 
     assert tuple(OVERLAY_COLORS) == OKABE_ITO
     assert "#d62728" not in OVERLAY_COLORS and "#2ca02c" not in OVERLAY_COLORS
+
+
+def test_debiased_ema_skips_nan_and_inf_like_the_reference() -> None:
+    from app.curves import debiased_ema
+
+    values, weight = [math.nan, 2.0, math.inf, 4.0, math.nan, 1.0], 0.5
+    expected, last, n = [], 0.0, 0
+    for v in values:  # the reference: non-finite values leave the average where it was
+        if math.isfinite(v):
+            n += 1
+            last = last * weight + (1 - weight) * v
+        expected.append(last / (1 - weight**n) if n else math.nan)
+    got = debiased_ema(pd.Series(values), weight).to_numpy()
+    assert np.allclose(got, expected, equal_nan=True)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\)"):
+        debiased_ema(pd.Series(values), 1.0)
+
+
+def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    return pd.DataFrame(rows)
+
+
+def test_chart_metrics_lists_every_logged_numeric_column_loss_first() -> None:
+    from app.curves import chart_metrics
+
+    rows = frame([{"step": 0, "split": "train", "wall_time": 1.0, "grad_norm": 2.0, "loss": 1.0,
+                   "lr": np.nan, "note": "x", "accuracy": 0.5}])  # fmt: skip
+    other = frame([{"step": 0, "split": "val", "loss": 1.0, "bleu": 3.0}])
+    assert chart_metrics(rows, other) == ["loss", "accuracy", "grad_norm", "bleu"]
+
+
+def test_views_are_checked() -> None:
+    from app.curves import ChartView
+
+    with pytest.raises(ValueError, match="outside"):
+        ChartView(smoothing=0.995 + 0.01)
+    with pytest.raises(ValueError, match="not one of"):
+        ChartView(x="epoch")
+
+
+def test_smoothed_figure_keeps_raw_faint_and_the_diverged_tail() -> None:
+    from app.curves import ChartView, curve_figures, debiased_ema
+
+    loss = [3.0, 2.0, 2.5, math.nan, math.nan]
+    rows = frame([{"step": s, "split": "train", "loss": v, "wall_time": 100.0 + 2 * s}
+                  for s, v in enumerate(loss)] + [{"step": 1, "split": "val", "loss": 2.2,
+                  "wall_time": 103.0}])  # fmt: skip
+    view = ChartView(metrics=("loss",), smoothing=0.5, x="wall time")
+    fig = curve_figures(rows, view, run_id="r")["loss"]
+    by_name = {t.name: t for t in fig.data}
+    assert set(by_name) == {"train", "train, smoothed 0.5", "val", "val, smoothed 0.5"}
+    assert by_name["train"].opacity < 0.5 and list(by_name["train"].x) == [0, 2, 4, 6, 8]
+    smooth = list(by_name["train, smoothed 0.5"].y)
+    expected = debiased_ema(pd.Series(loss[:3]), 0.5).tolist()
+    assert np.allclose(smooth[:3], expected) and all(math.isnan(v) for v in smooth[3:])
+    assert fig.layout.xaxis.title.text.startswith("wall time")
+    assert fig.layout.yaxis.type is None
+    logged = curve_figures(rows, ChartView(metrics=("loss",), log_y=True), run_id="r")["loss"]
+    assert logged.layout.yaxis.type == "log"
+
+
+def test_log_axis_says_what_it_cannot_draw_and_sparse_metrics_stay_lines() -> None:
+    from app.curves import ChartView, curve_figures
+
+    rows = frame([{"step": s, "split": "train", "margin": float(s - 1) if s % 2 else None}
+                  for s in range(6)])  # fmt: skip
+    fig = curve_figures(rows, ChartView(metrics=("margin",), smoothing=0, log_y=True),
+                        run_id="r")["margin"]  # fmt: skip
+    assert list(fig.data[0].x) == [1, 3, 5]  # steps without the metric are no gaps
+    assert "1 values <= 0 not drawn" in fig.layout.title.text
