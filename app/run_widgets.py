@@ -75,16 +75,29 @@ def runs_table(statuses: Sequence[RunStatus]) -> None:
     st.dataframe(frame, hide_index=True, width="stretch", height=min(320, 38 + 35 * len(frame)))
 
 
-def status_banner(status: RunStatus, *, step: int | None = None) -> None:
-    """What happened to the run; for failed and cancelled runs, why (their metrics stay shown).
-    `step`: the last step in its metrics, fresher than status.json's once-a-second count."""
+# what an unfinished run's stage (runs.status.STAGES) means to the person waiting for it
+STAGE_TEXT = {"": "waiting for the executor", "spawning": "spawning the job process",
+              "starting": "importing PyTorch", "loading data": "loading data",
+              "building model": "building the model"}  # fmt: skip
+
+
+def status_banner(status: RunStatus, *, step: int | None = None, total: int | None = None) -> None:
+    """What happened to the run; for failed and cancelled runs, why (their metrics stay shown);
+    for a queued or running one, the stage it is at, from its first second. `step`: the last
+    step in its metrics, fresher than status.json's once-a-second count; `total`: the steps it
+    runs for (default: its config's)."""
     at = status.step if step is None else step
     if status.state == "failed":
         st.error(f"**failed** at step {at}: {md(status.error)}", icon="🚫")
     elif status.state == "cancelled":
         st.warning(f"**cancelled** at step {at}: {md(status.error)}", icon="⏹️")
-    elif status.state == "queued":
-        st.info("**queued**: the job process is starting (importing PyTorch, loading data).")
+    elif status.state in ("queued", "running"):
+        if status.stage == "training" or (status.state == "running" and not status.stage):
+            limit = total if total is not None else run_state.run_config(status.run_id).get("steps")
+            doing = f"step {at} of {limit}" if isinstance(limit, int) else f"step {at}"
+        else:
+            doing = STAGE_TEXT.get(status.stage, md(status.stage))
+        st.info(f"**{status.state}**: {doing}", icon=STATE_ICONS[status.state])
     elif status.state == "unknown":
         st.warning(f"**state unknown**: {md(status.error)}", icon="❓")
 

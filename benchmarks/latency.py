@@ -4,6 +4,13 @@ status.json first shows each (state, stage) and when metrics.jsonl has its first
 the floor (a bare `python -c pass` spawn) and the target (first row <= 5 s).
 
     python benchmarks/latency.py
+
+Before issue 17 (quiet machine): running at 5.4 s, first row at 7.5 s; the job imported torch and
+torchvision (4.5 s of it, torch._dynamo included) before it wrote anything. After: the job writes
+running/"starting" once recipe_core is imported (~1.2 s) and each stage as it reaches it; first
+row ~4.7 s. What remains is imports: `import recipe_core` (~1 s: pandas, and scipy through the
+scan package) before the job can write anything, torch (~1.9 s) while "starting", and
+torch._dynamo (~1.2-1.7 s), which the first torch.optim optimizer imports, in "building model".
 """
 
 from __future__ import annotations
@@ -53,8 +60,11 @@ def main() -> None:
     floor = spawn_floor()
     seen = first_metric()
     print(f"floor (python -c pass spawn): {floor:.2f} s")
+    print("stage timeline (first seen after submit; + the time since the previous entry):")
+    previous = 0.0
     for key, seconds in seen.items():
-        print(f"{key:>24}: {seconds:6.2f} s")
+        print(f"{key:>24}: {seconds:6.2f} s  (+{seconds - previous:.2f})")
+        previous = seconds
     first = seen.get("first metrics row", float("nan"))
     ratio = f"{first / TARGET_S:.2f}x the target, {first / floor:.0f}x the spawn floor"
     print(f"RESULT start run -> first curve point {first:.2f} s, target {TARGET_S:g} s ({ratio})")

@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 from recipe_core.data.images import describe_error, load_image, to_rgb
 from recipe_core.data.source import DatasetSource
@@ -130,6 +129,8 @@ class NormalizedImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         std: Sequence[float],
         augment: bool = False,
     ) -> None:
+        from torchvision.transforms import v2  # seconds to import: only these loaders need it
+
         self.data = data
         self.normalize = v2.Normalize(mean=list(mean), std=list(std))
         # Light augmentation that keeps digits digits: small shifts, no flips.

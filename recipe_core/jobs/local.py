@@ -66,6 +66,7 @@ class LocalExecutor:
                 "start a new run instead."
             )
         cmd = [self.python, "-m", "recipe_core.jobs.train_job", job_target(run_dir)]
+        RunWriter(run_dir).update_status(stage="spawning")  # before the job can write "starting"
         proc = spawn(cmd, run_dir / "log.txt", env=self._env())  # survives the app
         self.children[status.run_id] = proc
         RunWriter(run_dir).write_json("job.json", {

@@ -98,6 +98,7 @@ class RayExecutor:
             target,
         ]
         client = self.api.client()
+        RunWriter(run_dir).update_status(stage="spawning")  # queued until a worker starts it
         try:
             submission_id = client.submit_job(
                 entrypoint=shlex.join(cmd),  # Ray runs the entry point through a shell

@@ -12,7 +12,6 @@ from recipe_core.errors import ConfigError
 from recipe_core.jobs.executor import Executor, JobHandle, read_job
 from recipe_core.jobs.state import JobState
 from recipe_core.runs import RunWriter
-from recipe_core.train.resume import RESUME_FILE, plan_resume, read_resume
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +19,8 @@ log = logging.getLogger(__name__)
 def submit_resume(run_dir: Path, more: int, *, executor: Executor) -> JobHandle:
     """Check the run can be resumed (a RecipeError naming the fix when not), queue it again
     and start its job on `executor`. A refused submission puts the old status back."""
+    from recipe_core.train.resume import RESUME_FILE, plan_resume, read_resume  # imports torch
+
     if executor.name != "local":
         raise ConfigError(
             f"Resuming a run on the {executor.name} executor is not supported yet; resume it "
@@ -47,6 +48,8 @@ def submit_resume(run_dir: Path, more: int, *, executor: Executor) -> JobHandle:
 
 def pending_resume(run_dir: Path) -> int:
     """Steps a queued resume request asks for (0: none, train the run from scratch)."""
+    from recipe_core.train.resume import read_resume  # imports torch: the job needs it anyway
+
     pending = read_resume(run_dir).get("pending")
     more = pending.get("more", 0) if isinstance(pending, dict) else 0
     return more if isinstance(more, int) and not isinstance(more, bool) else 0

@@ -5,6 +5,10 @@ status. SIGTERM means "cancel": the handler raises JobCancelled in the main thre
 records `cancelled`, and the process exits with 128 + SIGTERM. stdout/stderr are the run's
 log.txt: the local executor redirects them; `--log FILE` makes the job append them to FILE
 itself (for executors such as Ray, whose own log capture lives elsewhere).
+
+PyTorch (and everything of recipe_core.train) is imported only after status.json says the job
+is running (stage "starting"): those imports take seconds, and the dashboard shows the stage
+meanwhile instead of a run that seems stuck in `queued` (issue 17; tests/jobs/test_train_job.py).
 """
 
 from __future__ import annotations
@@ -18,15 +22,9 @@ from pathlib import Path
 
 from recipe_core.errors import RecipeError
 from recipe_core.jobs.process import raise_cancelled
-from recipe_core.jobs.resume import pending_resume
 from recipe_core.jobs.state import JobCancelled, JobState
 from recipe_core.runs import RunWriter
-from recipe_core.settings import load_settings
-from recipe_core.train.config import TrainConfig
-from recipe_core.train.models import load_configured_plugins
-from recipe_core.train.pipeline import PipelineTrainConfig, is_pipeline_config, train_pipeline
-from recipe_core.train.resume import resume
-from recipe_core.train.run import describe_failure, train
+from recipe_core.settings import Settings, load_settings
 
 log = logging.getLogger("recipe_core.jobs.train_job")
 
@@ -35,39 +33,60 @@ EXIT_USAGE = 2
 EXIT_CANCELLED = 128 + signal.SIGTERM
 
 
-def run_job(run_dir: Path) -> int:
-    """Run the job recorded in `run_dir`; return the process exit code."""
+def run_job(run_dir: Path, *, settings: Settings | None = None) -> int:
+    """Run the job recorded in `run_dir`; return the process exit code. `settings` name the
+    model plugins to load (none when not given)."""
     writer = RunWriter(run_dir)
     ended = writer.status()
     if ended.finished:  # cancelled while its job waited for a worker (e.g. a pending Ray job)
         log.info("Run %s is already %s; not training it", writer.run_id, ended.state)
         return EXIT_CANCELLED if ended.state == JobState.CANCELLED else EXIT_FAILED
-    more = pending_resume(run_dir)
-    if more:  # "leave it training": the run continues from its checkpoint (jobs/resume.py)
-        return _resume_job(writer, more)
+    writer.begin()  # "starting": recorded before the seconds of importing torch below
     try:
-        try:
-            data = json.loads((run_dir / "config.json").read_text())
-            config = (PipelineTrainConfig.from_dict(data) if is_pipeline_config(data)
-                      else TrainConfig.from_dict(data))  # fmt: skip
-        except (RecipeError, ValueError, TypeError, OSError) as exc:
-            writer.finish(JobState.FAILED, error=f"Unreadable config.json: {describe_failure(exc)}")
-            return EXIT_FAILED
-        if isinstance(config, PipelineTrainConfig):  # the user's own pipeline, imported here
-            train_pipeline(config, run=writer)
-        else:
-            train(config, run=writer)
+        from recipe_core.jobs.resume import pending_resume
+        from recipe_core.train.models import load_configured_plugins  # imports torch
+
+        if settings is not None:
+            load_configured_plugins(settings)
+        more = pending_resume(run_dir)
+        if more:  # "leave it training": the run continues from its checkpoint (jobs/resume.py)
+            return _resume_job(writer, more)
+        return _train_job(writer)
     except JobCancelled:  # `train` records it; a SIGTERM before training started is ours to record
         writer.finish(JobState.CANCELLED, error="Cancelled before training started (SIGTERM).")
         log.info("Run %s cancelled", writer.run_id)
         return EXIT_CANCELLED
-    except Exception:  # already recorded as failed (with the traceback in log.txt)
+    except Exception as exc:  # training records its own failure (traceback in log.txt)
+        if not writer.status().finished:  # failed before it: a plugin that does not load...
+            log.exception("Run %s could not start training", writer.run_id)
+            writer.finish(JobState.FAILED, error=f"Could not start training: {exc}")
         return EXIT_FAILED
+
+
+def _train_job(writer: RunWriter) -> int:
+    """Train the run from config.json (a built-in model's or the user's pipeline)."""
+    from recipe_core.train.config import TrainConfig
+    from recipe_core.train.pipeline import PipelineTrainConfig, is_pipeline_config, train_pipeline
+    from recipe_core.train.run import describe_failure, train
+
+    try:
+        data = json.loads((writer.run_dir / "config.json").read_text())
+        config = (PipelineTrainConfig.from_dict(data) if is_pipeline_config(data)
+                  else TrainConfig.from_dict(data))  # fmt: skip
+    except (RecipeError, ValueError, TypeError, OSError) as exc:
+        writer.finish(JobState.FAILED, error=f"Unreadable config.json: {describe_failure(exc)}")
+        return EXIT_FAILED
+    if isinstance(config, PipelineTrainConfig):  # the user's own pipeline, imported here
+        train_pipeline(config, run=writer)
+    else:
+        train(config, run=writer)
     return 0
 
 
 def _resume_job(writer: RunWriter, more: int) -> int:
     """Resume the run for `more` steps; a refused resume (no checkpoint...) ends it failed."""
+    from recipe_core.train.resume import resume
+
     try:
         resume(writer.run_dir, more, submitted=True)
     except JobCancelled:
@@ -104,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = load_settings()  # the job's edge: read once, passed down
-    load_configured_plugins(settings)
     if len(args) != 1:
         log.error("usage: python -m recipe_core.jobs.train_job [--log FILE] RUN_DIR")
         return EXIT_USAGE
@@ -113,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         if "://" in args[0]:  # a run on shared storage: run it on a local copy, uploading
             from recipe_core.jobs.mirror import run_mirrored
 
-            return run_mirrored(args[0], run_job, settings=settings)
-        return run_job(Path(args[0]).resolve())
+            job = lambda staging: run_job(staging, settings=settings)  # noqa: E731
+            return run_mirrored(args[0], job, settings=settings)
+        return run_job(Path(args[0]).resolve(), settings=settings)
     except JobCancelled:  # SIGTERM while the run was being downloaded: the executor records it
         return EXIT_CANCELLED
     except RecipeError as exc:  # not a run directory at all: nothing to record the error in

@@ -2,7 +2,7 @@
 
     <workspace>/runs/<run_id>/
       config.json        the config the run was started with (written once)
-      status.json        state, error, pid, host, device, times, step (replaced atomically)
+      status.json        state, stage, error, pid, host, device, times, step (replaced atomically)
       job.json           executor bookkeeping: who launched the process (jobs only)
       metrics.jsonl      append-only rows: step, split, loss, accuracy, lr, images_per_s, wall_time
       dynamics.jsonl     append-only rows: step, probs (P, C) on the fixed probe batch
@@ -36,13 +36,14 @@ from recipe_core.runs.reader import (
     list_runs,
     remember_finished,
 )
-from recipe_core.runs.status import STATES, TERMINAL_STATES, RunStatus
+from recipe_core.runs.status import STAGES, STATES, TERMINAL_STATES, RunStatus
 from recipe_core.runs.storage import RUNS_URL_ENV, check_runs_url, run_target
 from recipe_core.runs.writer import RunWriter
 
 __all__ = [
     "METRIC_COLUMNS",
     "RUNS_URL_ENV",
+    "STAGES",
     "STATES",
     "TERMINAL_STATES",
     "FinishedRuns",

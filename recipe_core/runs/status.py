@@ -17,6 +17,11 @@ from recipe_core.jobs.state import FINISHED_STATES, JobState
 STATES: tuple[str, ...] = tuple(s.value for s in JobState if s != JobState.MISSING)
 TERMINAL_STATES = FINISHED_STATES
 JSON_TYPES: dict[str, type] = {"str": str, "JobState": str, "int": int}  # field type -> JSON's
+# What an unfinished run is doing, in order: the executor submitted it ("spawning"), its process
+# started and imports PyTorch ("starting"), reads the dataset or the user's pipeline ("loading
+# data"), builds the model, optimizer and probes ("building model"), runs steps ("training").
+# An ended run keeps the stage it reached, so "failed while loading data" stays readable.
+STAGES: tuple[str, ...] = ("spawning", "starting", "loading data", "building model", "training")
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class RunStatus:
     ended: str = ""
     step: int = 0  # last optimizer step flushed to metrics
     pid_start: str = ""  # the pid's start time (/proc), so a reused pid is not mistaken for ours
+    stage: str = ""  # one of STAGES; "" before submission and in status.json older than stages
 
     def __post_init__(self) -> None:
         if self.state not in STATES:

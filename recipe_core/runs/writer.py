@@ -95,10 +95,20 @@ class RunWriter(RunHandle):
         self.files.write_atomic("status.json", data, urgent=urgent)
         return status
 
-    def start(self, *, device: str) -> RunStatus:
+    def begin(self) -> RunStatus:
+        """The job process is alive (state running, stage "starting"), recorded before it
+        imports PyTorch: the dashboard shows that at once, and an executor judges this pid."""
+        pid = os.getpid()
+        return self.update_status(state="running", stage="starting", pid=pid,
+                                  pid_start=process_token(pid), host=socket.gethostname(),
+                                  started=now_iso())  # fmt: skip
+
+    def start(self, *, device: str, stage: str = "loading data") -> RunStatus:
+        """Training starts on `device`; its first work is `stage` (runs.status.STAGES)."""
         pid = os.getpid()
         return self.update_status(
             state="running",
+            stage=stage,
             pid=pid,
             pid_start=process_token(pid),
             host=socket.gethostname(),

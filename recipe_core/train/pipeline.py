@@ -165,6 +165,7 @@ class PipelineLoop:
         configure_backends(self.device)
         writer.start(device=str(self.device))
         self.pipeline = pipeline or load_pipeline(config.pipeline)
+        writer.update_status(stage="building model")
         self.model = self.pipeline.build_model().to(self.device)
         self.optimizer = self._optimizer()
         self.classify = self.pipeline.task in ("classification", "multilabel")
@@ -205,6 +206,7 @@ class PipelineLoop:
         capture = InputCapture(self.writer, self.model, count=c.capture_batches,
                                meta=self._meta())  # fmt: skip
         self.model.train()
+        self.writer.update_status(stage="training")
         x, y = first_x, first_y
         done, stop = 0, "max_steps"
         try:

@@ -51,12 +51,14 @@ class ResumePlan:
 def plan_resume(run_dir: Path, more: int, *, submitted: bool = False) -> ResumePlan:
     """Check that `run_dir` can be left training for `more` steps; raise a RecipeError naming
     the fix otherwise (still running, failed, a pipeline run, no checkpoint). `submitted`: the
-    job of a resume request (jobs/resume.py), which left the run queued."""
+    job of a resume request (jobs/resume.py), which left the run queued (and which marks it
+    running, stage "starting", as its process starts: jobs/train_job.py)."""
     if isinstance(more, bool) or not isinstance(more, int) or more < 1:
         raise ConfigError(f"Steps to add must be an integer >= 1, got {more!r} (--steps N).")
     writer = RunWriter(run_dir)
     status = writer.status()
-    if status.state not in RESUMABLE and not (submitted and status.state == JobState.QUEUED):
+    mine = submitted and status.state in (JobState.QUEUED, JobState.RUNNING)
+    if status.state not in RESUMABLE and not mine:
         raise RunError(
             f"Run {status.run_id} is {status.state}: only a succeeded or cancelled run can be "
             "left training. Wait for it to end (or cancel it) first; a failed run needs its "

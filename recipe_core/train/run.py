@@ -118,9 +118,11 @@ def _train(config: TrainConfig, writer: RunWriter, callbacks: tuple[Callback, ..
                            val_fraction=config.val_fraction,
                            overfit_examples=config.overfit_examples)  # fmt: skip
     _record_data(writer, data)
+    writer.update_status(stage="building model")
     loop = _build_loop(config, data, device, writer, callbacks, fresh=restore is None)
     if restore is not None:
         restore(loop)
+    writer.update_status(stage="training")
     try:
         summary = loop.run()
     except (JobCancelled, KeyboardInterrupt):

@@ -193,7 +193,7 @@ def start_run(
         data = {k: _jsonable(v) for k, v in dict(config or {}).items()}
     ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
     writer = RunWriter.create(ws, name=name, config=data, kind="script")
-    writer.start(device="")
+    writer.start(device="", stage="training")  # the script's own loop, already under way
     return Run(writer)
 
 
