@@ -54,11 +54,14 @@ def _workspace(path: str, _settings: Settings) -> Workspace:
 
 
 def path_policy() -> PathPolicy:
-    """Folders typed paths may reach (cwd, sample_data/, --data-root ...; in serve mode only
-    the configured roots): see safe_paths. Each refusal is audited."""
+    """Folders typed paths may reach (see safe_paths). Locally: cwd, sample_data/,
+    --data-root ..., and any other existing path the user types (their own disk: no restart
+    needed). In serve mode only the configured roots, plus the workspace's named (cleaned)
+    datasets, whose original files must lie in those roots too. Each refusal is audited."""
     config = serve_config()
     if config is not None:
-        return PathPolicy.from_roots(config.roots, on_refuse=_path_refused)
+        roots = (*config.roots, workspace().datasets)
+        return PathPolicy.from_roots(roots, on_refuse=_path_refused)
     return replace(default_policy(settings=settings()), on_refuse=_path_refused)
 
 
@@ -182,7 +185,8 @@ def typed_pipeline(spec: str) -> str:
     target, name = parse_spec(spec)
     if not target.endswith(".py"):
         return f"{target}:{name}"
-    path = path_policy().resolve(target)
+    strict = replace(path_policy(), open_existing=False)  # code: only from the allowed folders
+    path = strict.resolve(target)
     if not path.is_file():
         raise PipelineError(f"Pipeline file {target} does not exist inside the allowed folders.")
     return f"{path}:{name}"

@@ -1,6 +1,7 @@
 """Datasets, scans and curation for the data pages: listings and overviews (cached per
-resolved path), background scans and their results (cached per result stamp), curation
-decisions and exports. Mutating calls go through access.guard()."""
+resolved path), the workspace's named (cleaned) datasets, background scans and their results
+(cached per result stamp), curation decisions and exports. Mutating calls go through
+access.guard()."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import streamlit as st
 from app import access
 from recipe_core import DatasetOverview, DatasetSource, open_dataset
 from recipe_core import summarize as summarize_dataset
+from recipe_core.data.named import NamedDataset, list_datasets, named_dataset
 from recipe_core.data.safe_paths import PathPolicy
 from recipe_core.errors import DatasetError, RunError
 from recipe_core.explore.curation import (
@@ -21,7 +23,7 @@ from recipe_core.explore.curation import (
     Decision,
     ExportResult,
     curation_dir,
-    export_manifest,
+    export_dataset,
     load_decisions,
     record_decision,
 )
@@ -63,6 +65,7 @@ def dataset_source(path: str) -> DatasetSource:
     policy = access.path_policy()
     resolved = str(policy.resolve(path))
     source = _dataset_source(resolved)
+    policy.resolve(source.root)  # a cleaned manifest's originals: inside the roots too
     if access.serve_config() is not None:
         escapes = _escapes(resolved, policy)
         if escapes:
@@ -101,6 +104,18 @@ def dataset_overview(path: str) -> DatasetOverview:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _index_overview(folder: str, mtime_ns: int) -> DatasetOverview:
     return overview_from_index(_load_scan(folder, mtime_ns).index.table)
+
+
+def named_datasets() -> list[NamedDataset]:
+    """The workspace's cleaned datasets, newest first (read on each call: a few small files);
+    in serve mode only those whose original files lie inside the allowed roots."""
+    policy = access.path_policy()
+    return [d for d in list_datasets(access.workspace()) if policy.allows(d.root)]
+
+
+def dataset_record(path: str | Path) -> NamedDataset | None:
+    """The named dataset whose manifest `path` is, else None (a folder or a user's manifest)."""
+    return named_dataset(path)
 
 
 def reload_dataset() -> None:
@@ -218,14 +233,20 @@ def decide(
 
 
 def export_curated(
-    source: DatasetSource, chosen: dict[int, Decision], *, fmt: str, history: list[Decision]
-) -> ExportResult:
-    """Write the cleaned manifest into the workspace (runners only); never overwrites."""
-    target = access.path_policy().resolve(source.root)
+    source: DatasetSource,
+    chosen: dict[int, Decision],
+    *,
+    fmt: str,
+    history: list[Decision],
+    target: Path | None = None,
+) -> tuple[NamedDataset, ExportResult]:
+    """Export the cleaned manifest of dataset `target` (the folder or manifest `source` was
+    opened from; default its root) as a named dataset in the workspace (runners only): every
+    dataset picker offers it from then on; never overwrites."""
+    target = access.path_policy().resolve(target if target is not None else source.root)
     with access.guard().acting("export_manifest", str(target)):
-        stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%d-%H%M%S")
-        folder = curation_dir(access.workspace(), target) / "exports" / stamp
-        return export_manifest(source, chosen, folder, fmt=fmt, log_entries=history)
+        return export_dataset(access.workspace(), source, chosen, source_path=target, fmt=fmt,
+                              log_entries=history)  # fmt: skip
 
 
 # --- a run's predictions on the data pages (explore/mistakes.py) ------------------------------

@@ -62,6 +62,25 @@ def set_dataset(path: str) -> None:
     st.session_state[DATASET_KEY] = path
 
 
+def typed_dataset(key: str) -> str:
+    """What the dataset path box `key` holds this run ("" before it was first drawn)."""
+    return str(st.session_state.get(key, "")).strip()
+
+
+def point_dataset_pick(key: str, options: list[str]) -> None:
+    """Point the dataset picker `key` at the current dataset before it is drawn (the first
+    option when that is not among `options`), so every page's picker shows the same one."""
+    current = current_dataset()
+    st.session_state[key] = current if current in options else options[0]
+
+
+def pick_dataset(pick_key: str, text_key: str) -> None:
+    """on_change of a dataset picker: its choice becomes the current dataset, and the path box
+    beside it shows that path."""
+    set_dataset(str(st.session_state[pick_key]))
+    st.session_state.pop(text_key, None)  # redrawn with the new dataset as its value
+
+
 def page_number(key: str) -> int:
     """The page a page-number widget shows (1 before it was first drawn)."""
     return int(st.session_state.get(key, 1))

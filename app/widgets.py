@@ -8,6 +8,7 @@ they pass through `plot_text`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import string
 import time
@@ -18,9 +19,11 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app import access, data_state, pictures, state
 from recipe_core import DatasetSource, RecipeError
+from recipe_core.data.named import NamedDataset
 from recipe_core.explore.query import SampleTable
 from recipe_core.explore.thumbnails import thumbnail_file
 from recipe_core.explore.views import nearest_samples
@@ -33,18 +36,68 @@ STAGES = {"start": "Starting the scan process", "index": "Decoding images",
           "issues": "Finding issues", "write": "Saving the result"}  # fmt: skip
 
 
-def dataset_path_ui(*, key: str = "dataset_input") -> str:
-    """A dataset path box prefilled with the current dataset; returns the chosen path."""
+def dataset_path_ui(*, key: str = "dataset_input", where: DeltaGenerator | None = None) -> str:
+    """The dataset picker: the workspace's cleaned datasets next to the raw ones (shown once
+    an export exists), and a path box prefilled with the current dataset for any other folder
+    or manifest; returns the chosen path. `where`: a column to draw into (default: the page)."""
+    typed = state.typed_dataset(key)
+    if typed and typed != state.current_dataset():
+        state.set_dataset(typed)  # before the picker is drawn, so it shows the typed one
     current = state.current_dataset()
-    chosen = st.text_input(
-        "Dataset path",
-        value=current,
-        key=key,
-        help="An image folder: one sub-folder per class, optionally inside train/val/test.",
-    ).strip()
-    if chosen and chosen != current:
-        state.set_dataset(chosen)
+    named = data_state.named_datasets()
+    with where if where is not None else contextlib.nullcontext():
+        if named:
+            choices = dataset_choices(current, named)
+            pick = f"{key}_pick"
+            state.point_dataset_pick(pick, list(choices))
+            st.selectbox("Dataset", list(choices), key=pick, format_func=choices.__getitem__,
+                         on_change=state.pick_dataset, args=(pick, key),
+                         help="A cleaned dataset is an export from the Issues page: a manifest "
+                         "of the kept samples that references the original files.")  # fmt: skip
+        chosen = st.text_input(
+            "Dataset path",
+            value=current,
+            key=key,
+            help="An image folder (one sub-folder per class, optionally inside "
+            "train/val/test), or a CSV/Parquet manifest with columns path,label[,split].",
+        ).strip()
+        record = data_state.dataset_record(current)
+        if record is not None:
+            st.caption(
+                f"Cleaned dataset **{md(record.name)}**: {record.rows:,} samples "
+                f"({record.dropped:,} dropped, {record.relabelled:,} relabelled) of "
+                f"{md(record.source)}; the manifest references the original files."
+            )
     return chosen or current
+
+
+def dataset_choices(current: str, named: Sequence[NamedDataset]) -> dict[str, str]:
+    """{path: label} for the dataset picker: the current dataset, each cleaned dataset's
+    source, then the cleaned datasets (newest first); one entry per resolved path."""
+    choices: dict[str, str] = {}
+    seen: set[Path] = set()
+
+    def add(path: str, label: str) -> None:
+        resolved = _resolved(path)
+        if resolved not in seen:
+            seen.add(resolved)
+            choices[path] = label
+
+    by_manifest = {d.manifest: d for d in named}
+    mine = by_manifest.get(_resolved(current))
+    add(current, mine.name if mine is not None else f"{Path(current).name or current} — {current}")
+    for d in named:
+        add(str(d.source), f"{d.source.name or d.source} — {d.source}")
+    for d in named:
+        add(str(d.manifest), f"{d.name} — {d.rows:,} samples")
+    return choices
+
+
+def _resolved(path: str) -> Path:
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError):  # a name too long, a loop of links: compared as typed
+        return Path(path)
 
 
 def class_counts_chart(counts: pd.DataFrame) -> None:

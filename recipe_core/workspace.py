@@ -43,6 +43,11 @@ class Workspace:
         return self.root / "runs"
 
     @property
+    def datasets(self) -> Path:
+        """Named (cleaned) datasets: recipe_core/data/named.py."""
+        return self.root / "datasets"
+
+    @property
     def thumbnails(self) -> Path:
         return self.root / "thumbnails"
 

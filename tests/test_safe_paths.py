@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,9 +86,22 @@ def test_default_policy_roots(tree: Path) -> None:
     assert policy.roots[0] == tree / "root"
     assert SAMPLE_DATA in policy.roots and extra in policy.roots and tree / "ds" in policy.roots
     assert policy.allows(extra / "secret")
-    assert not default_policy(cwd=tree / "root", settings=load_settings({})).allows(
-        extra / "secret"
-    )
+    strict = replace(default_policy(cwd=tree / "root", settings=load_settings({})),
+                     open_existing=False)  # fmt: skip
+    assert not strict.allows(extra / "secret")
+
+
+def test_the_local_app_opens_any_existing_path_without_a_restart(tree: Path) -> None:
+    """Locally the user types a folder outside the start-up roots: it exists, so it opens; a
+    path that does not exist is still refused. A hosted policy (roots only) refuses both."""
+    local = default_policy(cwd=tree / "root", settings=load_settings({}))
+    outside = tree / "outside" / "secret"
+    assert local.resolve(str(outside)) == outside and local.resolve("escape") == outside.parent
+    with pytest.raises(DatasetError, match=r"does not exist, and is outside the folders"):
+        local.resolve(str(tree / "outside" / "missing"))
+    served = PathPolicy.from_roots([tree / "root"])
+    with pytest.raises(DatasetError, match="outside the folders this dashboard may open"):
+        served.resolve(str(outside))
 
 
 def test_app_data_root_option_is_validated_and_exported(

@@ -7,7 +7,7 @@ import streamlit as st
 from app import access, state
 from app.widgets import md
 from recipe_core import RecipeError
-from recipe_core.explore.checklist import recipe_checklist
+from recipe_core.explore.checklist import dataset_family, recipe_checklist
 
 STEPS = [
     (
@@ -84,10 +84,18 @@ def checklist_ui() -> None:
         st.warning(f"Current dataset: {error}", icon="⚠️")
         return
     items = recipe_checklist(access.workspace(), target)
+    family = dataset_family(access.workspace(), target)
     done = sum(item.done for item in items)
     with st.container(border=True):
-        st.subheader(f"Your progress on {md(target.name)}: {done} of {len(items)} steps done")
+        st.subheader(f"Your progress on {md(family[0].label)}: {done} of {len(items)} steps done")
         st.caption(f"Dataset: {target}")
+        if len(family) > 1:
+            kinds = [f"{md(m.label)} ({'cleaned' if m.cleaned else 'raw'})" for m in family]
+            st.caption(
+                "Counted across the raw dataset and its cleaned exports: "
+                + " · ".join(kinds)
+                + ". Each step says which one its evidence is on."
+            )
         for item in items:
             mark = "✅" if item.done else "⬜"
             left, right = st.columns([3, 2])

@@ -1,5 +1,6 @@
 """Issues: duplicate groups side by side, ranked outliers, likely label errors, corrupt files,
-image-quality problems; mark samples to drop or relabel, and export a cleaned manifest."""
+image-quality problems; mark samples to drop or relabel, and export a cleaned dataset (a
+manifest in the workspace that every dataset picker offers by name)."""
 
 from __future__ import annotations
 
@@ -253,22 +254,26 @@ def export_tab(source: DatasetSource, decisions: dict[int, Decision]) -> None:
         st.info("Viewers can read the decisions; ask an operator for the runner role to export.")
         return
     fmt = st.radio("Manifest format", ["csv", "parquet"], horizontal=True, key="export_fmt")
+    st.caption(
+        "The export is a new dataset in the workspace, named after this one and the time: a "
+        "manifest of the kept samples (relabels applied) that references the original files. "
+        "Every page's dataset picker offers it, and `recipe train/check/scan` take its name."
+    )
     if st.button("Export cleaned manifest", type="primary", key="export"):
         try:
-            out = data_state.export_curated(source, decisions, fmt=fmt, history=history)
+            named, out = data_state.export_curated(source, decisions, fmt=fmt, history=history,
+                                                   target=target)  # fmt: skip
         except RecipeError as error:
             st.error(widgets.md(error), icon="🚫")
             return
         st.success(
-            f"Wrote {out.n_samples:,} samples ({out.n_dropped} dropped, "
-            f"{out.n_relabelled} relabelled).",
+            f"Exported **{widgets.md(named.name)}**: {out.n_samples:,} samples "
+            f"({out.n_dropped} dropped, {out.n_relabelled} relabelled).",
             icon="✅",
         )
         st.code(f"{out.manifest}\n{out.record}", language=None)
-        st.caption(
-            "Paths are relative to the dataset root: copy the manifest into "
-            f"{widgets.md(source.root)} and open or scan it there."
-        )
+        st.button("Open the cleaned dataset", key="export_open", on_click=state.set_dataset,
+                  args=(str(named.manifest),))  # fmt: skip
         st.download_button("Download manifest", out.manifest.read_bytes(), out.manifest.name)
         st.download_button("Download decision record", out.record.read_bytes(), out.record.name)
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
+from recipe_core.cli._datasets import dataset_argument
 from recipe_core.errors import ConfigError, RecipeError
 
 if TYPE_CHECKING:  # torch, the checks and the models load inside the command: fast `--help`
@@ -26,7 +27,10 @@ DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 @cli.command("check")
 def check_command(
     dataset: Annotated[
-        str | None, typer.Argument(help="Image folder to check (its train split).")
+        str | None,
+        typer.Argument(
+            help="Image folder, manifest or cleaned dataset's name to check (its train split)."
+        ),
     ] = None,
     pipeline: Annotated[str | None, typer.Option(help=PIPELINE_HELP)] = None,
     model: Annotated[str, typer.Option(help=MODELS_HELP)] = "small_cnn",
@@ -62,7 +66,8 @@ def check_command(
         if pipeline is not None:
             report = _run_pipeline(pipeline, device, seed, max_seconds, json_out)
         else:
-            report = _run(dataset or "", model, device, seed, max_seconds, batch_size,
+            dataset = dataset_argument(dataset or "", workspace)
+            report = _run(dataset, model, device, seed, max_seconds, batch_size,
                           image_size, json_out)  # fmt: skip
         if save:
             _save(report, pipeline or f"{model} on {dataset}", workspace, json_out)

@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from recipe_core.cli._app import cli, err_console, fail
+from recipe_core.cli._datasets import dataset_argument
 from recipe_core.errors import RecipeError
 from recipe_core.scan import ScanProgress, ScanResult, scan
 
@@ -29,7 +30,11 @@ STAGE_LABELS = {"index": "decoding images", "issues": "finding issues"}
 @cli.command("scan")
 def scan_command(
     dataset: Annotated[
-        str, typer.Argument(help="An image folder, or a CSV/Parquet manifest (path,label[,split]).")
+        str,
+        typer.Argument(
+            help="An image folder, a CSV/Parquet manifest (path,label[,split]), or the name of "
+            "a cleaned dataset exported into the workspace."
+        ),
     ],
     out: Annotated[
         str | None,
@@ -80,7 +85,8 @@ def scan_command(
     try:
         with _progress_bar(enabled=not as_json) as progress:
             result = scan(
-                dataset, workspace=workspace, workers=workers, embedding=embedding,
+                dataset_argument(dataset, workspace), workspace=workspace, workers=workers,
+                embedding=embedding,
                 progress=progress, out=out, cache=not no_cache, executor=executor,
                 ray_address=ray_address,
             )  # fmt: skip

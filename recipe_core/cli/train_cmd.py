@@ -34,7 +34,10 @@ MODELS_HELP = "linear | mlp | small_cnn | resnet18 (or a plugin's model)."
 @cli.command("train")
 def train_command(
     dataset: Annotated[
-        str | None, typer.Argument(help="Dataset to train on (an image folder).")
+        str | None,
+        typer.Argument(
+            help="Dataset to train on: an image folder, a manifest, or a cleaned dataset's name."
+        ),
     ] = None,
     pipeline: Annotated[str | None, typer.Option(help=PIPELINE_HELP)] = None,
     model: Annotated[str, typer.Option(help=MODELS_HELP)] = "small_cnn",
@@ -89,7 +92,7 @@ def train_command(
         )
     except RecipeError as error:
         raise fail(error) from error
-    from recipe_core.data import open_dataset
+    from recipe_core.cli._datasets import dataset_argument, trained_dataset
     from recipe_core.train import make_config, resolve_device
     from recipe_core.workspace import open_workspace
 
@@ -111,8 +114,8 @@ def train_command(
                 pipeline, preset, device, overrides
             )
         else:
-            root = open_dataset(dataset or "").root  # a bad path fails here, before a run exists
-            config = make_config(str(root), preset=preset, model=model, device=device,
+            target = trained_dataset(dataset_argument(dataset or "", workspace))
+            config = make_config(target, preset=preset, model=model, device=device,
                                  **overrides)  # fmt: skip
         if runner.name == "local":  # a cluster's devices are checked by its executor
             resolve_device(config.device)

@@ -1,13 +1,17 @@
 """Manifest adapter: a CSV or Parquet table with columns `path,label[,split]`.
 
 Paths are relative to the manifest's folder (which becomes the dataset root); absolute paths are
-accepted when they lie inside it. A path leading outside the root is refused, because the scan
-would then read files the user did not point it at. Listed files that are missing are kept as
-samples: the scan reports them as undecodable (`corrupt`) rows instead of failing.
+accepted when they lie inside it. A cleaned export Recipe wrote into the workspace (see
+`recipe_core.data.named`) sits beside a `dataset.json` naming the folder of the originals: its
+paths are relative to that folder instead, so the export references the user's files in place.
+A path leading outside the root is refused, because the scan would then read files the user did
+not point it at. Listed files that are missing are kept as samples: the scan reports them as
+undecodable (`corrupt`) rows instead of failing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import warnings
@@ -24,6 +28,7 @@ OPTIONAL_COLUMNS = ("split",)
 SHOWN = 5  # offending values quoted in an error message
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+SIDECAR = "dataset.json"  # beside an exported manifest: {"manifest": NAME, "root": ABS, ...}
 
 
 def is_manifest(path: Path) -> bool:
@@ -42,7 +47,7 @@ def open_manifest(path: Path) -> DatasetSource:
         )
     if table.empty:
         raise DatasetError(f"Manifest {path} lists no samples. Add one row per image.")
-    root = path.parent.resolve()
+    root = manifest_root(path)
     paths = _inside_root(path, table["path"].tolist(), root)
     _refuse_duplicates(path, paths)
     splits = table["split"].tolist() if "split" in table.columns else [""] * len(table)
@@ -52,6 +57,25 @@ def open_manifest(path: Path) -> DatasetSource:
         samples=make_samples(paths, table["label"].tolist(), splits),
         skipped=(),
     )
+
+
+def manifest_root(path: Path) -> Path:
+    """The folder a manifest's paths are relative to: its own folder, or the absolute "root"
+    of the `dataset.json` beside it when that record names this manifest (a cleaned export)."""
+    record = read_sidecar(path.parent / SIDECAR)
+    root = record.get("root")
+    if record.get("manifest") == path.name and isinstance(root, str) and os.path.isabs(root):
+        return Path(root).resolve()
+    return path.parent.resolve()
+
+
+def read_sidecar(path: Path) -> dict[str, object]:
+    """The JSON object in `path`; {} when it is missing or not a JSON object."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -146,7 +170,7 @@ def _inside_root(manifest: Path, given: list[str], root: Path) -> list[str]:
     if bad:
         raise DatasetError(
             f"Manifest {manifest} has {len(bad)} path(s) that are empty or lead outside its "
-            f"folder {manifest.parent}, e.g. {bad[:SHOWN]}. Paths must be relative to the "
+            f"folder {root}, e.g. {bad[:SHOWN]}. Paths must be relative to the "
             "manifest's folder (move the manifest up to a folder that contains every image)."
         )
     return [p for p in paths if p is not None]

@@ -16,6 +16,10 @@ a root that points outside it. A path that changes under URL-decoding (`..%2F..%
 stay inside the roots in its decoded form too: something downstream (a proxy, a link) may
 decode it. A hosted dashboard (`recipe serve`) allows only its configured roots and passes
 `on_refuse`, which writes each refusal to the audit log.
+
+The local dashboard (`recipe app`) serves one user their own disk, so its policy sets
+`open_existing`: a typed path outside the roots that exists is accepted too (no restart with
+--data-root needed); one that does not exist is still refused, naming the roots.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class PathPolicy:
     roots: tuple[Path, ...]  # absolute, symlink-free folders; the first one anchors relative paths
     # called with (typed path, message) before a refusal is raised: the hosted app audits it
     on_refuse: Callable[[str, str], None] | None = field(default=None, compare=False, repr=False)
+    open_existing: bool = False  # local app: also accept any existing path outside the roots
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -64,6 +69,7 @@ class PathPolicy:
         roots: Iterable[str | os.PathLike[str]],
         *,
         on_refuse: Callable[[str, str], None] | None = None,
+        open_existing: bool = False,
     ) -> PathPolicy:
         """A policy over `roots` (resolved, duplicates and nested repeats kept once)."""
         resolved: list[Path] = []
@@ -71,7 +77,7 @@ class PathPolicy:
             path = Path(os.path.realpath(Path(root).expanduser()))
             if path not in resolved:
                 resolved.append(path)
-        return cls(tuple(resolved), on_refuse)
+        return cls(tuple(resolved), on_refuse, open_existing)
 
     def allows(self, path: str | os.PathLike[str]) -> bool:
         try:
@@ -111,7 +117,16 @@ class PathPolicy:
         if not candidate.is_absolute():
             candidate = self.roots[0] / candidate
         real = Path(os.path.realpath(candidate))
-        if not any(real == root or real.is_relative_to(root) for root in self.roots):
+        inside = any(real == root or real.is_relative_to(root) for root in self.roots)
+        if not inside and self.open_existing:
+            if real.exists():
+                return real
+            raise DatasetError(
+                f"Path {shown} does not exist, and is outside the folders this dashboard may "
+                f"open ({self._roots_text()}). Type the path of an existing dataset folder or "
+                "manifest file."
+            )
+        if not inside:
             raise DatasetError(
                 f"Path {shown} is outside the folders this dashboard may open "
                 f"({self._roots_text()}). Choose a dataset inside one of them, or restart the "
@@ -140,15 +155,16 @@ class PathPolicy:
 
 
 def default_policy(*, settings: Settings, cwd: str | os.PathLike[str] | None = None) -> PathPolicy:
-    """The app's policy: cwd, sample_data/, the dataset `recipe app DATASET` opened and the
-    `--data-root` folders (`settings.dataset`, `settings.data_roots`)."""
+    """The local app's policy: cwd, sample_data/, the dataset `recipe app DATASET` opened and
+    the `--data-root` folders (`settings.dataset`, `settings.data_roots`); any other existing
+    path the user types is accepted too (`open_existing`)."""
     roots: list[str | os.PathLike[str]] = [cwd if cwd is not None else os.getcwd()]
     if SAMPLE_DATA.is_dir():
         roots.append(SAMPLE_DATA)
     if settings.dataset:
         roots.append(settings.dataset)
     roots.extend(settings.data_roots)
-    return PathPolicy.from_roots(roots)
+    return PathPolicy.from_roots(roots, open_existing=True)
 
 
 def _symlinks(root: Path) -> list[Path]:

@@ -3,16 +3,22 @@
 Each item reads what earlier work left behind (the app's scan, curation decisions, check
 reports, runs, searches, ensembles) and says what it found, or what to do next. Nothing here
 runs anything.
+
+A dataset and its cleaned exports (recipe_core/data/named.py) are one line of work: the raw
+folder is scanned and reviewed, the cleaned manifest is then checked and trained on. So each
+step looks for evidence on the current dataset first, then on the rest of its family, and
+says which dataset the evidence came from.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from recipe_core.data.named import NamedDataset, list_datasets
 from recipe_core.errors import RecipeError
 from recipe_core.explore.curation import decision_log
 from recipe_core.explore.ensemble_records import list_ensembles
@@ -38,11 +44,65 @@ class StepEvidence:
     done: bool
     evidence: str  # what was found, or what to do when nothing was
     page: str  # the app page (path relative to app/) where the evidence lives
+    dataset: str = ""  # the family member the evidence is on (raw folder or cleaned name)
+
+
+@dataclass(frozen=True)
+class FamilyMember:
+    label: str  # the folder's name, or the cleaned dataset's name
+    path: Path  # resolved folder or manifest
+    cleaned: bool  # a cleaned export (a named dataset)
 
 
 def recipe_checklist(workspace: Workspace, dataset: str | os.PathLike[str]) -> list[StepEvidence]:
-    """One item per recipe step that Recipe can see evidence of, in the recipe's order."""
+    """One item per recipe step that Recipe can see evidence of, in the recipe's order: on the
+    dataset itself when it has some, else on its raw folder or another cleaned export of it
+    (`StepEvidence.dataset` names which, whenever the family has more than one member)."""
     root = Path(dataset).expanduser().resolve()
+    family = dataset_family(workspace, root)
+    per_member = [_steps(workspace, m.path) for m in family]
+    items = []
+    for options in zip(*per_member, strict=True):
+        pick = next((i for i, item in enumerate(options) if item.done), 0)
+        chosen = options[pick]
+        if len(family) > 1:
+            label = family[pick].label
+            suffix = f" (on {label})" if chosen.done else ""
+            chosen = replace(chosen, evidence=chosen.evidence + suffix, dataset=label)
+        items.append(chosen)
+    return items
+
+
+def dataset_family(workspace: Workspace, dataset: Path) -> list[FamilyMember]:
+    """`dataset` first, then its raw folder (when it is a cleaned export) and every cleaned
+    export made from either, newest first."""
+    named = list_datasets(workspace)
+    by_manifest = {d.manifest: d for d in named}
+    raw = dataset
+    while raw in by_manifest:  # a cleaned export of a cleaned export: back to the folder
+        raw = _resolved(by_manifest[raw].source)
+    members = [raw]
+    grown = True
+    while grown:  # exports of exports join once their source has
+        new = [d.manifest for d in named
+               if _resolved(d.source) in members and d.manifest not in members]  # fmt: skip
+        members.extend(new)
+        grown = bool(new)
+    ordered = [dataset] + [m for m in members if m != dataset]
+    return [_member(path, by_manifest.get(path)) for path in ordered]
+
+
+def _member(path: Path, named: NamedDataset | None) -> FamilyMember:
+    if named is None:
+        return FamilyMember(path.name or str(path), path, cleaned=False)
+    return FamilyMember(named.name, path, cleaned=True)
+
+
+def _resolved(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+def _steps(workspace: Workspace, root: Path) -> list[StepEvidence]:
     runs = _runs_of(workspace, root)
     return [
         _scanned(workspace, root),

@@ -6,10 +6,14 @@ mind stays on record and a crash mid-write loses at most the line being written.
 decision for a sample is its last line; `keep` undoes an earlier drop or relabel.
 
     record_decision(ws, source.root, sample_id=..., path="train/3/01.png", action="drop")
-    export_manifest(source, load_decisions(ws, source.root), out_dir)   # manifest + record
+    export_dataset(ws, source, load_decisions(ws, source.root))   # a dataset Recipe opens by name
+    export_manifest(source, load_decisions(ws, source.root), out_dir)   # manifest + record only
 
 The exported manifest (path,label,split; drops removed, relabels applied; paths relative to
-the dataset root) opens with `open_dataset` once it sits in the dataset root folder.
+the dataset root) references the original files, never copies them. `export_dataset` writes it
+under the workspace's datasets/ beside a `dataset.json` naming that root, so it is a named
+dataset every page, `recipe train/check/scan` and `list_datasets` offer (recipe_core/data/named.py);
+a manifest from `export_manifest` opens once it sits in the dataset root folder.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from recipe_core.data.manifest import formula_safe_columns
+from recipe_core.data.named import NamedDataset, dataset_name, new_dataset_folder, write_record
 from recipe_core.data.safe_paths import path_key
 from recipe_core.data.source import DatasetSource
 from recipe_core.errors import ConfigError
@@ -174,6 +179,33 @@ def export_manifest(
         n_relabelled=sum(d.action == "relabel" for d in standing),
         n_stale=len(decisions) - len(standing),
     )
+
+
+def export_dataset(
+    workspace: Workspace,
+    source: DatasetSource,
+    decisions: dict[int, Decision],
+    *,
+    source_path: str | os.PathLike[str] | None = None,
+    log_entries: list[Decision] | None = None,
+    fmt: str = "csv",
+    now: datetime | None = None,
+) -> tuple[NamedDataset, ExportResult]:
+    """Export the cleaned manifest as a named dataset, "<dataset> (cleaned YYYY-MM-DD HH:MM)"
+    (UTC), in a new folder under the workspace's datasets/. `source_path` is the folder or
+    manifest `source` was opened from (default: its root), recorded as where it came from."""
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    origin = Path(source_path) if source_path is not None else source.root
+    name, folder = new_dataset_folder(workspace, dataset_name(origin), created)
+    out = export_manifest(source, decisions, folder, log_entries=log_entries, fmt=fmt)
+    dataset = NamedDataset(
+        name=name, manifest=out.manifest.resolve(), source=origin.resolve(),
+        root=source.root.resolve(), created=created.isoformat(timespec="seconds"),
+        rows=out.n_samples, dropped=out.n_dropped, relabelled=out.n_relabelled,
+    )  # fmt: skip
+    write_record(dataset)
+    log.info("curation: exported %s (%d samples) to %s", name, out.n_samples, folder)
+    return dataset, out
 
 
 def _refuse_overwrite(*paths: Path) -> None:

@@ -8,6 +8,7 @@ oracle of the planted problems.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from recipe_core.data import open_dataset
+from recipe_core.data.named import list_datasets
 from recipe_core.explore.curation import load_decisions
 from recipe_core.explore.query import ISSUE_SCORE, query, sample_table
 from recipe_core.explore.views import histogram
@@ -176,6 +178,8 @@ def test_issue_views_show_groups_corrupt_files_and_label_suggestions(app: AppTes
 def test_export_applies_decisions_and_leaves_files_untouched(
     app: AppTest, scanned: Workspace
 ) -> None:
+    """The export is a named dataset: every page's picker offers it next to the raw folder,
+    and a page picking it reads the kept rows only (issue 17)."""
     before = _hashes(SAMPLE_DIGITS)
     at = open_page(app, "issues")
     at.button(key="corrupt_drop_all").click().run()
@@ -184,18 +188,43 @@ def test_export_applies_decisions_and_leaves_files_untouched(
     code = next(c.value for c in at.code if "manifest" in c.value)
     manifest = pd.read_csv(code.splitlines()[0], keep_default_na=False)
     assert set(manifest["path"]).isdisjoint(planted("corrupt"))
-    assert len(manifest) == 1709 - len(planted("corrupt"))
+    kept = 1709 - len(planted("corrupt"))
+    assert len(manifest) == kept
     assert _hashes(SAMPLE_DIGITS) == before
-    root = open_dataset(SAMPLE_DIGITS).root
-    for sid in list(load_decisions(scanned, root)):  # leave the module's workspace clean
-        from recipe_core.explore.curation import record_decision
+    try:
+        (named,) = list_datasets(scanned)
+        assert Path(code.splitlines()[0]).resolve() == named.manifest
+        for page in ("checks", "data_overview"):
+            open_page(at, page)
+            picker = next(s for s in at.selectbox if s.label == "Dataset")
+            assert [o for o in picker.options if o.startswith(named.name)], picker.options
+        picker.set_value(str(named.manifest)).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert {m.label: m.value for m in at.metric}["Samples"] == f"{kept:,}"
+        assert at.text_input(key="dataset_input").value == str(named.manifest)
+        assert any(c.value.startswith("Cleaned dataset **digits") for c in at.caption)
+        open_page(at, "home")
+        assert any("(cleaned)" in c.value and "(raw)" in c.value for c in at.caption)
+    finally:
+        root = open_dataset(SAMPLE_DIGITS).root
+        for sid in list(load_decisions(scanned, root)):  # leave the module's workspace clean
+            from recipe_core.explore.curation import record_decision
 
-        record_decision(scanned, root, sample_id=sid, path="", action="keep")
+            record_decision(scanned, root, sample_id=sid, path="", action="keep")
+        shutil.rmtree(scanned.datasets, ignore_errors=True)
 
 
-def test_paths_outside_the_allowed_roots_are_refused(app: AppTest) -> None:
+def test_local_mode_opens_an_existing_folder_outside_the_roots(
+    app: AppTest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The local app needs no restart with --data-root for a folder the user types; a path
+    that does not exist is still refused (serve mode refuses both: tests/hosting)."""
+    elsewhere = write_image_folder(tmp_path_factory.mktemp("elsewhere") / "ds")
     at = open_page(app, "data_overview")
-    at.text_input(key="dataset_input").set_value("/etc").run()
+    at.text_input(key="dataset_input").set_value(str(elsewhere)).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert {m.label: m.value for m in at.metric}["Samples"] == "24"
+    at.text_input(key="dataset_input").set_value(str(elsewhere.parent / "missing")).run()
     assert len(at.error) == 1 and "outside the folders this dashboard may open" in at.error[0].value
     assert not at.metric
 
