@@ -25,7 +25,12 @@ PARAM_HELP = (
 
 @cli.command("tune")
 def tune_command(
-    dataset: Annotated[str, typer.Argument(help="Dataset to train on (an image folder).")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="Dataset to train on: an image folder, a manifest, or a cleaned dataset's name."
+        ),
+    ],
     param: Annotated[list[str], typer.Option("--param", "-p", help=PARAM_HELP)],
     trials: Annotated[int, typer.Option(help="Trials to draw.", min=1)] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the draw (same seed, same trials).")] = 0,
@@ -63,15 +68,15 @@ def tune_command(
 ) -> None:
     """Random search (the recipe's step 5): train TRIALS configs drawn from the --param space
     and print each trial's best validation metric; compare them on the Runs page."""
-    from recipe_core.data import open_dataset
+    from recipe_core.cli._datasets import dataset_argument, trained_dataset
     from recipe_core.train import make_config, resolve_device
     from recipe_core.tune import parse_overrides, parse_space, random_search
 
     try:
         space = parse_space(param)
         overrides = {"model": model, "device": device, **parse_overrides(fixed or [])}
-        root = open_dataset(dataset).root  # a bad path fails here, before any run exists
-        base = make_config(str(root), preset=preset, **overrides)
+        target = trained_dataset(dataset_argument(dataset, workspace))  # fails before any run
+        base = make_config(target, preset=preset, **overrides)
         if executor != "ray":
             resolve_device(base.device)
         result = random_search(
