@@ -140,30 +140,42 @@ def map_points(xy: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return rows
 
 
-def map_figure(xy: np.ndarray, table: SampleTable, rows: np.ndarray, groups: np.ndarray) -> Any:
-    """Plotly scattergl, one trace per group (naturally ordered), customdata = sample_id."""
+MapTraces = list[tuple[str, np.ndarray]]  # (group name, its rows) per trace, in trace order
+SYMBOLS = ("circle", "diamond", "square", "x", "triangle-up")  # beyond the palette's 8 colours
+
+
+def map_traces(table: SampleTable, rows: np.ndarray, *, by: str) -> MapTraces:
+    """The map's traces: one per colour group, natural order, "(no issue)" last."""
+    groups = map_groups(table, rows, by=by)
+    names = sorted(set(groups), key=lambda g: (g == NO_ISSUE, widgets.natural_key(g)))
+    return [(name, rows[groups == name]) for name in names]
+
+
+def map_figure(xy: np.ndarray, table: SampleTable, traces: MapTraces) -> Any:
+    """Plotly scattergl of `traces`; hovering names the file. No sample_id rides along: a
+    64-bit id loses digits as a JavaScript number, so a click maps back by trace and index."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    ids = table.frame["sample_id"].to_numpy()
     paths = table.frame["path"].to_numpy()
-    for name in sorted(set(groups), key=lambda g: (g == NO_ISSUE, widgets.natural_key(g))):
-        mine = rows[groups == name]
+    for i, (name, mine) in enumerate(traces):
         fig.add_trace(go.Scattergl(
             x=xy[mine, 0], y=xy[mine, 1], mode="markers", name=widgets.plot_text(name or "(none)"),
-            customdata=ids[mine], text=[widgets.plot_text(p) for p in paths[mine]],
-            hovertemplate="%{text}<extra>%{fullData.name}</extra>", marker={"size": 6},
+            text=[widgets.plot_text(p) for p in paths[mine]],
+            hovertemplate="%{text}<extra>%{fullData.name}</extra>",
+            marker={"size": 6, "symbol": SYMBOLS[i // 8 % len(SYMBOLS)]},
         ))  # fmt: skip
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      dragmode="pan", xaxis_title="PC 1", yaxis_title="PC 2")  # fmt: skip
+                      xaxis_title="PC 1", yaxis_title="PC 2")  # fmt: skip
     return fig
 
 
-def picked_point(selection: Any) -> int | None:
+def picked_point(selection: Any, traces: MapTraces, table: SampleTable) -> int | None:
     """The sample_id of the point clicked on the map (None when none is)."""
-    points = (selection or {}).get("points") or []
-    data = [p.get("customdata") for p in points if p.get("customdata") is not None]
-    value = data[0] if data else None
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return None if value is None else int(value)
+    for point in (selection or {}).get("points") or []:
+        curve, index = point.get("curve_number"), point.get("point_index")
+        if curve is not None and index is not None and curve < len(traces):
+            rows = traces[int(curve)][1]
+            if int(index) < len(rows):
+                return int(table.frame["sample_id"].iloc[rows[int(index)]])
+    return None

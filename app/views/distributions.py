@@ -139,14 +139,15 @@ else:
         "similar images sit together. Click a point to open it."
     )
     rows = browse_widgets.map_points(scan_map.xy, mask)
-    groups = browse_widgets.map_groups(table, rows, by="label" if colour == "Class" else "issue")
+    traces = browse_widgets.map_traces(table, rows, by="label" if colour == "Class" else "issue")
     event = st.plotly_chart(
-        browse_widgets.map_figure(scan_map.xy, table, rows, groups),
+        browse_widgets.map_figure(scan_map.xy, table, traces),
         key=f"dist_map_{colour}",
         on_select="rerun",
         selection_mode="points",
     )
-    point = browse_state.clicked_once("dist_map_pick", browse_widgets.picked_point(event.selection))
+    picked = browse_widgets.picked_point(event.selection, traces, table)
+    point = browse_state.clicked_once("dist_map_pick", picked)
     if point is not None:
         state.select_sample(point)
     if len(rows) < int(mask.sum()):

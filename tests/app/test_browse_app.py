@@ -109,7 +109,7 @@ def test_distributions_embedding_map_draws_every_decoded_sample(
     app: AppTest, scanned: Workspace
 ) -> None:
     """One point per decoded sample at its PCA position, one trace per class (or per worst
-    issue), each point carrying its sample_id for the click."""
+    issue), each point named by its file."""
     import json
 
     from recipe_core.explore.embedding_map import embedding_map
@@ -120,12 +120,12 @@ def test_distributions_embedding_map_draws_every_decoded_sample(
     want = embedding_map(result.index.embeddings, valid=result.index.valid)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     traces = next(c["data"] for c in charts if c["data"][0]["type"] == "scattergl")
-    ids = result.index.table["sample_id"].to_numpy()
+    paths = result.index.table["path"].to_numpy()
     labels = result.index.table["label"].to_numpy()
-    assert sum(len(plotly_array(t["customdata"])) for t in traces) == int(result.index.valid.sum())
-    position = {int(s): i for i, s in enumerate(ids)}
+    assert sum(len(t["text"]) for t in traces) == int(result.index.valid.sum())
+    position = {str(p): i for i, p in enumerate(paths)}
     for t in traces:
-        rows = [position[int(s)] for s in plotly_array(t["customdata"])]
+        rows = [position[p] for p in t["text"]]
         assert set(labels[rows]) == {t["name"]}
         assert np.allclose(plotly_array(t["x"]), want.xy[rows, 0], atol=1e-4)
     at.segmented_control(key="map_colour").set_value("Issue").run()

@@ -1,0 +1,91 @@
+"""Browse's reading aids in a real browser (issue 17): the → key steps the sample detail to
+the next sample, a neighbour's Open button shows it, and clicking a point of the
+Distributions embedding map opens that sample. Screenshots go to tests/e2e/artifacts/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from recipe_core.data import open_dataset
+from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
+from recipe_core.scan import scan, write_result
+from recipe_core.workspace import open_workspace
+from tests.conftest import SAMPLE_DIGITS
+from tests.e2e.conftest import screenshot, serve_app
+
+T = 30_000  # ms for a page to update on a busy 2-core box
+# JS: the page pixel (relative to the plot div) of the first point of the map's first trace,
+# with its hover text (the sample's path)
+FIRST_POINT = """(div) => { const d = div._fullData[0], L = div._fullLayout;
+    const x = L.xaxis._offset + L.xaxis.l2p(d.x[0]), y = L.yaxis._offset + L.yaxis.l2p(d.y[0]);
+    return [x, y, d.text[0]]; }"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app over a workspace holding the engine's scan of sample_data/digits."""
+    tmp = tmp_path_factory.mktemp("browse_e2e")
+    ws = open_workspace(tmp / "ws")
+    root = open_dataset(SAMPLE_DIGITS).root
+    write_result(scan(root, workspace=ws, workers=0), job_dir(ws, root) / RESULT_DIR)
+    with serve_app(tmp, Path(ws.root)) as (url, _):
+        yield url
+
+
+def wait_idle(page: Page) -> None:
+    """Until the rerun is over: a click on a widget of a half-redrawn page can be dropped."""
+    page.wait_for_timeout(300)
+    expect(page.get_by_test_id("stStatusWidget")).to_be_hidden(timeout=T)
+
+
+def drawer_path(page: Page) -> str:
+    drawer = page.get_by_role("dialog")
+    return drawer.get_by_test_id("stText").first.inner_text().splitlines()[0]
+
+
+def test_keyboard_next_neighbours_and_map_click(server: str, page: Page) -> None:
+    page.goto(f"{server}/browse")
+    expect(page.get_by_text("samples match")).to_be_visible(timeout=T)
+    page.get_by_role("tab", name="Grid").click()
+    page.get_by_role("button", name="Details").first.click()
+    drawer = page.get_by_role("dialog")
+    expect(drawer).to_contain_text("Nearest neighbours", timeout=T)
+    wait_idle(page)
+    first = drawer_path(page)
+    page.keyboard.press("ArrowRight")
+    expect(drawer.get_by_test_id("stText").first).not_to_contain_text(first, timeout=T)
+    second = drawer_path(page)
+    screenshot(page, "browse_detail_after_right_key")
+    page.keyboard.press("ArrowLeft")
+    expect(drawer.get_by_test_id("stText").first).to_contain_text(first, timeout=T)
+    wait_idle(page)
+    drawer.locator("[class*=st-key-neighbour_] button").first.click()  # not the select's Open
+    expect(drawer.get_by_test_id("stText").first).not_to_contain_text(first, timeout=T)
+    assert drawer_path(page) not in (first, "")
+    screenshot(page, "browse_detail_neighbour_opened")
+    page.keyboard.press("Escape")
+    expect(drawer).to_be_hidden(timeout=T)
+    assert second != first
+
+    page.goto(f"{server}/distributions")
+    expect(page.get_by_text("Embedding map")).to_be_visible(timeout=T)
+    chart = page.locator(".js-plotly-plot").nth(1)  # after the histogram
+    chart.scroll_into_view_if_needed()
+    expect(chart.locator(".gl-canvas, canvas").first).to_be_attached(timeout=T)
+    wait_idle(page)
+    x, y, path = chart.evaluate(FIRST_POINT)
+    box = chart.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    hover = chart.locator(".hoverlayer .hovertext").first
+    expect(hover).to_be_visible(timeout=T)
+    # points overlap: the one plotly hovers (and a click picks) is the trusted answer
+    path = (hover.locator("text.nums").text_content() or "").strip() or path
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page.get_by_role("dialog")).to_contain_text("Nearest neighbours", timeout=T)
+    assert drawer_path(page) == path
+    screenshot(page, "distributions_map_point_opened")
