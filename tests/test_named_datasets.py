@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recipe_core.cli import cli
+from recipe_core.cli.app_cmd import _app_environment
 from recipe_core.data import open_dataset
 from recipe_core.data.named import find_dataset, list_datasets, named_dataset, resolve_dataset
 from recipe_core.errors import DatasetError
@@ -118,6 +119,9 @@ def test_scan_and_train_take_the_name_and_read_only_the_kept_rows(
 
     missing = runner.invoke(cli, ["scan", "no such dataset", *where])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+    opened = _app_environment(named.name, str(ws.root), [])  # `recipe app NAME`
+    assert opened["RECIPE_DATASET"] == str(named.manifest)
 
 
 def test_the_checklist_counts_the_raw_and_the_cleaned_dataset(ws: Workspace, digits: Path) -> None:

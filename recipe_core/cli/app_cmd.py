@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
-from recipe_core.data import open_dataset
+from recipe_core.cli._datasets import dataset_argument, trained_dataset
 from recipe_core.data.safe_paths import ROOTS_ENV, checked_roots, parse_roots
 from recipe_core.data.specs import checked_pipelines, spec_label
 from recipe_core.errors import ConfigError, RecipeError
@@ -47,7 +47,8 @@ def app(
     dataset: Annotated[
         str | None,
         typer.Argument(
-            help="Dataset to open first (an image folder). Default: sample_data/digits."
+            help="Dataset to open first: an image folder, a manifest or a cleaned dataset's "
+            "name. Default: sample_data/digits."
         ),
     ] = None,
     workspace: WorkspaceOption = None,
@@ -137,6 +138,6 @@ def _app_environment(
         env[ROOTS_ENV] = os.pathsep.join(dict.fromkeys(roots))
     env["RECIPE_WORKSPACE"] = str(open_workspace(workspace).root)
     if dataset is not None:
-        env["RECIPE_DATASET"] = str(open_dataset(dataset).root)
+        env["RECIPE_DATASET"] = trained_dataset(dataset_argument(dataset, workspace))
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     return env
