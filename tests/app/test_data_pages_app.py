@@ -194,12 +194,12 @@ def test_export_applies_decisions_and_leaves_files_untouched(
     try:
         (named,) = list_datasets(scanned)
         assert Path(code.splitlines()[0]).resolve() == named.manifest
+        at.button(key="export_open").click().run()  # "Open the cleaned dataset"
+        assert not at.exception, [e.value for e in at.exception]
         for page in ("checks", "data_overview"):
             open_page(at, page)
             picker = next(s for s in at.selectbox if s.label == "Dataset")
-            assert [o for o in picker.options if o.startswith(named.name)], picker.options
-        picker.set_value(str(named.manifest)).run()
-        assert not at.exception, [e.value for e in at.exception]
+            assert picker.value == str(named.manifest) and len(picker.options) == 2
         assert {m.label: m.value for m in at.metric}["Samples"] == f"{kept:,}"
         assert at.text_input(key="dataset_input").value == str(named.manifest)
         assert any(c.value.startswith("Cleaned dataset **digits") for c in at.caption)
