@@ -7,8 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import data_state
+from app import access, data_state
 from recipe_core.explore.embedding_map import EmbeddingMap, embedding_map
+from recipe_core.explore.tags import Tags, add_tag, load_tags, remove_tag, tags_file
 
 
 def scan_map(root: Path) -> EmbeddingMap | None:
@@ -31,3 +32,32 @@ def clicked_once(key: str, sample_id: int | None) -> int | None:
     previous = st.session_state.get(key)
     st.session_state[key] = sample_id
     return sample_id if sample_id is not None and sample_id != previous else None
+
+
+# --- tags (recipe_core/explore/tags.py) -------------------------------------------------------
+
+
+def tags(root: Path) -> Tags:
+    """Every tagged sample's tags for dataset `root` (re-read when the file changes)."""
+    path = tags_file(access.workspace(), root)
+    try:
+        stamp = path.stat().st_mtime_ns, path.stat().st_size
+    except OSError:
+        return {}
+    return dict(_tags(str(access.workspace().root), str(root), stamp))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _tags(ws_root: str, root: str, stamp: tuple[int, int]) -> Tags:
+    return load_tags(access.workspace(), root)
+
+
+def tag(root: Path, sample_ids: list[int], word: str) -> None:
+    """Tag samples (runners only, like curation: tags are shared by the team)."""
+    with access.guard().acting("curation_decision", f"{root} tag {word} x{len(sample_ids)}"):
+        add_tag(access.workspace(), access.path_policy().resolve(root), sample_ids, word)
+
+
+def untag(root: Path, sample_ids: list[int], word: str) -> None:
+    with access.guard().acting("curation_decision", f"{root} untag {word} x{len(sample_ids)}"):
+        remove_tag(access.workspace(), access.path_policy().resolve(root), sample_ids, word)

@@ -6,15 +6,18 @@ open in the drawer, every statistic. (widgets.sample_detail is the Issues page's
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import access, pictures, state, widgets
+from app import access, browse_state, pictures, state, widgets
 from app.widgets import md
+from recipe_core import RecipeError
 from recipe_core.explore.query import SampleTable
+from recipe_core.explore.tags import tag_names, tagged
 from recipe_core.explore.thumbnails import thumbnail_file
 from recipe_core.explore.views import nearest_samples
 from recipe_core.scan import ScanResult
@@ -179,3 +182,55 @@ def picked_point(selection: Any, traces: MapTraces, table: SampleTable) -> int |
             if int(index) < len(rows):
                 return int(table.frame["sample_id"].iloc[rows[int(index)]])
     return None
+
+
+# --- tags -------------------------------------------------------------------------------------
+
+
+def tags_panel(root: Path) -> Callable[[int], None]:
+    """The detail drawer's tags: chips with a remove button each, and a box to add one."""
+
+    def show(sample_id: int) -> None:
+        mine = browse_state.tags(root).get(sample_id, ())
+        st.markdown("**Tags** " + (", ".join(f"“{md(t)}”" for t in mine) if mine else "none"))
+        if not access.can("curation_decision"):
+            return
+        a, b = st.columns([3, 1], vertical_alignment="bottom")
+        word = a.text_input("Add a tag", key=f"tag_new_{sample_id}", placeholder="e.g. review")
+        if b.button("Add tag", key=f"tag_add_{sample_id}", disabled=not word.strip()):
+            _safely(lambda: browse_state.tag(root, [sample_id], word))
+        for i, t in enumerate(mine):
+            if st.button(f"✕ {t}", key=f"tag_rm_{sample_id}_{i}", help="Remove this tag"):
+                _safely(lambda t=t: browse_state.untag(root, [sample_id], t))
+
+    return show
+
+
+def _safely(change: Callable[[], None]) -> None:
+    try:
+        change()
+    except RecipeError as error:
+        st.error(md(error), icon="🚫")
+        return
+    st.rerun()  # the whole page: the tag filter and counts change too
+
+
+def tag_filter_ui(root: Path) -> tuple[int, ...] | None:
+    """Sidebar: samples carrying any chosen tag (None when no tag is chosen)."""
+    tags = browse_state.tags(root)
+    names = tag_names(tags)
+    with st.sidebar:
+        chosen = st.multiselect("Tag", names, key="flt_tags", placeholder="any" if names else
+                                "no tags yet: tag samples in their details")  # fmt: skip
+    return tagged(tags, *chosen) if chosen else None
+
+
+def bulk_tag_ui(root: Path, sample_ids: list[int]) -> None:
+    """Tag every sample the filter keeps at once."""
+    if not access.can("curation_decision") or not sample_ids:
+        return
+    with st.expander(f"Tag the {len(sample_ids):,} matching samples"):
+        a, b = st.columns([3, 1], vertical_alignment="bottom")
+        word = a.text_input("Tag", key="bulk_tag_word", placeholder="e.g. review")
+        if b.button("Tag them", key="bulk_tag", disabled=not word.strip(), width="stretch"):
+            _safely(lambda: browse_state.tag(root, sample_ids, word))

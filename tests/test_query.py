@@ -245,3 +245,12 @@ def test_adjacent_walks_the_query_order(sort_by: str | None) -> None:
         assert after == (order[i + 1] if i + 1 < len(order) else None)
     outside = int(index.loc[index["split"] == "val", "sample_id"].iloc[0])
     assert adjacent(table, spec, outside, sort_by=sort_by) == (None, None)
+
+
+def test_only_ids_keeps_exactly_those_and_an_empty_tuple_keeps_none() -> None:
+    index, issues = make_index(50)
+    table = sample_table(index, issues)
+    some = tuple(int(s) for s in index["sample_id"][[4, 9]])
+    assert set(query(table, SampleFilter(only_ids=some)).rows["sample_id"]) == set(some)
+    assert query(table, SampleFilter(only_ids=())).total == 0  # a tag nobody carries
+    assert query(table, SampleFilter()).total == 50

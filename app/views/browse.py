@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
 from app import browse_widgets, data_state, data_widgets, mistake_widgets, state, widgets
 from recipe_core import RecipeError
-from recipe_core.explore.query import adjacent, query
+from recipe_core.explore.query import adjacent, filter_mask, query
 
 st.title("🔎 Browse samples")
 st.caption(
@@ -18,6 +20,9 @@ source, target, result, table = widgets.scanned_dataset()
 run = mistake_widgets.run_picker_ui(target)
 table = data_state.run_samples(target, table, run)
 spec = data_widgets.filter_ui(table, source)
+tag_ids = browse_widgets.tag_filter_ui(target)
+if tag_ids is not None:
+    spec = replace(spec, only_ids=tag_ids)
 decisions = data_state.decisions(target)
 view = mistake_widgets.mistakes_ui(run, key="browse") if run is not None else None
 
@@ -44,9 +49,11 @@ except RecipeError as error:
 data_widgets.pager_ui(page.total, key="browse_page", per_page=per_page)
 st.caption(
     f"**{page.total:,}** of {len(table):,} samples match "
-    f"({data_widgets.describe_filter(spec)}{'; ' + view.note if view and view.note else ''}); "
-    f"page {page.page:,} of {page.n_pages:,}."
+    f"({data_widgets.describe_filter(spec)}{'; tagged' if tag_ids is not None else ''}"
+    f"{'; ' + view.note if view and view.note else ''}); page {page.page:,} of {page.n_pages:,}."
 )
+matching = table.frame["sample_id"].to_numpy()[filter_mask(table, spec)]
+browse_widgets.bulk_tag_ui(target, [int(s) for s in matching])
 
 table_tab, grid_tab = st.tabs(["Table", "Grid"])
 with table_tab:
@@ -61,9 +68,15 @@ with grid_tab:
 selected = state.selected_sample()
 if selected is not None:
     around = adjacent(table, spec, selected, sort_by=sort_by, descending=descending)
-    browse_widgets.sample_detail(
-        result, table, selected, around=around, beside=mistake_widgets.history_panel(run)
-    )
+    history = mistake_widgets.history_panel(run)
+    tags = browse_widgets.tags_panel(target)
+
+    def beside(sample_id: int) -> None:
+        tags(sample_id)
+        if history is not None:
+            history(sample_id)
+
+    browse_widgets.sample_detail(result, table, selected, around=around, beside=beside)
 else:
     st.info(
         "Select a row in the table (or press Details in the grid) to see a sample in full.",

@@ -53,6 +53,7 @@ class SampleFilter:
     path_contains: str = ""  # case-insensitive substring of the relative path
     flagged: bool | None = None  # True: has some issue; False: has none; None: either
     sample_ids: tuple[int, ...] = ()  # only these samples (a selection elsewhere)
+    only_ids: tuple[int, ...] | None = None  # only these (a tag's samples; () keeps none)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_score <= 1.0:
@@ -205,6 +206,8 @@ def filter_mask(table: SampleTable, spec: SampleFilter) -> np.ndarray:
         mask &= (values >= rng.low) & upper
     if spec.sample_ids:
         mask &= frame["sample_id"].isin(spec.sample_ids).to_numpy()
+    if spec.only_ids is not None:
+        mask &= frame["sample_id"].isin(spec.only_ids).to_numpy()
     if spec.path_contains:
         found = frame["path"].str.contains(spec.path_contains, case=False, regex=False)
         mask &= found.fillna(False).to_numpy(dtype=bool)

@@ -133,3 +133,29 @@ def test_distributions_embedding_map_draws_every_decoded_sample(
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     names = {t["name"] for c in charts for t in c["data"] if t["type"] == "scattergl"}
     assert {"outlier", "(no issue)"} <= names
+
+
+def test_tag_a_sample_then_filter_browse_by_the_tag(app: AppTest, scanned: Workspace) -> None:
+    from recipe_core.explore.tags import load_tags
+
+    at = open_page(app, "browse")
+    at.selectbox(key="browse_sort_col").set_value("score_outlier").run()
+    order = at.dataframe[0].value["path"].tolist()
+    first, second = _sid(at, order[0]), _sid(at, order[1])
+    at.button(key=f"browse_grid_{first}").click().run()
+    at.text_input(key=f"tag_new_{first}").input("review").run()
+    at.button(key=f"tag_add_{first}").click().run()
+    assert not at.exception
+    at.button(key="detail_next").click().run()
+    at.text_input(key=f"tag_new_{second}").input("review").run()
+    at.button(key=f"tag_add_{second}").click().run()
+    root = open_dataset(SAMPLE_DIGITS).root
+    assert load_tags(scanned, root) == {first: ("review",), second: ("review",)}
+    at.multiselect(key="flt_tags").set_value(["review"]).run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["path"]) == {order[0], order[1]}
+    assert any(c.value.startswith("**2** of 1,709") for c in at.caption)
+    at.button(key=f"browse_grid_{first}").click().run()
+    at.button(key=f"tag_rm_{first}_0").click().run()
+    assert load_tags(scanned, root) == {second: ("review",)}
+    assert set(at.dataframe[0].value["path"]) == {order[1]}
