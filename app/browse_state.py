@@ -7,8 +7,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import access, data_state
+from app import access, data_state, state
 from recipe_core.explore.embedding_map import EmbeddingMap, embedding_map
+from recipe_core.explore.saved_views import (
+    SavedView,
+    delete_view,
+    load_views,
+    save_view,
+    views_file,
+)
 from recipe_core.explore.tags import Tags, add_tag, load_tags, remove_tag, tags_file
 
 
@@ -61,3 +68,49 @@ def tag(root: Path, sample_ids: list[int], word: str) -> None:
 def untag(root: Path, sample_ids: list[int], word: str) -> None:
     with access.guard().acting("curation_decision", f"{root} untag {word} x{len(sample_ids)}"):
         remove_tag(access.workspace(), access.path_policy().resolve(root), sample_ids, word)
+
+
+# --- saved views (recipe_core/explore/saved_views.py) -----------------------------------------
+
+
+def views(root: Path) -> list[SavedView]:
+    """The dataset's saved views (re-read when the file changes)."""
+    path = views_file(access.workspace(), root)
+    try:
+        stamp = path.stat().st_mtime_ns, path.stat().st_size
+    except OSError:
+        return []
+    return list(_views(str(access.workspace().root), str(root), stamp))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _views(ws_root: str, root: str, stamp: tuple[int, int]) -> list[SavedView]:
+    return load_views(access.workspace(), root)
+
+
+def save(root: Path, view: SavedView) -> None:
+    """Save a view for everyone browsing this dataset (runners only)."""
+    with access.guard().acting("curation_decision", f"{root} save view {view.name}"):
+        save_view(access.workspace(), access.path_policy().resolve(root), view)
+
+
+def forget(root: Path, name: str) -> None:
+    with access.guard().acting("curation_decision", f"{root} delete view {name}"):
+        delete_view(access.workspace(), access.path_policy().resolve(root), name)
+
+
+def apply_view(view: SavedView, sort_options: list[str], tag_options: list[str]) -> None:
+    """on_click: make `view` the Browse filter, sort and tag choice before the widgets draw
+    (a sort column or tag that no longer exists is left out)."""
+    state.show_issues(())  # clears the filter widgets so they re-read the new filter
+    state.set_browse_filter(view.spec)
+    st.session_state["flt_tags"] = [t for t in view.tags if t in tag_options]
+    column = view.sort_by if view.sort_by in sort_options else "(table order)"
+    st.session_state["browse_sort_col"] = column
+    st.session_state["browse_sort_desc"] = view.descending
+    st.session_state["browse_page"] = 1
+
+
+def view_name() -> str:
+    """What the "Save … as" box holds (read before the box is drawn, further down the page)."""
+    return str(st.session_state.get("saved_view_name", "")).strip()

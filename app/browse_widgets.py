@@ -16,7 +16,8 @@ import streamlit as st
 from app import access, browse_state, pictures, state, widgets
 from app.widgets import md
 from recipe_core import RecipeError
-from recipe_core.explore.query import SampleTable
+from recipe_core.explore.query import SampleFilter, SampleTable
+from recipe_core.explore.saved_views import SavedView
 from recipe_core.explore.tags import tag_names, tagged
 from recipe_core.explore.thumbnails import thumbnail_file
 from recipe_core.explore.views import nearest_samples
@@ -215,14 +216,14 @@ def _safely(change: Callable[[], None]) -> None:
     st.rerun()  # the whole page: the tag filter and counts change too
 
 
-def tag_filter_ui(root: Path) -> tuple[int, ...] | None:
-    """Sidebar: samples carrying any chosen tag (None when no tag is chosen)."""
+def tag_filter_ui(root: Path) -> tuple[tuple[int, ...] | None, tuple[str, ...]]:
+    """Sidebar: samples carrying any chosen tag (None when no tag is chosen), the tags."""
     tags = browse_state.tags(root)
     names = tag_names(tags)
     with st.sidebar:
         chosen = st.multiselect("Tag", names, key="flt_tags", placeholder="any" if names else
                                 "no tags yet: tag samples in their details")  # fmt: skip
-    return tagged(tags, *chosen) if chosen else None
+    return (tagged(tags, *chosen) if chosen else None), tuple(chosen)
 
 
 def bulk_tag_ui(root: Path, sample_ids: list[int]) -> None:
@@ -234,3 +235,49 @@ def bulk_tag_ui(root: Path, sample_ids: list[int]) -> None:
         word = a.text_input("Tag", key="bulk_tag_word", placeholder="e.g. review")
         if b.button("Tag them", key="bulk_tag", disabled=not word.strip(), width="stretch"):
             _safely(lambda: browse_state.tag(root, sample_ids, word))
+
+
+# --- saved views ------------------------------------------------------------------------------
+
+
+def current_view(
+    spec: SampleFilter, sort_by: str | None, descending: bool, tags: tuple[str, ...]
+) -> SavedView | None:
+    """The page's filter and sort as a view named as the Save box says (None while empty)."""
+    name = browse_state.view_name()
+    if not name:
+        return None
+    try:
+        return SavedView(name, spec, sort_by, descending, tags)
+    except RecipeError as error:
+        st.sidebar.error(md(error), icon="🚫")
+        return None
+
+
+def saved_views_ui(root: Path, current: SavedView | None, sort_options: list[str]) -> None:
+    """Sidebar: pick a saved view (filter + sort + tags) and apply it; save the current one
+    (`current` is it, None while its name box is empty)."""
+    views = browse_state.views(root)
+    by_name = {v.name: v for v in views}
+    tag_options = tag_names(browse_state.tags(root))
+    with st.sidebar:
+        st.header("Saved views")
+        pick = st.selectbox("View", list(by_name), index=None, key="saved_view_pick",
+                            placeholder="choose a view" if views else "none saved yet")  # fmt: skip
+        a, b = st.columns(2)
+        a.button("Apply view", key="saved_view_apply", disabled=pick is None, width="stretch",
+                 on_click=browse_state.apply_view,
+                 args=(by_name.get(str(pick)), sort_options, tag_options))  # fmt: skip
+        if (
+            access.can("curation_decision")
+            and pick is not None
+            and b.button("Delete", key="saved_view_delete", width="stretch")
+        ):
+            _safely(lambda: browse_state.forget(root, str(pick)))
+        if not access.can("curation_decision"):
+            return
+        st.text_input("Save the current filter and sort as", key="saved_view_name",
+                      placeholder="e.g. review queue")  # fmt: skip
+        if st.button("Save view", key="saved_view_save", disabled=current is None,
+                     width="stretch") and current is not None:  # fmt: skip
+            _safely(lambda: browse_state.save(root, current))

@@ -121,11 +121,15 @@ def describe_filter(spec: SampleFilter) -> str:
     return "; ".join(parts) or "no filter"
 
 
+def sort_options(table: SampleTable) -> list[str]:
+    columns = [c for c in table.frame.columns if c != "sample_id"]
+    return ["(table order)", *([ISSUE_SCORE] if table.issue_types else []), *columns]
+
+
 def sort_ui(table: SampleTable, *, key: str = "sort") -> tuple[str | None, bool]:
     """Sort column and direction; "(table order)" keeps the index's path order, ISSUE_SCORE
     ranks by the filter's issue types only (the issue cards open Browse sorted by it)."""
-    columns = [c for c in table.frame.columns if c != "sample_id"]
-    options = ["(table order)", *([ISSUE_SCORE] if table.issue_types else []), *columns]
+    options = sort_options(table)
     a, b = st.columns([3, 1], vertical_alignment="bottom")
     column = a.selectbox("Sort by", options, key=f"{key}_col")
     descending = b.toggle("Descending", key=f"{key}_desc", value=True,

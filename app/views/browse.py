@@ -20,7 +20,7 @@ source, target, result, table = widgets.scanned_dataset()
 run = mistake_widgets.run_picker_ui(target)
 table = data_state.run_samples(target, table, run)
 spec = data_widgets.filter_ui(table, source)
-tag_ids = browse_widgets.tag_filter_ui(target)
+tag_ids, tag_choice = browse_widgets.tag_filter_ui(target)
 if tag_ids is not None:
     spec = replace(spec, only_ids=tag_ids)
 decisions = data_state.decisions(target)
@@ -31,6 +31,8 @@ with a:
     sort_by, descending = data_widgets.sort_ui(table, key="browse_sort")
 if view is not None:
     spec, sort_by, descending = view.apply(spec, sort_by, descending)
+here = browse_widgets.current_view(spec, sort_by, descending, tag_choice)
+browse_widgets.saved_views_ui(target, here, data_widgets.sort_options(table))
 per_page = int(
     b.selectbox("Rows per page", data_widgets.PER_PAGE_OPTIONS, index=1, key="browse_per_page")
 )

@@ -159,3 +159,29 @@ def test_tag_a_sample_then_filter_browse_by_the_tag(app: AppTest, scanned: Works
     at.button(key=f"tag_rm_{first}_0").click().run()
     assert load_tags(scanned, root) == {second: ("review",)}
     assert set(at.dataframe[0].value["path"]) == {order[1]}
+
+
+def test_a_saved_view_brings_back_its_filter_and_sort(app: AppTest, scanned: Workspace) -> None:
+    from recipe_core.explore.saved_views import load_views
+
+    at = open_page(app, "browse")
+    at.multiselect(key="flt_issues").set_value(["outlier"]).run()
+    at.selectbox(key="browse_sort_col").set_value("score_outlier").run()
+    at.toggle(key="browse_sort_desc").set_value(False).run()
+    want = at.dataframe[0].value["path"].tolist()
+    at.text_input(key="saved_view_name").input("outliers, mildest first").run()
+    at.button(key="saved_view_save").click().run()
+    assert not at.exception
+    root = open_dataset(SAMPLE_DIGITS).root
+    assert [v.name for v in load_views(scanned, root)] == ["outliers, mildest first"]
+
+    next(b for b in at.button if b.label == "Clear filters").click().run()
+    at.selectbox(key="browse_sort_col").set_value("path").run()
+    assert len(at.dataframe[0].value) > len(want)
+    at.selectbox(key="saved_view_pick").set_value("outliers, mildest first").run()
+    at.button(key="saved_view_apply").click().run()
+    assert not at.exception
+    assert at.multiselect(key="flt_issues").value == ["outlier"]
+    assert at.selectbox(key="browse_sort_col").value == "score_outlier"
+    assert at.toggle(key="browse_sort_desc").value is False
+    assert at.dataframe[0].value["path"].tolist() == want
