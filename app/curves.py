@@ -169,14 +169,15 @@ def _add_series(
     max_points: int,
     raw: bool = True,
 ) -> int:
-    """The values (faint behind their debiased EMA when smoothed; left out with `raw=False`)
-    in one colour and legend group; returns the decimation bucket. A short series gets
-    markers: one or two points are invisible as a bare line (Compare once showed a short run
-    as nothing). The smoothed line breaks where a value is NaN or inf, as the raw one does."""
+    """The values (faint behind their debiased EMA when smoothed, the legend naming the EMA;
+    left out with `raw=False`) in one colour and legend group; returns the decimation bucket.
+    A series of at most FEW_POINTS (val evaluations, a run just started) is drawn unsmoothed,
+    with markers: one or two points are invisible as a bare line (Compare once showed a short
+    run as nothing). The smoothed line breaks where a value is NaN or inf, as the raw one does."""
     kept, bucket = decimate(y, max_points=max_points)
     mode = "lines+markers" if len(kept) <= FEW_POINTS else "lines"
     drawn_x, values = x.iloc[kept], y.iloc[kept]
-    if smoothing == 0:
+    if smoothing == 0 or len(y) <= FEW_POINTS:  # an EMA over a few evaluations only lags
         fig.add_scatter(x=drawn_x, y=values, name=name, mode=mode, legendgroup=name,
                         line={"color": colour, "width": 2})  # fmt: skip
         return bucket
@@ -184,7 +185,8 @@ def _add_series(
     smooth = smooth.where(np.isfinite(pd.to_numeric(values, errors="coerce")))
     if raw:
         fig.add_scatter(x=drawn_x, y=values, name=name, mode=mode, legendgroup=name,
-                        opacity=RAW_OPACITY, line={"color": colour, "width": 1})  # fmt: skip
+                        showlegend=False, opacity=RAW_OPACITY,
+                        line={"color": colour, "width": 1})  # fmt: skip
     fig.add_scatter(x=drawn_x, y=smooth, name=f"{name}, smoothed {smoothing:g}" if raw else name,
                     mode=mode, legendgroup=name, line={"color": colour, "width": 2.5})  # fmt: skip
     return bucket
@@ -224,18 +226,19 @@ def _log_axis(fig: go.Figure, values: pd.Series) -> list[str]:
     ticks = [m * 10.0**e for e in range(low, high + 1) for m in mantissas]
     fig.update_yaxes(type="log", tickvals=ticks, tickformat=".0e" if high - low > 3 else "~g")
     hidden = int((values <= 0).sum())
-    return [f"{hidden} values <= 0 not drawn on the log scale"] if hidden else []
+    return [f"{hidden} value{'s' if hidden > 1 else ''} <= 0 not drawn on log y"] if hidden else []
 
 
 def _layout(fig: go.Figure, title: str, revision: str, x: str) -> None:
     # uirevision: live updates keep the user's zoom and hidden traces (a new x axis resets them)
     fig.update_layout(
         title=title,
-        height=300,
+        height=340,
         xaxis_title=X_AXES[x],
         uirevision=f"{revision}:{x}",
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1},
+        # below the chart: a title with notes would run into a legend above it
+        legend={"orientation": "h", "yanchor": "top", "y": -0.25, "xanchor": "left", "x": 0},
     )
 
 

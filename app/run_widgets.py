@@ -116,7 +116,7 @@ def chart_view_ui(
 ) -> ChartView:
     """The chart controls: which logged metrics (every numeric column, custom ones too),
     smoothing, log y and the x axis; wall time only when the rows carry one."""
-    pick, smooth, log, axis = st.columns([3, 2, 1, 2], vertical_alignment="bottom")
+    pick, smooth, log, axis = st.columns([4, 2, 1, 2], vertical_alignment="bottom")
     run_state.chart_choice(f"{key}_metrics", offered, list(default))
     metrics = pick.multiselect(
         "Metrics", offered, key=f"{key}_metrics", help="Every numeric column in metrics.jsonl."

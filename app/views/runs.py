@@ -341,8 +341,9 @@ def insides_section(status: RunStatus) -> None:
 
 def _progress_text(status: RunStatus, train: pd.DataFrame, config: dict[str, object]) -> str:
     done, limit = int(train["step"].iloc[-1]) + 1, config.get("steps")
+    of = f" of {limit}" if isinstance(limit, int) else ""  # a script's config may not say
     text = (
-        f"step {done} of {limit} · {len(train)} training steps logged · "
+        f"step {done}{of} · {len(train)} training steps logged · "
         f"last training loss {_number(float(train['loss'].iloc[-1]))}"
     )
     if status.state == "unknown":  # a corrupt status.json: live or not, nobody can tell

@@ -133,18 +133,20 @@ def test_views_are_checked() -> None:
 def test_smoothed_figure_keeps_raw_faint_and_the_diverged_tail() -> None:
     from app.curves import ChartView, curve_figures, debiased_ema
 
-    loss = [3.0, 2.0, 2.5, math.nan, math.nan]
+    loss = [3.0 / (s + 1) for s in range(25)] + [math.nan, math.nan]
     rows = frame([{"step": s, "split": "train", "loss": v, "wall_time": 100.0 + 2 * s}
                   for s, v in enumerate(loss)] + [{"step": 1, "split": "val", "loss": 2.2,
                   "wall_time": 103.0}])  # fmt: skip
     view = ChartView(metrics=("loss",), smoothing=0.5, x="wall time")
     fig = curve_figures(rows, view, run_id="r")["loss"]
     by_name = {t.name: t for t in fig.data}
-    assert set(by_name) == {"train", "train, smoothed 0.5", "val", "val, smoothed 0.5"}
-    assert by_name["train"].opacity < 0.5 and list(by_name["train"].x) == [0, 2, 4, 6, 8]
+    assert set(by_name) == {"train", "train, smoothed 0.5", "val"}  # one val point: raw
+    raw = by_name["train"]
+    assert raw.opacity < 0.5 and raw.showlegend is False
+    assert list(raw.x) == [2.0 * s for s in range(27)]  # the NaN tail is drawn too
     smooth = list(by_name["train, smoothed 0.5"].y)
-    expected = debiased_ema(pd.Series(loss[:3]), 0.5).tolist()
-    assert np.allclose(smooth[:3], expected) and all(math.isnan(v) for v in smooth[3:])
+    expected = debiased_ema(pd.Series(loss[:25]), 0.5).tolist()
+    assert np.allclose(smooth[:25], expected) and all(math.isnan(v) for v in smooth[25:])
     assert fig.layout.xaxis.title.text.startswith("wall time")
     assert fig.layout.yaxis.type is None
     logged = curve_figures(rows, ChartView(metrics=("loss",), log_y=True), run_id="r")["loss"]
@@ -159,4 +161,4 @@ def test_log_axis_says_what_it_cannot_draw_and_sparse_metrics_stay_lines() -> No
     fig = curve_figures(rows, ChartView(metrics=("margin",), smoothing=0, log_y=True),
                         run_id="r")["margin"]  # fmt: skip
     assert list(fig.data[0].x) == [1, 3, 5]  # steps without the metric are no gaps
-    assert "1 values <= 0 not drawn" in fig.layout.title.text
+    assert "1 value <= 0 not drawn" in fig.layout.title.text
