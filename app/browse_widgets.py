@@ -221,9 +221,16 @@ def tag_filter_ui(root: Path) -> tuple[tuple[int, ...] | None, tuple[str, ...]]:
     tags = browse_state.tags(root)
     names = tag_names(tags)
     with st.sidebar:
-        chosen = st.multiselect("Tag", names, key="flt_tags", placeholder="any" if names else
-                                "no tags yet: tag samples in their details")  # fmt: skip
+        chosen = st.multiselect("Tag", names, key="flt_tags",
+                                placeholder="any" if names else "no tags yet",
+                                help="Tag a sample in its details, or every matching sample "
+                                "at once above the table.")  # fmt: skip
     return (tagged(tags, *chosen) if chosen else None), tuple(chosen)
+
+
+def describe_tags(chosen: tuple[str, ...]) -> str:
+    """The tag filter for the Browse caption ("" without one), Markdown-safe."""
+    return "; tagged " + " or ".join(f"“{md(t)}”" for t in chosen) if chosen else ""
 
 
 def bulk_tag_ui(root: Path, sample_ids: list[int]) -> None:

@@ -51,7 +51,7 @@ except RecipeError as error:
 data_widgets.pager_ui(page.total, key="browse_page", per_page=per_page)
 st.caption(
     f"**{page.total:,}** of {len(table):,} samples match "
-    f"({data_widgets.describe_filter(spec)}{'; tagged' if tag_ids is not None else ''}"
+    f"({data_widgets.describe_filter(spec)}{browse_widgets.describe_tags(tag_choice)}"
     f"{'; ' + view.note if view and view.note else ''}); page {page.page:,} of {page.n_pages:,}."
 )
 matching = table.frame["sample_id"].to_numpy()[filter_mask(table, spec)]

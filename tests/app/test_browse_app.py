@@ -154,7 +154,9 @@ def test_tag_a_sample_then_filter_browse_by_the_tag(app: AppTest, scanned: Works
     at.multiselect(key="flt_tags").set_value(["review"]).run()
     assert not at.exception
     assert set(at.dataframe[0].value["path"]) == {order[0], order[1]}
-    assert any(c.value.startswith("**2** of 1,709") for c in at.caption)
+    assert any(
+        c.value.startswith("**2** of 1,709") and "tagged “review”" in c.value for c in at.caption
+    )
     at.button(key=f"browse_grid_{first}").click().run()
     at.button(key=f"tag_rm_{first}_0").click().run()
     assert load_tags(scanned, root) == {second: ("review",)}

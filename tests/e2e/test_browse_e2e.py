@@ -50,6 +50,8 @@ def drawer_path(page: Page) -> str:
 def test_keyboard_next_neighbours_and_map_click(server: str, page: Page) -> None:
     page.goto(f"{server}/browse")
     expect(page.get_by_text("samples match")).to_be_visible(timeout=T)
+    expect(page.get_by_text("Saved views")).to_be_visible(timeout=T)
+    screenshot(page, "browse_page_sidebar")
     page.get_by_role("tab", name="Grid").click()
     page.get_by_role("button", name="Details").first.click()
     drawer = page.get_by_role("dialog")
