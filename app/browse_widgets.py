@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from app import access, browse_state, pictures, state, widgets
@@ -122,6 +123,7 @@ def neighbours_ui(result: ScanResult, frame: pd.DataFrame, pos: int) -> None:
 
 MAX_POINTS = 20_000  # drawn at most (evenly spaced): scattergl stays fluid, the shape stays
 NO_ISSUE = "(no issue)"
+UNFLAGGED = {"size": 4, "color": "#c9c9c9"}  # unflagged samples: a quiet grey background
 
 
 def map_groups(table: SampleTable, rows: np.ndarray, *, by: str) -> np.ndarray:
@@ -149,17 +151,16 @@ SYMBOLS = ("circle", "diamond", "square", "x", "triangle-up")  # beyond the pale
 
 
 def map_traces(table: SampleTable, rows: np.ndarray, *, by: str) -> MapTraces:
-    """The map's traces: one per colour group, natural order, "(no issue)" last."""
+    """The map's traces: one per colour group, natural order; "(no issue)" first, so it is
+    drawn underneath and the flagged samples stay visible on top of it."""
     groups = map_groups(table, rows, by=by)
-    names = sorted(set(groups), key=lambda g: (g == NO_ISSUE, widgets.natural_key(g)))
+    names = sorted(set(groups), key=lambda g: (g != NO_ISSUE, widgets.natural_key(g)))
     return [(name, rows[groups == name]) for name in names]
 
 
-def map_figure(xy: np.ndarray, table: SampleTable, traces: MapTraces) -> Any:
+def map_figure(xy: np.ndarray, table: SampleTable, traces: MapTraces) -> go.Figure:
     """Plotly scattergl of `traces`; hovering names the file. No sample_id rides along: a
     64-bit id loses digits as a JavaScript number, so a click maps back by trace and index."""
-    import plotly.graph_objects as go
-
     fig = go.Figure()
     paths = table.frame["path"].to_numpy()
     for i, (name, mine) in enumerate(traces):
@@ -167,7 +168,8 @@ def map_figure(xy: np.ndarray, table: SampleTable, traces: MapTraces) -> Any:
             x=xy[mine, 0], y=xy[mine, 1], mode="markers", name=widgets.plot_text(name or "(none)"),
             text=[widgets.plot_text(p) for p in paths[mine]],
             hovertemplate="%{text}<extra>%{fullData.name}</extra>",
-            marker={"size": 6, "symbol": SYMBOLS[i // 8 % len(SYMBOLS)]},
+            marker=UNFLAGGED if name == NO_ISSUE else
+            {"size": 6, "symbol": SYMBOLS[i // 8 % len(SYMBOLS)]},
         ))  # fmt: skip
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="PC 1", yaxis_title="PC 2")  # fmt: skip

@@ -65,6 +65,12 @@ def test_keyboard_next_neighbours_and_map_click(server: str, page: Page) -> None
     page.keyboard.press("ArrowLeft")
     expect(drawer.get_by_test_id("stText").first).to_contain_text(first, timeout=T)
     wait_idle(page)
+    drawer.get_by_label("Add a tag").fill("review")
+    drawer.get_by_label("Add a tag").press("Enter")
+    wait_idle(page)
+    drawer.get_by_role("button", name="Add tag").click()
+    expect(drawer).to_contain_text("“review”", timeout=T)
+    wait_idle(page)
     drawer.locator("[class*=st-key-neighbour_] button").first.click()  # not the select's Open
     expect(drawer.get_by_test_id("stText").first).not_to_contain_text(first, timeout=T)
     assert drawer_path(page) not in (first, "")
@@ -91,3 +97,10 @@ def test_keyboard_next_neighbours_and_map_click(server: str, page: Page) -> None
     expect(page.get_by_role("dialog")).to_contain_text("Nearest neighbours", timeout=T)
     assert drawer_path(page) == path
     screenshot(page, "distributions_map_point_opened")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_be_hidden(timeout=T)
+    page.locator(".st-key-map_colour").get_by_text("Issue", exact=True).click()
+    expect(chart).to_contain_text("outlier", timeout=T)  # the legend names the worst issues
+    wait_idle(page)
+    chart.scroll_into_view_if_needed()
+    screenshot(page, "distributions_map_by_issue")
