@@ -7,10 +7,12 @@ the floor (a bare `python -c pass` spawn) and the target (first row <= 5 s).
 
 Before issue 17 (quiet machine): running at 5.4 s, first row at 7.5 s; the job imported torch and
 torchvision (4.5 s of it, torch._dynamo included) before it wrote anything. After: the job writes
-running/"starting" once recipe_core is imported (~1.2 s) and each stage as it reaches it; first
-row ~4.7 s. What remains is imports: `import recipe_core` (~1 s: pandas, and scipy through the
-scan package) before the job can write anything, torch (~1.9 s) while "starting", and
-torch._dynamo (~1.2-1.7 s), which the first torch.optim optimizer imports, in "building model".
+queued/"spawning" at once, running/"starting" once recipe_core is imported (0.7 s) and each stage
+as it reaches it; first row 3.9 s on a quiet machine (4.2 s at load 3.6 on 2 cores). What
+remains is imports: `import recipe_core` (0.7 s: pandas, and scipy through the eager
+recipe_core.scan import in recipe_core/__init__.py) before the job can write anything, torch
+(~1.4 s) while "starting", and torch._dynamo (~1.2 s), which every torch.optim optimizer imports
+in its add_param_group, in "building model".
 """
 
 from __future__ import annotations
