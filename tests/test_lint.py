@@ -41,7 +41,14 @@ def test_streamlit_is_a_banned_import_in_the_engine(tmp_path: object) -> None:
     assert result.returncode != 0 and "TID251" in result.stdout
 
 
-STATE_MODULES = {"access.py", "state.py", "data_state.py", "run_state.py", "check_state.py"}
+STATE_MODULES = {
+    "access.py",
+    "state.py",
+    "data_state.py",
+    "run_state.py",
+    "check_state.py",
+    "browse_state.py",
+}
 
 
 def test_only_the_state_modules_touch_session_state_and_caches() -> None:

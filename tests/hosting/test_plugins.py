@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from recipe_core.errors import ConfigError
-from recipe_core.train import models
+from recipe_core.jobs.executors import LocalExecutor, submit_run, wait_for
+from recipe_core.train import make_config, models
 from recipe_core.train.models import (
     BUILTIN_MODELS,
     MODELS,
@@ -20,6 +21,9 @@ from recipe_core.train.models import (
     build_model,
     load_plugin_folder,
 )
+from recipe_core.workspace import open_workspace
+from tests.conftest import SAMPLE_DIGITS
+from tests.test_train import make_digits
 
 GOOD = """
 from torch import nn
@@ -74,21 +78,30 @@ def test_a_broken_plugin_names_its_file(tmp_path: Path, text: str, match: str) -
         load_plugin_folder(folder)
 
 
+@pytest.mark.usefixtures("registry")
 def test_job_processes_load_the_plugins_from_the_environment(tmp_path: Path) -> None:
-    """The job entry point loads $RECIPE_PLUGINS (importing the model registry does not: no
-    module does work on import)."""
+    """A real job process trains a plugin model: the job entry loads $RECIPE_PLUGINS (after it
+    records "starting"; importing the model registry loads nothing, no module works on import)."""
     folder = plugin(tmp_path / "plug", "seven.py", GOOD)
-    code = (
-        "from recipe_core.train.models import MODELS, BUILTIN_MODELS\n"
-        "from recipe_core.jobs import train_job\n"
-        "before = sorted(set(MODELS) - set(BUILTIN_MODELS))\n"
-        "assert train_job.main([]) == train_job.EXIT_USAGE  # no run dir: usage, after loading\n"
-        "from recipe_core.train import make_config\n"
-        "make_config('ds', preset='baseline', model='seven_way')\n"
-        "print(before, sorted(set(MODELS) - set(BUILTIN_MODELS)))\n"
+    plugin(
+        folder, "fits.py", GOOD.replace(", 7)", ", spec.num_classes)").replace("seven_way", "fits")
     )
-    env = dict(os.environ, RECIPE_PLUGINS=str(folder))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[] ['seven_way']"
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from recipe_core.train.models import MODELS, BUILTIN_MODELS\n"
+         "print(sorted(set(MODELS) - set(BUILTIN_MODELS)))"],
+        env=dict(os.environ, RECIPE_PLUGINS=str(folder)), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert fresh.returncode == 0 and fresh.stdout.strip() == "[]", fresh.stderr
+    load_plugin_folder(folder)  # this process checks the config; the job must load its own
+    dataset = SAMPLE_DIGITS if SAMPLE_DIGITS.is_dir() else make_digits(tmp_path / "digits")
+    config = make_config(str(dataset), model="fits", image_size=8, device="cpu", steps=3,
+                         log_every=1)  # fmt: skip
+    executor = LocalExecutor(env={"OMP_NUM_THREADS": "1", "RECIPE_PLUGINS": str(folder)})
+    handle = submit_run(config, workspace=open_workspace(tmp_path / "ws"), executor=executor)
+    final = wait_for(executor, handle.run_dir, timeout_s=120)
+    assert final.state == "succeeded", (final.error, (handle.run_dir / "log.txt").read_text())
+    without = LocalExecutor(env={"OMP_NUM_THREADS": "1", "RECIPE_PLUGINS": ""})
+    handle = submit_run(config, workspace=open_workspace(tmp_path / "ws"), executor=without)
+    failed = wait_for(without, handle.run_dir, timeout_s=120)
+    assert failed.state == "failed" and "'fits'" in (failed.error or ""), failed.error
