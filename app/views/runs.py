@@ -21,7 +21,6 @@ from app import (
     pictures,
     run_state,
     run_widgets,
-    state,
     widgets,
 )
 from recipe_core import RecipeError
@@ -53,12 +52,7 @@ st.caption(
 def start_form() -> None:
     """Dataset, model, preset and the few numbers that matter; starts a background job."""
     a, b, c = st.columns([3, 1, 3])
-    path = a.text_input(
-        "Dataset path",
-        value=state.current_dataset(),
-        key="run_dataset",
-        help="An image folder: one sub-folder per class, optionally inside train/val.",
-    )
+    path = widgets.dataset_path_ui(key="run_dataset", where=a)  # raw or cleaned, like Data
     model = b.selectbox(
         "Model", list(MODELS), index=list(MODELS).index("small_cnn"), key="run_model"
     )
@@ -231,9 +225,10 @@ def run_detail(status: RunStatus) -> None:
         view = run_widgets.chart_view_ui(curves.chart_metrics(metrics), key="runs_chart",
                                          wall_time=curves.has_wall_time(metrics))  # fmt: skip
         run_widgets.metric_curves(metrics, run_id=status.run_id, view=view)
-    stopped = describe_stop(run_state.run_stop(status.run_id))
-    if stopped and status.state == "succeeded":
-        st.info(stopped, icon="🛑")
+    stop = run_state.run_stop(status.run_id)
+    stopped = describe_stop(stop)
+    if stopped and status.state == "succeeded":  # a stop it was asked for, not a failure
+        st.success(stopped, icon="🎯" if stop.get("reason") == "target_loss" else "⏸️")
     leave_it_training(status, config)
     st.page_link(
         "views/dynamics.py", label="See how its predictions on the probe images evolved", icon="🎞️"

@@ -40,10 +40,11 @@ def test_the_page_says_why_the_run_stopped_and_leaves_it_training(
     at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "runs")
     stopped = RunWriter(stalled).status().step
     assert stopped < STALLED["steps"]
-    (info,) = [t for t in texts(at, "info") if t.startswith("Stopped early")]
+    (info,) = [t for t in texts(at, "success") if t.startswith("Stopped early")]
     assert info.startswith(f"Stopped early at step {stopped} of 200: the validation loss did "
                            "not improve for 2 evaluations in a row")  # fmt: skip
     assert "(best val loss" in info and "checkpoints/best.pt" in info
+    assert [e.icon for e in at.get("success") if str(e.value) == info] == ["⏸️"]  # asked for
 
     at.number_input(key=f"resume_steps_{stalled.name}").set_value(10)
     at.button(key=f"resume_{stalled.name}").click().run()
