@@ -26,20 +26,17 @@ images still correlate strongly (distance < MAX_DISTANCE). The sample's look-ali
 residuals of 10-14 grey levels.
 
 Both functions search all (2s+1)^2 shifts: the cross products of every shift come from one
-grouped convolution (per pair, image a zero-padded, image b as the kernel), the window sums
-and squares from two small matrix products per image, so a pair costs ~7-12 us on one core.
+vectorised product-and-sum per shift over a chunk of pairs (numpy: the scan needs no torch),
+the window sums and squares from two small matrix products per image, so a pair costs about
+14 us on one core (torch's grouped convolution, used only for a GPU `device`, was no faster
+on CPU and costs seconds to import).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
-
-if TYPE_CHECKING:  # torch takes seconds to import: only verify_pairs needs it, at call time
-    import torch
 
 MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
@@ -114,9 +111,8 @@ def verify_pairs(
     """Aligned distance and residual (grey levels) of the pairs (pixels[a[i]], pixels[b[i]]),
     pixels (N, H, W): two (P,) float32 arrays; the full search over all shifts.
 
-    The cross products of all shifts come from one grouped convolution per chunk (a pair is a
-    group: image a, zero-padded, correlated with image b as the kernel), which is several
-    times faster than slicing per shift; `device` runs it on a GPU ("cuda"), default CPU.
+    `device` ("cuda") computes the cross products with torch on that GPU; default: numpy on
+    the CPU, without importing torch.
     """
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     out = np.full(len(a), np.inf, dtype=np.float32)
@@ -127,53 +123,51 @@ def verify_pairs(
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
     win_a, win_b = _window_sums(centred, max_shift, "a"), _window_sums(centred, max_shift, "b")
-    import torch
-
-    images = torch.from_numpy(centred).to(device or "cpu")
-    with _one_cpu_thread(images.device):
-        for start in range(0, len(a), CHUNK):
-            la, lb = local[0, start : start + CHUNK], local[1, start : start + CHUNK]
-            cross = _cross_products(images, la, lb, max_shift)
-            wa = (win_a[0][la], win_a[1][la])
-            wb = (win_b[0][lb], win_b[1][lb])
-            dist, scale = _best_of(cross, wa, wb, centred.shape[1:], max_shift)
-            out[start : start + len(la)] = dist
-            residual[start : start + len(la)] = dist * scale
+    cross_products = _cross_products if device in (None, "cpu") else _torch_cross_products(device)
+    for start in range(0, len(a), CHUNK):
+        la, lb = local[0, start : start + CHUNK], local[1, start : start + CHUNK]
+        cross = cross_products(centred, la, lb, max_shift)
+        wa = (win_a[0][la], win_a[1][la])
+        wb = (win_b[0][lb], win_b[1][lb])
+        dist, scale = _best_of(cross, wa, wb, centred.shape[1:], max_shift)
+        out[start : start + len(la)] = dist
+        residual[start : start + len(la)] = dist * scale
     return out, residual
 
 
-@contextmanager
-def _one_cpu_thread(device: torch.device) -> Iterator[None]:
-    """Small grouped convolutions run faster on one CPU thread, and 3x slower with two on a
-    busy machine (measured); the caller's setting is restored."""
+def _cross_products(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int) -> np.ndarray:
+    """(P, S) sum over the overlap of a[y + dy, x + dx] * b[y, x], for every shift: one
+    vectorised product-and-sum per shift over the chunk's pairs (a zero-padded), in numpy."""
+    s = max_shift
+    h, w = images.shape[1:]
+    padded = np.pad(images[a], ((0, 0), (s, s), (s, s)))
+    kernels = images[b]
+    out = np.empty((len(a), (2 * s + 1) ** 2))
+    for i, (dy, dx) in enumerate(shifts(max_shift)):
+        window = padded[:, s + dy : s + dy + h, s + dx : s + dx + w]
+        out[:, i] = np.einsum("phw,phw->p", window, kernels)
+    return out
+
+
+CrossProducts = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
+
+
+def _torch_cross_products(device: str) -> CrossProducts:
+    """The cross products on a GPU: one grouped convolution per chunk (a pair is a group:
+    image a, zero-padded, correlated with image b as the kernel)."""
     import torch
 
-    previous = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    def cross_products(images: np.ndarray, a: np.ndarray, b: np.ndarray, s: int) -> np.ndarray:
+        with torch.no_grad():
+            on = torch.from_numpy(images).to(device)
+            ia, ib = torch.from_numpy(a).to(on.device), torch.from_numpy(b).to(on.device)
+            padded = torch.nn.functional.pad(on[ia], (s, s, s, s)).unsqueeze(0)
+            kernels = on[ib].unsqueeze(1)  # (P, 1, H, W)
+            cross = torch.nn.functional.conv2d(padded, kernels, groups=len(a))  # (1, P, S, S)
+            flat: np.ndarray = cross[0].reshape(len(a), -1).double().cpu().numpy()
+        return flat
 
-
-def _cross_products(
-    images: torch.Tensor, a: np.ndarray, b: np.ndarray, max_shift: int
-) -> np.ndarray:
-    """(P, S) sum over the overlap of a[y + dy, x + dx] * b[y, x], for every shift."""
-    import torch
-
-    with torch.no_grad():
-        ia = torch.from_numpy(a).to(images.device)
-        ib = torch.from_numpy(b).to(images.device)
-        s = max_shift
-        padded = torch.nn.functional.pad(images[ia], (s, s, s, s)).unsqueeze(
-            0
-        )  # (1, P, H+2s, W+2s)
-        kernels = images[ib].unsqueeze(1)  # (P, 1, H, W)
-        cross = torch.nn.functional.conv2d(padded, kernels, groups=len(a))  # (1, P, 2s+1, 2s+1)
-        flat: np.ndarray = cross[0].reshape(len(a), -1).double().cpu().numpy()
-    return flat
+    return cross_products
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
