@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +15,7 @@ from recipe_core.data import open_dataset
 from recipe_core.errors import ConfigError, DatasetError
 from recipe_core.scan import ISSUES_CSV_COLUMNS, scan, write_scan
 from recipe_core.scan.issues import ISSUE_TYPES
-from tests.conftest import write_image_folder
+from tests.conftest import REPO_ROOT, write_image_folder
 
 
 @pytest.fixture
@@ -87,3 +89,24 @@ def test_scan_finds_planted_exact_duplicates(tmp_path: Path, dataset: Path) -> N
         result.issues["path"].isin(["train/class_0/000.png", "val/class_1/copy.png"])
     ]
     assert len(flagged) >= 2, result.issues
+
+
+def test_a_cpu_scan_imports_no_torch(tmp_path: Path, dataset: Path) -> None:
+    """torch costs seconds and ~500 MB to import: the CPU scan (near-duplicate pixel checks
+    included, so a brightened copy is planted) runs on numpy alone."""
+    source = dataset / "train" / "class_1" / "00.png"
+    source = source if source.exists() else next((dataset / "train" / "class_1").glob("*.png"))
+    with Image.open(source) as im:
+        Image.eval(im, lambda v: min(255, v + 6)).save(dataset / "train" / "class_1" / "copy.png")
+    code = (
+        "import sys; from recipe_core.scan import scan; "
+        f"r = scan({str(dataset)!r}, cache=False, workers=1); "
+        "print(sorted(set(r.issues['issue'])), [m for m in ('torch', 'torchvision') "
+        "if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO_ROOT, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    issues, heavy = out.stdout.strip().rsplit("] [", 1)
+    assert "near_duplicate" in issues, issues  # the pixel check ran
+    assert heavy == "]", heavy
