@@ -244,7 +244,7 @@ def _tuned(runs: Runs) -> StepEvidence:
                 f"{best[0]} with val loss {best[1]:.4f} ({len(searches)} search(es) "
                 "in all).")  # fmt: skip
         return StepEvidence("tuned", title, True, text, "views/runs.py")
-    text = "No finished search: run `recipe tune DATASET --param lr=loguniform:1e-4:1e-2 ...`."
+    text = "No finished search: run recipe tune DATASET --param lr=loguniform:1e-4:1e-2 in a shell"
     return StepEvidence("tuned", title, False, text, "views/runs.py")
 
 
