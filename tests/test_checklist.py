@@ -84,3 +84,24 @@ def test_checks_evidence_counts_every_status_and_skips_are_not_done() -> None:
     text, done = _checks_text(report("pass", "warn", cut=("c1",)), "cnn")
     assert text.endswith("1 warned (c1); cut short by the time budget: c1.") and not done
     assert _checks_text(report("fail", "error"), "x")[1] is False
+
+
+def test_a_report_saved_by_recipe_check_counts_for_its_dataset(tmp_path: Path) -> None:
+    """`recipe check DATASET --save` used to save its report with an empty dataset, so Home
+    said "No checks run yet" after it (seen in the README tour); it names the dataset now."""
+    from typer.testing import CliRunner
+
+    from recipe_core.cli import cli
+
+    dataset = write_image_folder(tmp_path / "ds", per_class=8, size=8)
+    other = write_image_folder(tmp_path / "other", per_class=8, size=8)
+    ws = tmp_path / "ws"
+    args = ["check", str(dataset), "--model", "linear", "--device", "cpu", "--image-size", "8",
+            "--batch-size", "8", "--max-seconds", "20", "--save"]  # fmt: skip
+    args += ["--workspace", str(ws)]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code in (0, 1), out.output  # 1: a check failed, still saved
+    evidence = {i.key: i for i in recipe_checklist(open_workspace(ws), dataset)}["checks_passed"]
+    assert evidence.evidence.startswith("Latest checks (linear) of "), evidence.evidence
+    elsewhere = {i.key: i for i in recipe_checklist(open_workspace(ws), other)}["checks_passed"]
+    assert elsewhere.evidence == "No checks run yet."

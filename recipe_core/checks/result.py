@@ -129,14 +129,22 @@ class CheckReport:
         return json.dumps(self.to_dict(), **kwargs)
 
     def save(
-        self, workspace: Workspace | str | os.PathLike[str] | None = None, *, name: str = "script"
+        self,
+        workspace: Workspace | str | os.PathLike[str] | None = None,
+        *,
+        name: str = "script",
+        dataset: str = "",
+        model: str = "",
     ) -> Path:
         """Save this report to the workspace, where the Checks page shows it like a job's;
-        returns its folder. `name` says what was checked (a pipeline spec, a script name)."""
+        returns its folder. `name` says what was checked (a pipeline spec, a script name);
+        `dataset` and `model`, when the report is about a dataset and a built-in model, let
+        the Home checklist count it for that dataset."""
         ws = workspace if isinstance(workspace, Workspace) else open_workspace(workspace)
         folder = new_check_folder(ws)
         now = time.time()
-        write_job_file(folder, {"dataset": "", "model": "", "pipeline": name, "source": "script",
+        write_job_file(folder, {"dataset": dataset, "model": model, "pipeline": name,
+                                "source": "script",
                                 "seed": self.seed, "max_seconds": None, "batch_size": 0,
                                 "created": now, "only": None})  # fmt: skip
         write_report(folder, self)

@@ -4,6 +4,7 @@ a built-in model over an image folder."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -70,7 +71,8 @@ def check_command(
             report = _run(dataset, model, device, seed, max_seconds, batch_size,
                           image_size, json_out)  # fmt: skip
         if save:
-            _save(report, pipeline or f"{model} on {dataset}", workspace, json_out)
+            on = ("", "") if pipeline else (str(Path(str(dataset)).resolve()), model)
+            _save(report, pipeline or f"{model} on {dataset}", workspace, json_out, on)
     except RecipeError as error:
         raise fail(error) from error
     if json_out:
@@ -121,10 +123,13 @@ def check_device(device: str) -> None:
             raise ConfigError(f"--device {device} asked for CUDA but none is available; use cpu.")
 
 
-def _save(report: CheckReport, name: str, workspace: str | None, quiet: bool) -> None:
+def _save(
+    report: CheckReport, name: str, workspace: str | None, quiet: bool, on: tuple[str, str]
+) -> None:
+    """`on`: the (dataset, model) a built-in check ran on, ("", "") for a pipeline's."""
     from recipe_core.workspace import open_workspace
 
-    folder = report.save(open_workspace(workspace), name=name)
+    folder = report.save(open_workspace(workspace), name=name, dataset=on[0], model=on[1])
     if not quiet:
         err_console.print(f"report saved: {folder}", highlight=False)
 
