@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import access, browse_state, pictures, state, widgets
+from app.palette import CATEGORICAL
 from app.widgets import md
 from recipe_core import RecipeError
 from recipe_core.explore.query import SampleFilter, SampleTable
@@ -147,7 +148,7 @@ def map_points(xy: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 MapTraces = list[tuple[str, np.ndarray]]  # (group name, its rows) per trace, in trace order
-SYMBOLS = ("circle", "diamond", "square", "x", "triangle-up")  # beyond the palette's 8 colours
+SYMBOLS = ("circle", "diamond", "square", "x", "triangle-up")  # beyond the palette's colours
 
 
 def map_traces(table: SampleTable, rows: np.ndarray, *, by: str) -> MapTraces:
@@ -169,7 +170,7 @@ def map_figure(xy: np.ndarray, table: SampleTable, traces: MapTraces) -> go.Figu
             text=[widgets.plot_text(p) for p in paths[mine]],
             hovertemplate="%{text}<extra>%{fullData.name}</extra>",
             marker=UNFLAGGED if name == NO_ISSUE else
-            {"size": 6, "symbol": SYMBOLS[i // 8 % len(SYMBOLS)]},
+            {"size": 6, "symbol": SYMBOLS[i // len(CATEGORICAL) % len(SYMBOLS)]},
         ))  # fmt: skip
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="PC 1", yaxis_title="PC 2")  # fmt: skip

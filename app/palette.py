@@ -18,6 +18,11 @@ OKABE_ITO = (
     "#000000",  # black
 )
 BLUE, ORANGE, GREEN, VERMILLION, PURPLE, SKY, YELLOW, BLACK = OKABE_ITO
+# Categories beyond eight (the ten digit classes): Paul Tol's muted scheme, also safe for
+# colour-vision deficiencies, after Okabe-Ito; plotly's colorway used to repeat after eight,
+# so class 8 was drawn in class 0's blue in every stacked histogram.
+TOL_MUTED = ("#882255", "#999933", "#332288", "#44AA99", "#AA4499", "#DDCC77", "#117733")
+CATEGORICAL = OKABE_ITO + TOL_MUTED
 SEQUENTIAL = "Cividis"  # continuous scales: even in lightness, readable without hue
 TEMPLATE = "recipe_safe"
 
@@ -25,7 +30,7 @@ TEMPLATE = "recipe_safe"
 def install() -> None:
     """Register the safe template and make it plotly's default (idempotent)."""
     template = go.layout.Template(pio.templates["plotly"])
-    template.layout.colorway = list(OKABE_ITO)
+    template.layout.colorway = list(CATEGORICAL)
     template.layout.colorscale.sequential = SEQUENTIAL
     template.layout.colorscale.sequentialminus = SEQUENTIAL
     template.layout.colorscale.diverging = SEQUENTIAL

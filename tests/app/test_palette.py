@@ -13,7 +13,8 @@ def test_default_template_is_okabe_ito_and_cividis() -> None:
     assert pio.templates.default == palette.TEMPLATE
     fig = go.Figure(go.Scatter(y=[1, 2]))
     layout = fig.layout.template.layout
-    assert tuple(c.upper() for c in layout.colorway) == palette.OKABE_ITO
+    assert tuple(c.upper() for c in layout.colorway) == palette.CATEGORICAL
+    assert len(set(palette.CATEGORICAL)) == 15  # ten classes get ten colours, not eight
     import plotly.express as px
 
     seq = [c for _, c in layout.colorscale.sequential]
@@ -38,7 +39,7 @@ def test_no_chart_colour_outside_the_safe_palette() -> None:
     the palette's; plotly's red/green defaults (tab10, RdYlGn, Blues...) are gone."""
     import re
 
-    safe = {c.upper() for c in palette.OKABE_ITO}
+    safe = {c.upper() for c in palette.CATEGORICAL}
     bad = []
     for path, text in _app_sources().items():
         for colour in re.findall(r"#[0-9A-Fa-f]{6}\b", text):
