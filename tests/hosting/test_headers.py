@@ -1,5 +1,5 @@
 """The browser security headers: on every response of a real `recipe serve` (read over HTTP),
-and in the reverse-proxy configs the README points operators to (docs/proxy/), each with a
+and in the reverse-proxy configs docs/hosting.md points operators to (docs/proxy/), each with a
 value that stops framing by other sites and content sniffing."""
 
 from __future__ import annotations
@@ -122,7 +122,10 @@ def test_recipe_serve_sends_the_headers_on_every_response(tmp_path: Path) -> Non
         assert all(is_safe(name, headers[name]) for name in REQUIRED)
 
 
-def test_the_readme_points_to_the_proxy_files_and_names_each_header() -> None:
+def test_the_hosting_page_points_to_the_proxy_files_and_names_each_header() -> None:
     readme = (REPO_ROOT / "README.md").read_text()
-    assert "docs/proxy/Caddyfile" in readme and "docs/proxy/nginx.conf" in readme
-    assert all(name in readme for name in SECURITY_HEADERS)
+    assert "(docs/hosting.md)" in readme  # the README's short section links the hosting page
+    hosting = (REPO_ROOT / "docs" / "hosting.md").read_text()
+    for name in ("Caddyfile", "nginx.conf"):  # linked relative to docs/, and the files exist
+        assert f"](proxy/{name})" in hosting and (PROXY / name).is_file()
+    assert all(name in hosting for name in SECURITY_HEADERS)
