@@ -10,8 +10,10 @@ Out-of-fold predicted probabilities from two fast baselines on the embeddings, a
   cannot separate.
 
 Folds are grouped by duplicate group, so a copy never "predicts" its own twin's label. Then
-confident learning (`cleanlab.filter.find_label_issues`, the field's standard) picks the
-issues. Score = 1 - p(given label); `scores.suggested_label` is the most probable other class.
+confident learning's prune-by-class filter (`confident.prune_by_class`: numpy, flag for flag
+cleanlab's `find_label_issues(filter_by="prune_by_class")`, without importing cleanlab and
+scikit-learn) picks the issues. Score = 1 - p(given label); `scores.suggested_label` is the
+most probable other class.
 
 Scale: the Gram pass is N * D^2 (50k x 464-d: ~1e10 flops, a second); above MAX_TRAIN rows
 the models train on a random MAX_TRAIN subset and predict everyone.
@@ -29,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues._common import empty_issues, issue_frame
+from recipe_core.scan.issues.confident import prune_by_class
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 
 log = logging.getLogger(__name__)
@@ -78,14 +81,11 @@ def find_label_issues(
     # prune_by_class: per class, drop the samples least likely under their given label, as many
     # as confident learning estimates that class's errors; the better of cleanlab's filters on
     # the sample digits and on held-out sets (recall +3-6 points at equal precision).
-    from cleanlab import filter as cl_filter  # imports sklearn: ~2 s, paid only when scanning
-
-    # n_jobs=1: cleanlab's own multiprocessing.Pool forks the caller; forked from a process
-    # with other threads (the dashboard, a script that trained, pytest with a browser) its
-    # workers deadlock on a queue lock and the scan hangs for ever (seen in CI). The per-class
-    # pruning is a partial sort per class: milliseconds, no pool needed; same results.
-    is_issue = cl_filter.find_label_issues(y, probs, filter_by="prune_by_class", n_jobs=1)
-    return _result(table, rows, classes, y, probs, np.asarray(is_issue, dtype=bool))
+    # In process, no pool: a pool forked from a threaded process (the dashboard, pytest with a
+    # browser) deadlocked on a queue lock (cleanlab's did, in CI); one sort per class is
+    # milliseconds. Our numpy copy of it: cleanlab imports scikit-learn (+0.8 CPU-s, +55 MB).
+    is_issue = prune_by_class(y, probs)
+    return _result(table, rows, classes, y, probs, is_issue)
 
 
 def find_label_issues_from_probs(
@@ -102,10 +102,8 @@ def find_label_issues_from_probs(
     if len(classes) < 2 or len(rows) < 2:
         return _empty(table, classes)
     y = np.asarray([classes.index(g) for g in given[rows]], dtype=np.int64)
-    from cleanlab import filter as cl_filter  # see find_label_issues: sklearn import, n_jobs
-
-    is_issue = cl_filter.find_label_issues(y, probs, filter_by="prune_by_class", n_jobs=1)
-    return _result(table, rows, classes, y, probs, np.asarray(is_issue, dtype=bool))
+    is_issue = prune_by_class(y, probs)  # see find_label_issues: in process, no cleanlab
+    return _result(table, rows, classes, y, probs, is_issue)
 
 
 def group_folds(groups: np.ndarray, n_folds: int, *, seed: int = 0) -> np.ndarray:

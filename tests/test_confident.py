@@ -1,0 +1,205 @@
+"""recipe_core.scan.issues.confident.prune_by_class against cleanlab (the oracle, installed for
+the tests): the same flags, sample for sample, on seeded random cases and on the scan's own
+probabilities for digits; and the scan path imports neither cleanlab nor scikit-learn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from cleanlab.count import compute_confident_joint
+from cleanlab.filter import find_label_issues as cl_find_label_issues
+
+from recipe_core.scan.issues.confident import _calibrated_joint, prune_by_class
+
+
+def cleanlab_flags(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "may not flag all label issues in class k"
+        out = cl_find_label_issues(labels, probs, filter_by="prune_by_class", n_jobs=1)
+    return np.asarray(out, dtype=bool)
+
+
+def assert_same(labels: np.ndarray, probs: np.ndarray) -> int:
+    ours, theirs = prune_by_class(labels, probs), cleanlab_flags(labels, probs)
+    assert ours.dtype == bool and ours.shape == labels.shape
+    diff = np.flatnonzero(ours != theirs)
+    assert len(diff) == 0, f"{len(diff)} flags differ, first at {diff[:5]}"
+    # and the calibrated confident joint behind them, entry for entry
+    members = [np.flatnonzero(labels == c) for c in range(probs.shape[1])]
+    counts = np.array([len(m) for m in members])
+    joint = _calibrated_joint(np.asarray(labels, dtype=np.int64), probs, members, counts)
+    np.testing.assert_array_equal(joint, compute_confident_joint(labels, probs))
+    return int(ours.sum())
+
+
+def noisy_case(
+    rng: np.random.Generator,
+    n: int,
+    k: int,
+    *,
+    noise: float,
+    concentration: float,
+    prior: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """True classes from `prior`, probabilities Dirichlet around the true class (a model of
+    varying sharpness), given labels flipped to another class at rate `noise`."""
+    true = rng.choice(k, n, p=prior)
+    alpha = np.full((n, k), 1.0)
+    alpha[np.arange(n), true] += concentration * rng.uniform(0.2, 1.8, n)
+    probs = np.vstack([rng.dirichlet(a) for a in alpha])
+    given = true.copy()
+    flip = rng.random(n) < noise
+    given[flip] = (true[flip] + rng.integers(1, k, flip.sum())) % k
+    return given, probs
+
+
+def valid(labels: np.ndarray) -> bool:
+    """Inputs cleanlab accepts: at least two classes in the labels (or all zero)."""
+    return len(np.unique(labels)) >= 2 or bool((labels == 0).all())
+
+
+CASES = [
+    (k, n, seed) for k in (2, 3, 4, 5, 7, 10, 12) for n in (20, 57, 200, 1000) for seed in (0, 1)
+]
+
+
+@pytest.mark.parametrize(("k", "n", "seed"), CASES)
+def test_random_noisy_labels(k: int, n: int, seed: int) -> None:
+    rng = np.random.default_rng([k, n, seed])
+    for noise in (0.0, 0.1, 0.3, 0.6):
+        for concentration in (0.5, 4.0, 30.0):
+            labels, probs = noisy_case(rng, n, k, noise=noise, concentration=concentration)
+            if valid(labels):
+                assert_same(labels, probs)
+
+
+@pytest.mark.parametrize("k", [2, 5, 10, 12])
+def test_large(k: int) -> None:
+    rng = np.random.default_rng(k)
+    labels, probs = noisy_case(rng, 5000, k, noise=0.15, concentration=6.0)
+    flagged = assert_same(labels, probs)
+    assert flagged > 0
+
+
+def test_float32_probabilities() -> None:
+    rng = np.random.default_rng(3)
+    labels, probs = noisy_case(rng, 1000, 6, noise=0.2, concentration=5.0)
+    assert_same(labels, probs.astype(np.float32))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_classes_missing_from_the_labels(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    k = int(rng.integers(3, 13))
+    n = int(rng.choice([20, 80, 400, 2000]))
+    labels, probs = noisy_case(rng, n, k, noise=0.2, concentration=5.0)
+    present = rng.choice(k, int(rng.integers(2, k)), replace=False)
+    labels = present[labels % len(present)]  # only some classes are given; all have columns
+    assert_same(labels, probs)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_one_class_dominant_and_tiny_classes(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    k = int(rng.integers(2, 13))
+    prior = np.full(k, 0.05 / max(k - 1, 1))
+    prior[0] = 0.95 if k > 1 else 1.0
+    prior /= prior.sum()
+    for n in (20, 150, 3000):
+        labels, probs = noisy_case(rng, n, k, noise=0.1, concentration=3.0, prior=prior)
+        labels[: min(k, n)] = np.arange(min(k, n))  # classes of one sample each, too
+        if valid(labels):
+            assert_same(labels, probs)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_exact_ties_and_near_ties(seed: int) -> None:
+    """Quantised probabilities: many exactly equal values (argsort and argmax ties), rows
+    exactly uniform, values a hair above and below the thresholds."""
+    rng = np.random.default_rng(300 + seed)
+    k = int(rng.integers(2, 13))
+    for n in (20, 300, 2000):
+        labels, probs = noisy_case(rng, n, k, noise=0.25, concentration=2.0)
+        levels = int(rng.choice([2, 4, 10]))
+        coarse = np.round(probs * levels) + 1e-3  # ties within a column, never all zero
+        coarse /= coarse.sum(axis=1, keepdims=True)
+        coarse[rng.random(n) < 0.1] = 1.0 / k  # exactly uniform rows
+        if valid(labels):
+            assert_same(labels, coarse)
+        # near ties: every value nudged by under the 1e-6 comparison slack
+        nudged = probs + rng.choice([-4e-7, 0.0, 4e-7], probs.shape)
+        nudged = np.clip(nudged, 0.0, 1.0)
+        if valid(labels):
+            assert_same(labels, nudged)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_plain_dirichlet_rows(seed: int) -> None:
+    """Probabilities unrelated to the labels (all noise), flat and spiky Dirichlets."""
+    rng = np.random.default_rng(400 + seed)
+    for k in (2, 6, 12):
+        for alpha in (0.1, 1.0, 10.0):
+            n = int(rng.integers(20, 1500))
+            probs = rng.dirichlet(np.full(k, alpha), n)
+            labels = rng.integers(0, k, n)
+            if valid(labels):
+                assert_same(labels, probs)
+
+
+def test_single_class_labels_flag_nothing() -> None:
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(4), 50)
+    zeros = np.zeros(50, dtype=np.int64)
+    assert assert_same(zeros, probs) == 0  # cleanlab accepts all-zero labels
+    assert not prune_by_class(np.full(50, 2), probs).any()  # cleanlab raises on these
+
+
+def test_edge_inputs() -> None:
+    assert prune_by_class(np.zeros(0, dtype=np.int64), np.zeros((0, 3))).shape == (0,)
+    with pytest.raises(ValueError):
+        prune_by_class(np.array([0, 3]), np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError):
+        prune_by_class(np.array([0, 1, 1]), np.full((2, 3), 1 / 3))
+
+
+def test_the_scans_own_probabilities_on_digits() -> None:
+    """Probabilities from the scan's models (ridge + kNN vote) on digits with 8 % of the
+    labels flipped: cleanlab and ours flag the same samples."""
+    from recipe_core.scan.issues.labels import find_label_issues
+    from tests.issues.arrays import index_from_arrays
+    from tests.issues.conftest import render_digits
+
+    images, labels = render_digits(600)
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(labels), 48, replace=False):
+        labels[i] = str((int(labels[i]) + int(rng.integers(1, 10))) % 10)
+    result = find_label_issues(index_from_arrays(np.stack(images), labels), seed=0)
+    scored = result.scores[result.scores["scored"]]
+    y = np.searchsorted(np.asarray(result.classes), scored["given_label"].to_numpy().astype(str))
+    flagged = assert_same(y, result.pred_probs)
+    assert flagged == int(scored["is_issue"].sum()) > 20
+
+
+def test_scan_path_imports_neither_cleanlab_nor_sklearn() -> None:
+    code = """
+import sys
+import numpy as np
+import pandas as pd
+from recipe_core.scan.issues.labels import find_label_issues_from_probs
+rng = np.random.default_rng(0)
+n, k = 300, 5
+table = pd.DataFrame({"sample_id": np.arange(n), "label": [str(c) for c in rng.integers(0, k, n)]})
+probs = rng.dirichlet(np.ones(k), n)
+result = find_label_issues_from_probs(table, np.arange(n), probs, tuple(map(str, range(k))))
+assert result.scores["scored"].all()
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("cleanlab", "sklearn"))
+print("heavy:", heavy)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "heavy: []" in out.stdout, out.stdout + out.stderr
