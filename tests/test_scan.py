@@ -91,9 +91,9 @@ def test_scan_finds_planted_exact_duplicates(tmp_path: Path, dataset: Path) -> N
     assert len(flagged) >= 2, result.issues
 
 
-def test_a_cpu_scan_imports_no_torch(tmp_path: Path, dataset: Path) -> None:
-    """torch costs seconds and ~500 MB to import: the CPU scan (near-duplicate pixel checks
-    included, so a brightened copy is planted) runs on numpy alone."""
+def test_a_cpu_scan_imports_no_torch_and_no_sklearn(tmp_path: Path, dataset: Path) -> None:
+    """torch costs seconds and ~500 MB to import, cleanlab + sklearn another second: the CPU
+    scan (near-duplicate pixel checks included, so a brightened copy is planted) needs none."""
     source = dataset / "train" / "class_1" / "00.png"
     source = source if source.exists() else next((dataset / "train" / "class_1").glob("*.png"))
     with Image.open(source) as im:
@@ -101,8 +101,8 @@ def test_a_cpu_scan_imports_no_torch(tmp_path: Path, dataset: Path) -> None:
     code = (
         "import sys; from recipe_core.scan import scan; "
         f"r = scan({str(dataset)!r}, cache=False, workers=1); "
-        "print(sorted(set(r.issues['issue'])), [m for m in ('torch', 'torchvision') "
-        "if m in sys.modules])"
+        "heavy = ('torch', 'torchvision', 'sklearn', 'cleanlab'); "
+        "print(sorted(set(r.issues['issue'])), [m for m in heavy if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=300)  # fmt: skip
