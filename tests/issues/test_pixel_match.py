@@ -128,3 +128,20 @@ def test_noise_on_a_pale_image_is_a_copy_but_two_pale_images_are_not() -> None:
     assert near[0] and dist[0] >= NEAR_THRESHOLD  # admitted on the residual, then kept
     assert is_near(dist, residual).all()  # the residual alone admits all, at like distances ...
     assert not near[1:].any()  # ... the half-size check does not
+
+
+def test_the_gpu_cross_products_equal_the_numpy_ones() -> None:
+    """verify_pairs' torch path (a GPU `device`: grouped convolution, images uploaded once)
+    and its numpy path compute the same cross products; run here on torch's CPU device."""
+    from recipe_core.scan.issues import pixel_match
+
+    rng = np.random.default_rng(3)
+    images = pixel_match._centred(rng.integers(0, 256, (40, 32, 32)))
+    a, b = rng.integers(0, 40, 300), rng.integers(0, 40, 300)
+    expected = pixel_match._numpy_cross_products(images, 2)(a, b)
+    got = pixel_match._torch_cross_products(images, 2, "cpu")(a, b)
+    assert got.shape == expected.shape == (300, 25)
+    # float32 sums of ~1e5 added in another order: equal to a few ulps of the largest product
+    scale = float(np.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * scale)
+    assert (np.argmax(got, axis=1) == np.argmax(expected, axis=1)).mean() > 0.99

@@ -123,10 +123,13 @@ def verify_pairs(
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
     win_a, win_b = _window_sums(centred, max_shift, "a"), _window_sums(centred, max_shift, "b")
-    cross_products = _cross_products if device in (None, "cpu") else _torch_cross_products(device)
+    if device in (None, "cpu"):
+        cross_products = _numpy_cross_products(centred, max_shift)
+    else:
+        cross_products = _torch_cross_products(centred, max_shift, device)
     for start in range(0, len(a), CHUNK):
         la, lb = local[0, start : start + CHUNK], local[1, start : start + CHUNK]
-        cross = cross_products(centred, la, lb, max_shift)
+        cross = cross_products(la, lb)
         wa = (win_a[0][la], win_a[1][la])
         wb = (win_b[0][lb], win_b[1][lb])
         dist, scale = _best_of(cross, wa, wb, centred.shape[1:], max_shift)
@@ -135,31 +138,37 @@ def verify_pairs(
     return out, residual
 
 
-def _cross_products(images: np.ndarray, a: np.ndarray, b: np.ndarray, max_shift: int) -> np.ndarray:
-    """(P, S) sum over the overlap of a[y + dy, x + dx] * b[y, x], for every shift: one
-    vectorised product-and-sum per shift over the chunk's pairs (a zero-padded), in numpy."""
+CrossProducts = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (a, b) -> (P, S)
+
+
+def _numpy_cross_products(images: np.ndarray, max_shift: int) -> CrossProducts:
+    """(P, S) sums over the overlap of a[y + dy, x + dx] * b[y, x], for every shift, of the
+    pairs (images[a], images[b]): one vectorised product-and-sum per shift (a zero-padded)."""
     s = max_shift
     h, w = images.shape[1:]
-    padded = np.pad(images[a], ((0, 0), (s, s), (s, s)))
-    kernels = images[b]
-    out = np.empty((len(a), (2 * s + 1) ** 2))
-    for i, (dy, dx) in enumerate(shifts(max_shift)):
-        window = padded[:, s + dy : s + dy + h, s + dx : s + dx + w]
-        out[:, i] = np.einsum("phw,phw->p", window, kernels)
-    return out
+
+    def cross_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        padded = np.pad(images[a], ((0, 0), (s, s), (s, s)))
+        kernels = images[b]
+        out = np.empty((len(a), (2 * s + 1) ** 2))
+        for i, (dy, dx) in enumerate(shifts(max_shift)):
+            window = padded[:, s + dy : s + dy + h, s + dx : s + dx + w]
+            out[:, i] = np.einsum("phw,phw->p", window, kernels)
+        return out
+
+    return cross_products
 
 
-CrossProducts = Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray]
-
-
-def _torch_cross_products(device: str) -> CrossProducts:
-    """The cross products on a GPU: one grouped convolution per chunk (a pair is a group:
-    image a, zero-padded, correlated with image b as the kernel)."""
+def _torch_cross_products(images: np.ndarray, max_shift: int, device: str) -> CrossProducts:
+    """The same on a GPU: the images are uploaded once, then one grouped convolution per
+    chunk (a pair is a group: image a, zero-padded, correlated with image b as the kernel)."""
     import torch
 
-    def cross_products(images: np.ndarray, a: np.ndarray, b: np.ndarray, s: int) -> np.ndarray:
+    s = max_shift
+    on = torch.from_numpy(images).to(device)
+
+    def cross_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            on = torch.from_numpy(images).to(device)
             ia, ib = torch.from_numpy(a).to(on.device), torch.from_numpy(b).to(on.device)
             padded = torch.nn.functional.pad(on[ia], (s, s, s, s)).unsqueeze(0)
             kernels = on[ib].unsqueeze(1)  # (P, 1, H, W)
