@@ -46,6 +46,8 @@ from recipe_core.jobs.state import JobProgress
 from recipe_core.runs import RunReader, RunStatus
 from recipe_core.runs.predictions import INDEX as PREDICTION_INDEX
 from recipe_core.scan import ScanResult, load_scan
+from recipe_core.scan.issues.duplicates import EFFECT_THRESHOLDS
+from recipe_core.scan.issues.duplicates import threshold_effect as duplicate_threshold_effect
 
 if TYPE_CHECKING:
     pass
@@ -133,9 +135,10 @@ def scan_state(root: Path) -> JobProgress:
     return read_state(scan_folder(root))
 
 
-def start_scan(root: Path) -> None:
+def start_scan(root: Path, near_threshold: float | None = None) -> None:
     """Start a background scan of `root` (runners only; refused over [limits] max_scan_images
-    or the per-user job budget); the scan records who started it."""
+    or the per-user job budget); the scan records who started it. `near_threshold` (None:
+    the one the last scan used, else the default) is the near-duplicate line."""
     from app import run_state  # here: run_state imports this module
 
     g = access.guard()
@@ -145,8 +148,11 @@ def start_scan(root: Path) -> None:
         if g.limits is not None:
             check_scan_size(n, str(target), g.user, g.limits, g.audit)
         g.check_job(run_state.running_jobs)
+        if near_threshold is None:
+            last = scan_result(target)
+            near_threshold = 1.0 if last is None else last.summary.near_threshold
         start_scan_job(target, workspace=access.workspace(), workers=SCAN_WORKERS,
-                       owner=g.user.email)  # fmt: skip
+                       owner=g.user.email, near_threshold=near_threshold)  # fmt: skip
 
 
 def cancel_scan(root: Path) -> None:
@@ -175,6 +181,20 @@ def scan_result(root: Path) -> ScanResult | None:
     """The finished scan of `root` on disk (cached until a rescan replaces it), else None."""
     stamp = _result_stamp(root)
     return None if stamp is None else _load_scan(*stamp)
+
+
+def threshold_effect(root: Path) -> pd.DataFrame | None:
+    """What each near-duplicate threshold (the defaults and the scan's own) would report on
+    the scan of `root` (`threshold_effect`), computed once per scan; None without a scan."""
+    stamp = _result_stamp(root)
+    return None if stamp is None else _threshold_effect(*stamp)
+
+
+@st.cache_data(show_spinner="Trying each near-duplicate threshold…", max_entries=4)
+def _threshold_effect(folder: str, mtime_ns: int) -> pd.DataFrame:
+    result = _load_scan(folder, mtime_ns)
+    levels = (*EFFECT_THRESHOLDS, result.summary.near_threshold)
+    return duplicate_threshold_effect(result.index, levels)
 
 
 def samples(root: Path) -> SampleTable | None:

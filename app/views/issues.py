@@ -52,6 +52,7 @@ def drop_button(row: pd.Series, key: str) -> None:
 
 
 def duplicates_tab() -> None:
+    threshold_panel()
     groups = duplicate_groups(issues, result.index.table)
     if groups.empty:
         st.success("No duplicate groups found.", icon="✅")
@@ -82,6 +83,76 @@ def duplicates_tab() -> None:
     for name in names[(page - 1) * per_page : page * per_page]:
         duplicate_group(groups[groups["group"] == name])
     st.caption(f"Page {page} of {n_pages}.")
+
+
+def threshold_panel() -> None:
+    """The near-duplicate line: what each value would report on this scan (links, groups, the
+    links a looser line adds and the loosest pair it lets in), and a rescan at another."""
+    current = float(result.summary.near_threshold)
+    title = f"Near-duplicate threshold: {current:g}" + (" (the default)" if current == 1 else "")
+    with st.expander(title, icon="🎚️"):
+        effect = data_state.threshold_effect(target)
+        if effect is None:
+            return
+        st.caption(
+            "In closeness units: 1 is the calibrated line, 0.5 reports only pairs half as far "
+            "apart (fewer, surer), 1.5 pairs half again as far (more, less sure). A looser line "
+            "buys recall with the precision of the links it adds: look at its loosest pair "
+            "before you trust it. `recipe scan --near-threshold` sets it from the command line."
+        )
+        st.dataframe(
+            effect.assign(
+                used=effect["threshold"] == current,
+                threshold=effect["threshold"].map("{:g}".format),
+            )[["threshold", "used", "links", "new_links", "groups", "images", "closeness"]],
+            hide_index=True,
+            column_config={
+                "used": st.column_config.CheckboxColumn("this scan"),
+                "links": st.column_config.NumberColumn("near links"),
+                "new_links": st.column_config.NumberColumn("added by this step"),
+                "groups": st.column_config.NumberColumn("near groups"),
+                "images": st.column_config.NumberColumn("images in them"),
+                "closeness": st.column_config.NumberColumn("loosest pair", format="%.2f"),
+            },
+        )
+        levels = effect["threshold"].tolist()
+        choice = st.select_slider(
+            "Look at the loosest pair a threshold admits",
+            options=levels,
+            value=current if current in levels else levels[0],
+            format_func="{:g}".format,
+            key="near_threshold_choice",
+        )
+        row = effect[effect["threshold"] == choice].iloc[0]
+        if row["sample_id_a"] < 0:
+            st.caption(f"At {choice:g} no near pair is admitted.")
+        else:
+            pair = result.index.table.set_index("sample_id").loc[
+                [row["sample_id_a"], row["sample_id_b"]]
+            ]
+            st.markdown(
+                f"The loosest pair at {choice:g} (closeness {row['closeness']:.2f}): same "
+                "image, lightly edited? If not, this line is too loose."
+            )
+            pair_ui(pair.reset_index())
+        rescan = access.can("start_scan") and choice != current
+        if rescan and st.button(f"Rescan at threshold {choice:g}", key="near_threshold_rescan"):
+            try:
+                data_state.start_scan(target, near_threshold=float(choice))
+            except RecipeError as error:
+                st.error(widgets.md(error), icon="🚫")
+            else:
+                st.rerun()
+
+
+def pair_ui(pair: pd.DataFrame) -> None:
+    left, right, _ = st.columns([1, 1, 4])
+    for cell, (_, member) in zip((left, right), pair.iterrows(), strict=True):
+        with cell:
+            widgets.image_grid(source, pair[pair["sample_id"] == member["sample_id"]],
+                               columns=1,
+                               captions=[f"{widgets.md(member['label'])}  \n"
+                                         f"{widgets.md(member['path'])}"])  # fmt: skip
 
 
 def keep_one_of_every_group(groups: pd.DataFrame) -> None:

@@ -80,6 +80,16 @@ def scan_command(
             envvar="RECIPE_RAY_ADDRESS",
         ),
     ] = None,
+    near_threshold: Annotated[
+        float,
+        typer.Option(
+            help="The near-duplicate line in closeness units: 1 is the calibrated default, "
+            "0.5 reports only pairs half as far apart (fewer, surer), 1.5 pairs half again as "
+            "far (more, less sure). The Issues page shows what each value would report.",
+            min=0.25,
+            max=2.0,
+        ),
+    ] = 1.0,
 ) -> None:
     """Scan a dataset for problems: duplicates, leaks, corrupt files, outliers, label issues."""
     try:
@@ -88,7 +98,7 @@ def scan_command(
                 dataset_argument(dataset, workspace), workspace=workspace, workers=workers,
                 embedding=embedding,
                 progress=progress, out=out, cache=not no_cache, executor=executor,
-                ray_address=ray_address,
+                ray_address=ray_address, near_threshold=near_threshold,
             )  # fmt: skip
     except RecipeError as error:
         raise fail(error) from error

@@ -75,6 +75,7 @@ def start_scan(
     workers: int | None = None,
     owner: str = "",
     python: str = sys.executable,
+    near_threshold: float = 1.0,
 ) -> Path:
     """Launch a detached scan of `dataset_root` unless one is already running; the job folder.
     `owner` (an e-mail) is noted in it for the per-user job budget (jobs.owners)."""
@@ -85,6 +86,7 @@ def start_scan(
     record_owner(folder, owner)
     args = [os.fspath(dataset_root), "--job-dir", str(folder), "--workspace", str(workspace.root)]
     args += [] if workers is None else ["--workers", str(workers)]
+    args += [] if near_threshold == 1.0 else ["--near-threshold", repr(float(near_threshold))]
     now = time.time()
     process.write_progress(folder, JobProgress(JobState.RUNNING, "start", started=now, updated=now))
     proc = process.start_worker(folder, "recipe_core.jobs.scan_job", args, what="scan",
@@ -94,7 +96,12 @@ def start_scan(
 
 
 def run_job(
-    dataset: str, folder: Path, *, workspace: Workspace, workers: int | None = None
+    dataset: str,
+    folder: Path,
+    *,
+    workspace: Workspace,
+    workers: int | None = None,
+    near_threshold: float = 1.0,
 ) -> ScanResult:
     """The worker's body: scan, reporting progress into `folder`, and write the result."""
     now = time.time()
@@ -105,7 +112,8 @@ def run_job(
             # no write: called per item, the heartbeat carries it to progress.json
             reporter.update(stage=stage, done=done, total=total)
 
-        result = scan(dataset, workspace=workspace, workers=workers, progress=progress)
+        result = scan(dataset, workspace=workspace, workers=workers, progress=progress,
+                      near_threshold=near_threshold)  # fmt: skip
         progress("write", 0, 1)
         write_result(result, folder / RESULT_DIR)
     return result
@@ -126,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-dir", required=True)
     parser.add_argument("--workspace", default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--near-threshold", type=float, default=1.0)
     args = parser.parse_args(argv)
     folder = Path(args.job_dir)
     folder.mkdir(parents=True, exist_ok=True)
     return process.run_worker(
         lambda: run_job(
-            args.dataset, folder, workspace=open_workspace(args.workspace), workers=args.workers
+            args.dataset,
+            folder,
+            workspace=open_workspace(args.workspace),
+            workers=args.workers,
+            near_threshold=args.near_threshold,
         ),
         log=log,
     )

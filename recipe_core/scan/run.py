@@ -23,6 +23,7 @@ from recipe_core.errors import ConfigError
 from recipe_core.scan.index import ScanIndex, build_index
 from recipe_core.scan.index.build import FeatureRunner
 from recipe_core.scan.issues import find_issues
+from recipe_core.scan.issues.pixel_match import check_threshold
 from recipe_core.scan.result import ScanResult, ScanSummary, write_scan
 from recipe_core.workspace import Workspace, open_workspace
 
@@ -44,6 +45,7 @@ def scan(
     cache: bool = True,
     executor: str = "local",
     ray_address: str | None = None,
+    near_threshold: float = 1.0,
 ) -> ScanResult:
     """Index every sample of `dataset` (a path or a `DatasetSource`) and find its issues.
 
@@ -54,7 +56,10 @@ def scan(
     is also written there (see `write_scan`). `seed` fixes the detectors' randomness; `device`
     is where a network embedder runs. `executor="ray"` decodes on the Ray cluster at
     `ray_address` with Ray Data (same rows, same issues; see `recipe_core.scan.ray_data`).
+    `near_threshold` moves the near-duplicate line (1 = the calibrated default, 0.5 stricter,
+    1.5 looser; `recipe_core.scan.issues.duplicates.threshold_effect` compares values).
     """
+    near_threshold = check_threshold(near_threshold)  # a bad value fails before any decoding
     timings: dict[str, float] = {}
     start = time.perf_counter()
     source = dataset if isinstance(dataset, DatasetSource) else open_dataset(dataset)
@@ -66,9 +71,11 @@ def scan(
         progress=_stage(progress, "index"), features=features,
     )  # fmt: skip
     timings["index"] = _lap(start) - timings["open"]
-    issues = find_issues(index, seed=seed, progress=_stage(progress, "issues"))
+    issues = find_issues(index, seed=seed, progress=_stage(progress, "issues"),
+                         near_threshold=near_threshold)  # fmt: skip
     timings["issues"] = _lap(start) - timings["open"] - timings["index"]
-    result = ScanResult(index, issues, _summarize(index, issues), source.skipped, timings)
+    summary = _summarize(index, issues, near_threshold)
+    result = ScanResult(index, issues, summary, source.skipped, timings)
     if out is not None:
         write_scan(result, out)
         timings["write"] = _lap(start) - sum(timings.values())
@@ -106,7 +113,7 @@ def _lap(start: float) -> float:
     return time.perf_counter() - start
 
 
-def _summarize(index: ScanIndex, issues: pd.DataFrame) -> ScanSummary:
+def _summarize(index: ScanIndex, issues: pd.DataFrame, near_threshold: float) -> ScanSummary:
     counts = issues["issue"].value_counts()
     source = index.source
     return ScanSummary(
@@ -124,4 +131,5 @@ def _summarize(index: ScanIndex, issues: pd.DataFrame) -> ScanSummary:
         issue_counts={str(k): int(v) for k, v in counts.items()},
         embedding=index.embedding_name,
         fingerprint=index.fingerprint,
+        near_threshold=near_threshold,
     )

@@ -358,3 +358,50 @@ def test_keep_one_of_every_group_and_a_bigger_page(app: AppTest, scanned: Worksp
 
     for d in dropped:  # leave the module's workspace clean
         record_decision(scanned, root, sample_id=d.sample_id, path="", action="keep")
+
+
+def test_the_threshold_panel_shows_each_lines_effect_and_rescans_at_another(
+    scanned: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Issues page's near-duplicate threshold: a table of what each value reports, the
+    loosest pair a value lets in, and a rescan at it (a real scan job, in a copy of the
+    module's workspace so the other tests keep their scan)."""
+    import time
+
+    from recipe_core.jobs.scan_job import read_state
+    from recipe_core.scan import load_scan
+    from recipe_core.scan.issues.duplicates import threshold_effect
+
+    ws = open_workspace(shutil.copytree(scanned.root, tmp_path / "ws"))
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(ws.root))
+    monkeypatch.delenv("RECIPE_DATASET", raising=False)
+    at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "issues")
+    assert any(e.label.startswith("Near-duplicate threshold: 1 (the default)") for e in at.expander)
+    effect = next(df.value for df in at.dataframe if "new_links" in df.value.columns)
+    root = open_dataset(SAMPLE_DIGITS).root
+    folder = job_dir(ws, root) / RESULT_DIR
+    want = threshold_effect(load_scan(folder).index)  # the engine's answer, computed here
+    assert effect["links"].tolist() == want["links"].tolist()
+    assert effect["used"].tolist() == (want["threshold"] == 1.0).tolist()
+    assert (
+        effect["links"].is_monotonic_increasing
+        and effect["links"].iloc[-1] > effect["links"].iloc[0]
+    )
+    assert not any(b.key == "near_threshold_rescan" for b in at.button)  # same line: no rescan
+    at.select_slider(key="near_threshold_choice").set_value(1.5).run()
+    assert not at.exception
+    loosest = want[want["threshold"] == 1.5].iloc[0]
+    assert any(f"closeness {loosest['closeness']:.2f}" in m.value for m in at.markdown)
+    table = load_scan(folder).index.table.set_index("sample_id")
+    pair = table.loc[[loosest["sample_id_a"], loosest["sample_id_b"]], "path"]
+    captions = image_captions(at)
+    assert all(any(_md_path(p) in c for c in captions) for p in pair)  # both pictures shown
+    at.button(key="near_threshold_rescan").click().run()
+    assert not at.exception
+    deadline = time.monotonic() + 240
+    while read_state(job_dir(ws, root)).state == "running" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert read_state(job_dir(ws, root)).state == "succeeded", read_state(job_dir(ws, root))
+    assert load_scan(folder).summary.near_threshold == 1.5
+    at.run()  # the new scan is the page's: its threshold is the title, and a plain Rescan keeps it
+    assert any(e.label.startswith("Near-duplicate threshold: 1.5") for e in at.expander)

@@ -32,6 +32,7 @@ from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.pixel_match import (
     MIN_STD,
     NEAR_THRESHOLD,
+    check_threshold,
     closeness,
     coarse_agrees,
     is_near,
@@ -42,6 +43,7 @@ from recipe_core.scan.issues.quality import low_information_mask
 log = logging.getLogger(__name__)
 
 NEAR_K = 5  # embedding neighbours per image checked as near-duplicate candidates
+EFFECT_THRESHOLDS = (0.5, 0.75, 1.0, 1.25, 1.5)  # what `threshold_effect` compares by default
 
 
 @dataclass(frozen=True)
@@ -63,23 +65,26 @@ def find_duplicates(
     *,
     graph: NeighborGraph | None = None,
     seed: int = 0,
+    near_threshold: float = 1.0,
 ) -> DuplicateResult:
     """Exact and near duplicate groups of `index`, with their issue rows.
+
+    `near_threshold` moves the near-duplicate line, in closeness units (`pixel_match.is_near`):
+    1 is the calibrated default, 0.5 stricter (fewer, surer), 1.5 looser (more, less sure);
+    `threshold_effect` tells how many links and groups each value gives.
 
     `graph` is a neighbour graph over (a superset of) the index's distinct valid images, e.g.
     the one `find_issues` shares between detectors; one is built when omitted. Identical
     copies in it are skipped when picking candidates.
     """
+    threshold = check_threshold(near_threshold)
     table = index.table
     exact = exact_groups(table)
-    if graph is None:
-        spare = int(np.bincount(exact[exact >= 0]).max(initial=1))  # copies take slots
-        graph = neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + spare,
-                               seed=seed)  # fmt: skip
+    graph = graph if graph is not None else _graph(index, exact, seed)
     flat = low_information_mask(index)
-    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat)
+    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat, threshold=threshold)
     close = closeness(dist, residual)
-    labels = clique_groups(len(table), exact, a, b, close, _verifier(index.pixels))
+    labels = clique_groups(len(table), exact, a, b, close, _verifier(index.pixels, threshold))
     inside = (labels[a] >= 0) & (
         labels[a] == labels[b]
     )  # links within a group (the rest are not reported)
@@ -104,6 +109,66 @@ def find_duplicates(
     return DuplicateResult(members=members, pairs=pairs, issues=issues)
 
 
+def threshold_effect(
+    index: ScanIndex,
+    thresholds: tuple[float, ...] = EFFECT_THRESHOLDS,
+    *,
+    graph: NeighborGraph | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """What each near-duplicate threshold would report on `index`, one row per threshold:
+    threshold; links (verified near pairs: grows with the threshold); new_links (the links this
+    threshold adds to the next stricter one, the least sure: what the step costs in
+    precision); groups (near groups, with more than one distinct image, after `clique_groups`)
+    and images (distinct images in them); and the loosest link admitted (sample_id_a,
+    sample_id_b, closeness; -1 and nan when none): what the line lets in, to look at.
+
+    The candidates are verified once; each threshold then only re-draws the line and regroups.
+    """
+    levels = sorted({check_threshold(t) for t in thresholds})
+    exact = exact_groups(index.table)
+    graph = graph if graph is not None else _graph(index, exact, seed)
+    flat = low_information_mask(index)
+    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat, threshold=levels[-1])
+    close = closeness(dist, residual)
+    ids = index.table["sample_id"].to_numpy()
+    rows, before = [], 0
+    for level in levels:
+        keep = np.flatnonzero(is_near(dist, residual, level))
+        only_residual = keep[dist[keep] >= NEAR_THRESHOLD * level]
+        agree = coarse_agrees(index.pixels, a[only_residual], b[only_residual],
+                              dist[only_residual], level)  # fmt: skip
+        keep = np.setdiff1d(keep, only_residual[~agree])
+        labels = clique_groups(len(ids), exact, a[keep], b[keep], close[keep],
+                               _verifier(index.pixels, level))  # fmt: skip
+        groups, images = _near_groups(labels, exact)
+        worst = keep[np.argmax(close[keep])] if len(keep) else -1
+        rows.append({
+            "threshold": level, "links": len(keep), "new_links": len(keep) - before,
+            "groups": groups, "images": images,
+            "sample_id_a": int(ids[a[worst]]) if worst >= 0 else -1,
+            "sample_id_b": int(ids[b[worst]]) if worst >= 0 else -1,
+            "closeness": float(close[worst]) if worst >= 0 else float("nan"),
+        })  # fmt: skip
+        before = len(keep)
+    return pd.DataFrame(rows)
+
+
+def _graph(index: ScanIndex, exact: np.ndarray, seed: int) -> NeighborGraph:
+    spare = int(np.bincount(exact[exact >= 0]).max(initial=1))  # copies take slots
+    return neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + spare, seed=seed)
+
+
+def _near_groups(labels: np.ndarray, exact: np.ndarray) -> tuple[int, int]:
+    """(groups holding more than one distinct image, distinct images in them)."""
+    rows = np.flatnonzero(labels >= 0)
+    distinct = np.where(exact[rows] >= 0, exact[rows], -1 - rows)  # one id per image
+    frame = pd.DataFrame({"group": labels[rows], "image": distinct}).drop_duplicates()
+    sizes = frame.groupby("group").size()
+    near = sizes[sizes >= 2]
+    return len(near), int(near.sum())
+
+
 def exact_groups(table: pd.DataFrame) -> np.ndarray:
     """(N,) int64: a group number shared by rows with identical decoded pixels, -1 for rows
     without an identical twin (and for undecodable rows)."""
@@ -123,12 +188,13 @@ def near_pairs(
     *,
     k: int = NEAR_K,
     skip: np.ndarray | None = None,
+    threshold: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Verified near-duplicate links (a, b, distance, residual): each graph row's first k neighbours
     that are not its identical copies (`exact`, from `exact_groups`), checked with the aligned
     pixel distance. Flat thumbnails (std < MIN_STD grey levels) are skipped: their
     standardised pixels are mostly quantisation noise; so are rows in `skip` (bool, e.g.
-    low-information images)."""
+    low-information images). `threshold`: the line, see `find_duplicates`."""
     eligible = pixels.reshape(len(pixels), -1).std(axis=1) >= MIN_STD
     if skip is not None:
         eligible &= ~skip
@@ -142,27 +208,29 @@ def near_pairs(
     n = len(pixels)
     key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
     a, b = key // n, key % n
-    near, dist, residual = verdict(pixels, a, b)
+    near, dist, residual = verdict(pixels, a, b, threshold)
     return a[near], b[near], dist[near], residual[near]
 
 
 def verdict(
-    pixels: np.ndarray, a: np.ndarray, b: np.ndarray
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(near, distance, residual) of the pairs: `is_near`, and pairs admitted on the residual
     alone must also agree at half resolution (`coarse_agrees`: smooth distinct images don't)."""
     dist, residual = verify_pairs(pixels, a, b)
-    near = is_near(dist, residual)
-    only_residual = np.flatnonzero(near & (dist >= NEAR_THRESHOLD))
+    near = is_near(dist, residual, threshold)
+    only_residual = np.flatnonzero(near & (dist >= NEAR_THRESHOLD * threshold))
     near[only_residual] = coarse_agrees(
-        pixels, a[only_residual], b[only_residual], dist[only_residual]
+        pixels, a[only_residual], b[only_residual], dist[only_residual], threshold
     )
     return near, dist, residual
 
 
-def _verifier(pixels: np.ndarray) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def _verifier(
+    pixels: np.ndarray, threshold: float
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     def verify(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return verdict(pixels, a, b)[0]
+        return verdict(pixels, a, b, threshold)[0]
 
     return verify
 

@@ -50,35 +50,47 @@ class IssueReport:
 
 
 def find_issues(
-    index: ScanIndex, *, seed: int = 0, progress: Progress | None = None
+    index: ScanIndex,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+    near_threshold: float = 1.0,
 ) -> pd.DataFrame:
     """One row per (sample, issue): columns sample_id, path, label, issue, score, group, detail.
 
     `score` is in [0, 1] with 1 the most severe; `group` names a duplicate group ("" for
     per-sample issues). `progress(done, total)` is called after each detector stage. The
-    index is never modified. `detect_issues` returns the per-family results as well.
+    index is never modified. `near_threshold` moves the near-duplicate line (1 = default,
+    smaller = stricter; see `find_duplicates`). `detect_issues` returns the per-family
+    results as well.
     """
-    return detect_issues(index, seed=seed, progress=progress).table
+    return detect_issues(index, seed=seed, progress=progress, near_threshold=near_threshold).table
 
 
 def detect_issues(
-    index: ScanIndex, *, seed: int = 0, progress: Progress | None = None
+    index: ScanIndex,
+    *,
+    seed: int = 0,
+    progress: Progress | None = None,
+    near_threshold: float = 1.0,
 ) -> IssueReport:
     """All detector families over `index` (see the module doc for their order)."""
     # Many small matrix products: BLAS threads cost more than they give, and on a busy
     # machine OpenBLAS's spinning threads make them 3-5x slower (measured at 50k images).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _detect(index, seed, progress)
+        return _detect(index, seed, progress, near_threshold)
 
 
-def _detect(index: ScanIndex, seed: int, progress: Progress | None) -> IssueReport:
+def _detect(
+    index: ScanIndex, seed: int, progress: Progress | None, near_threshold: float
+) -> IssueReport:
     tick = _Ticker(progress)
     quality = find_quality_issues(index)
     tick()
     valid = np.flatnonzero(index.valid)
     graph = neighbor_graph(index.embeddings, valid, _graph_k(len(valid)), seed=seed)
     tick()
-    duplicates = find_duplicates(index, graph=graph, seed=seed)
+    duplicates = find_duplicates(index, graph=graph, seed=seed, near_threshold=near_threshold)
     tick()
     explained = quality.scores[list(EXCLUDED_BY[1:])].to_numpy().max(axis=1) >= 0.5
     clean = np.flatnonzero(index.valid & ~explained)

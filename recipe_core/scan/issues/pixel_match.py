@@ -38,6 +38,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from recipe_core.errors import ConfigError
+
 MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
 ABS_RESIDUAL = 6.0  # grey levels: ... or the aligned residual is this small (noise, JPEG) ...
@@ -46,6 +48,7 @@ COARSE_DISTANCE = 0.12  # at half resolution, for pairs admitted on the residual
 FINE_SHARE = 0.75  # ... or their difference shrinks below this share of it at half resolution
 MIN_STD = 2.0  # grey levels: constant thumbnails are not compared (no structure to align)
 CHUNK = 2048  # pairs or images per vectorised batch
+MIN_LINE, MAX_LINE = 0.25, 2.0  # the near-duplicate threshold's range, in closeness units
 
 
 def shifts(max_shift: int = MAX_SHIFT) -> list[tuple[int, int]]:
@@ -67,16 +70,36 @@ def aligned_distance(
     return verify_pairs(both, first, second, max_shift=max_shift, device=device)[0]
 
 
-def is_near(distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """The near-duplicate verdict from `verify_pairs`' two numbers (see module doc)."""
-    out: np.ndarray = (distance < NEAR_THRESHOLD) | (
-        (residual < ABS_RESIDUAL) & (distance < MAX_DISTANCE)
+def check_threshold(threshold: float) -> float:
+    """`threshold` as a float, or a ConfigError naming the range."""
+    value = float(threshold)
+    if not MIN_LINE <= value <= MAX_LINE:  # also refuses nan
+        raise ConfigError(
+            f"near-duplicate threshold {threshold!r} is outside [{MIN_LINE}, {MAX_LINE}]. It is "
+            "in closeness units: 1 is the default line, 0.5 admits only pairs half as far "
+            "(fewer, surer near duplicates), 1.5 pairs half again as far (more, less sure)."
+        )
+    return value
+
+
+def is_near(distance: np.ndarray, residual: np.ndarray, threshold: float = 1.0) -> np.ndarray:
+    """The near-duplicate verdict from `verify_pairs`' two numbers (see module doc).
+
+    `threshold` scales every line of the verdict (closeness units, see `closeness`): 1 is the
+    calibrated default, smaller is stricter. A pair is admitted only at closeness < threshold.
+    """
+    out: np.ndarray = (distance < NEAR_THRESHOLD * threshold) | (
+        (residual < ABS_RESIDUAL * threshold) & (distance < MAX_DISTANCE * threshold)
     )
     return out
 
 
 def coarse_agrees(
-    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, distance: np.ndarray
+    pixels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    distance: np.ndarray,
+    threshold: float = 1.0,
 ) -> np.ndarray:
     """(P,) bool: do the pairs still match at half resolution (2x2 means, 1 px shifts)?
 
@@ -85,17 +108,20 @@ def coarse_agrees(
     structure that stays. Pairs passing only on the residual must pass this too: a half-size
     distance below COARSE_DISTANCE, or one that fell below FINE_SHARE of the full-size
     `distance` (white noise roughly halves it, 0.25 -> 0.13 for std 4 on a pale image; distinct
-    smooth photos keep 0.93-1.3 of it)."""
+    smooth photos keep 0.93-1.3 of it). `threshold` scales COARSE_DISTANCE as in `is_near`."""
     p = np.asarray(pixels, dtype=np.float32)
     h, w = (p.shape[1] // 2) * 2, (p.shape[2] // 2) * 2
     half = p[:, :h, :w].reshape(len(p), h // 2, 2, w // 2, 2).mean(axis=(2, 4))
     dist, _ = verify_pairs(half, a, b, max_shift=1)
-    out: np.ndarray = (dist < COARSE_DISTANCE) | (dist < FINE_SHARE * np.asarray(distance))
+    out: np.ndarray = (dist < COARSE_DISTANCE * threshold) | (
+        dist < FINE_SHARE * np.asarray(distance)
+    )
     return out
 
 
 def closeness(distance: np.ndarray, residual: np.ndarray) -> np.ndarray:
-    """0 for identical pixels, 1 at the verdict's line (whichever test is passed more easily)."""
+    """0 for identical pixels, 1 at the verdict's default line (whichever test is passed more
+    easily); `is_near` at threshold t admits only pairs below t."""
     out: np.ndarray = np.minimum(distance / NEAR_THRESHOLD, residual / ABS_RESIDUAL)
     return out
 
