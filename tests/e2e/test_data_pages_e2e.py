@@ -94,11 +94,26 @@ def test_scan_sort_histogram_and_duplicate_groups(streamlit_server: str, page: P
     # Issues: duplicate groups side by side, conflicting labels first.
     page.get_by_role("link", name="Issues").click()
     expect(page.get_by_text("groups of identical or near-identical files")).to_be_visible(timeout=T)
-    group = page.get_by_test_id("stVerticalBlock").filter(has_text="conflicting labels").first
+    group = (
+        page.get_by_test_id("stVerticalBlock")
+        .filter(has_text="conflicting labels")
+        .filter(has_not=page.get_by_test_id("stExpander"))  # not the threshold panel's pair
+        .first
+    )
     for p in PLANTED.loc[PLANTED["group"] == "conflict-1", "path"]:
         expect(page.get_by_text(p, exact=False).first).to_be_visible(timeout=T)
     expect(group.locator("img").first).to_be_visible(timeout=T)
     screenshot(page, "data_pages_issues")
+
+    # The near-duplicate threshold: what each line reports and the loosest pair it lets in.
+    page.get_by_text("Near-duplicate threshold: 1 (the default)").click()
+    panel = page.get_by_test_id("stExpander").filter(has_text="Near-duplicate threshold")
+    expect(
+        panel.get_by_text(re.compile(r"The loosest pair at 1 \(closeness 0\.\d\d\)"))
+    ).to_be_visible(timeout=T)
+    expect(panel.locator("img")).to_have_count(2, timeout=T)
+    expect(panel.get_by_test_id("stDataFrame")).to_be_visible(timeout=T)
+    screenshot(page, "data_pages_near_threshold")
 
 
 @pytest.fixture(scope="module")
