@@ -1,9 +1,11 @@
-"""Scan the planted photo set (tests/photos/planted.py) and the planted digits
-(sample_data/digits) and print precision / recall per problem kind, side by side, plus
-precision@k of the outlier ranking and the number of chained duplicate groups (a reported
-group that joins images of different planted groups, or unplanted images).
+"""Scan the planted photo set (tests/photos/planted.py, several seeds), the planted digits
+(sample_data/digits) and the held-out planted digits and RGB shapes (tests/issues/planting.py)
+and print precision / recall per problem kind, precision@k of the outlier ranking and the
+number of chained duplicate groups (a reported group that joins images of different planted
+groups, or unplanted images). The summary puts the scan's label filter beside confident
+learning's prune-by-class alone (cleanlab's default filter) on the same probabilities.
 
-    nice .venv/bin/python benchmarks/scan_photos.py [--seed 0] [--out /tmp/photos]
+    nice .venv/bin/python benchmarks/scan_photos.py [--seeds 0 1 2] [--out /tmp/photos]
 """
 
 from __future__ import annotations
@@ -17,8 +19,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
+
 from recipe_core.scan import scan
+from recipe_core.scan.issues import detect_issues
+from recipe_core.scan.issues.confident import prune_by_class
+from recipe_core.scan.issues.find import IssueReport
+from tests.issues.conftest import draw_face, draw_shape, render_digits
 from tests.issues.oracle import precision_recall
+from tests.issues.planting import write_planted
 from tests.photos.planted import make_planted_photos
 
 DIGITS = Path(__file__).resolve().parents[1] / "sample_data" / "digits"
@@ -58,19 +67,79 @@ def report(name: str, issues: pd.DataFrame, oracle: pd.DataFrame) -> pd.DataFram
     return table
 
 
+def prune_by_class_pr(rep: IssueReport, paths: pd.Series, oracle: pd.DataFrame) -> str:
+    """Label P/R had the scan flagged with prune-by-class alone on its own probabilities."""
+    scores = rep.labels.scores
+    scored = scores["scored"].to_numpy()
+    names = np.asarray(rep.labels.classes)
+    y = np.searchsorted(names, scores.loc[scored, "given_label"].to_numpy().astype(str))
+    flagged = set(paths[scored][prune_by_class(y, rep.labels.pred_probs)])
+    planted = set(oracle.loc[oracle["issue"] == "label_issue", "path"])
+    wrong = oracle["true_label"].ne("") & oracle["true_label"].ne(oracle["given_label"])
+    truthful = planted | set(oracle.loc[wrong, "path"])  # as the oracle counts "implied" rows
+    precision = len(flagged & truthful) / max(len(flagged), 1)
+    return f"{precision:.2f}/{len(flagged & planted) / max(len(planted), 1):.2f}"
+
+
+def summary_row(name: str, rep: IssueReport, paths: pd.Series, oracle: pd.DataFrame) -> dict:
+    issues = rep.table
+    pr = precision_recall(issues, oracle)
+
+    def cell(kind: str) -> str:
+        if kind not in pr.index:
+            return "-"
+        return f"{pr.loc[kind, 'precision']:.2f}/{pr.loc[kind, 'recall']:.2f}"
+
+    return {
+        "set": name,
+        "outlier P@k": round(outlier_precision_at_k(issues, oracle), 2),
+        "outlier P/R": cell("outlier"),
+        "label P/R": cell("label_issue"),
+        "label P/R, prune_by_class": prune_by_class_pr(rep, paths, oracle),
+        "near dup P/R": cell("near_duplicate"),
+        "chains": len(chained_groups(issues, oracle)),
+    }
+
+
+def held_out_sets(root: Path) -> list[tuple[str, Path, pd.DataFrame]]:
+    """The planted digits and RGB shapes of tests/issues/conftest.py, written under root."""
+    images, labels = render_digits()
+    rng = np.random.default_rng(1)
+    digits = write_planted(root / "digits", images, labels, [draw_face(rng) for _ in range(8)],
+                           seed=0, blurry=False)  # fmt: skip
+    rng = np.random.default_rng(2)
+    kinds = rng.integers(0, 5, 900)
+    names = ["circle", "square", "triangle", "vstripes", "hstripes"]
+    shapes_images = [draw_shape(int(k), rng) for k in kinds]
+    strays = [np.repeat(d[..., None], 3, axis=2) for d in render_digits(8)[0]]
+    shapes = write_planted(root / "shapes", shapes_images, [names[int(k)] for k in kinds],
+                           strays, seed=3)  # fmt: skip
+    return [("held-out digits", root / "digits", digits), ("RGB shapes", root / "shapes", shapes)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="where to write the photo set")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=None, help="where to write the sets")
     parser.add_argument("--no-digits", action="store_true")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="planted-photos-"))
-    photos = make_planted_photos(root, seed=args.seed)
-    result = scan(photos.images, workers=0, cache=False, seed=args.seed)
-    report(f"photos ({photos.images})", result.issues, photos.oracle)
+    sets = []
+    for seed in args.seeds:
+        photos = make_planted_photos(root / f"seed{seed}", seed=seed)
+        sets.append((f"photos seed {seed}", photos.images, photos.oracle))
     if not args.no_digits and DIGITS.exists():
         oracle = pd.read_csv(DIGITS.parent / "digits_planted.csv", keep_default_na=False, dtype=str)
-        report("digits", scan(DIGITS, workers=0, cache=False).issues, oracle)
+        sets.append(("sample digits", DIGITS, oracle))
+        (root / "held_out").mkdir(parents=True, exist_ok=True)
+        sets += held_out_sets(root / "held_out")
+    rows = []
+    for name, images, oracle in sets:
+        index = scan(images, workers=0, cache=False).index
+        rep = detect_issues(index)
+        report(f"{name} ({images})", rep.table, oracle)
+        rows.append(summary_row(name, rep, index.table["path"], oracle))
+    print("\n== summary\n" + pd.DataFrame(rows).to_string(index=False))
 
 
 if __name__ == "__main__":

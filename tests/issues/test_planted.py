@@ -29,7 +29,7 @@ def test_digits_every_planted_problem_is_found(planted_digits: Planted, issue: s
 def test_digits_outliers_and_label_issues(planted_digits: Planted) -> None:
     table = precision_recall(planted_digits.issues, planted_digits.oracle)
     check(table, "outlier", 1.0, 1.0)  # a tight cluster of 8 look-alike faces
-    check(table, "label_issue", 0.9, 0.9)  # 5 % flipped
+    check(table, "label_issue", 0.97, 0.95)  # 5 % flipped; measured P 1.00 R 0.97
     assert "blurry" not in table.index  # soft digits are not blurry
 
 
@@ -50,9 +50,16 @@ def test_rgb_label_issues(planted_shapes: Planted) -> None:
     table = precision_recall(planted_shapes.issues, planted_shapes.oracle)
     strays = set(planted_shapes.oracle.query("issue == 'outlier'")["path"])
     extra = set(table.loc["label_issue", "extra"]) - strays  # strays sit in random folders
-    # 4, not 3, since greyscale strays are flagged as outliers and so (rightly) leave the label
-    # model's training rows: a few neighbour votes shift and one more shape image is flagged.
-    assert table.loc["label_issue", "recall"] >= 0.9 and len(extra) <= 4
+    # Measured R 0.94 and no extra row: the odds rule (confident.MIN_ODDS) drops the
+    # ambiguous shapes prune-by-class flagged (4 before it).
+    assert table.loc["label_issue", "recall"] >= 0.9 and len(extra) <= 1
+
+
+def test_rgb_outliers_are_the_strays_and_not_the_blurred(planted_shapes: Planted) -> None:
+    """The grey digit strays and nothing else; a planted blurry shape has odd image
+    statistics for that reason, so it is reported as blurry, not also as an outlier."""
+    table = precision_recall(planted_shapes.issues, planted_shapes.oracle)
+    check(table, "outlier", 1.0, 1.0)
 
 
 def test_duplicate_groups_match_the_planted_groups(planted_digits: Planted) -> None:

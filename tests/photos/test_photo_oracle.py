@@ -1,6 +1,8 @@
-"""Scan the planted photo set (tests/photos/planted.py) and check near duplicates against its
-oracle: P and R >= 0.95, no reported group joining images of different planted groups, and
-the distinct flat images reported as low_information and in no duplicate group."""
+"""Scan the planted photo set (tests/photos/planted.py) and check it against its oracle: near
+duplicates P and R >= 0.95, no reported group joining images of different planted groups,
+the distinct flat images reported as low_information and in no duplicate group, label
+issues P >= 0.9 and R >= 0.95, and outliers: the colour ramps by their image statistics,
+P@k >= 0.7 (measured 0.73: the noise and the line drawing are not found yet)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.scan_photos import chained_groups
+from benchmarks.scan_photos import chained_groups, outlier_precision_at_k
 from recipe_core.scan import ScanResult, scan
 from tests.issues.oracle import precision_recall
 from tests.photos.planted import PlantedPhotos, make_planted_photos
@@ -51,3 +53,23 @@ def test_flat_images_are_low_information_and_not_grouped(
     assert set(planted.flat) <= low
     grouped = set(issues.loc[issues["issue"].isin(DUPLICATES), "path"])
     assert not set(planted.flat) & grouped
+
+
+def test_label_issues(planted: PlantedPhotos, scanned: ScanResult) -> None:
+    row = precision_recall(scanned.issues, planted.oracle).loc["label_issue"]
+    # measured P 0.94 R 1.00 (seeds 1, 2: 0.89 / 1.00, 1.00 / 1.00): the extra row is a
+    # planted noise image the outlier detector misses, so the label model scores it
+    assert row["precision"] >= 0.9 and row["recall"] >= 0.95, row.to_dict()
+
+
+def test_outliers_include_the_ramps_by_their_statistics(
+    planted: PlantedPhotos, scanned: ScanResult
+) -> None:
+    issues, oracle = scanned.issues, planted.oracle
+    ramps = oracle.loc[(oracle["issue"] == "outlier") & (oracle["note"] == "gradient"), "path"]
+    rows = issues[(issues["issue"] == "outlier") & issues["path"].isin(ramps)]
+    assert len(ramps) >= 2 and set(rows["path"]) == set(ramps)
+    assert rows["detail"].str.contains("image statistics unlike").all()
+    assert outlier_precision_at_k(issues, oracle) >= 0.7
+    row = precision_recall(issues, oracle).loc["outlier"]
+    assert row["precision"] == 1.0, row["extra"]

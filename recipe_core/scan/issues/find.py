@@ -28,7 +28,7 @@ from recipe_core.scan.issues.duplicates import (
 from recipe_core.scan.issues.labels import VOTE_K, LabelIssueResult, find_label_issues
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.outliers import EXCLUDED_BY, OutlierResult, find_outliers, outlier_k
-from recipe_core.scan.issues.quality import QualityResult, find_quality_issues
+from recipe_core.scan.issues.quality import QUALITY_ISSUES, QualityResult, find_quality_issues
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def _detect(
     tick()
     explained = quality.scores[list(EXCLUDED_BY[1:])].to_numpy().max(axis=1) >= 0.5
     clean = np.flatnonzero(index.valid & ~explained)
-    outliers = find_outliers(index, rows=clean, graph=graph, seed=seed)
+    odd_quality = quality.scores[list(QUALITY_ISSUES)].to_numpy().max(axis=1) >= 0.5
+    outliers = find_outliers(index, rows=clean, graph=graph, seed=seed, odd_quality=odd_quality)
     tick()
     groups = duplicate_components(len(index), *_links(index, duplicates))
     strays = outliers.scores["score"].to_numpy() >= 0.5

@@ -10,10 +10,12 @@ Out-of-fold predicted probabilities from two fast baselines on the embeddings, a
   cannot separate.
 
 Folds are grouped by duplicate group, so a copy never "predicts" its own twin's label. Then
-confident learning's prune-by-class filter (`confident.prune_by_class`: numpy, flag for flag
-cleanlab's `find_label_issues(filter_by="prune_by_class")`, without importing cleanlab and
-scikit-learn) picks the issues. Score = 1 - p(given label); `scores.suggested_label` is the
-most probable other class.
+confident learning picks the issues (`confident.find_label_errors`, numpy, without importing
+cleanlab and scikit-learn): prune-by-class (flag for flag cleanlab's
+`find_label_issues(filter_by="prune_by_class")`) joined with the confident joint's
+off-diagonal, kept where the model prefers another label at odds of at least 3 to 1, plus
+any sample it bets against at 25 to 1. Score = 1 - p(given label);
+`scores.suggested_label` is the most probable other class.
 
 Scale: the Gram pass is N * D^2 (50k x 464-d: ~1e10 flops, a second); above MAX_TRAIN rows
 the models train on a random MAX_TRAIN subset and predict everyone.
@@ -31,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues._common import empty_issues, issue_frame
-from recipe_core.scan.issues.confident import prune_by_class
+from recipe_core.scan.issues.confident import find_label_errors
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 
 log = logging.getLogger(__name__)
@@ -78,13 +80,11 @@ def find_label_issues(
         graph = neighbor_graph(index.embeddings, rows, VOTE_K + 5, seed=seed)
     vote = knn_vote_probs(graph, rows, y, groups, len(classes))
     probs = (ridge + vote) / 2
-    # prune_by_class: per class, drop the samples least likely under their given label, as many
-    # as confident learning estimates that class's errors; the better of cleanlab's filters on
-    # the sample digits and on held-out sets (recall +3-6 points at equal precision).
+    # Confident learning (confident.find_label_errors: measured on six planted sets there).
     # In process, no pool: a pool forked from a threaded process (the dashboard, pytest with a
     # browser) deadlocked on a queue lock (cleanlab's did, in CI); one sort per class is
     # milliseconds. Our numpy copy of it: cleanlab imports scikit-learn (+0.8 CPU-s, +55 MB).
-    is_issue = prune_by_class(y, probs)
+    is_issue = find_label_errors(y, probs)
     return _result(table, rows, classes, y, probs, is_issue)
 
 
@@ -102,7 +102,7 @@ def find_label_issues_from_probs(
     if len(classes) < 2 or len(rows) < 2:
         return _empty(table, classes)
     y = np.asarray([classes.index(g) for g in given[rows]], dtype=np.int64)
-    is_issue = prune_by_class(y, probs)  # see find_label_issues: in process, no cleanlab
+    is_issue = find_label_errors(y, probs)  # see find_label_issues: in process, no cleanlab
     return _result(table, rows, classes, y, probs, is_issue)
 
 

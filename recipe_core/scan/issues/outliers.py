@@ -29,6 +29,7 @@ import pandas as pd
 
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues._common import issue_frame, robust_center_scale, severity
+from recipe_core.scan.issues.image_statistics import Z_STATS, image_statistics, statistics_z
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.outlier_features import MAX_RARE_SHARE, is_greyscale, rare_kind
 
@@ -42,8 +43,9 @@ EXCLUDED_BY = ("corrupt", "low_information", "dark", "light", "odd_aspect_ratio"
 @dataclass(frozen=True)
 class OutlierResult:
     # sample_id, knn_distance (mean over k neighbours; nan when not scored), z (robust
-    # z-score), rare_kind (bool: greyscale among colour or the reverse), score (severity in
-    # [0, 1], the larger of the distance and the rare-kind severities), scored (bool: took part)
+    # z-score), rare_kind (bool: greyscale among colour or the reverse), stats_z (robust z of
+    # the image statistics' distance; nan when not scored), score (severity in [0, 1], the
+    # largest of the distance, rare-kind and statistics severities), scored (bool: took part)
     scores: pd.DataFrame = field(repr=False)
     k: int  # neighbours averaged
     issues: pd.DataFrame = field(repr=False)  # family rows: sample_id, issue, score, group, detail
@@ -60,10 +62,13 @@ def find_outliers(
     rows: np.ndarray | None = None,
     graph: NeighborGraph | None = None,
     seed: int = 0,
+    odd_quality: np.ndarray | None = None,
 ) -> OutlierResult:
     """Outlier scores for `rows` of the index (default: every decoded row), neighbours searched
     among those rows. A shared `graph` may cover more rows; neighbours outside `rows` are
-    ignored, so give it a few spare columns."""
+    ignored, so give it a few spare columns. `odd_quality` (N,) bool marks images with a
+    quality issue (blurry, odd size): their image statistics are odd for that reason, so
+    only the distance and rare-kind signals score them."""
     n = len(index)
     rows = np.flatnonzero(index.valid) if rows is None else np.asarray(rows, dtype=np.int64)
     k = outlier_k(len(rows))
@@ -79,30 +84,69 @@ def find_outliers(
     rare &= scored
     limit = min(k, MAX_RARE_SHARE * len(rows))
     score = np.where(rare, np.maximum(score, 1.0 - 0.5 * rare.sum() / max(limit, 1.0)), score)
+    stats = _Statistics.of(index, np.flatnonzero(scored))
+    plain = np.ones(n, dtype=bool) if odd_quality is None else ~np.asarray(odd_quality, bool)
+    stats_odd = plain & (np.nan_to_num(stats.z) >= Z_STATS)
+    score = np.where(plain, np.maximum(score, severity(np.nan_to_num(stats.z), Z_STATS)), score)
     ids = index.table["sample_id"].to_numpy()
     table = pd.DataFrame({"sample_id": ids, "knn_distance": knn, "z": z, "rare_kind": rare,
-                          "score": score, "scored": scored})  # fmt: skip
+                          "stats_z": stats.z, "score": score, "scored": scored})  # fmt: skip
     flagged = np.flatnonzero(score >= 0.5)
     n_scored, n_rare = int(scored.sum()), int(rare.sum())
     details = [
-        _detail(float(knn[i]), float(z[i]), k, center, kind if rare[i] else "", n_rare, n_scored)
+        "; ".join(
+            part
+            for part in (
+                _rare_detail(kind, n_rare, n_scored) if rare[i] else "",
+                _far_detail(float(knn[i]), float(z[i]), k, center) if z[i] >= Z_OUT else "",
+                stats.detail(int(i)) if stats_odd[i] else "",
+            )
+            if part
+        )
         for i in flagged
     ]
     issues = issue_frame(ids[flagged], "outlier", score[flagged], details)
     return OutlierResult(scores=table, k=k, issues=issues)
 
 
-def _detail(knn: float, z: float, k: int, center: float, kind: str, count: int, n: int) -> str:
-    """Why the image is an outlier: far from the others, of a rare kind (`kind`), or both."""
-    far = (
+def _far_detail(knn: float, z: float, k: int, center: float) -> str:
+    return (
         f"far from everything else: mean distance to {k} nearest images {knn:.3f} "
         f"(typical {center:.3f}, robust z {z:.1f})"
     )
-    if not kind:
-        return far
+
+
+def _rare_detail(kind: str, count: int, n: int) -> str:
     other = "colour" if kind == "greyscale" else "greyscale"
-    rare = f"a {kind} image among {other} ones ({count} {kind} of {n} images)"
-    return f"{rare}; {far}" if z >= Z_OUT else rare
+    return f"a {kind} image among {other} ones ({count} {kind} of {n} images)"
+
+
+@dataclass(frozen=True)
+class _Statistics:
+    """The image-statistics signal over the scored rows (see image_statistics.py)."""
+
+    values: np.ndarray  # (N, 3); nan where not scored
+    z: np.ndarray  # (N,) robust z of the distance; nan where not scored
+    typical: np.ndarray  # (3,) medians over the scored rows
+
+    @classmethod
+    def of(cls, index: ScanIndex, rows: np.ndarray) -> _Statistics:
+        values = np.full((len(index), 3), np.nan)
+        z = np.full(len(index), np.nan)
+        values[rows] = image_statistics(index.pixels[rows])
+        z[rows] = statistics_z(values[rows])
+        typical = np.median(values[rows], axis=0) if len(rows) else np.zeros(3)
+        return cls(values, z, typical)
+
+    def detail(self, i: int) -> str:
+        slope, curvature, corr = self.values[i]
+        t_slope, t_curvature, t_corr = self.typical
+        return (
+            f"image statistics unlike the others' (robust z {self.z[i]:.1f}): power spectrum "
+            f"slope {slope:.1f} (typical {t_slope:.1f}), bend {curvature:.2f} (typical "
+            f"{t_curvature:.2f}), neighbour-pixel correlation {1 - np.exp(corr):.2f} (typical "
+            f"{1 - np.exp(t_corr):.2f})"
+        )
 
 
 def _mean_knn_distance(graph: NeighborGraph, rows: np.ndarray, k: int, n: int) -> np.ndarray:
