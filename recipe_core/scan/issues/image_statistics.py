@@ -89,13 +89,13 @@ def _neighbour_correlation(x: np.ndarray) -> np.ndarray:
 def statistics_z(stats: np.ndarray) -> np.ndarray:
     """(M,) robust z of each row's Mahalanobis distance from the central rows of `stats`
     (M, 3): how unusual the image's second-order statistics are within this dataset."""
-    if len(stats) < 2 * len(STAT_NAMES) + 2:
+    if len(stats) < 2 * stats.shape[1] + 2:
         return np.zeros(len(stats))
     z = np.column_stack([_robust_z(column) for column in stats.T])
     core = (np.abs(z) < CORE_Z).all(axis=1)
-    if core.sum() <= len(STAT_NAMES):
+    if core.sum() <= stats.shape[1]:
         core = np.ones(len(z), dtype=bool)
-    cov = np.cov(z[core], rowvar=False) + 0.05 * np.eye(len(STAT_NAMES))  # ridge: a stable inverse
+    cov = np.cov(z[core], rowvar=False) + 0.05 * np.eye(stats.shape[1])  # ridge: a stable inverse
     return _robust_z(np.sqrt(np.einsum("ij,jk,ik->i", z, np.linalg.inv(cov), z)))
 
 
