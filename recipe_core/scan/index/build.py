@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recipe_core.data.source import DatasetSource, resolve_path
+from recipe_core.scan.cpus import usable_cpus
 from recipe_core.scan.index import cache
 from recipe_core.scan.index.embed import EMBEDDING_DIM
 from recipe_core.scan.index.embedders import EmbeddingSpec, deep_embeddings, resolve_embedding
@@ -113,11 +114,7 @@ def stat_files(source: DatasetSource) -> pd.DataFrame:
 
 
 def _workers(workers: int | None) -> int:
-    if workers is not None:
-        return max(0, workers)
-    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may use, not the host's count
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return usable_cpus() if workers is None else max(0, workers)
 
 
 def _reusable_rows(files: pd.DataFrame, previous: cache.CachedScan | None) -> np.ndarray:

@@ -21,6 +21,7 @@ faiss (same algorithm in C++, with SIMD and product quantisation).
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from recipe_core.errors import ConfigError
+from recipe_core.scan.cpus import thread_map
 from recipe_core.scan.issues._common import Progress
 
 log = logging.getLogger(__name__)
@@ -198,21 +200,25 @@ def _ivf(
     indices = np.full((len(query), k), -1, dtype=np.int64)
     dist = np.full((len(query), k), np.inf, dtype=np.float32)
     done = 0
-    for cell in range(n_cells):
+    lock = threading.Lock()
+
+    def search_cell(cell: int) -> None:  # cells write disjoint rows: safe on threads
+        nonlocal done
         rows = query_members[cell]
         if len(rows) == 0:
-            continue
+            return
         pool_ids = np.concatenate([members[c] for c in probes[cell]])
-        own = rows if self_search else None
+        pool = data[pool_ids]
         for start in range(0, len(rows), BLOCK):
             block = rows[start : start + BLOCK]
-            own_block = None if own is None else block
-            indices[block], dist[block] = _top_k(
-                query[block], data[pool_ids], pool_ids, k, own_block
-            )
-        done += len(rows)
-        if progress is not None:
-            progress(done, len(query))
+            own = block if self_search else None
+            indices[block], dist[block] = _top_k(query[block], pool, pool_ids, k, own)
+        with lock:
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(query))
+
+    thread_map(search_cell, range(n_cells))
     if extra_cells > 0:
         extra = _boundary_misses(query, centroids, query_members, probes, dist, extra_cells)
         _search_extra(query, data, members, *extra, indices, dist, self_search)
@@ -285,21 +291,32 @@ def _search_extra(
     k = indices.shape[1]
     order = np.argsort(cells, kind="stable")
     rows, cells = rows[order], cells[order]
-    bounds = np.flatnonzero(np.diff(cells)) + 1
-    for group in np.split(np.arange(len(cells)), bounds) if len(cells) else []:
-        cell_rows = rows[group]
-        pool_ids = members[int(cells[group[0]])]
+    groups = (
+        np.split(np.arange(len(cells)), np.flatnonzero(np.diff(cells)) + 1) if len(cells) else []
+    )
+
+    def candidates(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cell_rows, pool_ids = rows[group], members[int(cells[group[0]])]
         if len(pool_ids) == 0:
-            continue
-        for start in range(0, len(cell_rows), BLOCK):
-            block = cell_rows[start : start + BLOCK]
-            own = block if self_search else None
-            new_i, new_d = _top_k(query[block], data[pool_ids], pool_ids, k, own)
-            both_i = np.concatenate([indices[block], new_i], axis=1)
-            both_d = np.concatenate([dist[block], new_d], axis=1)
-            best = np.argsort(both_d, axis=1, kind="stable")[:, :k]
-            indices[block] = np.take_along_axis(both_i, best, axis=1)
-            dist[block] = np.take_along_axis(both_d, best, axis=1)
+            empty = np.zeros((0, k))
+            return cell_rows[:0], empty.astype(np.int64), empty.astype(np.float32)
+        found = [
+            _top_k(query[block], data[pool_ids], pool_ids, k, block if self_search else None)
+            for block in np.split(cell_rows, range(BLOCK, len(cell_rows), BLOCK))
+        ]
+        return (
+            cell_rows,
+            np.concatenate([f[0] for f in found]),
+            np.concatenate([f[1] for f in found]),
+        )
+
+    # Searched on threads; merged here, since a query may meet several extra cells.
+    for cell_rows, new_i, new_d in thread_map(candidates, groups):
+        both_i = np.concatenate([indices[cell_rows], new_i], axis=1)
+        both_d = np.concatenate([dist[cell_rows], new_d], axis=1)
+        best = np.argsort(both_d, axis=1, kind="stable")[:, :k]
+        indices[cell_rows] = np.take_along_axis(both_i, best, axis=1)
+        dist[cell_rows] = np.take_along_axis(both_d, best, axis=1)
 
 
 def _probe_lists(centroids: np.ndarray, sizes: np.ndarray, nprobe: int, k: int) -> list[np.ndarray]:

@@ -39,6 +39,7 @@ from collections.abc import Callable
 import numpy as np
 
 from recipe_core.errors import ConfigError
+from recipe_core.scan.cpus import thread_map
 
 MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
@@ -149,11 +150,13 @@ def verify_pairs(
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
     win_a, win_b = _window_sums(centred, max_shift, "a"), _window_sums(centred, max_shift, "b")
-    if device in (None, "cpu"):
+    on_cpu = device in (None, "cpu")
+    if on_cpu:
         cross_products = _numpy_cross_products(centred, max_shift)
     else:
-        cross_products = _torch_cross_products(centred, max_shift, device)
-    for start in range(0, len(a), CHUNK):
+        cross_products = _torch_cross_products(centred, max_shift, device or "")
+
+    def check_chunk(start: int) -> None:  # chunks write disjoint slices: safe on threads
         la, lb = local[0, start : start + CHUNK], local[1, start : start + CHUNK]
         cross = cross_products(la, lb)
         wa = (win_a[0][la], win_a[1][la])
@@ -161,6 +164,9 @@ def verify_pairs(
         dist, scale = _best_of(cross, wa, wb, centred.shape[1:], max_shift)
         out[start : start + len(la)] = dist
         residual[start : start + len(la)] = dist * scale
+
+    # numpy's products release the GIL: chunks on every CPU; one GPU stream needs no threads
+    thread_map(check_chunk, range(0, len(a), CHUNK), threads=None if on_cpu else 1)
     return out, residual
 
 
