@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import streamlit as st
 
 from app import access, data_state, run_state
@@ -34,6 +35,18 @@ def seen_batch(path: str, model: str, index: int, *, batch_size: int, augment: b
     """Batch `index` as `model(x)` receives it (cached per dataset, model and batch index)."""
     data_state.dataset_source(path)  # refuses paths and links outside the roots
     return _seen_batch(str(access.path_policy().resolve(path)), model, index, batch_size, augment)
+
+
+def batch_flags(path: str, view: BatchView) -> pd.DataFrame | None:
+    """What the last scan of `path` found on the batch's samples: one row per flagged sample
+    (position in the batch, sample_id, path, issues, the worst issue's detail), in batch
+    order; None when the dataset has no scan (or the batch has no sample ids)."""
+    from recipe_core.explore.flags import flags_in_batch
+
+    if view.sample_ids is None:
+        return None
+    result = data_state.scan_result(access.path_policy().resolve(path))
+    return None if result is None else flags_in_batch(result.issues, view.sample_ids)
 
 
 @st.cache_resource(show_spinner="Capturing the batch at model(x)…", max_entries=32)

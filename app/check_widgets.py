@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
@@ -39,18 +40,47 @@ PALETTE = OKABE_ITO  # told apart with every common colour-vision deficiency (wa
 # --- what the net sees ------------------------------------------------------------------------
 
 
-def batch_grid(view: BatchView) -> None:
+def batch_grid(view: BatchView, flags: pd.DataFrame | None = None) -> None:
     """Every image of the batch as the model received it (normalisation undone for display),
-    captioned with its label."""
+    captioned with its label, and with ⚠️ and the issue names where the scan flagged it
+    (`flags`: check_state.batch_flags)."""
     if view.images is None:
         st.info(f"This batch is not images (layout {view.layout}): its table follows.")
         if view.table is not None:
             st.dataframe(view.table.head(200), hide_index=True)
         return
     names = view.label_names or tuple(str(v) for v in view.labels.tolist())
-    captions = [f"{i}: {md(name)}" for i, name in enumerate(names)]
+    marks = {} if flags is None else dict(zip(flags["position"], flags["issues"], strict=True))
+    captions = [
+        f"{i}: {md(name)}" + (f" ⚠️ {_short(marks[i])}" if i in marks else "")
+        for i, name in enumerate(names)
+    ]
     captions += [str(i) for i in range(len(captions), len(view.images))]
     pictures.image([upscale(img) for img in view.images], caption=captions, width=GRID_PX)
+
+
+def _short(issues: str) -> str:
+    """ "exact_duplicate, cross_split_duplicate" -> "exact duplicate +1": fits a thumbnail."""
+    names = issues.split(", ")
+    more = f" +{len(names) - 1}" if len(names) > 1 else ""
+    return names[0].replace("_", " ") + more
+
+
+def batch_flags_table(flags: pd.DataFrame | None, n_samples: int) -> None:
+    """The batch's samples the scan flagged, or why none are shown."""
+    if flags is None:
+        st.info("This dataset has no scan yet: scan it on the Issues page to see which of "
+                "these samples are duplicates, outliers or likely label errors.")  # fmt: skip
+        st.page_link("views/issues.py", label="Scan it on the Issues page", icon="🔎")
+        return
+    if flags.empty:
+        st.success(f"The scan flagged none of these {n_samples} samples.")
+        return
+    st.warning(f"The scan flagged {len(flags)} of these {n_samples} samples: the model trains "
+               "on them as they are.", icon="⚠️")  # fmt: skip
+    st.dataframe(flags.drop(columns="sample_id"), hide_index=True, width="stretch",
+                 column_config={"worst": st.column_config.NumberColumn(format="%.2f")})  # fmt: skip
+    st.page_link("views/issues.py", label="Review them on the Issues page", icon="🔎")
 
 
 def upscale(image: np.ndarray) -> np.ndarray:

@@ -71,6 +71,9 @@ class BatchView:
     warnings: tuple[BatchWarning, ...]
     normalize: Normalization | None  # the Normalize that was undone for display
     spatial_correlation: float | None  # mean neighbour-pixel correlation (images only)
+    # (B,) int64 dataset sample ids, in batch order, where the loader's dataset has them (the
+    # scan's sample_id: "what the net sees" marks the samples the scan flagged); else None
+    sample_ids: np.ndarray | None = field(default=None, repr=False)
 
 
 def inspect_batch(

@@ -6,16 +6,18 @@
                      num_classes=inputs.num_classes, seed=inputs.seed)
     x, y = capture_batches(inputs, count=1)[0]   # the exact tensors model(x) received
     view = see_batch(inputs, 0)                  # ... decoded, measured, with its warnings
+    view.sample_ids                              # which dataset samples the batch holds
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from recipe_core.batch import BatchTap, BatchView, Normalization, inspect_batch
 from recipe_core.data import open_dataset
@@ -94,21 +96,51 @@ def capture_batches(
 
     x is (B, C, H, W) float32 as fed (after augmentation and normalisation), on the CPU.
     """
+    return _capture(inputs, count, device)[0]
+
+
+def _capture(
+    inputs: CheckInputs, count: int, device: str | torch.device | None
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[np.ndarray]]:
+    """`capture_batches`, and each batch's dataset sample ids in batch order."""
     if not 1 <= count <= MAX_CAPTURED:
         raise ConfigError(f"count={count}: capture between 1 and {MAX_CAPTURED} batches.")
     target = torch.device(device) if device is not None else torch.device("cpu")
     model = inputs.factory().to(target).eval()
     labels: list[torch.Tensor] = []
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    # The same seeded loader as `inputs.loader` (the sampler sees only the length and the
+    # generator), over a dataset that notes which items the batches were built from.
+    recording = _Recording(inputs.dataset)
+    loader = make_loader(recording, batch_size=inputs.batch_size, shuffle=True, seed=inputs.seed)
     with torch.random.fork_rng(devices=devices), BatchTap(model, first=count) as tap:
         torch.manual_seed(inputs.seed)  # augmentations draw from the global RNG
         with torch.no_grad():
-            for x, y in inputs.loader:
+            for x, y in loader:
                 model(x.to(target))
                 labels.append(y)
                 if len(labels) == count:
                     break
-    return [(c.inputs, y) for c, y in zip(tap.captured, labels, strict=False)]
+    ids = inputs.dataset.data.sample_ids[np.asarray(recording.seen, dtype=np.int64)]
+    bounds = np.cumsum([len(y) for y in labels])[:-1]
+    batches = [(c.inputs, y) for c, y in zip(tap.captured, labels, strict=False)]
+    return batches, np.split(ids, bounds)
+
+
+class _Recording(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """A dataset that records the indices it is asked for, in order (single-process loading:
+    the loader's batches are exactly consecutive runs of them)."""
+
+    def __init__(self, inner: NormalizedImages) -> None:
+        self.inner = inner
+        self.seen: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        self.seen.append(int(index))
+        return self.inner[index]
 
 
 def see_batch(
@@ -118,10 +150,11 @@ def see_batch(
     decoded with the loader's Normalize undone, measured per channel, with its warnings."""
     if not 0 <= index < MAX_CAPTURED:
         raise ConfigError(f"Batch index {index}: choose 0..{MAX_CAPTURED - 1}.")
-    captured = capture_batches(inputs, count=index + 1, device=device)
+    captured, ids = _capture(inputs, index + 1, device)
     if index >= len(captured):
         raise ConfigError(f"Batch index {index}: the loader has only {len(captured)} batches "
                           f"of {inputs.batch_size}. Choose 0..{len(captured) - 1}.")  # fmt: skip
     x, y = captured[index]
-    return inspect_batch(x, y, classes=inputs.classes, normalize=inputs.normalize,
+    view = inspect_batch(x, y, classes=inputs.classes, normalize=inputs.normalize,
                          reference=inputs.reference)  # fmt: skip
+    return replace(view, sample_ids=ids[index])

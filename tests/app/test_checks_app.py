@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from recipe_core.checks.presets import build_check_inputs, see_batch
 from recipe_core.errors import DatasetError
+from recipe_core.explore.flags import flags_in_batch
 from recipe_core.jobs.check_job import (
     list_jobs,
     load_report,
@@ -26,6 +27,8 @@ from recipe_core.jobs.check_job import (
     read_check_state,
     run_job,
 )
+from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
+from recipe_core.scan import load_scan, scan, write_result
 from recipe_core.workspace import open_workspace
 from tests.app.helpers import MAIN, image_captions, open_page
 from tests.conftest import write_image_folder
@@ -102,6 +105,41 @@ def test_net_sees_shows_the_engines_batch_grid_stats_and_pages(
     pd.testing.assert_frame_equal(at.dataframe[0].value, second.stats, check_dtype=False)
     at.button[1].click().run()  # there is no third batch: the page says so, readably
     assert any("only 2 batches" in e for e in alerts(at, "error"))
+
+
+def test_net_sees_marks_the_samples_the_scan_flagged(app: AppTest, setup: dict[str, Any]) -> None:
+    """A dataset with planted byte copies, scanned: the grid marks exactly the batch's
+    flagged samples and the table lists them, as the engine says; unscanned, the page says so."""
+    at = open_page(app, "net_sees")
+    assert any("no scan yet" in m for m in alerts(at, "info"))  # setup["data"]: never scanned
+    data = write_image_folder(setup["root"] / "planted", classes=2, per_class=12, size=8, seed=4)
+    files = sorted(data.rglob("*.png"))
+    for i, original in enumerate(files[:3]):
+        (original.parent / f"copy{i}.png").write_bytes(original.read_bytes())
+    write_result(scan(data, workspace=setup["ws"], workers=0),
+                 job_dir(setup["ws"], data) / RESULT_DIR)  # fmt: skip
+    at.text_input(key="ns_dataset").set_value(str(data)).run()
+    at.number_input(key="ns_batch_size").set_value(9).run()
+    assert not at.exception
+    inputs = build_check_inputs(str(data), "mlp", batch_size=9)
+    issues = load_scan(job_dir(setup["ws"], data) / RESULT_DIR).issues
+    per_batch = []
+    for b in range(3):  # 27 training images: three batches of 9
+        ids = see_batch(inputs, b).sample_ids
+        assert ids is not None
+        per_batch.append(flags_in_batch(issues, ids))
+    assert sum(len(f) for f in per_batch) == 6  # 3 originals + 3 copies, all in train
+    for b, flags in enumerate(per_batch):
+        at.number_input(key="ns_batch_index").set_value(b + 1).run()
+        marked = [i for i, c in enumerate(image_captions(at)) if "⚠️" in c]
+        assert marked == flags["position"].tolist()
+        if flags.empty:
+            assert "The scan flagged none of these 9 samples." in alerts(at, "success")
+            continue
+        assert any(f"flagged {len(flags)} of these 9" in str(w.value) for w in at.warning)
+        shown = at.dataframe[0].value  # the flags table comes before the statistics
+        assert shown["path"].tolist() == flags["path"].tolist()
+        assert (shown["issues"] == "exact_duplicate").all()
 
 
 def test_net_sees_warns_about_a_dataset_of_copies(app: AppTest, setup: dict[str, Any]) -> None:

@@ -104,3 +104,26 @@ def test_keyboard_next_neighbours_and_map_click(server: str, page: Page) -> None
     wait_idle(page)
     chart.scroll_into_view_if_needed()
     screenshot(page, "distributions_map_by_issue")
+
+
+def test_what_the_net_sees_marks_the_scans_flags(server: str, page: Page) -> None:
+    """With the digits scanned, the batch grid marks flagged samples (⚠️ and the issue) and
+    lists them under the grid, as many as it marks."""
+    page.goto(f"{server}/net")
+    main = page.get_by_test_id("stMain")
+    captions = main.get_by_test_id("stImageCaption")
+    expect(captions).to_have_count(64, timeout=90_000)
+    section = main.get_by_text("What the scan found in this batch")
+    expect(section).to_be_visible(timeout=T)
+    found = main.get_by_text("of these 64 samples")
+    expect(found).to_be_visible(timeout=T)
+    marked = [c for c in captions.all_inner_texts() if "⚠️" in c]
+    text = found.inner_text()
+    if "none of these" in text:
+        assert marked == []
+    else:
+        assert f"flagged {len(marked)} of these 64" in text
+        table = main.get_by_test_id("stDataFrame").first
+        expect(table).to_be_visible(timeout=T)
+        section.scroll_into_view_if_needed()
+    screenshot(page, "net_sees_scan_flags")

@@ -41,7 +41,7 @@ def test_net_sees_shows_the_batch_grid_and_pages(streamlit_server: str, page: Pa
     page.goto(f"{streamlit_server}/net")
     images = page.locator(f'{MAIN} [data-testid="stImage"] img')
     expect(images).to_have_count(64, timeout=CHECKS_TIMEOUT)
-    expect(page.locator(f'{MAIN} [data-testid="stDataFrame"]')).to_be_visible(timeout=T)
+    expect(page.locator(f'{MAIN} [data-testid="stDataFrame"]').last).to_be_visible(timeout=T)
     first = page.locator(f'{MAIN} [data-testid="stImageCaption"]').first.inner_text()
     screenshot(page, "net_sees_batch1")
     page.get_by_role("button", name="Next batch →").click()

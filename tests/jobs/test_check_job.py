@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from recipe_core.checks import CHECKS, CheckReport, run_all
 from recipe_core.checks.presets import build_check_inputs, capture_batches, see_batch
@@ -115,6 +117,14 @@ def test_capture_matches_the_loader_and_see_batch_flags_a_duplicate_dataset(
         assert x.equal(ex) and y.equal(ey)
     view = see_batch(inputs, 2)
     assert view.images is not None and view.images.shape == (4, 32, 32, 1)  # resized to 32 px
+    # which samples the batch holds: their own pixels, in batch order (no augmentation here)
+    data = inputs.dataset.data
+    assert view.sample_ids is not None and len(view.sample_ids) == 4
+    rows = [int(np.flatnonzero(data.sample_ids == i)[0]) for i in view.sample_ids]
+    assert captured[2][0].equal(torch.stack([inputs.dataset[r][0] for r in rows]))
+    assert data.labels[rows].equal(captured[2][1])
+    seen = np.concatenate([see_batch(inputs, b).sample_ids for b in range(4)])  # type: ignore[misc]
+    assert sorted(seen.tolist()) == sorted(data.sample_ids.tolist())  # an epoch: each once
     assert not [w for w in view.warnings if w.code == "duplicates"]
     copies = tmp_path / "copies"  # a planted problem: every image of a class is one file
     write_image_folder(copies, classes=2, per_class=1, size=8)
