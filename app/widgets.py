@@ -188,7 +188,10 @@ def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
         except RecipeError as error:
             st.error(md(error), icon="🚫")
         else:
-            st.rerun()
+            # The bar in this run, not after a second run of the whole page: the job wrote
+            # "running" before start_scan returned (click -> bar 2.1 s -> see page_load.py).
+            _scan_progress(root)
+            return result
     if result is not None:
         s = result.summary
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data_state.scan_written(root)))
