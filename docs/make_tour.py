@@ -67,6 +67,14 @@ def mapped(page: Page) -> None:
     expect(page.get_by_text("Projecting the embeddings")).to_have_count(0, timeout=T)
 
 
+def batch_shown(page: Page) -> None:
+    """What the net sees has drawn its batch and what the scan found in it (the capture runs
+    after the heading is up)."""
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_test_id("stImageCaption")).to_have_count(64, timeout=T)
+    expect(main.get_by_text("of these 64 samples")).to_be_visible(timeout=T)
+
+
 def tour(page: Page, url: str) -> None:
     visit(page, f"{url}/data", "Data overview", scan)  # first, so Home shows the scan as done
     shot(page, "2-data-overview", height=1500)
@@ -78,8 +86,8 @@ def tour(page: Page, url: str) -> None:
     shot(page, "4-distributions", height=1800)
     visit(page, f"{url}/issues", "Issues")
     shot(page, "5-issues")
-    visit(page, f"{url}/net", "What the net sees")
-    shot(page, "6-what-the-net-sees")
+    visit(page, f"{url}/net", "What the net sees", batch_shown)
+    shot(page, "6-what-the-net-sees", height=2400)  # the grid, its scan flags and the table
     visit(page, f"{url}/checks", "Checks")
     shot(page, "7-checks")
     visit(page, f"{url}/runs", "Runs")
