@@ -188,8 +188,8 @@ def scan_panel(root: Path, *, key: str = "scan") -> ScanResult | None:
         except RecipeError as error:
             st.error(md(error), icon="🚫")
         else:
-            # The bar in this run, not after a second run of the whole page: the job wrote
-            # "running" before start_scan returned (click -> bar 2.1 s -> see page_load.py).
+            # The bar in this run, not after a second run of the whole page (the job wrote
+            # "running" before start_scan returned): benchmarks/page_load.py times the click.
             _scan_progress(root)
             return result
     if result is not None:

@@ -25,9 +25,8 @@ from recipe_core.scan import scan
 from recipe_core.scan.issues import detect_issues
 from recipe_core.scan.issues.confident import prune_by_class
 from recipe_core.scan.issues.find import IssueReport
-from tests.issues.conftest import draw_face, draw_shape, render_digits
+from tests.issues.conftest import write_planted_digits, write_planted_shapes
 from tests.issues.oracle import precision_recall
-from tests.issues.planting import write_planted
 from tests.photos.planted import make_planted_photos
 
 DIGITS = Path(__file__).resolve().parents[1] / "sample_data" / "digits"
@@ -103,18 +102,10 @@ def summary_row(name: str, rep: IssueReport, paths: pd.Series, oracle: pd.DataFr
 
 def held_out_sets(root: Path) -> list[tuple[str, Path, pd.DataFrame]]:
     """The planted digits and RGB shapes of tests/issues/conftest.py, written under root."""
-    images, labels = render_digits()
-    rng = np.random.default_rng(1)
-    digits = write_planted(root / "digits", images, labels, [draw_face(rng) for _ in range(8)],
-                           seed=0, blurry=False)  # fmt: skip
-    rng = np.random.default_rng(2)
-    kinds = rng.integers(0, 5, 900)
-    names = ["circle", "square", "triangle", "vstripes", "hstripes"]
-    shapes_images = [draw_shape(int(k), rng) for k in kinds]
-    strays = [np.repeat(d[..., None], 3, axis=2) for d in render_digits(8)[0]]
-    shapes = write_planted(root / "shapes", shapes_images, [names[int(k)] for k in kinds],
-                           strays, seed=3)  # fmt: skip
-    return [("held-out digits", root / "digits", digits), ("RGB shapes", root / "shapes", shapes)]
+    return [
+        ("held-out digits", root / "digits", write_planted_digits(root / "digits")),
+        ("RGB shapes", root / "shapes", write_planted_shapes(root / "shapes")),
+    ]
 
 
 def main() -> None:

@@ -85,18 +85,18 @@ def _scan_planted(root: Path, oracle: pd.DataFrame) -> Planted:
     return Planted(root, detect_issues(result.index), oracle)
 
 
-@pytest.fixture(scope="session")
-def planted_digits(tmp_path_factory: pytest.TempPathFactory) -> Planted:
+def write_planted_digits(root: Path) -> pd.DataFrame:
+    """The held-out grey digits with 8 cartoon faces among them, planted under `root`; the
+    oracle (also used by benchmarks/scan_photos.py)."""
     images, labels = render_digits()
     rng = np.random.default_rng(1)
     strays = [draw_face(rng) for _ in range(8)]
-    root = tmp_path_factory.mktemp("planted_digits")
-    oracle = write_planted(root, images, labels, strays, seed=0, blurry=False)
-    return _scan_planted(root, oracle)
+    return write_planted(root, images, labels, strays, seed=0, blurry=False)
 
 
-@pytest.fixture(scope="session")
-def planted_shapes(tmp_path_factory: pytest.TempPathFactory) -> Planted:
+def write_planted_shapes(root: Path) -> pd.DataFrame:
+    """900 synthetic RGB shapes with 8 grey digits among them, planted under `root`; the
+    oracle (also used by benchmarks/scan_photos.py)."""
     rng = np.random.default_rng(2)
     labels = [str(k) for k in rng.integers(0, 5, 900)]
     images = [draw_shape(int(k), rng) for k in labels]
@@ -104,6 +104,16 @@ def planted_shapes(tmp_path_factory: pytest.TempPathFactory) -> Planted:
     labels = [names[int(k)] for k in labels]
     digits, _ = render_digits(8)
     strays = [np.repeat(d[..., None], 3, axis=2) for d in digits]  # grey digits among photos
+    return write_planted(root, images, labels, strays, seed=3)
+
+
+@pytest.fixture(scope="session")
+def planted_digits(tmp_path_factory: pytest.TempPathFactory) -> Planted:
+    root = tmp_path_factory.mktemp("planted_digits")
+    return _scan_planted(root, write_planted_digits(root))
+
+
+@pytest.fixture(scope="session")
+def planted_shapes(tmp_path_factory: pytest.TempPathFactory) -> Planted:
     root = tmp_path_factory.mktemp("planted_shapes")
-    oracle = write_planted(root, images, labels, strays, seed=3)
-    return _scan_planted(root, oracle)
+    return _scan_planted(root, write_planted_shapes(root))

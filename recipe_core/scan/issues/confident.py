@@ -88,9 +88,7 @@ def confident_off_diagonal(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
     counted, guess = _confident_guess(
         probs, [np.flatnonzero(y == c) for c in range(probs.shape[1])]
     )
-    favoured = probs.copy()
-    favoured[np.arange(len(y)), y] += EPS
-    flags: np.ndarray = counted & (guess != y) & (favoured.argmax(axis=1) != y)
+    flags: np.ndarray = counted & (guess != y) & ~_given_is_top(y, probs)
     return flags
 
 
@@ -127,11 +125,17 @@ def prune_by_class(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
         order = np.argsort(probs[members[c], c])
         issues[members[c][order[:n_issues]]] = True
 
-    # A sample whose given label is (within EPS) its most probable class is no issue.
-    favoured = probs.copy()
-    favoured[np.arange(n), y] += EPS
-    issues[favoured.argmax(axis=1) == y] = False
+    issues[_given_is_top(y, probs)] = False
     return issues
+
+
+def _given_is_top(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(N,) bool: the given label is (within EPS) the most probable class: no issue, for
+    either filter (cleanlab's argmax with the given class favoured by EPS)."""
+    favoured = probs.copy()
+    favoured[np.arange(len(y)), y] += EPS
+    top: np.ndarray = favoured.argmax(axis=1) == y
+    return top
 
 
 def _calibrated_joint(

@@ -68,7 +68,8 @@ def image_statistics(pixels: np.ndarray) -> np.ndarray:
         out[start : start + CHUNK, 0] = coef[0]
         out[start : start + CHUNK, 1] = residual.std(axis=1)
         out[start : start + CHUNK, 2] = np.log1p(-np.minimum(_neighbour_correlation(x), 1 - 1e-4))
-    flat = pixels.reshape(len(pixels), -1).std(axis=1) == 0
+    flat_rows = pixels.reshape(len(pixels), -1)
+    flat = flat_rows.max(axis=1) == flat_rows.min(axis=1)  # uint8 compare, no float copy
     out[flat] = (0.0, 0.0, np.log(1e-4))
     return out
 

@@ -263,14 +263,13 @@ def _boundary_misses(
             gap = np.linalg.norm(centroids[candidates] - centroids[cell], axis=1)
             bound = (to_other - to_own[:, None]) / np.maximum(2.0 * gap, 1e-12)
             bound[bound >= dist[block, :1]] = np.inf
-            if bound.shape[1] > extra_cells:
-                nearest = np.argpartition(bound, extra_cells - 1, axis=1)[:, :extra_cells]
-                keep = np.full(bound.shape, np.inf)
-                np.put_along_axis(keep, nearest, np.take_along_axis(bound, nearest, 1), 1)
-                bound = keep
-            qi, ci = np.nonzero(np.isfinite(bound))
+            if bound.shape[1] > extra_cells:  # the `extra_cells` smallest bounds per query
+                picked = np.argpartition(bound, extra_cells - 1, axis=1)[:, :extra_cells]
+            else:
+                picked = np.broadcast_to(np.arange(bound.shape[1]), bound.shape)
+            qi, j = np.nonzero(np.isfinite(np.take_along_axis(bound, picked, axis=1)))
             out_rows.append(block[qi])
-            out_cells.append(candidates[ci])
+            out_cells.append(candidates[picked[qi, j]])
     if not out_rows:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(out_rows), np.concatenate(out_cells)
@@ -289,19 +288,16 @@ def _search_extra(
     """Search each extra cell for the queries that need it and merge into their top-k (in
     place). A query meets each extra cell once and none of its members was searched yet."""
     k = indices.shape[1]
-    order = np.argsort(cells, kind="stable")
-    rows, cells = rows[order], cells[order]
-    groups = (
-        np.split(np.arange(len(cells)), np.flatnonzero(np.diff(cells)) + 1) if len(cells) else []
-    )
+    by_cell = _cell_members(cells, len(members))  # positions into rows/cells, per cell
 
-    def candidates(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cell_rows, pool_ids = rows[group], members[int(cells[group[0]])]
-        if len(pool_ids) == 0:
+    def candidates(cell: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cell_rows, pool_ids = rows[by_cell[cell]], members[cell]
+        if len(cell_rows) == 0 or len(pool_ids) == 0:
             empty = np.zeros((0, k))
             return cell_rows[:0], empty.astype(np.int64), empty.astype(np.float32)
+        pool = data[pool_ids]
         found = [
-            _top_k(query[block], data[pool_ids], pool_ids, k, block if self_search else None)
+            _top_k(query[block], pool, pool_ids, k, block if self_search else None)
             for block in np.split(cell_rows, range(BLOCK, len(cell_rows), BLOCK))
         ]
         return (
@@ -311,7 +307,8 @@ def _search_extra(
         )
 
     # Searched on threads; merged here, since a query may meet several extra cells.
-    for cell_rows, new_i, new_d in thread_map(candidates, groups):
+    wanted = [c for c in range(len(members)) if len(by_cell[c])]
+    for cell_rows, new_i, new_d in thread_map(candidates, wanted):
         both_i = np.concatenate([indices[cell_rows], new_i], axis=1)
         both_d = np.concatenate([dist[cell_rows], new_d], axis=1)
         best = np.argsort(both_d, axis=1, kind="stable")[:, :k]
