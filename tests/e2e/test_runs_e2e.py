@@ -105,7 +105,10 @@ def test_overfit_job_grows_live_is_cancelled_and_the_step_slider_moves_predictio
     start_overfit_job(page, streamlit_server)
     expect(page.get_by_text(LIVE)).to_be_visible(timeout=JOB_START)
     page.get_by_text("Config, run folder and log").click()
-    run_dir = Path(page.get_by_test_id("stCode").first.inner_text().strip())
+    code = page.get_by_test_id("stCode").first
+    # the expander's code block can be attached before its text is drawn (CI read "" once)
+    expect(code).to_contain_text("/", timeout=T)
+    run_dir = Path(code.inner_text().strip())
     config = json.loads((run_dir / "config.json").read_text())  # what the form submitted
     assert (config["model"], config["preset"], config["device"]) == ("mlp", "overfit", "cpu")
     assert (config["steps"], config["target_loss"], config["overfit_examples"]) == (STEPS, 0, 16)
