@@ -34,7 +34,7 @@ from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_statu
 
 log = logging.getLogger(__name__)
 
-STOP_EXTRA_S = 5.0  # Ray's own SIGTERM -> SIGKILL wait, plus slack, on top of grace
+STOP_EXTRA_S = 10.0  # slack for the job supervisor to deliver SIGKILL and report, on a busy host
 GPU_AUTOSCALING_ENV = "RECIPE_RAY_GPU_AUTOSCALING"  # 1: the autoscaler adds GPU workers
 
 
@@ -197,7 +197,10 @@ class RayExecutor:
             client.stop_job(sid)  # Ray: SIGTERM, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S
         except Exception as exc:  # Ray raises RuntimeError / its own errors, not ours
             raise RunError(f"Ray could not stop job {sid} at {self.address}: {exc}") from exc
-        deadline = time.monotonic() + grace_s + STOP_EXTRA_S
+        # Ray's supervisor SIGKILLs after the RAY_JOB_STOP_WAIT_TIME_S the job was submitted with
+        # (DEFAULT_GRACE_S), whatever grace this call asks for: wait at least that long
+        waited = max(grace_s, DEFAULT_GRACE_S) + STOP_EXTRA_S
+        deadline = time.monotonic() + waited
         state = ""
         while time.monotonic() < deadline:
             state = self.api.job_state(sid)[0]
@@ -215,7 +218,7 @@ class RayExecutor:
                 "as soon as it starts."))  # fmt: skip
         if state == "RUNNING":
             raise RunError(
-                f"Ray job {sid} (run {status.run_id}) is still {state} {grace_s:g} s after "
+                f"Ray job {sid} (run {status.run_id}) is still {state} {waited:g} s after "
                 f"`stop_job`; check the cluster ({self.address}) and try again."
             )
         return RunWriter(run_dir).finish("cancelled", error=f"Cancelled: Ray job {sid} stopped.")

@@ -81,6 +81,25 @@ def start_overfit_job(page: Page, server: str) -> None:
     page.get_by_role("button", name="Start run").click()
 
 
+def shown_run_dir(page: Page) -> Path:
+    """The run folder the expander shows. The live fragment redraws the page every second, so
+    the code block can be replaced between a wait and a read (clean-clone CI read "" twice):
+    read it until it names a folder that holds the run's config."""
+    expander = page.get_by_test_id("stExpander").filter(has_text="Config, run folder and log")
+    code = expander.get_by_test_id("stCode").first
+    end = time.monotonic() + T / 1000
+    text = ""
+    while time.monotonic() < end:
+        try:
+            text = code.inner_text(timeout=2_000).strip()
+        except Exception:  # detached by a redraw: read the new one
+            text = ""
+        if text.startswith("/") and (Path(text) / "config.json").is_file():
+            return Path(text)
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the run folder shown ({text!r}) holds no config.json")
+
+
 def watch_live(page: Page, seconds: float) -> tuple[list[tuple[float, int]], list[int]]:
     """Poll the page: (wall time, step shown) pairs and the train curve's newest steps."""
     shown: list[tuple[float, int]] = []
@@ -105,10 +124,7 @@ def test_overfit_job_grows_live_is_cancelled_and_the_step_slider_moves_predictio
     start_overfit_job(page, streamlit_server)
     expect(page.get_by_text(LIVE)).to_be_visible(timeout=JOB_START)
     page.get_by_text("Config, run folder and log").click()
-    code = page.get_by_test_id("stCode").first
-    # the expander's code block can be attached before its text is drawn (CI read "" once)
-    expect(code).to_contain_text("/", timeout=T)
-    run_dir = Path(code.inner_text().strip())
+    run_dir = shown_run_dir(page)
     config = json.loads((run_dir / "config.json").read_text())  # what the form submitted
     assert (config["model"], config["preset"], config["device"]) == ("mlp", "overfit", "cpu")
     assert (config["steps"], config["target_loss"], config["overfit_examples"]) == (STEPS, 0, 16)
