@@ -5,7 +5,8 @@
     write_scan(result, "scan_out")   # scan_out/index.parquet + scan_out/issues.csv
 
 The index is cached in the workspace, so a second scan of an unchanged dataset decodes nothing
-and a scan after adding a few files decodes only those.
+and a scan after adding a few files decodes only those; the detectors' work on unchanged files
+is kept there too (`recipe_core.scan.issues.memo`), so they redo only what the changes touch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from recipe_core.data.source import portable_text
 from recipe_core.errors import ConfigError
 from recipe_core.scan.index import ScanIndex, build_index
 from recipe_core.scan.index.build import FeatureRunner
+from recipe_core.scan.index.cache import memo_path
 from recipe_core.scan.issues import find_issues
+from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.pixel_match import check_threshold
 from recipe_core.scan.result import ScanResult, ScanSummary, write_scan
 from recipe_core.workspace import Workspace, open_workspace
@@ -71,8 +74,13 @@ def scan(
         progress=_stage(progress, "index"), features=features,
     )  # fmt: skip
     timings["index"] = _lap(start) - timings["open"]
+    memo_file = memo_path(ws.scans, source, index.embedding_name) if ws else None
+    memo = IssueMemo.load(memo_file, index.table) if memo_file else None
     issues = find_issues(index, seed=seed, progress=_stage(progress, "issues"),
-                         near_threshold=near_threshold)  # fmt: skip
+                         near_threshold=near_threshold, memo=memo)  # fmt: skip
+    if memo is not None and memo_file is not None:
+        memo.save(memo_file)
+        log.info("issue memo: reused %s, computed %s", memo.reused, memo.computed)
     timings["issues"] = _lap(start) - timings["open"] - timings["index"]
     summary = _summarize(index, issues, near_threshold)
     result = ScanResult(index, issues, summary, source.skipped, timings)

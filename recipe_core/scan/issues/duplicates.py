@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues.dup_groups import clique_groups
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
+from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.pixel_match import (
     MIN_STD,
@@ -35,6 +36,8 @@ from recipe_core.scan.issues.pixel_match import (
     check_threshold,
     closeness,
     coarse_agrees,
+    coarse_distance,
+    coarse_judgement,
     is_near,
     verify_pairs,
 )
@@ -66,6 +69,7 @@ def find_duplicates(
     graph: NeighborGraph | None = None,
     seed: int = 0,
     near_threshold: float = 1.0,
+    memo: IssueMemo | None = None,
 ) -> DuplicateResult:
     """Exact and near duplicate groups of `index`, with their issue rows.
 
@@ -75,16 +79,19 @@ def find_duplicates(
 
     `graph` is a neighbour graph over (a superset of) the index's distinct valid images, e.g.
     the one `find_issues` shares between detectors; one is built when omitted. Identical
-    copies in it are skipped when picking candidates.
+    copies in it are skipped when picking candidates. `memo` (see
+    `recipe_core.scan.issues.memo`) skips the pixel checks the last scan did.
     """
     threshold = check_threshold(near_threshold)
     table = index.table
     exact = exact_groups(table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     flat = low_information_mask(index)
-    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat, threshold=threshold)
+    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat, threshold=threshold,
+                                      memo=memo)  # fmt: skip
     close = closeness(dist, residual)
-    labels = clique_groups(len(table), exact, a, b, close, _verifier(index.pixels, threshold))
+    verify = _verifier(index.pixels, threshold, memo)
+    labels = clique_groups(len(table), exact, a, b, close, verify)
     inside = (labels[a] >= 0) & (
         labels[a] == labels[b]
     )  # links within a group (the rest are not reported)
@@ -189,6 +196,7 @@ def near_pairs(
     k: int = NEAR_K,
     skip: np.ndarray | None = None,
     threshold: float = 1.0,
+    memo: IssueMemo | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Verified near-duplicate links (a, b, distance, residual): each graph row's first k neighbours
     that are not its identical copies (`exact`, from `exact_groups`), checked with the aligned
@@ -208,29 +216,46 @@ def near_pairs(
     n = len(pixels)
     key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
     a, b = key // n, key % n
-    near, dist, residual = verdict(pixels, a, b, threshold)
+    near, dist, residual = verdict(pixels, a, b, threshold, memo)
     return a[near], b[near], dist[near], residual[near]
 
 
 def verdict(
-    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, threshold: float = 1.0
+    pixels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float = 1.0,
+    memo: IssueMemo | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(near, distance, residual) of the pairs: `is_near`, and pairs admitted on the residual
-    alone must also agree at half resolution (`coarse_agrees`: smooth distinct images don't)."""
-    dist, residual = verify_pairs(pixels, a, b)
+    alone must also agree at half resolution (`coarse_agrees`: smooth distinct images don't).
+    With a `memo`, pairs of contents checked by the last scan are not checked again."""
+    if memo is None:
+        dist, residual = verify_pairs(pixels, a, b)
+    else:
+        checked = memo.per_pair(
+            "pixel_match", a, b, lambda p: np.column_stack(verify_pairs(pixels, a[p], b[p]))
+        )
+        dist, residual = checked[:, 0].copy(), checked[:, 1].copy()
     near = is_near(dist, residual, threshold)
-    only_residual = np.flatnonzero(near & (dist >= NEAR_THRESHOLD * threshold))
-    near[only_residual] = coarse_agrees(
-        pixels, a[only_residual], b[only_residual], dist[only_residual], threshold
-    )
+    only = np.flatnonzero(near & (dist >= NEAR_THRESHOLD * threshold))
+    if memo is None:
+        coarse = coarse_distance(pixels, a[only], b[only])
+    else:
+        a_only, b_only = a[only], b[only]
+        coarse = memo.per_pair(
+            "pixel_match.coarse", a_only, b_only,
+            lambda p: coarse_distance(pixels, a_only[p], b_only[p]),
+        )  # fmt: skip
+    near[only] = coarse_judgement(coarse, dist[only], threshold)
     return near, dist, residual
 
 
 def _verifier(
-    pixels: np.ndarray, threshold: float
+    pixels: np.ndarray, threshold: float, memo: IssueMemo | None = None
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     def verify(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return verdict(pixels, a, b, threshold)[0]
+        return verdict(pixels, a, b, threshold, memo)[0]
 
     return verify
 

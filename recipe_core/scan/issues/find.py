@@ -25,7 +25,9 @@ from recipe_core.scan.issues.duplicates import (
     exact_groups,
     find_duplicates,
 )
+from recipe_core.scan.issues.graph_update import memo_graph
 from recipe_core.scan.issues.labels import VOTE_K, LabelIssueResult, find_label_issues
+from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.outliers import EXCLUDED_BY, OutlierResult, find_outliers, outlier_k
 from recipe_core.scan.issues.quality import QUALITY_ISSUES, QualityResult, find_quality_issues
@@ -55,6 +57,7 @@ def find_issues(
     seed: int = 0,
     progress: Progress | None = None,
     near_threshold: float = 1.0,
+    memo: IssueMemo | None = None,
 ) -> pd.DataFrame:
     """One row per (sample, issue): columns sample_id, path, label, issue, score, group, detail.
 
@@ -62,9 +65,12 @@ def find_issues(
     per-sample issues). `progress(done, total)` is called after each detector stage. The
     index is never modified. `near_threshold` moves the near-duplicate line (1 = default,
     smaller = stricter; see `find_duplicates`). `detect_issues` returns the per-family
-    results as well.
+    results as well. With a `memo` (`IssueMemo.load` of the last scan's), the work the last scan
+    did on unchanged files is taken from it, and this scan's is recorded there (`memo.save`).
     """
-    return detect_issues(index, seed=seed, progress=progress, near_threshold=near_threshold).table
+    return detect_issues(
+        index, seed=seed, progress=progress, near_threshold=near_threshold, memo=memo
+    ).table
 
 
 def detect_issues(
@@ -73,29 +79,42 @@ def detect_issues(
     seed: int = 0,
     progress: Progress | None = None,
     near_threshold: float = 1.0,
+    memo: IssueMemo | None = None,
 ) -> IssueReport:
-    """All detector families over `index` (see the module doc for their order)."""
+    """All detector families over `index` (see the module doc for their order); `memo` as in
+    `find_issues`."""
     # Many small matrix products: BLAS threads cost more than they give, and on a busy
     # machine OpenBLAS's spinning threads make them 3-5x slower (measured at 50k images).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _detect(index, seed, progress, near_threshold)
+        return _detect(index, seed, progress, near_threshold, memo)
 
 
 def _detect(
-    index: ScanIndex, seed: int, progress: Progress | None, near_threshold: float
+    index: ScanIndex,
+    seed: int,
+    progress: Progress | None,
+    near_threshold: float,
+    memo: IssueMemo | None,
 ) -> IssueReport:
     tick = _Ticker(progress)
-    quality = find_quality_issues(index)
+    quality = find_quality_issues(index, memo=memo)
     tick()
     valid = np.flatnonzero(index.valid)
-    graph = neighbor_graph(index.embeddings, valid, _graph_k(len(valid)), seed=seed)
+    k = _graph_k(len(valid))
+    if memo is None:
+        graph = neighbor_graph(index.embeddings, valid, k, seed=seed)
+    else:
+        graph = memo_graph(index.embeddings, valid, k, memo, seed=seed)
     tick()
-    duplicates = find_duplicates(index, graph=graph, seed=seed, near_threshold=near_threshold)
+    duplicates = find_duplicates(
+        index, graph=graph, seed=seed, near_threshold=near_threshold, memo=memo
+    )
     tick()
     explained = quality.scores[list(EXCLUDED_BY[1:])].to_numpy().max(axis=1) >= 0.5
     clean = np.flatnonzero(index.valid & ~explained)
     odd_quality = quality.scores[list(QUALITY_ISSUES)].to_numpy().max(axis=1) >= 0.5
-    outliers = find_outliers(index, rows=clean, graph=graph, seed=seed, odd_quality=odd_quality)
+    outliers = find_outliers(index, rows=clean, graph=graph, seed=seed, odd_quality=odd_quality,
+                             memo=memo)  # fmt: skip
     tick()
     groups = duplicate_components(len(index), *_links(index, duplicates))
     strays = outliers.scores["score"].to_numpy() >= 0.5

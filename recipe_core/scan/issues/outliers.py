@@ -30,6 +30,7 @@ import pandas as pd
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues._common import issue_frame, robust_center_scale, severity
 from recipe_core.scan.issues.image_statistics import Z_STATS, image_statistics, statistics_z
+from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.outlier_features import MAX_RARE_SHARE, is_greyscale, rare_kind
 
@@ -63,12 +64,14 @@ def find_outliers(
     graph: NeighborGraph | None = None,
     seed: int = 0,
     odd_quality: np.ndarray | None = None,
+    memo: IssueMemo | None = None,
 ) -> OutlierResult:
     """Outlier scores for `rows` of the index (default: every decoded row), neighbours searched
     among those rows. A shared `graph` may cover more rows; neighbours outside `rows` are
     ignored, so give it a few spare columns. `odd_quality` (N,) bool marks images with a
     quality issue (blurry, odd size): their image statistics are odd for that reason, so
-    only the distance and rare-kind signals score them."""
+    only the distance and rare-kind signals score them. `memo` keeps the image statistics of
+    images seen before (`recipe_core.scan.issues.memo`)."""
     n = len(index)
     rows = np.flatnonzero(index.valid) if rows is None else np.asarray(rows, dtype=np.int64)
     k = outlier_k(len(rows))
@@ -84,7 +87,7 @@ def find_outliers(
     rare &= scored
     limit = min(k, MAX_RARE_SHARE * len(rows))
     score = np.where(rare, np.maximum(score, 1.0 - 0.5 * rare.sum() / max(limit, 1.0)), score)
-    stats = _Statistics.of(index, np.flatnonzero(scored))
+    stats = _Statistics.of(index, np.flatnonzero(scored), memo)
     plain = np.ones(n, dtype=bool) if odd_quality is None else ~np.asarray(odd_quality, bool)
     stats_odd = plain & (np.nan_to_num(stats.z) >= Z_STATS)
     score = np.where(plain, np.maximum(score, severity(np.nan_to_num(stats.z), Z_STATS)), score)
@@ -130,10 +133,15 @@ class _Statistics:
     typical: np.ndarray  # (3,) medians over the scored rows
 
     @classmethod
-    def of(cls, index: ScanIndex, rows: np.ndarray) -> _Statistics:
+    def of(cls, index: ScanIndex, rows: np.ndarray, memo: IssueMemo | None) -> _Statistics:
         values = np.full((len(index), 3), np.nan)
         z = np.full(len(index), np.nan)
-        values[rows] = image_statistics(index.pixels[rows])
+        if memo is None:
+            values[rows] = image_statistics(index.pixels[rows])
+        else:
+            values[rows] = memo.per_image(
+                "image_statistics", rows, lambda r: image_statistics(index.pixels[r])
+            )
         z[rows] = statistics_z(values[rows])
         typical = np.median(values[rows], axis=0) if len(rows) else np.zeros(3)
         return cls(values, z, typical)

@@ -110,12 +110,27 @@ def coarse_agrees(
     distance below COARSE_DISTANCE, or one that fell below FINE_SHARE of the full-size
     `distance` (white noise roughly halves it, 0.25 -> 0.13 for std 4 on a pale image; distinct
     smooth photos keep 0.93-1.3 of it). `threshold` scales COARSE_DISTANCE as in `is_near`."""
-    p = np.asarray(pixels, dtype=np.float32)
+    return coarse_judgement(coarse_distance(pixels, a, b), distance, threshold)
+
+
+def coarse_distance(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(P,) float32 aligned distance of the pairs at half resolution (2x2 means, 1 px shifts);
+    only the thumbnails of the pairs are averaged."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.float32)
+    used = np.unique(np.concatenate([a, b]))
+    p = np.asarray(pixels[used], dtype=np.float32)
     h, w = (p.shape[1] // 2) * 2, (p.shape[2] // 2) * 2
     half = p[:, :h, :w].reshape(len(p), h // 2, 2, w // 2, 2).mean(axis=(2, 4))
-    dist, _ = verify_pairs(half, a, b, max_shift=1)
-    out: np.ndarray = (dist < COARSE_DISTANCE * threshold) | (
-        dist < FINE_SHARE * np.asarray(distance)
+    dist, _ = verify_pairs(half, np.searchsorted(used, a), np.searchsorted(used, b), max_shift=1)
+    return dist
+
+
+def coarse_judgement(coarse: np.ndarray, distance: np.ndarray, threshold: float) -> np.ndarray:
+    """`coarse_agrees` from the pairs' half-size distances `coarse`."""
+    out: np.ndarray = (coarse < COARSE_DISTANCE * threshold) | (
+        coarse < FINE_SHARE * np.asarray(distance)
     )
     return out
 

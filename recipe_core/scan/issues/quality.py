@@ -40,6 +40,7 @@ from recipe_core.scan.issues._common import (
     robust_center_scale,
     severity,
 )
+from recipe_core.scan.issues.memo import IssueMemo
 
 Z = 4.0  # robust z-scores (MAD sigmas) past which a value is unusual for this dataset
 DARK_RATIO = 2.0  # at least this many times darker (or closer to white) than typical
@@ -62,11 +63,12 @@ class QualityResult:
     issues: pd.DataFrame = field(repr=False)  # family rows: sample_id, issue, score, group, detail
 
 
-def find_quality_issues(index: ScanIndex) -> QualityResult:
-    """Per-image quality problems of `index`, with a severity for every sample."""
+def find_quality_issues(index: ScanIndex, *, memo: IssueMemo | None = None) -> QualityResult:
+    """Per-image quality problems of `index`, with a severity for every sample. `memo` (see
+    `recipe_core.scan.issues.memo`) keeps the pixel statistics of images seen before."""
     table = index.table
     valid = index.valid
-    stats = _image_stats(index)
+    stats = _image_stats(index, memo)
     scores = pd.DataFrame({"sample_id": table["sample_id"].to_numpy(), "corrupt": ~valid})
     frames = [_corrupt_rows(table)]
     for name, (score, detail) in _all_scores(stats, valid).items():
@@ -94,26 +96,42 @@ def _corrupt_rows(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _image_stats(index: ScanIndex) -> pd.DataFrame:
+def _image_stats(index: ScanIndex, memo: IssueMemo | None = None) -> pd.DataFrame:
     """The per-image numbers the rules read, on the [0, 1] scale where relevant."""
     t = index.table
-    flat = index.pixels.reshape(len(t), -1)
-    k = flat.shape[1]
-    lo, hi = int(0.01 * (k - 1)), int(0.99 * (k - 1))
-    ends = np.partition(flat, (lo, hi), axis=1) if k else np.zeros((len(t), 2))
+    every = np.arange(len(t))
+    if memo is None:
+        from_pixels = _pixel_stats(index.pixels)
+    else:
+        from_pixels = memo.per_image("quality", every, lambda r: _pixel_stats(index.pixels[r]))
     channels = t[["contrast", "std_r", "std_g", "std_b"]].to_numpy(dtype=np.float64)
     return pd.DataFrame(
         {
             "brightness": t["brightness"].to_numpy(dtype=np.float64),
             "contrast": channels.max(axis=1),  # luminance or any colour channel
             "entropy": t["entropy"].to_numpy(dtype=np.float64),
-            "p01": ends[:, lo] / 255.0 if k else 0.0,
-            "p99": ends[:, hi] / 255.0 if k else 0.0,
-            "blur_effect": blur_effect(index.pixels),
+            "p01": from_pixels[:, 0],
+            "p99": from_pixels[:, 1],
+            "blur_effect": from_pixels[:, 2],
             "scale": np.sqrt(t["width"].to_numpy(np.float64) * t["height"].to_numpy(np.float64)),
             "aspect": t["aspect_ratio"].to_numpy(dtype=np.float64),
         }
     )
+
+
+def _pixel_stats(pixels: np.ndarray) -> np.ndarray:
+    """(N, 3) float64 from the thumbnails: 1st and 99th luminance percentiles ([0, 1]) and
+    the blur effect."""
+    out = np.zeros((len(pixels), 3))
+    k = int(np.prod(pixels.shape[1:]))
+    if len(pixels) == 0 or k == 0:
+        return out
+    flat = pixels.reshape(len(pixels), k)
+    lo, hi = int(0.01 * (k - 1)), int(0.99 * (k - 1))
+    ends = np.partition(flat, (lo, hi), axis=1)
+    out[:, 0], out[:, 1] = ends[:, lo] / 255.0, ends[:, hi] / 255.0
+    out[:, 2] = blur_effect(pixels)
+    return out
 
 
 Scored = tuple[np.ndarray, "DetailFn"]

@@ -1,0 +1,159 @@
+"""What one scan's detectors computed, kept so the next scan of the dataset redoes only what
+changed files change.
+
+A detector's work falls in three kinds, each memoised by what it depends on:
+
+* per-image numbers (quality's pixel percentiles and blur effect, the image statistics): by
+  the image's content, the hash of its file bytes -- a thumbnail depends on nothing else;
+* pixel checks of near-duplicate candidate pairs: by the two images' contents, in order;
+* the neighbour graph: by (path, content) per row. A kept row keeps its neighbour list minus
+  the rows that changed, merged with its nearest among the added or changed rows; rows that
+  lost too many neighbours are searched again (`recipe_core.scan.issues.neighbors.update_graph`).
+
+Labels, splits and the near-duplicate threshold are inputs of the cheap steps after these, which
+always rerun. The memo lives in `<workspace>/scans/memo/<dataset key>.npz`, one per dataset root
+and embedder, and holds only what the last scan used. A missing, damaged or foreign memo is an
+empty one: it changes how long a scan takes, never what it finds (beyond the approximate
+search's own tolerance).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+MEMO_FORMAT = 1  # bump when a memoised value changes meaning: older memos are then ignored
+_FORMAT_KEY = "_format"
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio): mixes two keys
+
+Compute = Callable[[np.ndarray], np.ndarray]
+
+
+def content_keys(table: pd.DataFrame) -> np.ndarray:
+    """(N,) uint64: the first 64 bits of each row's byte hash (0 where the file was unreadable)."""
+    hashes = table["byte_hash"].astype(str)
+    ok = (hashes.str.len() >= 16).to_numpy()
+    keys = np.zeros(len(hashes), dtype=np.uint64)
+    if ok.any():
+        text = "".join(hashes[ok].str.slice(0, 16))
+        keys[ok] = np.frombuffer(bytes.fromhex(text), dtype=">u8").astype(np.uint64)
+    return keys
+
+
+def row_identities(table: pd.DataFrame, content: np.ndarray) -> np.ndarray:
+    """(N,) uint64 naming (path, content): a file moved or edited is a new graph row."""
+    ids = table["sample_id"].to_numpy().astype(np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        out: np.ndarray = ids * _MIX ^ content
+    return out
+
+
+def pair_keys(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(P,) uint64 naming ordered pairs of content keys."""
+    with np.errstate(over="ignore"):
+        out: np.ndarray = (first * _MIX + second) * _MIX ^ (second >> np.uint64(29))
+    return out
+
+
+def lookup(stored: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(len(keys),) int64 positions of `keys` in the sorted `stored`, -1 where absent."""
+    if len(stored) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(stored, keys), len(stored) - 1)
+    return np.where(stored[pos] == keys, pos, -1).astype(np.int64)
+
+
+class IssueMemo:
+    """The previous scan's memo (read) and this scan's (written), over one index's rows."""
+
+    def __init__(self, table: pd.DataFrame, stored: dict[str, np.ndarray] | None = None) -> None:
+        self.content = content_keys(table)
+        self.identity = row_identities(table, self.content)
+        self._old = stored or {}
+        self._new: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+        self.reused: dict[str, int] = {}  # name -> values taken from the old memo
+        self.computed: dict[str, int] = {}  # name -> values computed by this scan
+
+    @classmethod
+    def load(cls, path: Path, table: pd.DataFrame) -> IssueMemo:
+        """The memo at `path` for an index with `table`; an empty one when it is missing, from
+        another format, or unreadable (logged)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stored = {name: data[name] for name in data.files}
+        except FileNotFoundError:
+            return cls(table)
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning("issue memo %s is unreadable (%s): every detector runs in full", path, exc)
+            return cls(table)
+        fmt = stored.pop(_FORMAT_KEY, np.zeros(0))
+        if fmt.shape != (1,) or int(fmt[0]) != MEMO_FORMAT:
+            return cls(table)
+        return cls(table, stored)
+
+    def save(self, path: Path) -> None:
+        """Write what this scan used (atomically; a failure is logged, the scan stands)."""
+        arrays: dict[str, np.ndarray] = {_FORMAT_KEY: np.array([MEMO_FORMAT]), **self._arrays}
+        for name, parts in self._new.items():
+            keys = np.concatenate([k for k, _ in parts])
+            values = np.concatenate([v for _, v in parts])
+            keys, first = np.unique(keys, return_index=True)
+            arrays[f"{name}.keys"], arrays[f"{name}.values"] = keys, values[first]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".memo-", suffix=".npz", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)  # type: ignore[arg-type]
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not write the issue memo %s (%s): the next scan runs in full",
+                        path, exc)  # fmt: skip
+
+    def per_image(self, name: str, rows: np.ndarray, compute: Compute) -> np.ndarray:
+        """`compute(rows)` -> (len(rows), ...), taken from the old memo where a row's content
+        was seen before; `compute` gets only the rest (possibly none)."""
+        return self._keyed(name, self.content[rows], rows, compute)
+
+    def per_pair(self, name: str, a: np.ndarray, b: np.ndarray, compute: Compute) -> np.ndarray:
+        """`compute(positions)` -> (len(positions), ...) for the pairs (a[p], b[p]), memoised by
+        the two contents in order; `compute` gets positions into a and b."""
+        keys = pair_keys(self.content[a], self.content[b])
+        return self._keyed(name, keys, np.arange(len(a)), compute)
+
+    def stored(self, name: str) -> np.ndarray | None:
+        """An array saved whole by the previous scan (see `keep`), or None."""
+        return self._old.get(name)
+
+    def keep(self, name: str, array: np.ndarray) -> None:
+        """Save `array` whole for the next scan (e.g. the neighbour graph)."""
+        self._arrays[name] = array
+
+    def _keyed(
+        self, name: str, keys: np.ndarray, items: np.ndarray, compute: Compute
+    ) -> np.ndarray:
+        old_keys = self._old.get(f"{name}.keys", np.zeros(0, dtype=np.uint64))
+        old_values = self._old.get(f"{name}.values")
+        pos = lookup(old_keys, keys) if old_values is not None else np.full(len(keys), -1)
+        miss = pos < 0
+        fresh = np.asarray(compute(items[miss]))
+        if old_values is not None and fresh.shape[1:] != old_values.shape[1:]:
+            pos, miss = np.full(len(keys), -1), np.ones(len(keys), dtype=bool)  # another shape
+            fresh = np.asarray(compute(items))
+        out = np.empty((len(keys), *fresh.shape[1:]), dtype=fresh.dtype)
+        out[miss] = fresh
+        if old_values is not None:
+            out[~miss] = old_values[pos[~miss]]
+        self.reused[name] = self.reused.get(name, 0) + int((~miss).sum())
+        self.computed[name] = self.computed.get(name, 0) + int(miss.sum())
+        self._new.setdefault(name, []).append((keys, out))
+        return out
