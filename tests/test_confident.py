@@ -16,6 +16,8 @@ from cleanlab.count import compute_confident_joint
 from cleanlab.filter import find_label_issues as cl_find_label_issues
 
 from recipe_core.scan.issues.confident import (
+    CONFIDENT_ODDS,
+    CONFIDENT_P,
     MIN_ODDS,
     SURE_ODDS,
     _calibrated_joint,
@@ -203,9 +205,18 @@ def test_the_scans_own_probabilities_on_digits() -> None:
         cleanlab_flags(y, result.pred_probs)
         | cleanlab_flags(y, result.pred_probs, "confident_learning")
     ) & odds_at_least(y, result.pred_probs, MIN_ODDS)
-    expected |= odds_at_least(y, result.pred_probs, SURE_ODDS)
+    expected |= sure_flags(y, result.pred_probs)
     np.testing.assert_array_equal(scored["is_issue"].to_numpy(bool), expected)
     assert expected.sum() > 20
+
+
+def sure_flags(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Flagged whatever the counts say: odds of SURE_ODDS, or CONFIDENT_ODDS with the
+    suggested class at CONFIDENT_P or more."""
+    others = probs.copy()
+    others[np.arange(len(y)), y] = -1.0
+    confident = odds_at_least(y, probs, CONFIDENT_ODDS) & (others.max(axis=1) >= CONFIDENT_P)
+    return odds_at_least(y, probs, SURE_ODDS) | confident
 
 
 def odds_at_least(y: np.ndarray, probs: np.ndarray, odds: float) -> np.ndarray:
@@ -223,7 +234,7 @@ def test_find_label_errors_is_the_union_kept_at_the_odds_plus_the_sure(seed: int
         return
     union = cleanlab_flags(labels, probs) | cleanlab_flags(labels, probs, "confident_learning")
     kept = union & odds_at_least(labels, probs, MIN_ODDS)
-    sure = odds_at_least(labels, probs, SURE_ODDS)
+    sure = sure_flags(labels, probs)
     np.testing.assert_array_equal(find_label_errors(labels, probs), kept | sure)
     assert kept.sum() < union.sum() or not union.any()  # the odds rule drops ambiguous flags
 
@@ -266,3 +277,21 @@ print("heavy:", heavy)
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert "heavy: []" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_confident_bet_against_the_label_is_flagged_a_diffuse_one_is_not() -> None:
+    """200 well-separated samples of 4 classes plus two under class 0 at odds 12 against it:
+    one where the model puts 0.8 on class 1 (flagged by the confident rule), one where it
+    splits 0.96 over three classes (0.32 each: no class is sure, and p(given) 0.04 is not
+    SURE_ODDS against; not flagged)."""
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(4), 50)
+    probs = np.full((200, 4), 0.02)
+    probs[np.arange(200), labels] = 0.94
+    probs += rng.uniform(0, 0.01, probs.shape)
+    probs /= probs.sum(axis=1, keepdims=True)
+    odd = np.array([[0.0667, 0.8, 0.0667, 0.0666], [0.04, 0.32, 0.32, 0.32]])
+    labels, probs = np.concatenate([labels, [0, 0]]), np.vstack([probs, odd])
+    flags = find_label_errors(labels, probs)
+    assert flags[-2] and not flags[-1]
+    assert not flags[:-2].any()

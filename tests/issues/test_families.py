@@ -111,3 +111,21 @@ def test_class_imbalance_marks_every_sample_of_the_rare_class() -> None:
     assert (rows["label"] == "c").all() and (rows["split"] == "train").all() and len(rows) == 9
     assert result.issues["score"].between(0.7, 0.8).all()  # 1 - 9 / 38
     assert not result.counts.query("split == 'val'")["imbalanced"].any()
+
+
+def test_folds_follow_the_sample_ids_so_removing_rows_moves_no_fold() -> None:
+    """With ids, a sample's fold is a function of its id (a group's, of its smallest id): a
+    stray set aside or a file removed leaves every other sample in its fold, groups stay
+    together, and the folds are near equal in size."""
+    from recipe_core.scan.issues.labels import group_folds
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(-(2**62), 2**62, 2000)
+    groups = np.full(2000, -1)
+    groups[:30] = np.repeat(np.arange(10), 3)  # ten groups of three
+    folds = group_folds(groups, 5, seed=1, ids=ids)
+    assert all(len(set(folds[groups == g])) == 1 for g in range(10))
+    assert np.bincount(folds, minlength=5).min() > 0.8 * 400
+    keep = np.setdiff1d(np.arange(2000), rng.choice(np.arange(30, 2000), 40, replace=False))
+    np.testing.assert_array_equal(group_folds(groups[keep], 5, seed=1, ids=ids[keep]), folds[keep])
+    assert not np.array_equal(group_folds(groups, 5, seed=2, ids=ids), folds)  # seeded

@@ -10,6 +10,7 @@ import pytest
 from recipe_core.scan.issues.image_statistics import (
     Z_STATS,
     image_statistics,
+    is_noise_like,
     statistics_z,
 )
 
@@ -61,7 +62,7 @@ def test_strays_stand_out_and_natural_fields_do_not(low: float, high: float) -> 
     noise ranks above every natural field of a narrow range of exponents, but not past the
     line: a slope measured on 32 px is noisy (exponents 1.8-2.4 measure -2.7 to -1.2), and
     among a wide range the flattest fields come close to noise along the natural axis (the
-    planted photos show the same: their noise is found by neither signal yet)."""
+    planted photos show the same; their noise is found by `is_noise_like` instead)."""
     rng = np.random.default_rng(3)
     natural = [power_law_field(rng, rng.uniform(low, high)) for _ in range(300)]
     noise = [rng.integers(0, 256, (32, 32), dtype=np.uint8) for _ in range(2)]
@@ -77,3 +78,32 @@ def test_too_few_images_score_nothing() -> None:
     stats = image_statistics(np.random.default_rng(1).integers(0, 256, (5, 32, 32), np.uint8))
     np.testing.assert_array_equal(statistics_z(stats), np.zeros(5))
     assert image_statistics(np.zeros((0, 32, 32), np.uint8)).shape == (0, 3)
+
+
+def test_noise_of_every_kind_is_noise_like_and_images_of_things_are_not() -> None:
+    """Uniform, Gaussian, salt-and-pepper and faint noise on grey are noise-like; power-law
+    fields of exponent 1-3 (photographs: about 2), ramps, flat images, a checkerboard of 4 px
+    squares and stroke drawings are not."""
+    rng = np.random.default_rng(7)
+    gaussian = np.clip(128 + 50 * rng.normal(size=(3, 32, 32)), 0, 255).astype(np.uint8)
+    salt = np.where(rng.random((3, 32, 32)) < 0.5, 0, 255).astype(np.uint8)
+    faint = np.clip(120 + 6 * rng.normal(size=(3, 32, 32)), 0, 255).astype(np.uint8)
+    noise = np.concatenate([rng.integers(0, 256, (3, 32, 32), dtype=np.uint8), gaussian,
+                            salt, faint])  # fmt: skip
+    assert is_noise_like(image_statistics(noise)).all()
+    fields = [power_law_field(rng, beta) for beta in np.linspace(1.0, 3.0, 60)]
+    ramps = [ramp(a) for a in (0.0, 1.0, 2.0)]
+    flat = [np.full((32, 32), v, np.uint8) for v in (0, 128, 255)]
+    yy, xx = np.mgrid[0:32, 0:32]
+    checker = [((yy // 4 + xx // 4) % 2 * 255).astype(np.uint8)]
+    strokes = []
+    for _ in range(10):
+        im = np.full((32, 32), 255, np.uint8)
+        for _ in range(3):
+            r, c = rng.integers(2, 28, 2)
+            im[r : r + 3, 2:30] = 20
+            im[2:30, c : c + 3] = 20
+        strokes.append(im)
+    things = np.stack(fields + ramps + flat + checker + strokes)
+    assert not is_noise_like(image_statistics(things)).any()
+    assert not is_noise_like(np.full((2, 3), np.nan)).any()  # rows not scored

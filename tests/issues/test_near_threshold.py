@@ -61,8 +61,8 @@ def verified(index: ScanIndex, threshold: float) -> set[tuple[int, int]]:
     """The verified near links at `threshold`, before grouping (as sample ids)."""
     exact = exact_groups(index.table)
     graph = neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + 4)
-    a, b, _, _ = near_pairs(index.pixels, graph, exact, skip=low_information_mask(index),
-                            threshold=threshold)  # fmt: skip
+    a, b, _ = near_pairs(index.pixels, graph, exact, skip=low_information_mask(index),
+                         threshold=threshold)  # fmt: skip
     ids = index.table["sample_id"].to_numpy()
     return link_set(pd.DataFrame({"sample_id_a": ids[a], "sample_id_b": ids[b]}))
 

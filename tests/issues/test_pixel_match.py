@@ -145,3 +145,31 @@ def test_the_gpu_cross_products_equal_the_numpy_ones() -> None:
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * scale)
     assert (np.argmax(got, axis=1) == np.argmax(expected, axis=1)).mean() > 0.99
+
+
+def _bright_field(rng: np.random.Generator) -> np.ndarray:
+    field = np.kron(rng.normal(0, 1, (8, 8)), np.ones((4, 4))) + 0.3 * rng.normal(0, 1, (32, 32))
+    return np.clip(212 + 25 * field, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shift", [20, 35])
+def test_a_brightened_copy_whose_highlights_clip_is_a_copy(shift: int) -> None:
+    """A bright image (mean 212) brightened by 20-35 grey levels: much of the copy is
+    clipped white (18-40 %), which no gain and offset explains (the plain verdict says no); compared
+    with the original clipped alike, it is a copy. Distinct bright images clipped the same
+    way, and the copy of one against another, are not."""
+    rng = np.random.default_rng(shift)
+    originals = [_bright_field(rng) for _ in range(8)]
+    copy = np.clip(originals[0].astype(np.int16) + shift, 0, 255).astype(np.uint8)
+    clipped_others = [np.clip(o.astype(np.int16) + shift, 0, 255).astype(np.uint8)
+                      for o in originals[1:]]  # fmt: skip
+    assert (copy == 255).mean() > 0.15
+    pixels = np.stack([*originals, copy, *clipped_others])
+    n = len(originals)
+    a = np.array([0] + [0] * 7 + list(range(1, 8)))
+    b = np.array([n] + list(range(n + 1, 2 * n)) + [n] * 7)
+    plain = verify_pairs(pixels, a[:1], b[:1])[0]
+    assert plain[0] >= NEAR_THRESHOLD  # too far for the strict line without matched clipping
+    near, dist, _ = verdict(pixels, a, b)
+    assert near[0] and dist[0] < NEAR_THRESHOLD
+    assert not near[1:].any(), dist[1:]

@@ -30,16 +30,11 @@ from recipe_core.scan.issues.dup_groups import clique_groups
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
+from recipe_core.scan.issues.pair_verdict import PairEvidence, pair_evidence, verdict
 from recipe_core.scan.issues.pixel_match import (
     MIN_STD,
-    NEAR_THRESHOLD,
     check_threshold,
     closeness,
-    coarse_agrees,
-    coarse_distance,
-    coarse_judgement,
-    is_near,
-    verify_pairs,
 )
 from recipe_core.scan.issues.quality import low_information_mask
 
@@ -87,8 +82,9 @@ def find_duplicates(
     exact = exact_groups(table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     flat = low_information_mask(index)
-    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat, threshold=threshold,
-                                      memo=memo)  # fmt: skip
+    a, b, evidence = near_pairs(index.pixels, graph, exact, skip=flat, threshold=threshold,
+                                memo=memo)  # fmt: skip
+    dist, residual = evidence.judge(threshold)[1:]
     close = closeness(dist, residual)
     verify = _verifier(index.pixels, threshold, memo)
     labels = clique_groups(len(table), exact, a, b, close, verify)
@@ -136,16 +132,13 @@ def threshold_effect(
     exact = exact_groups(index.table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     flat = low_information_mask(index)
-    a, b, dist, residual = near_pairs(index.pixels, graph, exact, skip=flat, threshold=levels[-1])
-    close = closeness(dist, residual)
+    a, b, evidence = near_pairs(index.pixels, graph, exact, skip=flat, threshold=levels[-1])
     ids = index.table["sample_id"].to_numpy()
     rows, before = [], 0
     for level in levels:
-        keep = np.flatnonzero(is_near(dist, residual, level))
-        only_residual = keep[dist[keep] >= NEAR_THRESHOLD * level]
-        agree = coarse_agrees(index.pixels, a[only_residual], b[only_residual],
-                              dist[only_residual], level)  # fmt: skip
-        keep = np.setdiff1d(keep, only_residual[~agree])
+        near, dist, residual = evidence.judge(level)
+        keep = np.flatnonzero(near)
+        close = closeness(dist, residual)
         labels = clique_groups(len(ids), exact, a[keep], b[keep], close[keep],
                                _verifier(index.pixels, level))  # fmt: skip
         groups, images = _near_groups(labels, exact)
@@ -197,12 +190,13 @@ def near_pairs(
     skip: np.ndarray | None = None,
     threshold: float = 1.0,
     memo: IssueMemo | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Verified near-duplicate links (a, b, distance, residual): each graph row's first k neighbours
-    that are not its identical copies (`exact`, from `exact_groups`), checked with the aligned
-    pixel distance. Flat thumbnails (std < MIN_STD grey levels) are skipped: their
-    standardised pixels are mostly quantisation noise; so are rows in `skip` (bool, e.g.
-    low-information images). `threshold`: the line, see `find_duplicates`."""
+) -> tuple[np.ndarray, np.ndarray, PairEvidence]:
+    """Verified near-duplicate links (a, b, evidence; `evidence.judge(threshold)` gives their
+    distances, and tells which remain at a stricter line): each graph row's first k
+    neighbours that are not its identical copies (`exact`, from `exact_groups`), checked with
+    the aligned pixel distance (`pair_verdict`). Flat thumbnails (std < MIN_STD grey levels)
+    are skipped: their standardised pixels are mostly quantisation noise; so are rows in
+    `skip` (bool, e.g. low-information images). `threshold`: the line, see `find_duplicates`."""
     eligible = pixels.reshape(len(pixels), -1).std(axis=1) >= MIN_STD
     if skip is not None:
         eligible &= ~skip
@@ -216,39 +210,9 @@ def near_pairs(
     n = len(pixels)
     key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
     a, b = key // n, key % n
-    near, dist, residual = verdict(pixels, a, b, threshold, memo)
-    return a[near], b[near], dist[near], residual[near]
-
-
-def verdict(
-    pixels: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    threshold: float = 1.0,
-    memo: IssueMemo | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(near, distance, residual) of the pairs: `is_near`, and pairs admitted on the residual
-    alone must also agree at half resolution (`coarse_agrees`: smooth distinct images don't).
-    With a `memo`, pairs of contents checked by the last scan are not checked again."""
-    if memo is None:
-        dist, residual = verify_pairs(pixels, a, b)
-    else:
-        checked = memo.per_pair(
-            "pixel_match", a, b, lambda p: np.column_stack(verify_pairs(pixels, a[p], b[p]))
-        )
-        dist, residual = checked[:, 0].copy(), checked[:, 1].copy()
-    near = is_near(dist, residual, threshold)
-    only = np.flatnonzero(near & (dist >= NEAR_THRESHOLD * threshold))
-    if memo is None:
-        coarse = coarse_distance(pixels, a[only], b[only])
-    else:
-        a_only, b_only = a[only], b[only]
-        coarse = memo.per_pair(
-            "pixel_match.coarse", a_only, b_only,
-            lambda p: coarse_distance(pixels, a_only[p], b_only[p]),
-        )  # fmt: skip
-    near[only] = coarse_judgement(coarse, dist[only], threshold)
-    return near, dist, residual
+    evidence = pair_evidence(pixels, a, b, threshold, memo)
+    near = evidence.judge(threshold)[0]
+    return a[near], b[near], evidence.subset(np.flatnonzero(near))
 
 
 def _verifier(

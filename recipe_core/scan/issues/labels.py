@@ -73,7 +73,8 @@ def find_label_issues(
         return _empty(table, classes)
     y = np.searchsorted(np.asarray(classes), table["label"].to_numpy()[rows].astype(str))
     groups = np.full(len(table), -1) if groups is None else groups
-    folds = group_folds(groups[rows], N_FOLDS, seed=seed)
+    ids = table["sample_id"].to_numpy()[rows]
+    folds = group_folds(groups[rows], N_FOLDS, seed=seed, ids=ids)
     train = _train_mask(len(rows), seed)
     ridge = ridge_oof_probs(index.embeddings[rows], y, folds, train, len(classes))
     if graph is None:
@@ -106,13 +107,35 @@ def find_label_issues_from_probs(
     return _result(table, rows, classes, y, probs, is_issue)
 
 
-def group_folds(groups: np.ndarray, n_folds: int, *, seed: int = 0) -> np.ndarray:
-    """(M,) fold per row, rows of one group (>= 0) in the same fold; ungrouped rows alone."""
+def group_folds(
+    groups: np.ndarray, n_folds: int, *, seed: int = 0, ids: np.ndarray | None = None
+) -> np.ndarray:
+    """(M,) fold per row, rows of one group (>= 0) in the same fold; ungrouped rows alone.
+
+    With `ids` (M,) int64 (sample ids), a row's fold follows from its id (a group's: from its
+    smallest member id) and `seed` alone, so a sample keeps its fold when other rows come,
+    go or are held out (a rescan, a stray set aside): the out-of-fold model of an unchanged
+    sample is trained on nearly the same rows. Without, folds are a seeded permutation."""
     keys = np.where(groups >= 0, groups, -1 - np.arange(len(groups)))
     _, inverse = np.unique(keys, return_inverse=True)
-    order = np.random.default_rng(seed).permutation(inverse.max() + 1)
-    folds: np.ndarray = order[inverse] % n_folds
-    return folds
+    if ids is None:
+        order = np.random.default_rng(seed).permutation(inverse.max() + 1)
+        folds: np.ndarray = order[inverse] % n_folds
+        return folds
+    unit_id = np.full(inverse.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(unit_id, inverse, np.asarray(ids, dtype=np.int64))
+    mixed = _mix64(unit_id.view(np.uint64) ^ np.uint64(seed & 0xFFFFFFFF))
+    out: np.ndarray = (mixed % np.uint64(n_folds)).astype(np.int64)[inverse]
+    return out
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a uniform-looking uint64 from each uint64."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
 
 
 def _train_mask(n: int, seed: int) -> np.ndarray:

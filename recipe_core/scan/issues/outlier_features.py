@@ -1,4 +1,5 @@
-"""Image kind (greyscale vs colour) for the outlier score: a stray of the other kind.
+"""Image kinds (greyscale vs colour, noise-like vs structured) for the outlier score: a stray
+of a rare kind.
 
 Among diverse colour photographs every image is far from every other in embedding space, so
 a small cluster of greyscale images has typical kNN distances and is not an outlier by
@@ -7,10 +8,13 @@ near-binary property: grey images have identical channels (colour spread 0), whi
 colourful of 3.8k synthetic photos still had a channel spread >= 0.017 and >= 8 % of its
 pixels off the grey diagonal of the colour histogram. A kind held by at most k images (the
 outlier score's neighbour count, above plausible stray-cluster sizes) and by at most
-MAX_RARE_SHARE of the scored images marks its members as outliers.
+MAX_RARE_SHARE of the scored images marks its members as outliers. Noise-like images (see
+`image_statistics.is_noise_like`) are a kind the same way; only that side can be the rare one.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,16 +43,31 @@ def is_greyscale(index: ScanIndex) -> np.ndarray:
     return np.asarray(grey, dtype=bool)
 
 
-def rare_kind(grey: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, str]:
-    """(N,) bool mask of `rows` whose kind (grey or colour) is rare among `rows`, and that
-    kind's name ("" when neither kind is rare)."""
-    out = np.zeros(len(grey), dtype=bool)
-    n_grey = int(grey[rows].sum())
-    for kind, count, members in (
-        ("greyscale", n_grey, grey),
-        ("colour", len(rows) - n_grey, ~grey),
-    ):
-        if 0 < count <= min(k, MAX_RARE_SHARE * len(rows)):
-            out[rows] = members[rows]
-            return out, kind
-    return out, ""
+@dataclass(frozen=True)
+class Kind:
+    """A near-binary property of an image: `name` where `members` is true, `other` where not.
+    `both_ways`: the other side may be the rare one too (colour among greyscale)."""
+
+    name: str
+    other: str
+    members: np.ndarray  # (N,) bool
+    both_ways: bool = True
+
+
+def rare_kinds(kinds: list[Kind], rows: np.ndarray, k: int) -> list[tuple[str, str, np.ndarray]]:
+    """For each kind that is rare among `rows` (held by at most min(k, MAX_RARE_SHARE) of
+    them): (its name, the common kind's name, an (N,) bool mask of its members in `rows`)."""
+    limit = min(k, MAX_RARE_SHARE * len(rows))
+    found = []
+    for kind in kinds:
+        inside = np.zeros(len(kind.members), dtype=bool)
+        inside[rows] = True
+        sides = [(kind.name, kind.other, kind.members)]
+        if kind.both_ways:
+            sides.append((kind.other, kind.name, ~kind.members))
+        for name, other, members in sides:
+            mask = members & inside
+            if 0 < mask.sum() <= limit:
+                found.append((name, other, mask))
+                break
+    return found

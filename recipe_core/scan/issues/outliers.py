@@ -29,10 +29,20 @@ import pandas as pd
 
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues._common import issue_frame, robust_center_scale, severity
-from recipe_core.scan.issues.image_statistics import Z_STATS, image_statistics, statistics_z
+from recipe_core.scan.issues.image_statistics import (
+    Z_STATS,
+    image_statistics,
+    is_noise_like,
+    statistics_z,
+)
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
-from recipe_core.scan.issues.outlier_features import MAX_RARE_SHARE, is_greyscale, rare_kind
+from recipe_core.scan.issues.outlier_features import (
+    MAX_RARE_SHARE,
+    Kind,
+    is_greyscale,
+    rare_kinds,
+)
 
 Z_OUT = 4.25  # robust z of the kNN distance at which an image is flagged (severity 0.5)
 MIN_K = 20
@@ -44,7 +54,8 @@ EXCLUDED_BY = ("corrupt", "low_information", "dark", "light", "odd_aspect_ratio"
 @dataclass(frozen=True)
 class OutlierResult:
     # sample_id, knn_distance (mean over k neighbours; nan when not scored), z (robust
-    # z-score), rare_kind (bool: greyscale among colour or the reverse), stats_z (robust z of
+    # z-score), rare_kind (bool: of a rare kind, e.g. greyscale among colour or the reverse, or
+    # noise-like among structured images), stats_z (robust z of
     # the image statistics' distance; nan when not scored), score (severity in [0, 1], the
     # largest of the distance, rare-kind and statistics severities), scored (bool: took part)
     scores: pd.DataFrame = field(repr=False)
@@ -83,11 +94,17 @@ def find_outliers(
     center, scale = robust_center_scale(knn[scored], floor=1e-6)
     z = np.where(scored, (knn - center) / scale, np.nan)
     score = np.where(scored, severity(np.nan_to_num(knn - center), Z_OUT * scale), 0.0)
-    rare, kind = rare_kind(is_greyscale(index), rows, k)
-    rare &= scored
-    limit = min(k, MAX_RARE_SHARE * len(rows))
-    score = np.where(rare, np.maximum(score, 1.0 - 0.5 * rare.sum() / max(limit, 1.0)), score)
     stats = _Statistics.of(index, np.flatnonzero(scored), memo)
+    kinds = [
+        Kind("greyscale", "colour", is_greyscale(index)),
+        Kind("noise-like", "structured", is_noise_like(stats.values), both_ways=False),
+    ]
+    found = rare_kinds(kinds, np.flatnonzero(scored), k)
+    limit = min(k, MAX_RARE_SHARE * len(rows))
+    rare = np.zeros(n, dtype=bool)
+    for _, _, members in found:
+        rare |= members
+        score = np.where(members, np.maximum(score, 1 - 0.5 * members.sum() / max(limit, 1)), score)
     plain = np.ones(n, dtype=bool) if odd_quality is None else ~np.asarray(odd_quality, bool)
     stats_odd = plain & (np.nan_to_num(stats.z) >= Z_STATS)
     score = np.where(plain, np.maximum(score, severity(np.nan_to_num(stats.z), Z_STATS)), score)
@@ -95,19 +112,18 @@ def find_outliers(
     table = pd.DataFrame({"sample_id": ids, "knn_distance": knn, "z": z, "rare_kind": rare,
                           "stats_z": stats.z, "score": score, "scored": scored})  # fmt: skip
     flagged = np.flatnonzero(score >= 0.5)
-    n_scored, n_rare = int(scored.sum()), int(rare.sum())
-    details = [
-        "; ".join(
-            part
-            for part in (
-                _rare_detail(kind, n_rare, n_scored) if rare[i] else "",
-                _far_detail(float(knn[i]), float(z[i]), k, center) if z[i] >= Z_OUT else "",
-                stats.detail(int(i)) if stats_odd[i] else "",
-            )
-            if part
-        )
-        for i in flagged
-    ]
+    n_scored = int(scored.sum())
+
+    def describe(i: int) -> str:
+        parts = [_rare_detail(name, other, int(m.sum()), n_scored) for name, other, m in found
+                 if m[i]]  # fmt: skip
+        if z[i] >= Z_OUT:
+            parts.append(_far_detail(float(knn[i]), float(z[i]), k, center))
+        if stats_odd[i]:
+            parts.append(stats.detail(i))
+        return "; ".join(parts)
+
+    details = [describe(int(i)) for i in flagged]
     issues = issue_frame(ids[flagged], "outlier", score[flagged], details)
     return OutlierResult(scores=table, k=k, issues=issues)
 
@@ -119,8 +135,7 @@ def _far_detail(knn: float, z: float, k: int, center: float) -> str:
     )
 
 
-def _rare_detail(kind: str, count: int, n: int) -> str:
-    other = "colour" if kind == "greyscale" else "greyscale"
+def _rare_detail(kind: str, other: str, count: int, n: int) -> str:
     return f"a {kind} image among {other} ones ({count} {kind} of {n} images)"
 
 

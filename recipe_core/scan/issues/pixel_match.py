@@ -25,6 +25,12 @@ so a nearly flat image cannot "explain" a contrasted one), below ABS_RESIDUAL, p
 images still correlate strongly (distance < MAX_DISTANCE). The sample's look-alikes leave
 residuals of 10-14 grey levels.
 
+Clipping breaks the first test's premise: a bright image brightened by 20 grey levels clips
+its top third to white, which no gain and offset undoes (distance 0.17 on a planted lake crop,
+rejected by the half-size check). Pairs where one image has CLIP_GAP more of its pixels at an
+end than the other are compared again with the other clipped at the same share
+(`clipped_distance`: 0.05 for that pair) and held to the strict NEAR_THRESHOLD.
+
 Both functions search all (2s+1)^2 shifts: the cross products of every shift come from one
 vectorised product-and-sum per shift over a chunk of pairs (numpy: the scan needs no torch),
 the window sums and squares from two small matrix products per image, so a pair costs about
@@ -48,6 +54,8 @@ MAX_DISTANCE = 0.3  # ... and the images still correlate strongly (Pearson r > 0
 COARSE_DISTANCE = 0.12  # at half resolution, for pairs admitted on the residual alone ...
 FINE_SHARE = 0.75  # ... or their difference shrinks below this share of it at half resolution
 MIN_STD = 2.0  # grey levels: constant thumbnails are not compared (no structure to align)
+CLIP_LEVELS = 1  # grey levels from an end (0-1, 254-255) that count as clipped
+CLIP_GAP = 0.05  # one image has this much more of its pixels clipped: compare with matched clips
 CHUNK = 2048  # pairs or images per vectorised batch
 MIN_LINE, MAX_LINE = 0.25, 2.0  # the near-duplicate threshold's range, in closeness units
 
@@ -132,6 +140,45 @@ def coarse_judgement(coarse: np.ndarray, distance: np.ndarray, threshold: float)
     out: np.ndarray = (coarse < COARSE_DISTANCE * threshold) | (
         coarse < FINE_SHARE * np.asarray(distance)
     )
+    return out
+
+
+def clipping_mismatch(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(P,) bool: one image of the pair has at least CLIP_GAP more of its pixels at the white
+    (or black) end than the other, as a brightened (darkened) copy whose highlights (shadows)
+    clipped has."""
+    flat = pixels.reshape(len(pixels), -1)
+    hi = (flat >= 255 - CLIP_LEVELS).mean(axis=1)
+    lo = (flat <= CLIP_LEVELS).mean(axis=1)
+    out: np.ndarray = (np.abs(hi[a] - hi[b]) >= CLIP_GAP) | (np.abs(lo[a] - lo[b]) >= CLIP_GAP)
+    return out
+
+
+def clipped_distance(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(distance, residual) of the pairs after clipping the less clipped image of each at the
+    same share of its pixels, at each end: a copy brightened by 20 grey levels whose top 39 %
+    clipped to white is then its original, brightened (distance ~0), while distinct images
+    stay distinct (their clipped areas are elsewhere)."""
+    first = pixels[a].astype(np.int16).reshape(len(a), -1)
+    second = pixels[b].astype(np.int16).reshape(len(b), -1)
+    matched = np.concatenate([_match_clipping(first, second), _match_clipping(second, first)])
+    idx = np.arange(len(a))
+    both = matched.astype(np.uint8).reshape(2 * len(a), *pixels.shape[1:])
+    return verify_pairs(both, idx, idx + len(a))
+
+
+def _match_clipping(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x (P, n) clipped, row by row, at each end where y has more clipped pixels: to x's level
+    at the same count from that end."""
+    n = x.shape[1]
+    ordered, rows = np.sort(x, axis=1), np.arange(len(x))
+    top_y, top_x = (y >= 255 - CLIP_LEVELS).sum(axis=1), (x >= 255 - CLIP_LEVELS).sum(axis=1)
+    low_y, low_x = (y <= CLIP_LEVELS).sum(axis=1), (x <= CLIP_LEVELS).sum(axis=1)
+    top = np.where(top_y > top_x, ordered[rows, n - np.clip(top_y, 1, n)], 255)
+    low = np.where(low_y > low_x, ordered[rows, np.clip(low_y, 1, n) - 1], 0)
+    out: np.ndarray = np.clip(x, low[:, None], np.maximum(top, low)[:, None])
     return out
 
 

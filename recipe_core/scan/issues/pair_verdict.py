@@ -1,0 +1,116 @@
+"""Is a candidate pair a near duplicate? The evidence once, the verdict at any line.
+
+`pixel_match` compares two thumbnails three ways; which comparisons a pair needs depends on
+the line (the near-duplicate threshold), so `pair_evidence` gathers all a pair could need at a
+line or any stricter one, and `PairEvidence.judge` draws the line: the scan judges at its
+threshold, `duplicates.threshold_effect` at each of several from the same evidence.
+
+* the aligned distance and residual: `is_near`;
+* pairs admitted on the residual alone must also agree at half resolution (`coarse_agrees`:
+  distinct smooth images don't);
+* pairs that are not near but whose clipping differs (one image has more pixels at white or
+  black) are compared with the other clipped alike (`clipped_distance`) and held to the strict
+  distance line: a brightened copy whose highlights clipped.
+
+With a memo (`recipe_core.scan.issues.memo`), pairs of contents compared by the last scan are
+not compared again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recipe_core.scan.issues.memo import IssueMemo
+from recipe_core.scan.issues.pixel_match import (
+    MIN_LINE,
+    NEAR_THRESHOLD,
+    clipped_distance,
+    clipping_mismatch,
+    coarse_distance,
+    coarse_judgement,
+    is_near,
+    verify_pairs,
+)
+
+CLIPPED_CANDIDATE = 0.6  # pairs this close with unequal clipping are compared clipped alike
+
+
+@dataclass(frozen=True)
+class PairEvidence:
+    """Per pair, float32 (P,): nan where a comparison was not needed."""
+
+    dist: np.ndarray  # aligned distance
+    residual: np.ndarray  # aligned residual, grey levels
+    coarse: np.ndarray  # aligned distance at half resolution
+    clipped: np.ndarray  # aligned distance with the clipping matched
+    clipped_residual: np.ndarray
+
+    def judge(self, threshold: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(near, distance, residual) at the line `threshold` (<= the one gathered for); a
+        pair near by its matched clipping reports that comparison's distance and residual."""
+        near = is_near(self.dist, self.residual, threshold)
+        only = np.flatnonzero(near & (self.dist >= NEAR_THRESHOLD * threshold))
+        near[only] = coarse_judgement(self.coarse[only], self.dist[only], threshold)
+        with np.errstate(invalid="ignore"):
+            rescued = ~near & (self.dist < CLIPPED_CANDIDATE * threshold)
+            rescued &= self.clipped < NEAR_THRESHOLD * threshold
+        dist = np.where(rescued, self.clipped, self.dist)
+        residual = np.where(rescued, self.clipped_residual, self.residual)
+        return near | rescued, dist, residual
+
+    def subset(self, rows: np.ndarray) -> PairEvidence:
+        return PairEvidence(self.dist[rows], self.residual[rows], self.coarse[rows],
+                            self.clipped[rows], self.clipped_residual[rows])  # fmt: skip
+
+
+def pair_evidence(
+    pixels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float = 1.0,
+    memo: IssueMemo | None = None,
+) -> PairEvidence:
+    """What `PairEvidence.judge` needs for the pairs (pixels[a], pixels[b]) at `threshold`
+    and every stricter line down to MIN_LINE."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    dist, residual = _aligned(pixels, a, b, memo)
+    coarse = np.full(len(a), np.nan, dtype=np.float32)
+    need = np.flatnonzero(is_near(dist, residual, threshold) & (dist >= NEAR_THRESHOLD * MIN_LINE))
+    coarse[need] = _coarse(pixels, a[need], b[need], memo)
+    clipped = np.full(len(a), np.nan, dtype=np.float32)
+    clipped_residual = clipped.copy()
+    maybe = np.flatnonzero(dist < CLIPPED_CANDIDATE * threshold)
+    maybe = maybe[clipping_mismatch(pixels, a[maybe], b[maybe])]
+    if len(maybe):
+        clipped[maybe], clipped_residual[maybe] = clipped_distance(pixels, a[maybe], b[maybe])
+    return PairEvidence(dist, residual, coarse, clipped, clipped_residual)
+
+
+def verdict(
+    pixels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    threshold: float = 1.0,
+    memo: IssueMemo | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(near, distance, residual) of the pairs at `threshold` (see the module doc)."""
+    return pair_evidence(pixels, a, b, threshold, memo).judge(threshold)
+
+
+def _aligned(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if memo is None:
+        return verify_pairs(pixels, a, b)
+    both = memo.per_pair(
+        "pixel_match", a, b, lambda p: np.column_stack(verify_pairs(pixels, a[p], b[p]))
+    )
+    return both[:, 0].copy(), both[:, 1].copy()
+
+
+def _coarse(pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | None) -> np.ndarray:
+    if memo is None:
+        return coarse_distance(pixels, a, b)
+    return memo.per_pair("pixel_match.coarse", a, b, lambda p: coarse_distance(pixels, a[p], b[p]))
