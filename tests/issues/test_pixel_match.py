@@ -173,3 +173,12 @@ def test_a_brightened_copy_whose_highlights_clip_is_a_copy(shift: int) -> None:
     near, dist, _ = verdict(pixels, a, b)
     assert near[0] and dist[0] < NEAR_THRESHOLD
     assert not near[1:].any(), dist[1:]
+
+
+def test_no_pairs_give_empty_answers() -> None:
+    from recipe_core.scan.issues.pixel_match import clipped_distance, clipping_mismatch
+
+    pixels, none = np.zeros((3, 32, 32), np.uint8), np.zeros(0, np.int64)
+    assert clipping_mismatch(pixels, none, none).shape == (0,)
+    assert [x.shape for x in clipped_distance(pixels, none, none)] == [(0,), (0,)]
+    assert [x.shape for x in verdict(pixels, none, none)] == [(0,), (0,), (0,)]

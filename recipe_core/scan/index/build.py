@@ -104,9 +104,12 @@ def stat_files(source: DatasetSource) -> pd.DataFrame:
     files = source.samples[["sample_id", "path", "label", "split"]].reset_index(drop=True)
     sizes = np.full(len(files), -1, dtype=np.int64)
     mtimes = np.full(len(files), -1, dtype=np.int64)
+    top = os.fspath(source.root)
     for i, rel in enumerate(files["path"]):
-        try:
-            info = os.stat(resolve_path(source.root, rel))
+        try:  # a plain join unless the path holds escapes (resolve_path: 2x the cost at 50k)
+            info = os.stat(
+                resolve_path(source.root, rel) if "\\x" in rel else os.path.join(top, rel)
+            )
         except (OSError, ValueError):  # missing, dangling link, NUL in name: the decode says why
             continue
         sizes[i], mtimes[i] = info.st_size, info.st_mtime_ns

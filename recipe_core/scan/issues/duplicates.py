@@ -35,6 +35,7 @@ from recipe_core.scan.issues.pixel_match import (
     MIN_STD,
     check_threshold,
     closeness,
+    thumbnail_std,
 )
 from recipe_core.scan.issues.quality import low_information_mask
 
@@ -197,7 +198,12 @@ def near_pairs(
     the aligned pixel distance (`pair_verdict`). Flat thumbnails (std < MIN_STD grey levels)
     are skipped: their standardised pixels are mostly quantisation noise; so are rows in
     `skip` (bool, e.g. low-information images). `threshold`: the line, see `find_duplicates`."""
-    eligible = pixels.reshape(len(pixels), -1).std(axis=1) >= MIN_STD
+    every = np.arange(len(pixels))
+    if memo is None:
+        eligible = thumbnail_std(pixels) >= MIN_STD
+    else:
+        eligible = memo.per_image("thumbnail_std", every, lambda r: thumbnail_std(pixels[r]))
+        eligible = eligible >= MIN_STD
     if skip is not None:
         eligible &= ~skip
     nbr = np.maximum(graph.indices, 0)

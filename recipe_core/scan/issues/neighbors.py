@@ -29,7 +29,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from recipe_core.errors import ConfigError
-from recipe_core.scan.cpus import thread_map
+from recipe_core.scan.cpus import thread_map, usable_cpus
 from recipe_core.scan.issues._common import Progress
 
 log = logging.getLogger(__name__)
@@ -141,12 +141,22 @@ def _exact(
     n = len(query)
     indices = np.full((n, k), -1, dtype=np.int64)
     dist = np.full((n, k), np.inf, dtype=np.float32)
-    for start in range(0, n, BLOCK):
-        rows = np.arange(start, min(n, start + BLOCK))
+    ids = np.arange(len(data))
+    block = max(64, min(BLOCK, -(-n // usable_cpus())))  # a few hundred queries use every CPU
+    done = 0
+    lock = threading.Lock()
+
+    def search_block(start: int) -> None:  # blocks write disjoint rows: safe on threads
+        nonlocal done
+        rows = np.arange(start, min(n, start + block))
         own = rows if self_search else None
-        indices[rows], dist[rows] = _top_k(query[rows], data, np.arange(len(data)), k, own)
-        if progress is not None:
-            progress(int(rows[-1]) + 1, n)
+        indices[rows], dist[rows] = _top_k(query[rows], data, ids, k, own)
+        with lock:
+            done += len(rows)
+            if progress is not None:
+                progress(done, n)
+
+    thread_map(search_block, range(0, n, block))
     return indices, dist
 
 

@@ -84,7 +84,7 @@ def pair_evidence(
     maybe = np.flatnonzero(dist < CLIPPED_CANDIDATE * threshold)
     maybe = maybe[clipping_mismatch(pixels, a[maybe], b[maybe])]
     if len(maybe):
-        clipped[maybe], clipped_residual[maybe] = clipped_distance(pixels, a[maybe], b[maybe])
+        clipped[maybe], clipped_residual[maybe] = _clipped(pixels, a[maybe], b[maybe], memo)
     return PairEvidence(dist, residual, coarse, clipped, clipped_residual)
 
 
@@ -114,3 +114,14 @@ def _coarse(pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | 
     if memo is None:
         return coarse_distance(pixels, a, b)
     return memo.per_pair("pixel_match.coarse", a, b, lambda p: coarse_distance(pixels, a[p], b[p]))
+
+
+def _clipped(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if memo is None:
+        return clipped_distance(pixels, a, b)
+    both = memo.per_pair(
+        "pixel_match.clipped", a, b, lambda p: np.column_stack(clipped_distance(pixels, a[p], b[p]))
+    )
+    return both[:, 0].copy(), both[:, 1].copy()

@@ -143,14 +143,30 @@ def coarse_judgement(coarse: np.ndarray, distance: np.ndarray, threshold: float)
     return out
 
 
+def thumbnail_std(pixels: np.ndarray) -> np.ndarray:
+    """(N,) float32 std of each thumbnail's grey levels (float32 sums: 5x cheaper than a
+    float64 std over every pixel)."""
+    if len(pixels) == 0:
+        return np.zeros(0, dtype=np.float32)
+    x = pixels.reshape(len(pixels), -1).astype(np.float32)
+    mean = x.mean(axis=1)
+    out: np.ndarray = np.sqrt(np.maximum((x * x).mean(axis=1) - mean * mean, 0.0))
+    return out
+
+
 def clipping_mismatch(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(P,) bool: one image of the pair has at least CLIP_GAP more of its pixels at the white
     (or black) end than the other, as a brightened (darkened) copy whose highlights (shadows)
     clipped has."""
-    flat = pixels.reshape(len(pixels), -1)
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if len(a) == 0:
+        return np.zeros(0, dtype=bool)
+    used = np.unique(np.concatenate([a, b]))
+    flat = pixels[used].reshape(len(used), -1)
     hi = (flat >= 255 - CLIP_LEVELS).mean(axis=1)
     lo = (flat <= CLIP_LEVELS).mean(axis=1)
-    out: np.ndarray = (np.abs(hi[a] - hi[b]) >= CLIP_GAP) | (np.abs(lo[a] - lo[b]) >= CLIP_GAP)
+    la, lb = np.searchsorted(used, a), np.searchsorted(used, b)
+    out: np.ndarray = (np.abs(hi[la] - hi[lb]) >= CLIP_GAP) | (np.abs(lo[la] - lo[lb]) >= CLIP_GAP)
     return out
 
 
@@ -161,6 +177,8 @@ def clipped_distance(
     same share of its pixels, at each end: a copy brightened by 20 grey levels whose top 39 %
     clipped to white is then its original, brightened (distance ~0), while distinct images
     stay distinct (their clipped areas are elsewhere)."""
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
     first = pixels[a].astype(np.int16).reshape(len(a), -1)
     second = pixels[b].astype(np.int16).reshape(len(b), -1)
     matched = np.concatenate([_match_clipping(first, second), _match_clipping(second, first)])
