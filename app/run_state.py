@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app import access, curves, data_state
+from recipe_core import RecipeError
 from recipe_core.cluster.jobs_api import find_token
 from recipe_core.hosting.guard import checked_run_id
 from recipe_core.hosting.limits import record_owner
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from recipe_core.jobs.executors import Executor, JobHandle
     from recipe_core.train import TrainConfig
     from recipe_core.train.pipeline import PipelineTrainConfig
+    from recipe_core.tune.job import SearchJob, SearchSummary
 
 
 RUN_KEY = "selected_run"  # run_id shown on the Runs and Prediction dynamics pages
@@ -367,3 +369,50 @@ def _first_layer_picture(folder: str, step: int, since: int | None) -> np.ndarra
     grid = filter_grid(weights)
     factor = max(1, FIRST_LAYER_PX // max(grid.shape[:2]))
     return np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
+
+
+def start_search(
+    config: TrainConfig, space_text: list[str], *, trials: int, parallel: int, seed: int,
+    metric: str,
+) -> SearchJob:  # fmt: skip
+    """Start a random search (runners only, within the per-user limits: its trials count as
+    jobs): the trials are queued runs at once, a background driver runs them."""
+    from recipe_core.tune import parse_space
+    from recipe_core.tune.job import start_search as start
+
+    g = access.guard()
+    with g.acting("start_run", config.dataset), access.job_start_lock():
+        data_state.dataset_source(config.dataset)  # re-checked here, whatever the form did
+        space = parse_space(space_text)  # a bad line fails before any run
+        g.check_run(steps=config.steps, name=None, running=running_jobs)
+        return start(config, space, space_text=space_text, trials=trials, seed=seed,
+                     parallel=parallel, metric=metric, workspace=access.workspace(),
+                     owner=g.user.email)  # fmt: skip
+
+
+def searches() -> list[SearchSummary]:
+    from recipe_core.tune.job import searches as read
+
+    return read(access.workspace())
+
+
+def cancel_search(search_id: str) -> SearchSummary:
+    """Stop a search's running trial(s); its queued ones never start (runners only)."""
+    from recipe_core.tune.job import cancel_search as cancel
+
+    with access.guard().acting("cancel_run", f"search {search_id}"):
+        return cancel(access.workspace(), search_id)
+
+
+def common_search(run_ids: list[str]) -> str:
+    """The search id every one of `run_ids` is a trial of ("" when they are not one search's)."""
+    from recipe_core.tune import tune_info
+
+    found = set()
+    for run_id in run_ids:
+        try:
+            info = tune_info(run_dir(run_id))
+        except RecipeError:
+            return ""
+        found.add(str(info["search_id"]) if info else "")
+    return found.pop() if len(found) == 1 else ""

@@ -187,8 +187,12 @@ def config_changes(parent: Mapping[str, object], child: Mapping[str, object]) ->
     return [k for k in keys if parent.get(k) != child.get(k)]
 
 
-def config_diff(parent: str, configs: Mapping[str, Mapping[str, object]]) -> None:
-    """The fields each run changed against `parent` (a key of `configs`): one row per field."""
+def config_diff(
+    parent: str, configs: Mapping[str, Mapping[str, object]], *, search: str = ""
+) -> None:
+    """The fields each run changed against `parent` (a key of `configs`): one row per field.
+    `search`: the id of the random search all the runs are trials of (their fields vary
+    together by design: one note instead of a warning per run)."""
     base = configs[parent]
     changed = {
         label: config_changes(base, cfg) for label, cfg in configs.items() if label != parent
@@ -203,6 +207,14 @@ def config_diff(parent: str, configs: Mapping[str, Mapping[str, object]]) -> Non
         if label != parent:
             table[label] = [str(cfg.get(f)) if f in changed[label] else "" for f in fields]
     st.dataframe(table, hide_index=True, width="stretch")
+    if search:
+        st.info(
+            f"These runs are trials of search {md(search)}: each draws every searched field at "
+            "once, by design. The search's chart shows each field against the metric; to know "
+            "what one change does, start a run that changes only it.",
+            icon="🔎",
+        )
+        return
     for label, fields_changed in changed.items():
         if len(fields_changed) == 1:
             st.success(

@@ -1,4 +1,4 @@
-"""Runs: start a training job, follow its curves live, cancel it, compare runs.
+"""Runs: start a training job or a random search, follow its curves live, cancel it, compare.
 
 A job is a background process (the local executor), never the script thread: a rerun or a
 closed tab would kill that. The page only reads the run directories, so a run started from a
@@ -21,6 +21,7 @@ from app import (
     pictures,
     run_state,
     run_widgets,
+    tune_widgets,
     widgets,
 )
 from recipe_core import RecipeError
@@ -193,6 +194,15 @@ def live_runs_panel() -> None:
     if all(s.finished for s in statuses):
         st.rerun(scope="app")  # the last job ended: redraw once, without the timer
     runs_panel(statuses)
+
+
+@st.fragment(run_every=LIVE_S)
+def live_searches_panel() -> None:
+    """The searches, re-read every LIVE_S while one has unfinished trials."""
+    found = run_state.searches()
+    if all(f.finished for f in found):
+        st.rerun(scope="app")
+    tune_widgets.searches_panel(found)
 
 
 @st.fragment
@@ -376,7 +386,7 @@ def compare_section(statuses: list[RunStatus]) -> None:
         format_func=labels.__getitem__,
     )
     configs = {labels[r]: run_state.run_config(r) for r in chosen}
-    run_widgets.config_diff(labels[str(parent)], configs)
+    run_widgets.config_diff(labels[str(parent)], configs, search=run_state.common_search(chosen))
 
 
 statuses = run_state.runs()
@@ -388,6 +398,13 @@ if access.can("start_run"):
             pipeline_form()
         else:
             start_form()
+    with st.expander("Search hyper-parameters (random search)", icon="🔎"):
+        st.caption(
+            "Train several configs drawn from ranges you give, as background runs, and see "
+            "which is best. Tune after the baselines and the overfit check pass: a search "
+            "cannot fix a bug."
+        )
+        tune_widgets.search_form()
 else:
     st.info(VIEWER_TEXT, icon="👀")
 statuses = run_state.runs()  # with the run just started
@@ -404,6 +421,13 @@ if any(not s.finished for s in statuses):
     live_runs_panel()
 else:
     still_runs_panel()
+found = run_state.searches()
+if found:
+    st.subheader("Searches")
+    if any(not f.finished for f in found):
+        live_searches_panel()
+    else:
+        tune_widgets.searches_panel(found)
 st.subheader("Compare runs")
 if len(statuses) < 2:
     st.caption("Start a second run to compare: change one thing (model, preset, a number).")

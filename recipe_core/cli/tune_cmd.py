@@ -14,7 +14,8 @@ from recipe_core.cli._app import WorkspaceOption, cli, err_console, fail
 from recipe_core.errors import RecipeError
 
 if TYPE_CHECKING:  # imported in the command: `recipe --help` must not load torch
-    from recipe_core.tune import Trial, TuneResult
+    from recipe_core.train.config import TrainConfig
+    from recipe_core.tune import SearchSpace, Trial, TuneResult
 
 PARAM_HELP = (
     "FIELD=DIST:ARGS, repeatable. DIST: loguniform:LOW:HIGH, uniform:LOW:HIGH, randint:LOW:HIGH "
@@ -65,6 +66,13 @@ def tune_command(
     cpus_per_trial: Annotated[float, typer.Option(help="Ray: CPUs each trial reserves.")] = 1.0,
     workspace: WorkspaceOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            help="Local only: start the search in the background and return; follow "
+            "it on the Runs page or with `recipe runs list`."
+        ),
+    ] = False,
 ) -> None:
     """Random search (the recipe's step 5): train TRIALS configs drawn from the --param space
     and print each trial's best validation metric; compare them on the Runs page."""
@@ -79,6 +87,11 @@ def tune_command(
         base = make_config(target, preset=preset, **overrides)
         if executor != "ray":
             resolve_device(base.device)
+        if detach:
+            _detach(base, space, param, trials=trials, seed=seed, parallel=parallel,
+                    metric=metric, executor=executor, workspace=workspace,
+                    json_out=json_out)  # fmt: skip
+            return
         result = random_search(
             base, space, trials=trials, seed=seed, workspace=workspace, parallel=parallel,
             metric=metric, executor=executor, ray_address=ray_address,
@@ -94,6 +107,26 @@ def tune_command(
         typer.echo(json.dumps(result.as_dict(), indent=2))
     else:
         _print_table(result)
+
+
+def _detach(
+    base: TrainConfig, space: SearchSpace, text: list[str], *, trials: int, seed: int,
+    parallel: int, metric: str, executor: str, workspace: str | None, json_out: bool,
+) -> None:  # fmt: skip
+    from recipe_core.errors import ConfigError
+    from recipe_core.tune.job import start_search
+
+    if executor != "local":
+        raise ConfigError("--detach runs the search's driver on this machine: use it with "
+                          "--executor local (a Ray search runs in the foreground).")  # fmt: skip
+    job = start_search(base, space, space_text=text, trials=trials, seed=seed,
+                       parallel=parallel, metric=metric, workspace=workspace)  # fmt: skip
+    if json_out:
+        out = {"search_id": job.search_id, "folder": str(job.folder), "run_ids": list(job.run_ids)}
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        err_console.print(f"search {job.search_id} started: {len(job.run_ids)} trials "
+                          f"(log: {job.folder / 'log.txt'})", highlight=False)  # fmt: skip
 
 
 def _print_done(trial: Trial, state: str) -> None:

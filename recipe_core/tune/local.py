@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recipe_core.errors import ConfigError
 from recipe_core.jobs.executors import Executor, LocalExecutor
-from recipe_core.runs import RunWriter
+from recipe_core.runs import RunFiles, RunWriter, read_status
 from recipe_core.tune.trials import Trial
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ def run_local(
         while waiting or running:
             while waiting and len(running) < parallel:
                 trial = waiting.pop(0)
+                if read_status(RunFiles(trial.run_dir), strict=False).finished:
+                    continue  # cancelled while it waited (the search's Cancel): never started
                 judge.submit(trial.run_dir)
                 log.info("trial %d started: %s (%s)", trial.index, trial.run_id, trial.params)
                 running.append(trial)
