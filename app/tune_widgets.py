@@ -34,11 +34,19 @@ COMPARE_KEY = "compare_runs"  # the Compare section's multiselect (app/views/run
 
 def search_form() -> None:
     """Dataset, model, preset, the space, trials and how many at once; starts the search."""
+    if access.settings().executor not in ("", "local"):
+        st.info(
+            "A search started here runs its trials on this machine; this dashboard trains on "
+            "Ray. Run `recipe tune DATASET -p ... --executor ray` for a search on the cluster "
+            "(Ray Tune with early stopping): its trials show up here as runs.",
+            icon="☁️",
+        )
+        return
     a, b, c = st.columns([3, 1, 3])
-    path = widgets.dataset_path_ui(key="tune_dataset", where=a)
-    model = b.selectbox("Model", list(MODELS), index=list(MODELS).index("small_cnn"),
+    path = widgets.dataset_path_ui(key="tune_dataset", where=a, suffix=" (every trial)")
+    model = b.selectbox("Model (every trial)", list(MODELS), index=list(MODELS).index("small_cnn"),
                         key="tune_model")  # fmt: skip
-    preset = str(c.selectbox("Preset", list(PRESETS), key="tune_preset"))
+    preset = str(c.selectbox("Preset the trials start from", list(PRESETS), key="tune_preset"))
     defaults = make_config("", preset=preset)
     fields = ", ".join(sorted(tunable_fields()))
     text = st.text_area("Parameters to search, one per line", DEFAULT_SPACE, key="tune_space",

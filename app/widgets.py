@@ -36,10 +36,13 @@ STAGES = {"start": "Starting the scan process", "index": "Decoding images",
           "issues": "Finding issues", "write": "Saving the result"}  # fmt: skip
 
 
-def dataset_path_ui(*, key: str = "dataset_input", where: DeltaGenerator | None = None) -> str:
+def dataset_path_ui(
+    *, key: str = "dataset_input", where: DeltaGenerator | None = None, suffix: str = ""
+) -> str:
     """The dataset picker: the workspace's cleaned datasets next to the raw ones (shown once
     an export exists), and a path box prefilled with the current dataset for any other folder
-    or manifest; returns the chosen path. `where`: a column to draw into (default: the page)."""
+    or manifest; returns the chosen path. `where`: a column to draw into (default: the page);
+    `suffix` ends both labels (two pickers on one page must not share a label)."""
     typed = state.typed_dataset(key)
     if typed and typed != state.current_dataset():
         state.set_dataset(typed)  # before the picker is drawn, so it shows the typed one
@@ -50,12 +53,13 @@ def dataset_path_ui(*, key: str = "dataset_input", where: DeltaGenerator | None 
             choices = dataset_choices(current, named)
             pick = f"{key}_pick"
             state.point_dataset_pick(pick, list(choices))
-            st.selectbox("Dataset", list(choices), key=pick, format_func=choices.__getitem__,
+            st.selectbox(f"Dataset{suffix}", list(choices), key=pick,
+                         format_func=choices.__getitem__,
                          on_change=state.pick_dataset, args=(pick, key),
                          help="A cleaned dataset is an export from the Issues page: a manifest "
                          "of the kept samples that references the original files.")  # fmt: skip
         chosen = st.text_input(
-            "Dataset path",
+            f"Dataset path{suffix}",
             value=current,
             key=key,
             help="An image folder (one sub-folder per class, optionally inside "
