@@ -104,6 +104,7 @@ def _search(summary: SearchSummary) -> None:
         st.plotly_chart(
             figure, key=f"tune_chart_{summary.search_id}", config={"displaylogo": False}
         )
+        st.caption("Each dot is a trial, at the value it drew; the orange one is the best.")
     left, right = st.columns(2)
     ids = [t.run_id for t in result.trials]
     left.button("Compare these trials", key=f"tune_compare_{summary.search_id}",
