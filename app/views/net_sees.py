@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import access, check_state, check_widgets, state, widgets
-from recipe_core import RecipeError
-from recipe_core.batch import BatchWarning
-from recipe_core.train.models import MODELS
-
-BATCHES = 8  # batches one can page through: each is a model run over the loader's first ones
-BATCH_KEY = "ns_batch_index"
-POLL_S = 1.0
-
+# The title first: on the server's first visit the imports below bring in PyTorch (2.5 s
+# cold on 2 cores, benchmarks/page_load.py), and the page should say what it is meanwhile.
 st.title("👁️ What the net sees")
 st.caption(
     "Visualise just before the net: the only place the truth is. These are the tensors "
     "model(x) receives, captured at its input, then decoded for display."
 )
+
+from app import access, check_state, check_widgets, state, widgets  # noqa: E402
+from recipe_core import RecipeError  # noqa: E402
+from recipe_core.batch import BatchWarning  # noqa: E402
+from recipe_core.train.models import MODELS  # noqa: E402
+
+BATCHES = 8  # batches one can page through: each is a model run over the loader's first ones
+BATCH_KEY = "ns_batch_index"
+POLL_S = 1.0
 
 
 @st.fragment(run_every=POLL_S)
