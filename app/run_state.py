@@ -416,3 +416,11 @@ def common_search(run_ids: list[str]) -> str:
             return ""
         found.add(str(info["search_id"]) if info else "")
     return found.pop() if len(found) == 1 else ""
+
+
+COMPARE_KEY = "compare_runs"  # the Runs page's Compare multiselect
+
+
+def compare_runs(run_ids: list[str]) -> None:
+    """Choose `run_ids` in Compare (a button's callback: before the multiselect is drawn)."""
+    st.session_state[COMPARE_KEY] = list(run_ids)

@@ -29,7 +29,6 @@ SPACE_HELP = (
 )
 PARALLEL_HELP = "Trials training at the same time, each one background job."
 SHOWN = 5  # searches listed (newest first); older ones stay in the runs table
-COMPARE_KEY = "compare_runs"  # the Compare section's multiselect (app/views/runs.py)
 
 
 def search_form() -> None:
@@ -108,7 +107,8 @@ def _search(summary: SearchSummary) -> None:
     left, right = st.columns(2)
     ids = [t.run_id for t in result.trials]
     left.button("Compare these trials", key=f"tune_compare_{summary.search_id}",
-                on_click=_compare, args=(ids,), help="Overlay their curves below.")  # fmt: skip
+                on_click=run_state.compare_runs, args=(ids,),
+                help="Overlay their curves below.")  # fmt: skip
     cancel = not summary.finished and access.can("cancel_run")
     if cancel and right.button("Cancel search", key=f"tune_cancel_{summary.search_id}"):
         try:
@@ -165,10 +165,6 @@ def value_charts(summary: SearchSummary) -> go.Figure | None:
     figure.update_yaxes(title_text=f"best {result.metric}", row=1, col=1)
     figure.update_layout(height=260, margin={"l": 50, "r": 10, "t": 30, "b": 30})
     return figure
-
-
-def _compare(run_ids: list[str]) -> None:
-    st.session_state[COMPARE_KEY] = run_ids
 
 
 def _metric_label(metric: str) -> str:

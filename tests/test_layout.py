@@ -51,6 +51,7 @@ ENV_EDGES = (
     "workspace",  # open_workspace()
     "jobs.executors",  # submit_run()
     "jobs.local",  # LocalExecutor(): its jobs inherit this process's environment
+    "tune.job",  # start_search(): its driver (then its trials) inherit it the same way
     "scan.index.build",  # build_index(): torch.hub's cache for network embedders
 )  # fmt: skip
 ENV_NAMES = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}

@@ -369,7 +369,7 @@ def compare_section(statuses: list[RunStatus]) -> None:
         "Runs to compare",
         list(labels),
         default=list(labels)[:2],
-        key="compare_runs",
+        key=run_state.COMPARE_KEY,
         format_func=labels.__getitem__,
     )
     if not chosen:

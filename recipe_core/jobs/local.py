@@ -31,7 +31,7 @@ from recipe_core.jobs.process import (
     stop_process,
 )
 from recipe_core.jobs.state import JobState
-from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status
+from recipe_core.runs import RunFiles, RunStatus, RunWriter, now_iso, read_status, sync_run
 from recipe_core.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,9 @@ class LocalExecutor:
             reason = "Cancelled (SIGTERM) before the job could record it."
         else:
             reason = f"Cancelled: killed with SIGKILL after ignoring SIGTERM for {grace_s:g} s."
+        # a run on shared storage recorded its own verdict there: pull it before judging (on a
+        # busy machine the cache copy could still say "running", and ours would replace it)
+        sync_run(run_dir)
         return RunWriter(run_dir).finish("cancelled", error=reason)  # a no-op if already recorded
 
     def _reap(self, run_id: str, wait_s: float = 0.0) -> int | None:

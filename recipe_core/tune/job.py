@@ -201,11 +201,14 @@ def _checked_id(search_id: str) -> str:
 
 
 def _env() -> dict[str, str]:
-    """This process's environment, with the package importable from a source checkout."""
+    """This process's environment (as settings read it), with the package importable from a
+    source checkout, as LocalExecutor gives its jobs."""
+    from recipe_core.settings import load_settings
+
+    env = {**load_settings().environ, "PYTHONUNBUFFERED": "1"}
     package_parent = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH", "")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_parent, path) if p),
-            "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def drive(folder: Path) -> None:

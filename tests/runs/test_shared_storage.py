@@ -93,13 +93,18 @@ def _rows(url: str, run_id: str, name: str = "metrics.jsonl") -> list[dict[str, 
     return [json.loads(line) for line in data.splitlines()]
 
 
+LIVE_STEPS = 1600
+
+
 def test_a_job_writing_to_s3_is_watched_live_from_another_workspace(
     s3: str, tmp_path: Path
 ) -> None:
     url = f"{s3}/live"
     submitter = open_workspace(tmp_path / "submitter", runs_url=url)
     dashboard = open_workspace(tmp_path / "dashboard", runs_url=url)
-    run_id, proc = _submit(submitter, tmp_path, steps=400, log_every=5, eval_every=200)
+    # long enough to be seen growing on a fast, quiet machine (400 steps were over in one read)
+    run_id, proc = _submit(submitter, tmp_path, steps=LIVE_STEPS, log_every=5,
+                           eval_every=LIVE_STEPS // 2)  # fmt: skip
     try:
         assert run_id in [s.run_id for s in list_runs(dashboard)]  # config+status pushed first
         reader = RunReader(dashboard.runs / run_id)
@@ -116,13 +121,13 @@ def test_a_job_writing_to_s3_is_watched_live_from_another_workspace(
         _stop(proc)
     assert len(live) >= 2, f"saw only {live} rows while running"
     (status,) = [s for s in list_runs(dashboard) if s.run_id == run_id]
-    assert (status.state, status.step) == ("succeeded", 400)
+    assert (status.state, status.step) == ("succeeded", LIVE_STEPS)
     metrics = reader.metrics()
     # every stored row, once (the last live read may already have had them all: status.json is
     # uploaded after the rows in each cycle)
     assert len(metrics) == len(_rows(url, run_id)) >= live[-1]
     assert not metrics.duplicated(["step", "split"]).any()
-    assert metrics["step"].max() == 400 and "val" in set(metrics["split"])
+    assert metrics["step"].max() == LIVE_STEPS and "val" in set(metrics["split"])
     dyn = read_dynamics(reader)
     stored = _rows(url, run_id, "dynamics.jsonl")
     assert dyn.probs.shape == (
