@@ -4,6 +4,8 @@ the functions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,40 @@ def batch_flags(path: str, view: BatchView) -> pd.DataFrame | None:
         return None
     result = data_state.scan_result(access.path_policy().resolve(path))
     return None if result is None else flags_in_batch(result.issues, view.sample_ids)
+
+
+@dataclass(frozen=True)
+class PipelineFlags:
+    flags: pd.DataFrame  # flags_in_batch rows
+    root: Path  # the scanned dataset the batch's files lie in
+    matched: int  # how many of the batch's files that scan holds
+
+
+def pipeline_flags(files: Sequence[str | None] | None) -> PipelineFlags | None:
+    """What a scan found on the files of a captured pipeline batch (seen.json's per-sample
+    `files`): the nearest folder above them with a finished scan that the policy lets this
+    dashboard read. None when the batch was not traced to files or no such scan exists."""
+    from recipe_core.explore.flags import flags_for_files
+
+    known = [Path(f) for f in files or () if f]
+    root = _scanned_ancestor(known[0].parent) if known else None
+    result = None if root is None else data_state.scan_result(root)
+    if root is None or result is None or files is None:
+        return None
+    flags, matched = flags_for_files(result.issues, result.index.table,
+                                     result.index.source.root, files)  # fmt: skip
+    return PipelineFlags(flags, root, matched)
+
+
+def _scanned_ancestor(folder: Path) -> Path | None:
+    # a folder above the roots is not a refusal to audit: the walk just goes past it
+    policy = replace(access.path_policy(), on_refuse=None)
+    for candidate in (folder, *folder.parents):
+        if not policy.allows(candidate):
+            continue
+        if data_state.scan_result(candidate) is not None:
+            return candidate
+    return None
 
 
 @st.cache_resource(show_spinner="Capturing the batch at model(x)…", max_entries=32)

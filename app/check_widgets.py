@@ -16,12 +16,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 from plotly.subplots import make_subplots
 
 from app import pictures
+from app.check_state import PipelineFlags
 from app.palette import BLACK, BLUE, OKABE_ITO, ORANGE, SEQUENTIAL
 from app.widgets import md, plot_text
 from recipe_core.batch import BatchView, BatchWarning
+from recipe_core.batch.see import frame_tiles
 from recipe_core.checks import CheckResult
 from recipe_core.jobs.check_job import CheckJob
 from recipe_core.jobs.state import JobProgress
@@ -149,15 +152,48 @@ def pipeline_ui(offered: Mapping[str, str], may_type: bool, *, key: str) -> tupl
     return typed.strip(), True
 
 
-def seen_batch_report(batch: Mapping[str, Any], picture: str) -> None:
-    """One batch a see job captured: facts, warnings, the picture, per-channel statistics."""
+def seen_batch_report(
+    batch: Mapping[str, Any],
+    picture: str,
+    found: PipelineFlags | None = None,
+    untraced: str | None = None,
+) -> None:
+    """One batch a see job captured: facts, warnings, the picture (the samples a scan flagged
+    framed and numbered), what the scan found on them, per-channel statistics."""
     facts = md(f"{batch['layout']} · shape {tuple(batch['shape'])} · {batch['dtype']} on "
                f"{batch['device']}")  # fmt: skip
     st.markdown(f"**Batch {int(batch['index']) + 1}** · {facts}")
     batch_warnings([BatchWarning(**w) for w in batch["warnings"]])
-    pictures.image(picture, width="content")
+    positions = [] if found is None else [int(p) for p in found.flags["position"]]
+    if positions and batch.get("grid"):
+        with Image.open(picture) as grid:
+            pictures.image(np.asarray(frame_tiles(grid, batch["grid"], positions)),
+                           width="content")  # fmt: skip
+    else:
+        pictures.image(picture, width="content")
+    seen_batch_flags(batch, found, untraced)
     with st.expander("Per-channel / per-feature statistics"):
         st.dataframe(batch["stats"], hide_index=True, width="stretch")
+
+
+def seen_batch_flags(
+    batch: Mapping[str, Any], found: PipelineFlags | None, untraced: str | None
+) -> None:
+    """What the scan says of a pipeline batch's samples, or why it cannot say."""
+    n = int(batch["shape"][0]) if batch.get("shape") else 0
+    if not batch.get("files"):
+        why = untraced or "the loader did not say which samples it drew"
+        st.caption(md(f"Scan findings cannot be marked on this batch: {why}."))
+        return
+    if found is None:
+        batch_flags_table(None, n)
+        return
+    st.caption(md(f"Scan of {found.root}: {found.matched} of these {n} samples are in it."))
+    if found.matched == 0:
+        st.info("The scan holds none of these files: rescan the folder on the Issues page if "
+                "they were added since.")  # fmt: skip
+        return
+    batch_flags_table(found.flags, n)
 
 
 # --- check jobs -------------------------------------------------------------------------------

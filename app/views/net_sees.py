@@ -70,7 +70,9 @@ def pipeline_page() -> None:
         check_widgets.batch_warnings([BatchWarning(**w) for w in seen["warnings"]])
     folder = check_state.see_folder(job_id)
     for batch in seen["batches"]:
-        check_widgets.seen_batch_report(batch, str(folder / batch["picture"]))
+        found = check_state.pipeline_flags(batch.get("files"))
+        check_widgets.seen_batch_report(batch, str(folder / batch["picture"]), found,
+                                        seen.get("untraced"))  # fmt: skip
 
 
 kind = check_widgets.source_ui(access.pipelines(), access.may_type_pipelines(), "Look at",

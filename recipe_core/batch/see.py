@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from recipe_core.batch import BatchView, inspect_batch, shuffle_warning
 from recipe_core.batch.decode import find_normalize
+from recipe_core.batch.origin import batch_files, order_problem, recording_indices
 from recipe_core.batch.tap import BatchTap
 from recipe_core.data.pipeline import Pipeline, TokenDecoder, user_call
 from recipe_core.errors import PipelineError
@@ -28,6 +29,7 @@ SEE_FILE = "seen.json"
 MAX_TILES = 64  # images per grid
 MAX_ROWS = 16  # token rows / table rows / waveforms drawn per batch
 INK, PAPER, MUTED = (20, 20, 20), (255, 255, 255), (120, 120, 120)
+FLAG = (213, 94, 0)  # Okabe-Ito vermillion: a sample the scan flagged
 MONO_FONTS = ("DejaVuSansMono.ttf", "LiberationMono-Regular.ttf", "NotoSansMono-Regular.ttf")
 
 
@@ -46,6 +48,7 @@ class SeenBatch:
     index: int
     view: BatchView
     picture: Path  # the PNG written for it
+    files: list[str | None] | None = None  # the file behind each sample, where traceable
 
 
 def see_pipeline(
@@ -62,7 +65,8 @@ def see_pipeline(
     seen: list[SeenBatch] = []
     labels: list[np.ndarray] = []
     normalize = pipeline.normalize or find_normalize(pipeline.train_loader)
-    with BatchTap(model, first=batches) as tap:
+    loader = pipeline.train_loader
+    with BatchTap(model, first=batches) as tap, recording_indices(loader) as recorder:
         for index, (x, y) in enumerate(pipeline.train_batches()):
             if index >= batches:
                 break
@@ -75,7 +79,9 @@ def see_pipeline(
                                  layout=pipeline.layout)  # fmt: skip
             picture = out / f"batch_{index:03d}.png"
             render(view, captured, pipeline.decode).save(picture)
-            seen.append(SeenBatch(index, view, picture))
+            indices = recorder.batches[index] if recorder is not None else None
+            files = batch_files(getattr(loader, "dataset", None), indices)
+            seen.append(SeenBatch(index, view, picture, files))
             labels.append(view.labels)
     if not seen:
         raise PipelineError("train_loader yielded no batches: nothing reached model(x).")
@@ -95,11 +101,16 @@ def _report(
 ) -> dict[str, Any]:
     classes = pipeline.task in ("classification", "multilabel")
     shuffle = shuffle_warning(labels) if classes else None
+    untraced = order_problem(pipeline.train_loader)
+    if untraced is None and all(b.files is None for b in seen):
+        untraced = ("its dataset names no files (give it a sample_path(index) method, or a "
+                    ".samples / .paths list as ImageFolder has)")  # fmt: skip
     return {
         "pipeline": pipeline.name,
         "task": pipeline.task,
         "batches": [_batch_json(b) for b in seen],
         "warnings": [] if shuffle is None else [vars(shuffle)],
+        "untraced": untraced,  # why samples cannot be traced to files, None when they can
     }
 
 
@@ -113,6 +124,9 @@ def _batch_json(batch: SeenBatch) -> dict[str, Any]:
         "stats": [{k: _finite(v) for k, v in row.items()} for row in stats.to_dict("records")],
         "warnings": [vars(w) for w in view.warnings],
         "spatial_correlation": view.spatial_correlation,
+        "files": batch.files,
+        "grid": None if view.images is None else grid_geometry(view.images.shape,
+                                                               bool(_captions(view))),
     }  # fmt: skip
 
 
@@ -145,12 +159,16 @@ def view_captured(arrays: Mapping[str, np.ndarray]) -> tuple[BatchView, Image.Im
 def render(view: BatchView, x: torch.Tensor, decode: TokenDecoder | None = None) -> Image.Image:
     """One picture of a batch as the model received it, whatever its kind."""
     if view.images is not None:
-        return image_grid(view.images, view.label_names or _label_text(view.labels))
+        return image_grid(view.images, _captions(view))
     if view.layout == "tokens":
         return text_picture(token_lines(x, decode, view.labels))
     if view.layout == "audio":
         return waveforms(x)
     return table_picture(view)
+
+
+def _captions(view: BatchView) -> tuple[str, ...] | None:
+    return view.label_names or _label_text(view.labels)
 
 
 def _label_text(labels: np.ndarray) -> tuple[str, ...] | None:
@@ -159,24 +177,59 @@ def _label_text(labels: np.ndarray) -> tuple[str, ...] | None:
     return tuple(str(v) for v in labels.tolist())
 
 
+def grid_geometry(shape: Sequence[int], captions: bool = True) -> dict[str, int]:
+    """Where image_grid puts its tiles for a (B, H, W, C) batch: tile size, caption height,
+    columns and gap, so a viewer can frame tile i (`tile_box`) without redrawing the grid."""
+    n, h, w = min(int(shape[0]), MAX_TILES), int(shape[1]), int(shape[2])
+    scale = max(1, 64 // max(h, w))
+    return {"n": n, "width": w * scale, "height": h * scale, "caption": 12 if captions else 0,
+            "cols": min(8, n), "gap": 4}  # fmt: skip
+
+
+def tile_box(grid: Mapping[str, int], i: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of tile i's picture in an image_grid of `grid` geometry."""
+    gap, cols = grid["gap"], grid["cols"]
+    left = gap + (i % cols) * (grid["width"] + gap)
+    top = gap + (i // cols) * (grid["height"] + grid["caption"] + gap)
+    return left, top, left + grid["width"], top + grid["height"]
+
+
+def frame_tiles(
+    picture: Image.Image, grid: Mapping[str, int], positions: Sequence[int]
+) -> Image.Image:
+    """A copy of an image_grid picture with tiles `positions` framed in vermillion (in the
+    gap around the tile: no pixel of the sample is covered) and numbered at their corner."""
+    marked = picture.convert("RGB")
+    draw, font = ImageDraw.Draw(marked), ImageFont.load_default()
+    for i in positions:
+        if not 0 <= i < grid["n"]:
+            continue
+        left, top, right, bottom = tile_box(grid, i)
+        draw.rectangle((left - 2, top - 2, right + 1, bottom + 1), outline=FLAG, width=2)
+        label = str(i)
+        draw.rectangle((left, top, left + 6 * len(label) + 2, top + 11), fill=FLAG)
+        draw.text((left + 1, top), label, fill=PAPER, font=font)
+    return marked
+
+
 def image_grid(images: np.ndarray, captions: Sequence[str] | None) -> Image.Image:
     """(B, H, W, C) uint8 as a grid of tiles, each captioned with its label."""
     shown = images[:MAX_TILES]
-    n, h, w, c = shown.shape
-    scale = max(1, 64 // max(h, w))
-    tile, cap = (w * scale, h * scale), 12 if captions else 0
-    cols = min(8, n)
+    c = shown.shape[3]
+    grid = grid_geometry(shown.shape, captions=bool(captions))
+    n, cols, gap, tile = grid["n"], grid["cols"], grid["gap"], (grid["width"], grid["height"])
     rows = math.ceil(n / cols)
-    grid = Image.new("RGB", (cols * (tile[0] + 4) + 4, rows * (tile[1] + cap + 4) + 4), PAPER)
-    draw, font = ImageDraw.Draw(grid), ImageFont.load_default()
+    size = (cols * (tile[0] + gap) + gap, rows * (tile[1] + grid["caption"] + gap) + gap)
+    picture_grid = Image.new("RGB", size, PAPER)
+    draw, font = ImageDraw.Draw(picture_grid), ImageFont.load_default()
     for i in range(n):
         pixels = shown[i][..., 0] if c == 1 else shown[i][..., :3]
         picture = Image.fromarray(pixels).convert("RGB").resize(tile, Image.Resampling.NEAREST)
-        left, top = 4 + (i % cols) * (tile[0] + 4), 4 + (i // cols) * (tile[1] + cap + 4)
-        grid.paste(picture, (left, top))
+        left, top, _, bottom = tile_box(grid, i)
+        picture_grid.paste(picture, (left, top))
         if captions:
-            draw.text((left, top + tile[1]), captions[i][:12], fill=INK, font=font)
-    return grid
+            draw.text((left, bottom), captions[i][:12], fill=INK, font=font)
+    return picture_grid
 
 
 def token_lines(x: torch.Tensor, decode: TokenDecoder | None, labels: np.ndarray) -> list[str]:

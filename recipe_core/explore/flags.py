@@ -3,6 +3,9 @@ a flipped label or an outlier is seen where the model meets it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -30,3 +33,21 @@ def flags_in_batch(issues: pd.DataFrame, sample_ids: np.ndarray) -> pd.DataFrame
     per_sample.insert(0, "position", position.reindex(per_sample.index).to_numpy())
     out = per_sample.rename_axis("sample_id").reset_index().sort_values("position")
     return out[list(FLAG_COLUMNS)].reset_index(drop=True)
+
+
+def flags_for_files(
+    issues: pd.DataFrame, table: pd.DataFrame, root: Path, files: Sequence[str | None]
+) -> tuple[pd.DataFrame, int]:
+    """`flags_in_batch` for a batch known by its files (a user's pipeline, traced by
+    recipe_core.batch.origin) against a scan of `root` (its index `table`): the flags, and how
+    many of the files that scan holds. A file outside `root` or not scanned matches nothing."""
+    base = Path(root).resolve()
+    relative: list[str | None] = []
+    for file in files:
+        path = Path(file).resolve() if file else None
+        inside = path is not None and path.is_relative_to(base)
+        relative.append(path.relative_to(base).as_posix() if inside else None)  # type: ignore[union-attr]
+    wanted = table[table["path"].isin([r for r in relative if r is not None])]  # O(N), no dict
+    by_path = dict(zip(wanted["path"].tolist(), wanted["sample_id"].tolist(), strict=True))
+    ids = np.array([by_path.get(r, -1) if r else -1 for r in relative], dtype=np.int64)
+    return flags_in_batch(issues, ids), int((ids >= 0).sum())

@@ -1,6 +1,7 @@
-"""Browse's reading aids in a real browser (issue 17): the → key steps the sample detail to
-the next sample, a neighbour's Open button shows it, and clicking a point of the
-Distributions embedding map opens that sample. Screenshots go to tests/e2e/artifacts/."""
+"""Reading a scanned dataset in a real browser (issue 17): the → key steps Browse's sample
+detail to the next sample, a neighbour's Open button shows it, clicking a point of the
+Distributions embedding map opens that sample, and What the net sees frames the samples the
+scan flagged in the user's own pipeline's batch. Screenshots go to tests/e2e/artifacts/."""
 
 from __future__ import annotations
 
@@ -127,3 +128,23 @@ def test_what_the_net_sees_marks_the_scans_flags(server: str, page: Page) -> Non
         expect(table).to_be_visible(timeout=T)
         section.scroll_into_view_if_needed()
     screenshot(page, "net_sees_scan_flags")
+
+
+def test_net_sees_frames_the_scans_flags_in_the_users_pipeline(server: str, page: Page) -> None:
+    """examples/image_classifier.py (ImageFolder over sample_data/digits/train, shuffled) is
+    typed, captured by a real job, and its batch is traced to files the scan knows."""
+    page.goto(f"{server}/net")
+    main = page.get_by_test_id("stMain")
+    main.get_by_text("Your pipeline", exact=True).click()
+    spec = page.get_by_role("textbox", name="Pipeline spec")
+    expect(spec).to_be_visible(timeout=T)
+    spec.fill("examples/image_classifier.py:pipeline")
+    spec.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Capture batches").click()
+    expect(main.get_by_text("Batch 2", exact=False).first).to_be_visible(timeout=120_000)
+    caption = main.get_by_text("64 of these 64 samples are in it").first
+    expect(caption).to_be_visible(timeout=T)
+    expect(main.get_by_text("The scan flagged").first).to_be_visible(timeout=T)
+    expect(main.get_by_test_id("stDataFrame").first).to_be_visible(timeout=T)
+    screenshot(page, "net_sees_pipeline_flags")
