@@ -166,11 +166,11 @@ def ridge_oof_probs(
     for f in range(n_folds):
         fit = slice(starts[f], starts[f] + int(ts[starts[f] : starts[f + 1]].sum()))
         xf, yf = xs[fit], onehot[ys[fit]]
-        gram = np.empty((d + 1, d + 1))
-        gram[:d, :d] = xf.T @ xf
-        gram[:d, d] = gram[d, :d] = xf.sum(axis=0, dtype=np.float64)
-        gram[d, d] = len(xf)
-        fold_gram.append(gram)
+        own = np.empty((d + 1, d + 1))
+        own[:d, :d] = xf.T @ xf
+        own[:d, d] = own[d, :d] = xf.sum(axis=0, dtype=np.float64)
+        own[d, d] = len(xf)
+        fold_gram.append(own)
         fold_cross.append(np.vstack([xf.T @ yf, yf.sum(axis=0, keepdims=True)]).astype(float))
     gram, cross = sum(fold_gram), sum(fold_cross)
     penalty = RIDGE * max(np.trace(gram), 1.0) / (d + 1) * np.eye(d + 1)
