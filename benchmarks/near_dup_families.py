@@ -1,0 +1,52 @@
+"""Near-duplicate recall by edit family on real photo crops (tests/photos/edit_families.py),
+side by side with the precision of the same scan: which edits the scan calls copies, and which
+it misses (a crop-and-zoom, a small rotation, a mirror image are beyond its 32 px shift-only
+pixel check).
+
+    nice .venv/bin/python benchmarks/near_dup_families.py [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recipe_core.scan import scan
+from tests.photos.edit_families import CAUGHT, make_edit_families
+
+DUPLICATES = ("near_duplicate", "exact_duplicate")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    rows, mixed, groups_seen = [], 0, 0
+    for seed in args.seeds:
+        root = Path(tempfile.mkdtemp(prefix="edit-families-"))
+        copies = make_edit_families(root, seed=seed, missed=True)
+        issues = scan(root, workers=0, cache=False).issues
+        dups = issues[issues["issue"].isin(DUPLICATES)]
+        groups = dups.groupby("path")["group"].apply(set)
+        for c in copies:
+            found = bool(groups.get(c.copy, set()) & groups.get(c.original, set()))
+            rows.append({"family": c.family, "found": found})
+        source = {c.copy: c.original for c in copies}
+        for _, members in dups.groupby("group")["path"]:
+            groups_seen += 1
+            mixed += len({source.get(p, p) for p in members}) > 1
+    table = pd.DataFrame(rows).groupby("family", sort=False)["found"].agg(["sum", "count"])
+    table["recall"] = (table["sum"] / table["count"]).round(2)
+    table["tested"] = ["yes" if f in CAUGHT else "no (measured here)" for f in table.index]
+    print(table.rename(columns={"sum": "found", "count": "planted"}).to_string())
+    print(f"\nduplicate groups reported: {groups_seen}; joining two different originals: {mixed}")
+
+
+if __name__ == "__main__":
+    main()
