@@ -57,6 +57,7 @@ MIN_STD = 2.0  # grey levels: constant thumbnails are not compared (no structure
 CLIP_LEVELS = 1  # grey levels from an end (0-1, 254-255) that count as clipped
 CLIP_GAP = 0.05  # one image has this much more of its pixels clipped: compare with matched clips
 CHUNK = 2048  # pairs or images per vectorised batch
+PAIR_BLOCK = 65_536  # pairs verified together: their images' float copies stay under ~0.6 GB
 MIN_LINE, MAX_LINE = 0.25, 2.0  # the near-duplicate threshold's range, in closeness units
 
 
@@ -146,11 +147,11 @@ def coarse_judgement(coarse: np.ndarray, distance: np.ndarray, threshold: float)
 def thumbnail_std(pixels: np.ndarray) -> np.ndarray:
     """(N,) float32 std of each thumbnail's grey levels (float32 sums: 5x cheaper than a
     float64 std over every pixel)."""
-    if len(pixels) == 0:
-        return np.zeros(0, dtype=np.float32)
-    x = pixels.reshape(len(pixels), -1).astype(np.float32)
-    mean = x.mean(axis=1)
-    out: np.ndarray = np.sqrt(np.maximum((x * x).mean(axis=1) - mean * mean, 0.0))
+    out = np.zeros(len(pixels), dtype=np.float32)
+    for start in range(0, len(pixels), 16 * CHUNK):  # float copies of 32k images, not of 1M
+        x = pixels[start : start + 16 * CHUNK].reshape(-1, pixels[0].size).astype(np.float32)
+        mean = x.mean(axis=1)
+        out[start : start + len(x)] = np.sqrt(np.maximum((x * x).mean(axis=1) - mean * mean, 0))
     return out
 
 
@@ -179,6 +180,11 @@ def clipped_distance(
     stay distinct (their clipped areas are elsewhere)."""
     if len(a) == 0:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
+    block = PAIR_BLOCK // 4  # int16 copies and sorts of every pair's pixels: 2 GB at 200k pairs
+    if len(a) > block:
+        parts = [clipped_distance(pixels, a[s : s + block], b[s : s + block])
+                 for s in range(0, len(a), block)]  # fmt: skip
+        return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
     first = pixels[a].astype(np.int16).reshape(len(a), -1)
     second = pixels[b].astype(np.int16).reshape(len(b), -1)
     matched = np.concatenate([_match_clipping(first, second), _match_clipping(second, first)])
@@ -222,6 +228,11 @@ def verify_pairs(
     the CPU, without importing torch.
     """
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if len(a) > PAIR_BLOCK:  # at 1M images x 5 candidates, one block's float copy was 8 GB
+        parts = [verify_pairs(pixels, a[s : s + PAIR_BLOCK], b[s : s + PAIR_BLOCK],
+                              max_shift=max_shift, device=device)
+                 for s in range(0, len(a), PAIR_BLOCK)]  # fmt: skip
+        return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
     out = np.full(len(a), np.inf, dtype=np.float32)
     residual = np.full(len(a), np.inf, dtype=np.float32)
     if len(a) == 0:
@@ -294,8 +305,8 @@ def _torch_cross_products(images: np.ndarray, max_shift: int, device: str) -> Cr
 def _centred(x: np.ndarray) -> np.ndarray:
     """float32 images minus their own mean: keeps float32 products small (correlation does
     not depend on an added constant)."""
-    x = np.asarray(x, dtype=np.float32)
-    centred: np.ndarray = x - x.mean(axis=(1, 2), keepdims=True)
+    centred: np.ndarray = np.array(x, dtype=np.float32)  # one copy, centred in place
+    centred -= centred.mean(axis=(1, 2), keepdims=True)
     return centred
 
 
