@@ -5,7 +5,7 @@ the functions."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from recipe_core.batch import BatchView
     from recipe_core.checks import CheckReport
     from recipe_core.checks.presets import CheckInputs
+    from recipe_core.explore.flags import FileFlags
     from recipe_core.hosting.guard import Guard
     from recipe_core.jobs.check_job import CheckJob
     from recipe_core.jobs.state import JobProgress
@@ -51,14 +52,7 @@ def batch_flags(path: str, view: BatchView) -> pd.DataFrame | None:
     return None if result is None else flags_in_batch(result.issues, view.sample_ids)
 
 
-@dataclass(frozen=True)
-class PipelineFlags:
-    flags: pd.DataFrame  # flags_in_batch rows
-    root: Path  # the scanned dataset the batch's files lie in
-    matched: int  # how many of the batch's files that scan holds
-
-
-def pipeline_flags(files: Sequence[str | None] | None) -> PipelineFlags | None:
+def pipeline_flags(files: Sequence[str | None] | None) -> FileFlags | None:
     """What a scan found on the files of a captured pipeline batch (seen.json's per-sample
     `files`): the nearest folder above them with a finished scan that the policy lets this
     dashboard read. None when the batch was not traced to files or no such scan exists."""
@@ -69,9 +63,7 @@ def pipeline_flags(files: Sequence[str | None] | None) -> PipelineFlags | None:
     result = None if root is None else data_state.scan_result(root)
     if root is None or result is None or files is None:
         return None
-    flags, matched = flags_for_files(result.issues, result.index.table,
-                                     result.index.source.root, files)  # fmt: skip
-    return PipelineFlags(flags, root, matched)
+    return flags_for_files(result.issues, result.index.table, result.index.source.root, files)
 
 
 def _scanned_ancestor(folder: Path) -> Path | None:

@@ -20,12 +20,12 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from app import pictures
-from app.check_state import PipelineFlags
 from app.palette import BLACK, BLUE, OKABE_ITO, ORANGE, SEQUENTIAL
 from app.widgets import md, plot_text
 from recipe_core.batch import BatchView, BatchWarning
 from recipe_core.batch.see import frame_tiles
 from recipe_core.checks import CheckResult
+from recipe_core.explore.flags import FileFlags
 from recipe_core.jobs.check_job import CheckJob
 from recipe_core.jobs.state import JobProgress
 
@@ -155,7 +155,7 @@ def pipeline_ui(offered: Mapping[str, str], may_type: bool, *, key: str) -> tupl
 def seen_batch_report(
     batch: Mapping[str, Any],
     picture: str,
-    found: PipelineFlags | None = None,
+    found: FileFlags | None = None,
     untraced: str | None = None,
 ) -> None:
     """One batch a see job captured: facts, warnings, the picture (the samples a scan flagged
@@ -177,7 +177,7 @@ def seen_batch_report(
 
 
 def seen_batch_flags(
-    batch: Mapping[str, Any], found: PipelineFlags | None, untraced: str | None
+    batch: Mapping[str, Any], found: FileFlags | None, untraced: str | None
 ) -> None:
     """What the scan says of a pipeline batch's samples, or why it cannot say."""
     n = int(batch["shape"][0]) if batch.get("shape") else 0

@@ -203,6 +203,7 @@ def test_flags_for_files_matches_by_path_under_the_scanned_root(tmp_path: Path) 
     issues = pd.DataFrame({"sample_id": [22], "path": ["a/y.png"], "issue": ["exact_duplicate"],
                            "score": [1.0], "detail": ["same bytes as a/x.png"]})  # fmt: skip
     files = [str(outside), str(root / "a" / "y.png"), None, str(root / "a" / "x.png")]
-    flags, matched = flags_for_files(issues, table, root, files)
-    assert matched == 2
-    assert flags["position"].tolist() == [1] and flags["issues"].tolist() == ["exact_duplicate"]
+    found = flags_for_files(issues, table, root, files)
+    assert found.matched == 2 and found.root == root
+    assert found.flags["position"].tolist() == [1]
+    assert found.flags["issues"].tolist() == ["exact_duplicate"]

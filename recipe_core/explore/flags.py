@@ -4,12 +4,22 @@ a flipped label or an outlier is seen where the model meets it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 FLAG_COLUMNS = ("position", "sample_id", "path", "issues", "worst", "detail")
+
+
+@dataclass(frozen=True)
+class FileFlags:
+    """What a scan of `root` found on a batch known by its files (`flags_for_files`)."""
+
+    flags: pd.DataFrame = field(repr=False)  # flags_in_batch rows
+    root: Path  # the scanned dataset the files lie in
+    matched: int  # how many of the batch's files that scan holds
 
 
 def flags_in_batch(issues: pd.DataFrame, sample_ids: np.ndarray) -> pd.DataFrame:
@@ -37,10 +47,10 @@ def flags_in_batch(issues: pd.DataFrame, sample_ids: np.ndarray) -> pd.DataFrame
 
 def flags_for_files(
     issues: pd.DataFrame, table: pd.DataFrame, root: Path, files: Sequence[str | None]
-) -> tuple[pd.DataFrame, int]:
+) -> FileFlags:
     """`flags_in_batch` for a batch known by its files (a user's pipeline, traced by
-    recipe_core.batch.origin) against a scan of `root` (its index `table`): the flags, and how
-    many of the files that scan holds. A file outside `root` or not scanned matches nothing."""
+    recipe_core.batch.origin) against a scan of `root` (its index `table`), and how many of
+    the files that scan holds. A file outside `root` or not scanned matches nothing."""
     base = Path(root).resolve()
     relative: list[str | None] = []
     for file in files:
@@ -50,4 +60,4 @@ def flags_for_files(
     wanted = table[table["path"].isin([r for r in relative if r is not None])]  # O(N), no dict
     by_path = dict(zip(wanted["path"].tolist(), wanted["sample_id"].tolist(), strict=True))
     ids = np.array([by_path.get(r, -1) if r else -1 for r in relative], dtype=np.int64)
-    return flags_in_batch(issues, ids), int((ids >= 0).sum())
+    return FileFlags(flags_in_batch(issues, ids), Path(root), int((ids >= 0).sum()))
