@@ -179,8 +179,11 @@ def seen_batch_report(
 def seen_batch_flags(
     batch: Mapping[str, Any], found: FileFlags | None, untraced: str | None
 ) -> None:
-    """What the scan says of a pipeline batch's samples, or why it cannot say."""
+    """What the scan says of a pipeline batch's samples, or why it cannot say (for images:
+    the scan reads image files, so a table or token batch has nothing to be marked with)."""
     n = int(batch["shape"][0]) if batch.get("shape") else 0
+    if not batch.get("grid") and not batch.get("files"):
+        return
     if not batch.get("files"):
         why = untraced or "the loader did not say which samples it drew"
         st.caption(md(f"Scan findings cannot be marked on this batch: {why}."))

@@ -149,6 +149,7 @@ def test_what_the_net_sees_captures_a_pipeline_in_a_job(app: AppTest, workspace:
     shown = " ".join(texts(at))
     assert "table · shape \\(64\\, 10\\)" in shown or "table · shape (64, 10)" in shown, shown
     assert len(at.get("image")) == len(seen["batches"]) == 1
+    assert "Scan findings cannot be marked" not in shown  # a table has no image files to mark
 
 
 def test_a_raising_model_shows_the_users_own_lines_on_its_card(
