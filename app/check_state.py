@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from recipe_core.hosting.guard import Guard
     from recipe_core.jobs.check_job import CheckJob
     from recipe_core.jobs.state import JobProgress
+    from recipe_core.scan.result import ScanResult
 
 
 CHECK_JOB_KEY = "selected_check_job"  # folder name of the check job shown on the Checks page
@@ -54,26 +55,25 @@ def batch_flags(path: str, view: BatchView) -> pd.DataFrame | None:
 
 def pipeline_flags(files: Sequence[str | None] | None) -> FileFlags | None:
     """What a scan found on the files of a captured pipeline batch (seen.json's per-sample
-    `files`): the nearest folder above them with a finished scan that the policy lets this
-    dashboard read. None when the batch was not traced to files or no such scan exists."""
+    `files`): the scan of the nearest folder above the first traced file that has a finished
+    scan the policy lets this dashboard read. None when the batch was not traced to files or
+    no such scan exists."""
     from recipe_core.explore.flags import flags_for_files
 
     known = [Path(f) for f in files or () if f]
-    root = _scanned_ancestor(known[0].parent) if known else None
-    result = None if root is None else data_state.scan_result(root)
-    if root is None or result is None or files is None:
+    result = _scan_above(known[0].parent) if known else None
+    if result is None or files is None:
         return None
     return flags_for_files(result.issues, result.index.table, result.index.source.root, files)
 
 
-def _scanned_ancestor(folder: Path) -> Path | None:
+def _scan_above(folder: Path) -> ScanResult | None:
     # a folder above the roots is not a refusal to audit: the walk just goes past it
     policy = replace(access.path_policy(), on_refuse=None)
     for candidate in (folder, *folder.parents):
-        if not policy.allows(candidate):
-            continue
-        if data_state.scan_result(candidate) is not None:
-            return candidate
+        result = data_state.scan_result(candidate) if policy.allows(candidate) else None
+        if result is not None:
+            return result
     return None
 
 

@@ -106,9 +106,9 @@ def sample_file(dataset: Any, index: int, depth: int = 0) -> Path | None:
     if callable(hook):
         return _as_file(user_call(f"dataset.sample_path({index})", hook, index), dataset)
     if isinstance(dataset, Subset):
-        indices = dataset.indices
-        return sample_file(dataset.dataset, int(indices[index]), depth + 1) if index < len(
-            indices) else None  # fmt: skip
+        if index >= len(dataset.indices):
+            return None
+        return sample_file(dataset.dataset, int(dataset.indices[index]), depth + 1)
     if isinstance(dataset, ConcatDataset):
         part = bisect.bisect_right(dataset.cumulative_sizes, index)
         if part >= len(dataset.datasets):

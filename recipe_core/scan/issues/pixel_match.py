@@ -182,9 +182,7 @@ def clipped_distance(
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
     block = PAIR_BLOCK // 4  # int16 copies and sorts of every pair's pixels: 2 GB at 200k pairs
     if len(a) > block:
-        parts = [clipped_distance(pixels, a[s : s + block], b[s : s + block])
-                 for s in range(0, len(a), block)]  # fmt: skip
-        return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
+        return _in_blocks(lambda x, y: clipped_distance(pixels, x, y), a, b, block)
     first = pixels[a].astype(np.int16).reshape(len(a), -1)
     second = pixels[b].astype(np.int16).reshape(len(b), -1)
     matched = np.concatenate([_match_clipping(first, second), _match_clipping(second, first)])
@@ -229,10 +227,10 @@ def verify_pairs(
     """
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if len(a) > PAIR_BLOCK:  # at 1M images x 5 candidates, one block's float copy was 8 GB
-        parts = [verify_pairs(pixels, a[s : s + PAIR_BLOCK], b[s : s + PAIR_BLOCK],
-                              max_shift=max_shift, device=device)
-                 for s in range(0, len(a), PAIR_BLOCK)]  # fmt: skip
-        return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
+        return _in_blocks(
+            lambda x, y: verify_pairs(pixels, x, y, max_shift=max_shift, device=device),
+            a, b, PAIR_BLOCK,
+        )  # fmt: skip
     out = np.full(len(a), np.inf, dtype=np.float32)
     residual = np.full(len(a), np.inf, dtype=np.float32)
     if len(a) == 0:
@@ -259,6 +257,18 @@ def verify_pairs(
     # numpy's products release the GIL: chunks on every CPU; one GPU stream needs no threads
     thread_map(check_chunk, range(0, len(a), CHUNK), threads=None if on_cpu else 1)
     return out, residual
+
+
+def _in_blocks(
+    check: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    a: np.ndarray,
+    b: np.ndarray,
+    block: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`check(a, b)` (a pair of (P,) arrays) run on `block` pairs at a time and joined: the
+    memory of a pair check follows the block, not the number of candidate pairs."""
+    parts = [check(a[s : s + block], b[s : s + block]) for s in range(0, len(a), block)]
+    return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
 
 
 CrossProducts = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (a, b) -> (P, S)
