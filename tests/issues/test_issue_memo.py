@@ -14,7 +14,7 @@ from PIL import Image
 
 from recipe_core.scan import scan
 from recipe_core.scan.index.cache import memo_path
-from recipe_core.scan.issues.graph_update import SLACK, memo_graph
+from recipe_core.scan.issues.graph_update import memo_graph, spare
 from recipe_core.scan.issues.memo import IssueMemo, content_keys, pair_keys
 from recipe_core.scan.issues.neighbors import nearest_neighbors
 from recipe_core.workspace import open_workspace
@@ -36,8 +36,9 @@ def _exact(data: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_updated_graph_equals_a_fresh_exact_search(tmp_path: Path, caplog) -> None:
     """600 points; then 6 removed, 8 moved (new content), 5 added, and every one of row 0's 12
-    nearest moved too (more than SLACK lost: that row is searched again). The updated graph's
-    neighbours and distances are the exact search's, and it was an update, not a new search."""
+    nearest moved too (more than its spare entries lost: that row is searched again). The
+    updated graph's neighbours and distances are the exact search's, and it was an update, not
+    a new search."""
     rng = np.random.default_rng(0)
     n, k = 600, 10
     data = rng.normal(size=(n, 12)).astype(np.float32)
@@ -51,7 +52,7 @@ def test_the_updated_graph_equals_a_fresh_exact_search(tmp_path: Path, caplog) -
     first.save(path)
 
     nearest_to_0 = _exact(data, 12)[0][0]
-    assert len(nearest_to_0) > SLACK
+    assert len(nearest_to_0) > spare(k)
     moved = np.unique(np.concatenate([rng.choice(np.arange(1, n), 8, replace=False), nearest_to_0]))
     removed = rng.choice(np.setdiff1d(np.arange(1, n), moved), 6, replace=False)
     data2, hashes2 = data.copy(), list(hashes)

@@ -7,6 +7,8 @@ import pytest
 
 from recipe_core.errors import ConfigError
 from recipe_core.scan.issues import nearest_neighbors, neighbor_graph
+from recipe_core.scan.issues import neighbors as neighbors_module
+from recipe_core.scan.issues.neighbors import search_changed
 
 
 def clustered(n: int, d: int = 32, clusters: int = 40, seed: int = 0) -> np.ndarray:
@@ -31,6 +33,31 @@ def test_exact_search_matches_brute_force() -> None:
     assert (idx == ref_idx).mean() > 0.99  # ties aside, the same neighbours
     assert not (idx == np.arange(300)[:, None]).any()  # never its own neighbour
     assert (np.diff(dist, axis=1) >= 0).all()
+
+
+@pytest.mark.parametrize("block", [16, 1024])  # several blocks, or one
+def test_a_changed_rows_search_finds_their_lists_and_every_pair_within_reach(
+    block: int, monkeypatch
+) -> None:
+    """Each changed row's nearest rows as brute force finds them (ties aside, the same rows;
+    distances to 1e-4), and exactly the (row, changed row) pairs within each row's reach."""
+    monkeypatch.setattr(neighbors_module, "BLOCK", block)
+    x = clustered(500, clusters=30, seed=3)
+    rng = np.random.default_rng(1)
+    rows = np.sort(rng.choice(500, 70, replace=False))
+    within = rng.uniform(0.2, 1.0, 500)
+    within[rng.choice(500, 50, replace=False)] = -np.inf  # rows that take no pairs
+    (idx, dist), (at, by, pair_d) = search_changed(x, rows, 9, within)
+    d = np.linalg.norm(x[:, None, :].astype(np.float64) - x[None, :, :], axis=2)
+    np.fill_diagonal(d, np.inf)
+    np.testing.assert_allclose(dist, np.sort(d[rows], axis=1)[:, :9], atol=1e-4)
+    assert (idx == np.argsort(d[rows], axis=1, kind="stable")[:, :9]).mean() > 0.99
+    assert (np.diff(dist, axis=1) >= 0).all()
+    near_at, near_by = np.nonzero(d[:, rows] <= within[:, None])
+    want = {(int(a), int(rows[b])) for a, b in zip(near_at, near_by, strict=True)}
+    assert len(want) > 100  # the reach takes in a real number of pairs
+    assert {(int(a), int(b)) for a, b in zip(at, by, strict=True)} == want
+    np.testing.assert_allclose(pair_d, d[at, by], atol=1e-4)
 
 
 def test_ivf_recall_against_exact_search() -> None:

@@ -8,7 +8,7 @@ A detector's work falls in three kinds, each memoised by what it depends on:
 * pixel checks of near-duplicate candidate pairs: by the two images' contents, in order;
 * the neighbour graph: by (path, content) per row. A kept row keeps its neighbour list minus
   the rows that changed, merged with its nearest among the added or changed rows; rows that
-  lost too many neighbours are searched again (`recipe_core.scan.issues.neighbors.update_graph`).
+  lost too many neighbours are searched again (`recipe_core.scan.issues.graph_update`).
 
 Labels, splits and the near-duplicate threshold are inputs of the cheap steps after these, which
 always rerun. The memo lives in `<workspace>/scans/memo/<dataset key>.npz`, one per dataset root

@@ -160,6 +160,61 @@ def _exact(
     return indices, dist
 
 
+def search_changed(
+    data: np.ndarray, rows: np.ndarray, k: int, within: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Exact neighbours of a few changed `rows` of `data`, and where they enter the other
+    rows' lists, from one pass over their distances.
+
+    Returns `(indices, distances)`, (len(rows), k): each changed row's k nearest other rows of
+    `data` (-1 and inf where there are fewer), ascending; and `(at, by, pair_distances)`: every
+    pair of a row `at` of `data` and a changed row `by` (both row numbers of `data`, at != by)
+    no farther apart than `within[at]` (-inf: none for that row). A rescan passes each
+    unchanged row's last proven neighbour distance as `within`: a changed row farther than
+    that cannot enter its list, and few are nearer (about k per changed row), so the pairs
+    stay few where a top-k of every row among the changed rows would sort them all.
+
+    Blocks of changed rows run on every CPU, each with a (B, N) scratch under 64 MB; the cost
+    is len(rows) * N * D, for a few changed rows, not for a whole data set."""
+    data = _as_matrix(data, "embeddings")
+    rows = np.asarray(rows, dtype=np.int64)
+    n = len(data)
+    limit = np.asarray(within, dtype=np.float64)
+    limit2 = np.where(limit >= 0, np.square(limit), -1.0).astype(np.float32)  # squared; -1: none
+    block = max(16, min(BLOCK, (1 << 24) // max(n, 1), -(-len(rows) // usable_cpus())))
+    ids = np.arange(n)
+
+    def search_block(
+        start: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        own = rows[start : start + block]
+        d2 = _squared_distances(data[own], data)  # (B, N)
+        d2[np.arange(len(own)), own] = np.inf  # a row is not its own neighbour
+        found_i, found_d = _nearest_of(d2, ids, k)
+        by, at = np.nonzero(d2 <= limit2[None, :])
+        return found_i, found_d, at, own[by], np.sqrt(d2[by, at])
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        found = thread_map(search_block, range(0, len(rows), block))
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        lists = np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+        return lists, (empty, empty, empty.astype(np.float32))
+    parts = [np.concatenate([f[j] for f in found]) for j in range(5)]
+    return (parts[0], parts[1]), (parts[2], parts[3], parts[4].astype(np.float32))
+
+
+def keep_nearest(indices: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k smallest distances among its candidates (`indices`, `dist`, both (n, m)),
+    ascending, padded with -1 / inf to k columns; ties keep their column order."""
+    best = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    out_i = np.full((len(indices), k), -1, dtype=np.int64)
+    out_d = np.full((len(indices), k), np.inf, dtype=np.float32)
+    out_i[:, : best.shape[1]] = np.take_along_axis(indices, best, axis=1)
+    out_d[:, : best.shape[1]] = np.take_along_axis(dist, best, axis=1)
+    return out_i, out_d
+
+
 def _top_k(
     q: np.ndarray, pool: np.ndarray, pool_ids: np.ndarray, k: int, own_ids: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -167,18 +222,26 @@ def _top_k(
     d2 = _squared_distances(q, pool)  # (B, M)
     if own_ids is not None:
         d2[own_ids[:, None] == pool_ids[None, :]] = np.inf
-    kk = min(k, pool.shape[0])
+    return _nearest_of(d2, pool_ids, k)
+
+
+def _nearest_of(d2: np.ndarray, pool_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k smallest of squared distances `d2` (B, M) to the pool `pool_ids` (M,):
+    (ids, Euclidean distances), ascending; -1 / inf where fewer are finite."""
+    kk = min(k, d2.shape[1])
+    out_i = np.full((len(d2), k), -1, dtype=np.int64)
+    out_d = np.full((len(d2), k), np.inf, dtype=np.float32)
+    if kk < 1:
+        return out_i, out_d
     part = (
         np.argpartition(d2, kk - 1, axis=1)[:, :kk]
         if kk < d2.shape[1]
-        else np.tile(np.arange(d2.shape[1]), (len(q), 1))
+        else np.tile(np.arange(d2.shape[1]), (len(d2), 1))
     )
     part_d = np.take_along_axis(d2, part, axis=1)
     order = np.argsort(part_d, axis=1, kind="stable")
     best = np.take_along_axis(part, order, axis=1)
     best_d = np.take_along_axis(part_d, order, axis=1)
-    out_i = np.full((len(q), k), -1, dtype=np.int64)
-    out_d = np.full((len(q), k), np.inf, dtype=np.float32)
     out_i[:, :kk] = np.where(np.isfinite(best_d), pool_ids[best], -1)
     out_d[:, :kk] = np.sqrt(best_d)
     return out_i, out_d
@@ -319,11 +382,11 @@ def _search_extra(
     # Searched on threads; merged here, since a query may meet several extra cells.
     wanted = [c for c in range(len(members)) if len(by_cell[c])]
     for cell_rows, new_i, new_d in thread_map(candidates, wanted):
-        both_i = np.concatenate([indices[cell_rows], new_i], axis=1)
-        both_d = np.concatenate([dist[cell_rows], new_d], axis=1)
-        best = np.argsort(both_d, axis=1, kind="stable")[:, :k]
-        indices[cell_rows] = np.take_along_axis(both_i, best, axis=1)
-        dist[cell_rows] = np.take_along_axis(both_d, best, axis=1)
+        indices[cell_rows], dist[cell_rows] = keep_nearest(
+            np.concatenate([indices[cell_rows], new_i], axis=1),
+            np.concatenate([dist[cell_rows], new_d], axis=1),
+            k,
+        )
 
 
 def _probe_lists(centroids: np.ndarray, sizes: np.ndarray, nprobe: int, k: int) -> list[np.ndarray]:
