@@ -14,7 +14,7 @@ from PIL import Image
 
 from recipe_core.scan import scan
 from recipe_core.scan.index.cache import memo_path
-from recipe_core.scan.issues.graph_update import memo_graph, spare
+from recipe_core.scan.issues.graph_update import MIN_SPARE, memo_graph
 from recipe_core.scan.issues.memo import IssueMemo, content_keys, pair_keys
 from recipe_core.scan.issues.neighbors import nearest_neighbors
 from recipe_core.workspace import open_workspace
@@ -52,7 +52,7 @@ def test_the_updated_graph_equals_a_fresh_exact_search(tmp_path: Path, caplog) -
     first.save(path)
 
     nearest_to_0 = _exact(data, 12)[0][0]
-    assert len(nearest_to_0) > spare(k)
+    assert len(nearest_to_0) > MIN_SPARE
     moved = np.unique(np.concatenate([rng.choice(np.arange(1, n), 8, replace=False), nearest_to_0]))
     removed = rng.choice(np.setdiff1d(np.arange(1, n), moved), 6, replace=False)
     data2, hashes2 = data.copy(), list(hashes)

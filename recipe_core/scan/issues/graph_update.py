@@ -7,12 +7,14 @@ The merge is exact wherever it can be proved: a stored list of K entries says no
 old rows farther than its K-th distance, and the search among new rows nothing beyond its
 last, so entries past the nearer of those two bounds are dropped. Rows left with fewer than k
 proven entries, and the new rows themselves, are searched in full. Each stored list therefore
-holds `spare(k)` more neighbours than the detectors read: a row can lose that many to changed
+holds spare neighbours beyond the k the detectors read: a row can lose that many to changed
 files and still be updated by the merge alone. A lost entry is not replaced until the row is
 searched again, so over many rescans the lists wear down: with s spare entries of a list of
-w, a share p of changed files sends about N * p * w / s rows to a new search each rescan. As
-many spare entries as read ones (w = 2k) keep that near 2 * N * p (8 spare: 8x as many at
-k = 58, measured over repeated 1 % rescans of 50k images).
+w, a share p of changed files sends about N * p * w / s rows to a new search each rescan
+(8 spare at k = 58: 2,591 rows of 50k at every 1 % rescan, measured). A full search keeps
+MIN_SPARE (a wider one costs every cold scan: 116 instead of 66 neighbours is 1.35x the
+search at 50k), and a row searched in an update gets as many spare as read entries (w = 2k),
+so the rows that change keep ~2 * N * p searches a rescan instead.
 
 What is stored (in the scan's `IssueMemo`): the graph rows' identities (path and content), and
 per row the neighbours as positions into those rows, with their distances.
@@ -51,30 +53,27 @@ def memo_graph(
     progress: Progress | None = None,
 ) -> NeighborGraph:
     """What `neighbor_graph(embeddings, rows, k)` gives, updated from `memo`'s stored graph
-    where one is there (see the module doc); this graph, with `spare(k)` more columns, is stored."""
+    where one is there (see the module doc); this graph, with spare columns, is stored."""
     rows = np.asarray(rows, dtype=np.int64)
     if len(rows) < 2:
         empty = np.zeros((len(rows), 0))
         return NeighborGraph(rows, empty.astype(np.int64), empty.astype(np.float32))
     k = min(k, len(rows) - 1)
-    width = min(k + spare(k), len(rows) - 1)
     identity = memo.identity[rows]
-    updated = _update(embeddings, rows, identity, k, width, memo, seed)
+    wide = min(k + max(MIN_SPARE, k), len(rows) - 1)  # for rows searched in an update
+    updated = _update(embeddings, rows, identity, k, wide, memo, seed)
     if updated is None:
+        width = min(k + MIN_SPARE, len(rows) - 1)
         local, dist = nearest_neighbors(embeddings[rows], width, seed=seed, progress=progress)
     else:
         local, dist = updated
+    used = max(k, int((local >= 0).sum(axis=1).max()))  # columns past every list: not stored
     memo.keep(_IDENTITY, identity)
-    memo.keep(_NEIGHBOURS, local.astype(np.int32))
-    memo.keep(_DISTANCES, dist.astype(np.float32))
+    memo.keep(_NEIGHBOURS, local[:, :used].astype(np.int32))
+    memo.keep(_DISTANCES, dist[:, :used].astype(np.float32))
     local, dist = local[:, :k], dist[:, :k]
     indices = np.where(local >= 0, rows[np.maximum(local, 0)], -1)
     return NeighborGraph(rows, indices, dist)
-
-
-def spare(k: int) -> int:
-    """Neighbours stored per row beyond the k the detectors read (see the module doc)."""
-    return max(MIN_SPARE, k)
 
 
 def _update(
