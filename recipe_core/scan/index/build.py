@@ -157,13 +157,21 @@ def _assemble(
     """The full table and arrays: reused rows from `previous`, decoded rows from `fresh`."""
     todo, kept = np.flatnonzero(reuse < 0), np.flatnonzero(reuse >= 0)
     parts = [pd.DataFrame(fresh.columns, index=todo)]
-    embeddings = np.zeros((len(files), fresh_embeddings.shape[1]), dtype=np.float32)
-    pixels = np.zeros((len(files), PIXEL_SIZE, PIXEL_SIZE), dtype=np.uint8)
-    embeddings[todo], pixels[todo] = fresh_embeddings, fresh.pixels
     if previous is not None and len(kept):
         rows = reuse[kept]
         parts.append(previous.table.iloc[rows][list(FEATURE_COLUMNS)].set_axis(kept))
-        embeddings[kept], pixels[kept] = previous.embeddings[rows], previous.pixels[rows]
+        # The previous arrays were read for this scan alone: patched in place when the rows
+        # line up (files edited, none added or removed), else gathered once. Filling zeros,
+        # then scattering a gathered copy, moved the 144 MB of a 50k scan three times.
+        if len(previous.embeddings) == len(files) and np.array_equal(rows, kept):
+            embeddings, pixels = previous.embeddings, previous.pixels
+        else:
+            source_row = np.maximum(reuse, 0)
+            embeddings, pixels = previous.embeddings[source_row], previous.pixels[source_row]
+        embeddings[todo], pixels[todo] = fresh_embeddings, fresh.pixels
+    else:
+        embeddings = np.asarray(fresh_embeddings, dtype=np.float32)
+        pixels = fresh.pixels
     # Skip empty parts: concatenating an empty frame would widen the columns' dtypes.
     features = pd.concat([p for p in parts if len(p)]).sort_index()
     table = pd.concat([files, features], axis=1)[list(INDEX_COLUMNS)]

@@ -103,13 +103,20 @@ def _update(
     data = np.ascontiguousarray(embeddings[rows], dtype=np.float32)
     new_of_old = np.full(len(old_identity) + 1, -1, dtype=np.int64)  # slot -1: "no neighbour"
     new_of_old[old_pos[kept]] = kept
-    stored = old_nbr[old_pos[kept]].astype(np.int64)
-    merged_i = new_of_old[np.where(stored >= 0, stored, -1)]
-    merged_d = np.where(merged_i >= 0, old_dist[old_pos[kept]], np.inf).astype(np.float32)
-    # old rows farther than a stored list's last entry are unknown, unless it held them all
+    stored = old_nbr[old_pos[kept], :width]  # ascending lists, -1 / inf past their end
+    merged_i = new_of_old[stored]
+    merged_d = old_dist[old_pos[kept], :width]
     held = (stored >= 0).sum(axis=1)
-    bound = np.where(held >= len(old_identity) - 1, np.inf, _last(old_dist[old_pos[kept]]))
+    # old rows farther than a stored list's last entry are unknown, unless it held them all
+    last = np.take_along_axis(merged_d, np.maximum(held - 1, 0)[:, None], axis=1)[:, 0]
+    bound = np.where(held >= len(old_identity) - 1, np.inf, np.where(held > 0, last, -np.inf))
+    lost = merged_i < 0
+    lost &= stored >= 0  # an entry whose row left or changed
+    touched = lost.any(axis=1)
+    merged_d[lost] = np.inf
     fresh = None  # the changed rows' own lists, when one exact pass over them gave them
+    cand_i = np.zeros((len(kept), 0), dtype=np.int64)
+    cand_d = np.zeros((len(kept), 0), dtype=np.float32)
     if len(stale) and len(stale) * m <= EXACT_LIMIT:
         # Every changed row within a kept row's bound, so the bound stands.
         within = np.full(m, -np.inf)
@@ -119,23 +126,28 @@ def _update(
         at_kept = np.full(m, -1, dtype=np.int64)
         at_kept[kept] = np.arange(len(kept))
         cand_i, cand_d = _as_lists(at_kept[at], by, pair_d, len(kept), width)
-        merged_i = np.concatenate([merged_i, cand_i], axis=1)
-        merged_d = np.concatenate([merged_d, cand_d], axis=1)
+        touched[at_kept[at]] = True
     elif len(stale):
         near = min(width, len(stale))
         cand_i, cand_d = nearest_neighbors(data[stale], near, queries=data[kept], seed=seed)
         cand_i = np.where(cand_i >= 0, stale[np.maximum(cand_i, 0)], -1)
         if near < len(stale):
             bound = np.minimum(bound, _last(cand_d))
-        merged_i = np.concatenate([merged_i, cand_i], axis=1)
-        merged_d = np.concatenate([merged_d, cand_d], axis=1)
-    merged_i, merged_d = keep_nearest(merged_i, merged_d, width)
-    unproven = ~(merged_d <= bound[:, None])
-    merged_i[unproven], merged_d[unproven] = -1, np.inf
+        touched[:] = True
+    # A list that lost nothing and gained nothing stands as stored; the rest are merged.
     local = np.full((m, width), -1, dtype=np.int64)
     dist = np.full((m, width), np.inf, dtype=np.float32)
-    local[kept], dist[kept] = merged_i, merged_d
-    short = kept[(merged_i >= 0).sum(axis=1) < k]
+    local[kept, : merged_i.shape[1]], dist[kept, : merged_d.shape[1]] = merged_i, merged_d
+    redo = np.flatnonzero(touched)
+    both_i, both_d = keep_nearest(
+        np.concatenate([merged_i[redo], cand_i[redo]], axis=1),
+        np.concatenate([merged_d[redo], cand_d[redo]], axis=1),
+        width,
+    )
+    unproven = ~(both_d <= bound[redo, None])
+    both_i[unproven], both_d[unproven] = -1, np.inf
+    local[kept[redo]], dist[kept[redo]] = both_i, both_d
+    short = kept[(local[kept, :k] >= 0).sum(axis=1) < k]
     if len(stale) + len(short) > MAX_SEARCHED_SHARE * m:
         return None
     if fresh is not None:

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from threadpoolctl import threadpool_limits
 
+from recipe_core.scan.cpus import thread_map
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues._common import empty_issues, issue_frame
 from recipe_core.scan.issues.confident import find_label_errors
@@ -76,7 +77,7 @@ def find_label_issues(
     ids = table["sample_id"].to_numpy()[rows]
     folds = group_folds(groups[rows], N_FOLDS, seed=seed, ids=ids)
     train = _train_mask(len(rows), seed)
-    ridge = ridge_oof_probs(index.embeddings[rows], y, folds, train, len(classes))
+    ridge = ridge_oof_probs(index.embeddings, y, folds, train, len(classes), rows=rows)
     if graph is None:
         graph = neighbor_graph(index.embeddings, rows, VOTE_K + 5, seed=seed)
     vote = knn_vote_probs(graph, rows, y, groups, len(classes))
@@ -147,9 +148,16 @@ def _train_mask(n: int, seed: int) -> np.ndarray:
 
 
 def ridge_oof_probs(
-    x: np.ndarray, y: np.ndarray, folds: np.ndarray, train: np.ndarray, n_classes: int
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    train: np.ndarray,
+    n_classes: int,
+    *,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(M, K) out-of-fold probabilities of a ridge one-vs-rest regression + fitted softmax.
+    """(M, K) out-of-fold probabilities of a ridge one-vs-rest regression + fitted softmax,
+    for `rows` of `x` (None: every row; y, folds and train are per row used).
 
     The rows are put in fold order once (training rows first within each fold), so each
     fold's X^T X is one BLAS call on a contiguous slice, and the intercept's row and column
@@ -157,21 +165,23 @@ def ridge_oof_probs(
     masking per fold made three (at 50k x 464 floats, 93 MB each)."""
     n_folds = int(folds.max()) + 1
     order = np.lexsort((~train, folds))  # by fold, training rows first within a fold
-    xs = np.asarray(x, dtype=np.float32)[order]
+    xs = np.asarray(x, dtype=np.float32)[order if rows is None else np.asarray(rows)[order]]
     ys, fs, ts = y[order], folds[order], train[order]
     starts = np.searchsorted(fs, np.arange(n_folds + 1))
     onehot = np.eye(n_classes, dtype=np.float32)
     d = xs.shape[1]
-    fold_gram, fold_cross = [], []  # each fold's own [X 1]^T [X 1] and [X 1]^T Y
-    for f in range(n_folds):
+
+    def fold_terms(f: int) -> tuple[np.ndarray, np.ndarray]:  # [X 1]^T [X 1] and [X 1]^T Y
         fit = slice(starts[f], starts[f] + int(ts[starts[f] : starts[f + 1]].sum()))
         xf, yf = xs[fit], onehot[ys[fit]]
         own = np.empty((d + 1, d + 1))
         own[:d, :d] = xf.T @ xf
         own[:d, d] = own[d, :d] = xf.sum(axis=0, dtype=np.float64)
         own[d, d] = len(xf)
-        fold_gram.append(own)
-        fold_cross.append(np.vstack([xf.T @ yf, yf.sum(axis=0, keepdims=True)]).astype(float))
+        return own, np.vstack([xf.T @ yf, yf.sum(axis=0, keepdims=True)]).astype(float)
+
+    terms = thread_map(fold_terms, range(n_folds))  # one BLAS thread each (see _detect)
+    fold_gram, fold_cross = [t[0] for t in terms], [t[1] for t in terms]
     gram, cross = sum(fold_gram), sum(fold_cross)
     penalty = RIDGE * max(np.trace(gram), 1.0) / (d + 1) * np.eye(d + 1)
     penalty[-1, -1] = 1e-6  # the intercept is (all but) not shrunk
@@ -184,18 +194,23 @@ def ridge_oof_probs(
             if int(ts.sum()) - int(ts[held].sum()) < n_classes:  # one big duplicate group
                 continue  # scores stay 0: a uniform prediction
             weights = np.linalg.solve(gram - fold_gram[f] + penalty, cross - fold_cross[f])
-            sorted_scores[held] = xs[held] @ weights[:d] + weights[d]
+            # float32 weights: a float64 product would copy the fold's rows to float64 first
+            sorted_scores[held] = xs[held] @ weights[:d].astype(np.float32) + weights[d]
     scores = np.empty_like(sorted_scores)
     scores[order] = sorted_scores
     return _softmax(scores, _temperature(scores[train], y[train]))
 
 
 def _temperature(scores: np.ndarray, y: np.ndarray) -> float:
-    """The softmax temperature minimising the out-of-fold negative log-likelihood."""
+    """The softmax temperature minimising the out-of-fold negative log-likelihood of
+    p + 1e-12 (logaddexp of the log-softmax and log 1e-12: no (N, K) division per step)."""
+    z = scores - scores.max(axis=1, keepdims=True)
+    given = z[np.arange(len(y)), y]
+    floor = np.log(1e-12)
 
     def nll(t: float) -> float:
-        logp = np.log(_softmax(scores, t)[np.arange(len(y)), y] + 1e-12)
-        return float(-logp.mean())
+        logp = t * given - np.log(np.exp(t * z).sum(axis=1))
+        return float(-np.logaddexp(logp, floor).mean())
 
     return float(minimize_scalar(nll, bounds=(0.1, 200.0), method="bounded").x)
 

@@ -142,6 +142,7 @@ def _exact(
     indices = np.full((n, k), -1, dtype=np.int64)
     dist = np.full((n, k), np.inf, dtype=np.float32)
     ids = np.arange(len(data))
+    data_sq = squared_norms(data)
     block = max(64, min(BLOCK, -(-n // usable_cpus())))  # a few hundred queries use every CPU
     done = 0
     lock = threading.Lock()
@@ -150,7 +151,7 @@ def _exact(
         nonlocal done
         rows = np.arange(start, min(n, start + block))
         own = rows if self_search else None
-        indices[rows], dist[rows] = _top_k(query[rows], data, ids, k, own)
+        indices[rows], dist[rows] = _top_k(query[rows], data, ids, k, own, data_sq)
         with lock:
             done += len(rows)
             if progress is not None:
@@ -183,12 +184,13 @@ def search_changed(
     limit2 = np.where(limit >= 0, np.square(limit), -1.0).astype(np.float32)  # squared; -1: none
     block = max(16, min(BLOCK, (1 << 24) // max(n, 1), -(-len(rows) // usable_cpus())))
     ids = np.arange(n)
+    data_sq = squared_norms(data)
 
     def search_block(
         start: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         own = rows[start : start + block]
-        d2 = _squared_distances(data[own], data)  # (B, N)
+        d2 = _squared_distances(data[own], data, data_sq)  # (B, N)
         d2[np.arange(len(own)), own] = np.inf  # a row is not its own neighbour
         found_i, found_d = _nearest_of(d2, ids, k)
         by, at = np.nonzero(d2 <= limit2[None, :])
@@ -216,10 +218,16 @@ def keep_nearest(indices: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndar
 
 
 def _top_k(
-    q: np.ndarray, pool: np.ndarray, pool_ids: np.ndarray, k: int, own_ids: np.ndarray | None
+    q: np.ndarray,
+    pool: np.ndarray,
+    pool_ids: np.ndarray,
+    k: int,
+    own_ids: np.ndarray | None,
+    pool_sq: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of queries q (B, D) among `pool` (M, D) whose global ids are `pool_ids` (M,)."""
-    d2 = _squared_distances(q, pool)  # (B, M)
+    """Top-k of queries q (B, D) among `pool` (M, D) whose global ids are `pool_ids` (M,);
+    `pool_sq` the pool's squared norms, if known."""
+    d2 = _squared_distances(q, pool, pool_sq)  # (B, M)
     if own_ids is not None:
         d2[own_ids[:, None] == pool_ids[None, :]] = np.inf
     return _nearest_of(d2, pool_ids, k)
@@ -247,10 +255,25 @@ def _nearest_of(d2: np.ndarray, pool_ids: np.ndarray, k: int) -> tuple[np.ndarra
     return out_i, out_d
 
 
-def _squared_distances(q: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    d2: np.ndarray = (q * q).sum(1)[:, None] + (pool * pool).sum(1)[None, :] - 2.0 * (q @ pool.T)
+def _squared_distances(
+    q: np.ndarray, pool: np.ndarray, pool_sq: np.ndarray | None = None
+) -> np.ndarray:
+    """(B, M) squared Euclidean distances of q (B, D) to pool (M, D), clipped at 0.
+    `pool_sq` (M,) are the pool's squared norms when a search over one pool has them (else
+    computed here, per block). Done in place after the product: one (B, M) array, where
+    `qq + pp - 2 q p^T` made four (each a fresh mapping to fault in, 50 MB at 250 x 50k)."""
+    d2: np.ndarray = q @ pool.T
+    d2 *= -2.0
+    d2 += squared_norms(q)[:, None]
+    d2 += (squared_norms(pool) if pool_sq is None else pool_sq)[None, :]
     np.maximum(d2, 0.0, out=d2)
     return d2
+
+
+def squared_norms(x: np.ndarray) -> np.ndarray:
+    """(N,) each row's squared Euclidean norm, without an (N, D) temporary."""
+    out: np.ndarray = np.einsum("ij,ij->i", x, x)
+    return out
 
 
 def _ivf(
