@@ -74,6 +74,41 @@ def test_the_updated_graph_equals_a_fresh_exact_search(tmp_path: Path, caplog) -
     np.testing.assert_allclose(graph.distances, want_d, rtol=1e-4, atol=1e-5)
 
 
+def test_many_rescans_in_a_row_keep_the_graph_exact_as_lists_wear_and_are_renewed(
+    tmp_path: Path, caplog
+) -> None:
+    """Twelve rounds of 5 % of 400 points moved, each from the last round's memo: every
+    round's graph is the exact search's. Lists lose entries round after round until rows are
+    searched again (and stored wider than a full search keeps them): both happen here."""
+    rng = np.random.default_rng(5)
+    n, k = 400, 12
+    data = rng.normal(size=(n, 10)).astype(np.float32)
+    ids = np.arange(n, dtype=np.int64) * 7919
+    hashes = [_hash(rng) for _ in range(n)]
+    path = tmp_path / "memo.npz"
+    memo = IssueMemo(_table(ids, hashes))
+    memo_graph(data, np.arange(n), k, memo)
+    memo.save(path)
+    searched_again, widths = 0, set()
+    for _ in range(12):
+        for i in rng.choice(n, n // 20, replace=False):
+            data[i], hashes[i] = rng.normal(size=10), _hash(rng)
+        memo = IssueMemo.load(path, _table(ids, hashes))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="recipe_core.scan.issues.graph_update"):
+            graph = memo_graph(data, np.arange(n), k, memo)
+        assert "neighbour graph updated" in caplog.text
+        searched_again += int(caplog.text.split("new or changed, ")[1].split(" ")[0])
+        want_i, want_d = _exact(data, k)
+        assert np.array_equal(graph.indices, want_i)
+        np.testing.assert_allclose(graph.distances, want_d, rtol=1e-4, atol=1e-5)
+        memo.save(path)
+        with np.load(path) as stored:
+            widths.add(stored["graph.neighbours"].shape[1])
+    assert searched_again > 0  # worn lists were renewed
+    assert max(widths) > k + MIN_SPARE  # ... wider than a full search keeps them
+
+
 def test_a_memo_of_other_rows_or_no_memo_gives_the_same_graph(tmp_path: Path) -> None:
     """A memo saved for unrelated rows, a damaged file and a missing file: a full search."""
     rng = np.random.default_rng(1)
