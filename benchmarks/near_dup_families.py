@@ -1,7 +1,7 @@
 """Near-duplicate recall by edit family on real photo crops (tests/photos/edit_families.py),
 side by side with the precision of the same scan: which edits the scan calls copies, and which
-it misses (a crop-and-zoom, a small rotation, a mirror image are beyond its 32 px shift-only
-pixel check).
+it misses (a crop-and-zoom and a small rotation are beyond its 32 px shift-only pixel check;
+mirror images and upside-down copies are found by their flipped hashes, `scan.issues.flips`).
 
     nice .venv/bin/python benchmarks/near_dup_families.py [--seeds 0 1 2]
 """

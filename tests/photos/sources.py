@@ -57,8 +57,8 @@ MIN_CONTENT_RMS = 5.0  # grey levels: see class_crops
 
 
 def class_crops(name: str, n: int, rng: np.random.Generator) -> list[Crop]:
-    """Up to n crops of the class's region, pairwise far enough apart (position, scale or
-    mirror) that no two are near duplicates of each other, and different in content: at
+    """Up to n crops of the class's region, pairwise far enough apart (position or scale; a
+    mirrored crop of the same place is a copy) that no two are near duplicates of each other, and different in content: at
     16 px with the mean removed, at least MIN_CONTENT_RMS grey levels RMS from every other.
     In a smooth region (the bokeh) a mirrored or shifted crop can look the same as another
     (measured: pairs 2.5-3.5 apart, images of std 12-17, that a viewer calls copies)."""
@@ -91,7 +91,8 @@ def _look(c: Crop) -> np.ndarray:
 def _distinct(a: Crop, b: Crop) -> bool:
     tol = 0.15 * min(a.side, b.side)  # ~5 px at 32 px: beyond the verifier's 2 px shifts
     same_place = abs(a.x - b.x) < tol and abs(a.y - b.y) < tol
-    return a.flip != b.flip or not same_place or abs(a.side - b.side) > 0.12 * a.side
+    # a mirrored crop of the same place is the same picture flipped: a copy (scan.issues.flips)
+    return not same_place or abs(a.side - b.side) > 0.12 * a.side
 
 
 def gain(rng: np.random.Generator) -> np.ndarray:

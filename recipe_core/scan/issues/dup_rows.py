@@ -9,8 +9,11 @@ import pandas as pd
 from recipe_core.scan.issues._common import concat_issues, issue_frame
 
 
-def duplicate_issue_rows(table: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
-    """Family rows from `DuplicateResult.members`-shaped data (see duplicates.py)."""
+def duplicate_issue_rows(
+    table: pd.DataFrame, members: pd.DataFrame, flipped: pd.Series | None = None
+) -> pd.DataFrame:
+    """Family rows from `DuplicateResult.members`-shaped data (see duplicates.py); `flipped`
+    maps a sample_id to how its partner is flipped ("mirror image", ...) where it is."""
     if len(members) == 0:
         return concat_issues([])
     info = members.merge(
@@ -24,7 +27,7 @@ def duplicate_issue_rows(table: pd.DataFrame, members: pd.DataFrame) -> pd.DataF
     return concat_issues(
         [
             _exact_rows(info[info["exact_group"] != ""], paths),
-            _near_rows(info[info["near"]], paths),
+            _near_rows(info[info["near"]], paths, flipped),
             _conflict_rows(info),
             _leak_rows(info),
         ]
@@ -46,12 +49,17 @@ def _exact_rows(info: pd.DataFrame, paths: dict[int, str]) -> pd.DataFrame:
                        details, groups)  # fmt: skip
 
 
-def _near_rows(info: pd.DataFrame, paths: dict[int, str]) -> pd.DataFrame:
+def _near_rows(
+    info: pd.DataFrame, paths: dict[int, str], flipped: pd.Series | None
+) -> pd.DataFrame:
     n_other = info.groupby("group")["sample_id"].transform("size").to_numpy() - 1
+    named = {} if flipped is None else flipped.to_dict()
+    how = [named.get(int(i), "") for i in info["sample_id"]]
     details = [
         f"group of {n + 1} near-identical files; closest different one {paths[p]} "
-        f"(similarity {1 - c / 2:.2f})"
-        for n, p, c in zip(n_other, info["partner"], info["closeness"], strict=True)
+        + (f"is its {h} " if h else "")
+        + f"(similarity {1 - c / 2:.2f})"
+        for n, p, c, h in zip(n_other, info["partner"], info["closeness"], how, strict=True)
     ]
     return issue_frame(info["sample_id"].to_numpy(), "near_duplicate", info["score"].to_numpy(),
                        details, info["group"].tolist())  # fmt: skip

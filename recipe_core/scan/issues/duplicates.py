@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues.dup_groups import clique_groups
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
+from recipe_core.scan.issues.flips import FLIPS, flipped_pairs, flipped_verdict
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.pair_verdict import PairEvidence, pair_evidence, verdict
@@ -86,19 +87,25 @@ def find_duplicates(
     a, b, evidence = near_pairs(index.pixels, graph, exact, skip=flat, threshold=threshold,
                                 memo=memo)  # fmt: skip
     dist, residual = evidence.judge(threshold)[1:]
+    flip = np.full(len(a), "", dtype=object)
+    fa, fb, f_dist, f_residual, f_kind = flipped_pairs(
+        index.pixels, eligible_thumbnails(index.pixels, flat, memo), threshold, memo
+    )
+    new = ~(((exact[fa] >= 0) & (exact[fa] == exact[fb])) | np.isin(fa * len(table) + fb,
+                                                                   a * len(table) + b))  # fmt: skip
+    a, b = np.concatenate([a, fa[new]]), np.concatenate([b, fb[new]])
+    dist, residual = (
+        np.concatenate([dist, f_dist[new]]),
+        np.concatenate([residual, f_residual[new]]),
+    )
+    flip = np.concatenate([flip, f_kind[new]])
     close = closeness(dist, residual)
     verify = _verifier(index.pixels, threshold, memo)
     labels = clique_groups(len(table), exact, a, b, close, verify)
-    inside = (labels[a] >= 0) & (
-        labels[a] == labels[b]
-    )  # links within a group (the rest are not reported)
-    a, b, dist, residual, close = (
-        a[inside],
-        b[inside],
-        dist[inside],
-        residual[inside],
-        close[inside],
-    )
+    inside = (labels[a] >= 0) & (labels[a] == labels[b])  # links within a group: reported
+    a, b, dist, residual, close, flip = (
+        a[inside], b[inside], dist[inside], residual[inside], close[inside], flip[inside],
+    )  # fmt: skip
     members = _members(table, exact, labels, a, b, close)
     pairs = pd.DataFrame(
         {
@@ -106,10 +113,12 @@ def find_duplicates(
             "sample_id_b": table["sample_id"].to_numpy()[b],
             "distance": dist,
             "residual": residual,
+            "flip": flip,
         }
     )
-    log.info("%d exact and %d near-duplicate links", int((exact >= 0).sum()), len(a))
-    issues = duplicate_issue_rows(table, members)
+    log.info("%d exact and %d near-duplicate links (%d of a flipped copy)",
+             int((exact >= 0).sum()), len(a), int((flip != "").sum()))  # fmt: skip
+    issues = duplicate_issue_rows(table, members, _flipped_partners(table, members, pairs))
     return DuplicateResult(members=members, pairs=pairs, issues=issues)
 
 
@@ -198,14 +207,7 @@ def near_pairs(
     the aligned pixel distance (`pair_verdict`). Flat thumbnails (std < MIN_STD grey levels)
     are skipped: their standardised pixels are mostly quantisation noise; so are rows in
     `skip` (bool, e.g. low-information images). `threshold`: the line, see `find_duplicates`."""
-    every = np.arange(len(pixels))
-    if memo is None:
-        eligible = thumbnail_std(pixels) >= MIN_STD
-    else:
-        eligible = memo.per_image("thumbnail_std", every, lambda r: thumbnail_std(pixels[r]))
-        eligible = eligible >= MIN_STD
-    if skip is not None:
-        eligible &= ~skip
+    eligible = eligible_thumbnails(pixels, skip, memo)
     nbr = np.maximum(graph.indices, 0)
     own = exact[graph.rows][:, None]
     usable = (graph.indices >= 0) & ~((own >= 0) & (exact[nbr] == own))
@@ -221,13 +223,48 @@ def near_pairs(
     return a[near], b[near], evidence.subset(np.flatnonzero(near))
 
 
+def eligible_thumbnails(
+    pixels: np.ndarray, skip: np.ndarray | None = None, memo: IssueMemo | None = None
+) -> np.ndarray:
+    """(N,) bool: thumbnails with content enough for a pixel check (std >= MIN_STD grey
+    levels) and not in `skip`."""
+    if memo is None:
+        eligible = thumbnail_std(pixels) >= MIN_STD
+    else:
+        every = np.arange(len(pixels))
+        stds = memo.per_image("thumbnail_std", every, lambda r: thumbnail_std(pixels[r]))
+        eligible = stds >= MIN_STD
+    if skip is not None:
+        eligible &= ~skip
+    out: np.ndarray = eligible
+    return out
+
+
 def _verifier(
     pixels: np.ndarray, threshold: float, memo: IssueMemo | None = None
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Near duplicates as they are, or one of them flipped (`flips.FLIPS`)."""
+
     def verify(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return verdict(pixels, a, b, threshold, memo)[0]
+        near = verdict(pixels, a, b, threshold, memo)[0]
+        for axes in FLIPS.values():
+            rest = np.flatnonzero(~near)
+            if len(rest):
+                near[rest] = flipped_verdict(pixels, a[rest], b[rest], axes, threshold)[0]
+        return near
 
     return verify
+
+
+def _flipped_partners(table: pd.DataFrame, members: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
+    """sample_id -> how its partner's copy is flipped ("mirror image", ...), where it is."""
+    flipped = pairs[pairs["flip"] != ""]
+    both = pd.concat([
+        flipped.rename(columns={"sample_id_a": "sample_id", "sample_id_b": "partner"}),
+        flipped.rename(columns={"sample_id_b": "sample_id", "sample_id_a": "partner"}),
+    ])[["sample_id", "partner", "flip"]]  # fmt: skip
+    hit = members[["sample_id", "partner"]].merge(both, on=["sample_id", "partner"])
+    return hit.drop_duplicates("sample_id").set_index("sample_id")["flip"]
 
 
 def duplicate_components(n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

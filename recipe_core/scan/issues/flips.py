@@ -1,0 +1,151 @@
+"""Flipped copies: a file that is another one mirrored left-right, or turned upside down.
+
+A flipped copy is far from its original in every feature that sees layout (the embedding, the
+aligned pixels), so the neighbour graph never offers it as a candidate. Instead, each image's
+8x8 grid of block means (of its 32 px thumbnail) gives a 64-bit average hash, of the image as
+it is and flipped; a flipped copy's flipped hash is its original's hash, give or take a few
+bits. Candidates are pairs whose flipped and plain hashes share one of four 16-bit bands
+(buckets larger than MAX_BUCKET are skipped: flat or repetitive images fill them), then
+differ in at most MAX_BITS bits; each is verified by the same aligned pixel check as every
+near duplicate, on the flipped thumbnail. A symmetric image is not its own copy, and two
+symmetric images that match flipped match unflipped too: those are near duplicates already.
+
+Cost: two hashes per image from the thumbnails the index holds, a sort per band, and the pixel
+check of a few candidates: no second neighbour search (a mirrored kNN cost 12-17 % of a
+200k-image scan, docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recipe_core.scan.issues.memo import IssueMemo
+from recipe_core.scan.issues.pair_verdict import verdict
+from recipe_core.scan.issues.pixel_match import closeness
+
+BANDS = 4  # the 64-bit hash as four 16-bit bands: a pair sharing one is a candidate
+MAX_BUCKET = 32  # images sharing one band value beyond which that value gives no candidates
+MAX_BITS = 12  # hash bits a flipped copy may differ in before the pixel check
+# A flipped copy must be this close (closeness, 1 = the near-duplicate line): planted mirror
+# and upside-down copies of photo crops (JPEG q90) measured 0.07-0.09; two distinct bokeh
+# crops, smooth enough to match each other mirrored, 0.24 (benchmarks/near_dup_families.py,
+# benchmarks/scan_photos.py). A flip is a strong claim: only near-exact flipped copies.
+FLIP_LINE = 0.15
+CHUNK = 8192  # thumbnails per block-sum product (8 MB of float32)
+FLIPS: dict[str, tuple[int, ...]] = {"mirror image": (2,), "upside-down copy": (1,)}
+
+
+def flipped_pairs(
+    pixels: np.ndarray,
+    eligible: np.ndarray,
+    threshold: float = 1.0,
+    memo: IssueMemo | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Verified flipped copies among the `eligible` (N,) bool rows of `pixels` (N, 32, 32):
+    (a, b, distance, residual, kind), a < b, one row per pair, `kind` (object) a key of FLIPS
+    naming how b is a of. Distance and residual as `pixel_match.verify_pairs` gives them
+    for b against a flipped. With a `memo`, only new contents are hashed."""
+    rows = np.flatnonzero(eligible)
+    empty = np.zeros(0, dtype=np.int64)
+    found: list[tuple[np.ndarray, ...]] = []
+    seen = np.zeros(0, dtype=np.int64)
+    if memo is None:
+        hashes = flip_hashes(pixels[rows])
+    else:
+        hashes = memo.per_image("flip_hashes", rows, lambda r: flip_hashes(pixels[r]))
+    for column, (kind, axes) in enumerate(FLIPS.items(), start=1):
+        a, b = _candidates(hashes[:, 0], hashes[:, column], rows)
+        key = a * len(pixels) + b
+        new = ~np.isin(key, seen)  # not found flipped the other way already
+        a, b, key = a[new], b[new], key[new]
+        if not len(a):
+            continue
+        near, dist, residual = flipped_verdict(pixels, a, b, axes, threshold)
+        found.append((a[near], b[near], dist[near], residual[near], np.full(near.sum(), kind)))
+        seen = np.concatenate([seen, key[near]])
+    if not found:
+        return (
+            empty,
+            empty,
+            empty.astype(np.float32),
+            empty.astype(np.float32),
+            empty.astype(object),
+        )
+    parts = [np.concatenate([f[j] for f in found]) for j in range(5)]
+    return parts[0], parts[1], parts[2], parts[3], parts[4].astype(object)
+
+
+def flipped_verdict(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, axes: tuple[int, ...], threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(near, distance, residual) of pixels[b] against pixels[a] flipped along `axes`: the
+    near-duplicate verdict of `pair_verdict` (every check of it, the half-size one too), and
+    within FLIP_LINE of identical."""
+    both = np.concatenate([np.flip(pixels[a], axis=axes), pixels[b]])
+    ids = np.arange(len(a))
+    near, dist, residual = verdict(both, ids, ids + len(a), threshold)
+    near &= closeness(dist, residual) <= FLIP_LINE * threshold
+    return near, dist, residual
+
+
+def flip_hashes(pixels: np.ndarray) -> np.ndarray:
+    """(N, 1 + len(FLIPS)) uint64: each thumbnail's average hash as it is, then flipped each
+    way of FLIPS."""
+    grid = block_sums(pixels)
+    median = np.median(grid.reshape(len(grid), 64), axis=1)
+    turned = [average_hash(np.flip(grid, axis=axes), median) for axes in FLIPS.values()]
+    return np.stack([average_hash(grid, median), *turned], axis=1)
+
+
+def block_sums(pixels: np.ndarray) -> np.ndarray:
+    """(N, 8, 8) float32 sums of each thumbnail's 8 x 8 blocks, as two small matrix products
+    per chunk of images (numpy's sum over a 4-wide axis costs 10x more at 50k images)."""
+    n, h, w = pixels.shape
+    rows_of = np.kron(np.eye(8, dtype=np.float32), np.ones((h // 8, 1), dtype=np.float32))
+    cols_of = np.kron(np.eye(8, dtype=np.float32), np.ones((w // 8, 1), dtype=np.float32))
+    out = np.empty((n, 8, 8), dtype=np.float32)
+    for start in range(0, n, CHUNK):
+        x = pixels[start : start + CHUNK].astype(np.float32)
+        out[start : start + len(x)] = rows_of.T @ (x @ cols_of)
+    return out
+
+
+def average_hash(grid: np.ndarray, median: np.ndarray | None = None) -> np.ndarray:
+    """(N,) uint64 from (N, 8, 8) block means or sums: bit i (row-major) set where cell i is
+    above the image's median cell (`median` (N,) when known: a flip does not change it)."""
+    flat = np.ascontiguousarray(grid).reshape(len(grid), 64)
+    median = np.median(flat, axis=1) if median is None else median
+    bits = flat > median[:, None]
+    out: np.ndarray = np.packbits(bits, axis=1, bitorder="little").view("<u8")[:, 0]
+    return out.astype(np.uint64)
+
+
+def _candidates(
+    plain: np.ndarray, turned: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b), a < b: rows whose hashes, one of them flipped (`turned`), nearly agree."""
+    if len(rows) < 2:
+        return rows[:0], rows[:0]
+    pairs = []
+    for band in range(BANDS):
+        shift, mask = np.uint64(16 * band), np.uint64(0xFFFF)
+        keys = ((plain >> shift) & mask).astype(np.int64)
+        sizes = np.bincount(keys, minlength=1 << 16)
+        order = np.argsort(keys, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        wanted = ((turned >> shift) & mask).astype(np.int64)
+        count = np.where(sizes[wanted] <= MAX_BUCKET, sizes[wanted], 0)
+        query = np.repeat(np.arange(len(rows)), count)
+        offset = np.arange(len(query)) - np.repeat(np.cumsum(count) - count, count)
+        pairs.append(np.stack([query, order[starts[wanted[query]] + offset]], axis=1))
+    both = np.concatenate(pairs)
+    q, r = both[:, 0], both[:, 1]
+    keep = (q != r) & (_popcount(turned[q] ^ plain[r]) <= MAX_BITS)
+    key = np.unique(np.minimum(q, r)[keep] * len(rows) + np.maximum(q, r)[keep])
+    return rows[key // len(rows)], rows[key % len(rows)]
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """(N,) set bits of each uint64."""
+    out: np.ndarray = np.unpackbits(x.view(np.uint8).reshape(len(x), 8), axis=1).sum(axis=1)
+    return out

@@ -1,0 +1,70 @@
+"""Flipped copies (recipe_core.scan.issues.flips): a mirror image or an upside-down copy of
+an image is found and verified; a symmetric image is not its own copy, flat images give no
+candidates, and distinct images are not paired. Trusted answer: the planted pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
+from recipe_core.scan.issues.duplicates import eligible_thumbnails
+from recipe_core.scan.issues.flips import average_hash, flipped_pairs
+
+
+def textured(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 32, 32) uint8 smooth random blobs: distinct, with content at every scale."""
+    coarse = rng.uniform(0, 255, (n, 8, 8))
+    big = np.kron(coarse, np.ones((4, 4)))
+    return np.clip(big + rng.normal(0, 12, (n, 32, 32)), 0, 255).astype(np.uint8)
+
+
+def test_mirrored_and_upside_down_copies_are_found_and_nothing_else() -> None:
+    rng = np.random.default_rng(0)
+    base = textured(rng, 300)
+    symmetric = base[:20].copy()
+    symmetric[:, :, 16:] = symmetric[:, :, :16][:, :, ::-1]  # its own mirror image
+    mirrored = base[20:30, :, ::-1]
+    upside = base[30:40, ::-1, :]
+    noisy = np.clip(mirrored.astype(int) + rng.normal(0, 0.5, mirrored.shape), 0, 255)
+    flat = np.full((30, 32, 32), 128, dtype=np.uint8)
+    pixels = np.concatenate([symmetric, base[20:], mirrored, upside, noisy.astype(np.uint8), flat])
+    # rows: 0-19 symmetric, 20-299 base, 300-309 mirrors of 20-29, 310-319 upside-down
+    # copies of 30-39, 320-329 noisy mirrors of 20-29, 330-359 flat
+    eligible = eligible_thumbnails(pixels)
+    assert not eligible[330:].any()  # flat thumbnails are never checked
+    a, b, dist, residual, kind = flipped_pairs(pixels, eligible)
+    found = {(int(x), int(y)): k for x, y, k in zip(a, b, kind, strict=True)}
+    want = {(20 + i, 300 + i): "mirror image" for i in range(10)}
+    want |= {(30 + i, 310 + i): "upside-down copy" for i in range(10)}
+    want |= {(20 + i, 320 + i): "mirror image" for i in range(10)}
+    # a mirror and a noisy mirror of one image are near copies of each other, not flipped
+    assert found == want
+    assert (dist < 1).all() and (residual >= 0).all()
+    # a flipped copy with 4 grey levels of noise is past FLIP_LINE: not called a copy
+    rough = np.clip(base[20:30, :, ::-1] + rng.normal(0, 4, (10, 32, 32)), 0, 255)
+    pixels = np.concatenate([base, rough.astype(np.uint8)])
+    assert len(flipped_pairs(pixels, eligible_thumbnails(pixels))[0]) == 0
+
+
+def test_the_hash_of_a_flipped_grid_is_the_flipped_hash() -> None:
+    grid = np.random.default_rng(1).uniform(size=(50, 8, 8))
+    plain, mirrored = average_hash(grid), average_hash(grid[:, :, ::-1])
+
+    def bits(h: np.ndarray) -> np.ndarray:
+        return np.unpackbits(h.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+
+    as_grid = bits(plain).reshape(-1, 8, 8)
+    assert np.array_equal(bits(mirrored).reshape(-1, 8, 8), as_grid[:, :, ::-1])
+
+
+def test_a_flipped_partner_is_named_in_the_issue_detail() -> None:
+    table = pd.DataFrame({"sample_id": [1, 2], "path": ["a.png", "b.png"], "label": ["x", "x"],
+                          "split": ["", ""], "byte_hash": ["h1", "h2"]})  # fmt: skip
+    members = pd.DataFrame({"sample_id": [1, 2], "exact_group": ["", ""], "group": ["dup-1"] * 2,
+                            "near": [True, True], "twin": [-1, -1], "partner": [2, 1],
+                            "closeness": [0.1, 0.1]})  # fmt: skip
+    rows = duplicate_issue_rows(table, members, pd.Series({1: "mirror image"}))
+    detail = dict(zip(rows["sample_id"], rows["detail"], strict=True))
+    assert "b.png is its mirror image" in detail[1]
+    assert "mirror" not in detail[2]
