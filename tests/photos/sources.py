@@ -58,8 +58,9 @@ MIN_CONTENT_RMS = 5.0  # grey levels: see class_crops
 
 def class_crops(name: str, n: int, rng: np.random.Generator) -> list[Crop]:
     """Up to n crops of the class's region, pairwise far enough apart (position or scale; a
-    mirrored crop of the same place is a copy) that no two are near duplicates of each other, and different in content: at
-    16 px with the mean removed, at least MIN_CONTENT_RMS grey levels RMS from every other.
+    mirrored crop of the same place is a copy) that no two are near duplicates of each other,
+    and different in content: at 16 px with the mean removed, at least MIN_CONTENT_RMS grey
+    levels RMS from every other.
     In a smooth region (the bokeh) a mirrored or shifted crop can look the same as another
     (measured: pairs 2.5-3.5 apart, images of std 12-17, that a viewer calls copies)."""
     src, (left, top, right, bottom), (lo, hi) = CLASSES[name]
