@@ -64,7 +64,7 @@ def test_a_flipped_partner_is_named_in_the_issue_detail() -> None:
     members = pd.DataFrame({"sample_id": [1, 2], "exact_group": ["", ""], "group": ["dup-1"] * 2,
                             "near": [True, True], "twin": [-1, -1], "partner": [2, 1],
                             "closeness": [0.1, 0.1]})  # fmt: skip
-    rows = duplicate_issue_rows(table, members, pd.Series({1: "mirror image"}))
+    rows = duplicate_issue_rows(table, members, {1: "mirror image"})
     detail = dict(zip(rows["sample_id"], rows["detail"], strict=True))
     assert "b.png is its mirror image" in detail[1]
     assert "mirror" not in detail[2]

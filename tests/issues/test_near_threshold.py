@@ -19,7 +19,13 @@ from recipe_core.jobs import scan_job
 from recipe_core.scan import load_scan, scan
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues import find_duplicates
-from recipe_core.scan.issues.duplicates import NEAR_K, exact_groups, near_pairs, threshold_effect
+from recipe_core.scan.issues.duplicates import (
+    NEAR_K,
+    eligible_thumbnails,
+    exact_groups,
+    near_pairs,
+    threshold_effect,
+)
 from recipe_core.scan.issues.neighbors import neighbor_graph
 from recipe_core.scan.issues.pixel_match import check_threshold, is_near
 from recipe_core.scan.issues.quality import low_information_mask
@@ -61,8 +67,8 @@ def verified(index: ScanIndex, threshold: float) -> set[tuple[int, int]]:
     """The verified near links at `threshold`, before grouping (as sample ids)."""
     exact = exact_groups(index.table)
     graph = neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + 4)
-    a, b, _ = near_pairs(index.pixels, graph, exact, skip=low_information_mask(index),
-                         threshold=threshold)  # fmt: skip
+    eligible = eligible_thumbnails(index.pixels, low_information_mask(index))
+    a, b, _ = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=threshold)
     ids = index.table["sample_id"].to_numpy()
     return link_set(pd.DataFrame({"sample_id_a": ids[a], "sample_id_b": ids[b]}))
 

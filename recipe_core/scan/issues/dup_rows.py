@@ -3,6 +3,8 @@ cross_split_duplicate. Every member of a group gets a row, originals included.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -10,7 +12,7 @@ from recipe_core.scan.issues._common import concat_issues, issue_frame
 
 
 def duplicate_issue_rows(
-    table: pd.DataFrame, members: pd.DataFrame, flipped: pd.Series | None = None
+    table: pd.DataFrame, members: pd.DataFrame, flipped: Mapping[int, str] | None = None
 ) -> pd.DataFrame:
     """Family rows from `DuplicateResult.members`-shaped data (see duplicates.py); `flipped`
     maps a sample_id to how its partner is flipped ("mirror image", ...) where it is."""
@@ -50,11 +52,10 @@ def _exact_rows(info: pd.DataFrame, paths: dict[int, str]) -> pd.DataFrame:
 
 
 def _near_rows(
-    info: pd.DataFrame, paths: dict[int, str], flipped: pd.Series | None
+    info: pd.DataFrame, paths: dict[int, str], flipped: Mapping[int, str] | None
 ) -> pd.DataFrame:
     n_other = info.groupby("group")["sample_id"].transform("size").to_numpy() - 1
-    named = {} if flipped is None else flipped.to_dict()
-    how = [named.get(int(i), "") for i in info["sample_id"]]
+    how = [(flipped or {}).get(int(i), "") for i in info["sample_id"]]
     details = [
         f"group of {n + 1} near-identical files; closest different one {paths[p]} "
         + (f"is its {h} " if h else "")

@@ -84,13 +84,12 @@ def find_duplicates(
     exact = exact_groups(table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     flat = low_information_mask(index)
-    a, b, evidence = near_pairs(index.pixels, graph, exact, skip=flat, threshold=threshold,
-                                memo=memo)  # fmt: skip
+    eligible = eligible_thumbnails(index.pixels, flat, memo)
+    a, b, evidence = near_pairs(index.pixels, graph, exact, eligible=eligible,
+                                threshold=threshold, memo=memo)  # fmt: skip
     dist, residual = evidence.judge(threshold)[1:]
     flip = np.full(len(a), "", dtype=object)
-    fa, fb, f_dist, f_residual, f_kind = flipped_pairs(
-        index.pixels, eligible_thumbnails(index.pixels, flat, memo), threshold, memo
-    )
+    fa, fb, f_dist, f_residual, f_kind = flipped_pairs(index.pixels, eligible, threshold, memo)
     new = ~(((exact[fa] >= 0) & (exact[fa] == exact[fb])) | np.isin(fa * len(table) + fb,
                                                                    a * len(table) + b))  # fmt: skip
     a, b = np.concatenate([a, fa[new]]), np.concatenate([b, fb[new]])
@@ -118,7 +117,7 @@ def find_duplicates(
     )
     log.info("%d exact and %d near-duplicate links (%d of a flipped copy)",
              int((exact >= 0).sum()), len(a), int((flip != "").sum()))  # fmt: skip
-    issues = duplicate_issue_rows(table, members, _flipped_partners(table, members, pairs))
+    issues = duplicate_issue_rows(table, members, _flipped_partners(members, pairs))
     return DuplicateResult(members=members, pairs=pairs, issues=issues)
 
 
@@ -141,8 +140,9 @@ def threshold_effect(
     levels = sorted({check_threshold(t) for t in thresholds})
     exact = exact_groups(index.table)
     graph = graph if graph is not None else _graph(index, exact, seed)
-    flat = low_information_mask(index)
-    a, b, evidence = near_pairs(index.pixels, graph, exact, skip=flat, threshold=levels[-1])
+    eligible = eligible_thumbnails(index.pixels, low_information_mask(index))
+    a, b, evidence = near_pairs(index.pixels, graph, exact, eligible=eligible,
+                                threshold=levels[-1])  # fmt: skip
     ids = index.table["sample_id"].to_numpy()
     rows, before = [], 0
     for level in levels:
@@ -197,17 +197,17 @@ def near_pairs(
     exact: np.ndarray,
     *,
     k: int = NEAR_K,
-    skip: np.ndarray | None = None,
+    eligible: np.ndarray | None = None,
     threshold: float = 1.0,
     memo: IssueMemo | None = None,
 ) -> tuple[np.ndarray, np.ndarray, PairEvidence]:
     """Verified near-duplicate links (a, b, evidence; `evidence.judge(threshold)` gives their
     distances, and tells which remain at a stricter line): each graph row's first k
     neighbours that are not its identical copies (`exact`, from `exact_groups`), checked with
-    the aligned pixel distance (`pair_verdict`). Flat thumbnails (std < MIN_STD grey levels)
-    are skipped: their standardised pixels are mostly quantisation noise; so are rows in
-    `skip` (bool, e.g. low-information images). `threshold`: the line, see `find_duplicates`."""
-    eligible = eligible_thumbnails(pixels, skip, memo)
+    the aligned pixel distance (`pair_verdict`), between `eligible` rows only (bool, from
+    `eligible_thumbnails`; None: every thumbnail with content). `threshold`: the line, see
+    `find_duplicates`."""
+    eligible = eligible_thumbnails(pixels, memo=memo) if eligible is None else eligible
     nbr = np.maximum(graph.indices, 0)
     own = exact[graph.rows][:, None]
     usable = (graph.indices >= 0) & ~((own >= 0) & (exact[nbr] == own))
@@ -227,7 +227,8 @@ def eligible_thumbnails(
     pixels: np.ndarray, skip: np.ndarray | None = None, memo: IssueMemo | None = None
 ) -> np.ndarray:
     """(N,) bool: thumbnails with content enough for a pixel check (std >= MIN_STD grey
-    levels) and not in `skip`."""
+    levels: a flatter one's standardised pixels are mostly quantisation noise) and not in
+    `skip` (e.g. low-information images)."""
     if memo is None:
         eligible = thumbnail_std(pixels) >= MIN_STD
     else:
@@ -256,7 +257,7 @@ def _verifier(
     return verify
 
 
-def _flipped_partners(table: pd.DataFrame, members: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
+def _flipped_partners(members: pd.DataFrame, pairs: pd.DataFrame) -> dict[int, str]:
     """sample_id -> how its partner's copy is flipped ("mirror image", ...), where it is."""
     flipped = pairs[pairs["flip"] != ""]
     both = pd.concat([
@@ -264,7 +265,8 @@ def _flipped_partners(table: pd.DataFrame, members: pd.DataFrame, pairs: pd.Data
         flipped.rename(columns={"sample_id_b": "sample_id", "sample_id_a": "partner"}),
     ])[["sample_id", "partner", "flip"]]  # fmt: skip
     hit = members[["sample_id", "partner"]].merge(both, on=["sample_id", "partner"])
-    return hit.drop_duplicates("sample_id").set_index("sample_id")["flip"]
+    hit = hit.drop_duplicates("sample_id")
+    return dict(zip(hit["sample_id"].astype(int), hit["flip"].astype(str), strict=True))
 
 
 def duplicate_components(n: int, exact: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

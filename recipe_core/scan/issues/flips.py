@@ -2,17 +2,18 @@
 
 A flipped copy is far from its original in every feature that sees layout (the embedding, the
 aligned pixels), so the neighbour graph never offers it as a candidate. Instead, each image's
-8x8 grid of block means (of its 32 px thumbnail) gives a 64-bit average hash, of the image as
-it is and flipped; a flipped copy's flipped hash is its original's hash, give or take a few
-bits. Candidates are pairs whose flipped and plain hashes share one of four 16-bit bands
+8x8 grid of block sums (of its 32 px thumbnail) gives a 64-bit average hash, of the image as
+it is and flipped each way; a flipped copy's flipped hash is its original's hash, give or take
+a few bits. Candidates are pairs whose flipped and plain hashes share one of four 16-bit bands
 (buckets larger than MAX_BUCKET are skipped: flat or repetitive images fill them), then
 differ in at most MAX_BITS bits; each is verified by the same aligned pixel check as every
-near duplicate, on the flipped thumbnail. A symmetric image is not its own copy, and two
-symmetric images that match flipped match unflipped too: those are near duplicates already.
+near duplicate, on the flipped thumbnail, and held to FLIP_LINE. A symmetric image is not its
+own copy, and two symmetric images that match flipped match unflipped too: those are near
+duplicates already.
 
-Cost: two hashes per image from the thumbnails the index holds, a sort per band, and the pixel
-check of a few candidates: no second neighbour search (a mirrored kNN cost 12-17 % of a
-200k-image scan, docs/performance.md).
+Cost: three hashes per image from the thumbnails the index holds (kept in the issue memo by
+content), a sort per band, and the pixel check of a few candidates: no second neighbour
+search (a mirrored kNN cost 12-17 % of a 200k-image scan, docs/performance.md).
 """
 
 from __future__ import annotations
