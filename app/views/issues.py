@@ -18,6 +18,17 @@ from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
 
 GROUP_COLUMNS = 6
 LABELS_PER_PAGE = 50
+# the threshold table's columns, of `threshold_effect`'s
+EFFECT_COLUMNS = [
+    "threshold",
+    "used",
+    "links",
+    "new_links",
+    "flipped",
+    "groups",
+    "images",
+    "closeness",
+]
 
 st.title("🧹 Issues")
 st.caption(
@@ -104,12 +115,15 @@ def threshold_panel() -> None:
             effect.assign(
                 used=effect["threshold"] == current,
                 threshold=effect["threshold"].map("{:g}".format),
-            )[["threshold", "used", "links", "new_links", "groups", "images", "closeness"]],
+            )[EFFECT_COLUMNS],
             hide_index=True,
             column_config={
                 "used": st.column_config.CheckboxColumn("this scan"),
                 "links": st.column_config.NumberColumn("near links"),
                 "new_links": st.column_config.NumberColumn("added by this step"),
+                "flipped": st.column_config.NumberColumn(
+                    "of a flipped copy", help="Links of a mirror image or an upside-down copy"
+                ),
                 "groups": st.column_config.NumberColumn("near groups"),
                 "images": st.column_config.NumberColumn("images in them"),
                 "closeness": st.column_config.NumberColumn("loosest pair", format="%.2f"),

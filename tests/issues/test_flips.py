@@ -9,7 +9,8 @@ import pandas as pd
 
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
 from recipe_core.scan.issues.duplicates import eligible_thumbnails
-from recipe_core.scan.issues.flips import average_hash, flipped_pairs
+from recipe_core.scan.issues.flips import FLIP_LINE, average_hash, flipped_links
+from recipe_core.scan.issues.pixel_match import closeness
 
 
 def textured(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -33,18 +34,23 @@ def test_mirrored_and_upside_down_copies_are_found_and_nothing_else() -> None:
     # copies of 30-39, 320-329 noisy mirrors of 20-29, 330-359 flat
     eligible = eligible_thumbnails(pixels)
     assert not eligible[330:].any()  # flat thumbnails are never checked
-    a, b, dist, residual, kind = flipped_pairs(pixels, eligible)
+    a, b, evidence, kind = flipped_links(pixels, eligible)
+    near, dist, residual = evidence.judge()
+    assert near.all()
     found = {(int(x), int(y)): k for x, y, k in zip(a, b, kind, strict=True)}
     want = {(20 + i, 300 + i): "mirror image" for i in range(10)}
     want |= {(30 + i, 310 + i): "upside-down copy" for i in range(10)}
     want |= {(20 + i, 320 + i): "mirror image" for i in range(10)}
     # a mirror and a noisy mirror of one image are near copies of each other, not flipped
     assert found == want
-    assert (dist < 1).all() and (residual >= 0).all()
+    assert (closeness(dist, residual) <= FLIP_LINE).all() and (residual >= 0).all()
+    # a stricter line re-draws the flipped ones' own line too
+    strict = evidence.judge(0.5)
+    assert (closeness(*strict[1:])[strict[0]] <= 0.5 * FLIP_LINE).all()
     # a flipped copy with 4 grey levels of noise is past FLIP_LINE: not called a copy
     rough = np.clip(base[20:30, :, ::-1] + rng.normal(0, 4, (10, 32, 32)), 0, 255)
     pixels = np.concatenate([base, rough.astype(np.uint8)])
-    assert len(flipped_pairs(pixels, eligible_thumbnails(pixels))[0]) == 0
+    assert len(flipped_links(pixels, eligible_thumbnails(pixels))[0]) == 0
 
 
 def test_the_hash_of_a_flipped_grid_is_the_flipped_hash() -> None:

@@ -68,9 +68,9 @@ def verified(index: ScanIndex, threshold: float) -> set[tuple[int, int]]:
     exact = exact_groups(index.table)
     graph = neighbor_graph(index.embeddings, np.flatnonzero(index.valid), NEAR_K + 4)
     eligible = eligible_thumbnails(index.pixels, low_information_mask(index))
-    a, b, _ = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=threshold)
+    links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=threshold)
     ids = index.table["sample_id"].to_numpy()
-    return link_set(pd.DataFrame({"sample_id_a": ids[a], "sample_id_b": ids[b]}))
+    return link_set(pd.DataFrame({"sample_id_a": ids[links.a], "sample_id_b": ids[links.b]}))
 
 
 def test_a_looser_line_keeps_every_link_of_a_stricter_one(index: ScanIndex) -> None:

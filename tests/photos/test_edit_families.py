@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from recipe_core.scan import scan
+from recipe_core.scan.issues import find_duplicates
+from recipe_core.scan.issues.duplicates import threshold_effect
 from tests.photos.edit_families import CAUGHT, Copy, make_edit_families
 
 DUPLICATES = ("near_duplicate", "exact_duplicate")
@@ -35,3 +37,24 @@ def test_each_caught_familys_copies_are_grouped_with_their_original(
     for group, members in dups.groupby("group")["path"]:
         roots = {source.get(p, p) for p in members}
         assert len(roots) == 1, (group, sorted(members))
+
+
+def test_the_threshold_table_counts_the_flipped_copies_the_scan_reports(
+    planted: tuple[Path, list[Copy]],
+) -> None:
+    """The Issues page's threshold table and the scan share one candidate mechanism, flipped
+    copies included: at the scan's line the table holds every link the scan reports."""
+    root, copies = planted
+    index = scan(root, workers=0, cache=False).index
+    flipped = {c.copy for c in copies if c.family in ("mirror", "upside_down")}
+    assert flipped
+    effect = threshold_effect(index, (0.5, 1.0)).set_index("threshold")
+    pairs = find_duplicates(index).pairs
+    reported = pairs[pairs["flip"] != ""]
+    paths = dict(zip(index.table["sample_id"], index.table["path"], strict=True))
+    assert {paths[i] for i in reported["sample_id_b"]} | {
+        paths[i] for i in reported["sample_id_a"]
+    } >= flipped
+    assert effect.loc[1.0, "flipped"] >= len(reported) >= len(flipped)
+    assert effect.loc[0.5, "flipped"] <= effect.loc[1.0, "flipped"]
+    assert effect.loc[1.0, "links"] >= len(pairs)

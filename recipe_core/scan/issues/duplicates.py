@@ -28,10 +28,15 @@ from scipy.sparse.csgraph import connected_components
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues.dup_groups import clique_groups
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
-from recipe_core.scan.issues.flips import FLIPS, flipped_pairs, flipped_verdict
+from recipe_core.scan.issues.flips import FLIPS, flipped_evidence, flipped_links
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
-from recipe_core.scan.issues.pair_verdict import PairEvidence, pair_evidence, verdict
+from recipe_core.scan.issues.pair_verdict import (
+    PairEvidence,
+    join_evidence,
+    pair_evidence,
+    verdict,
+)
 from recipe_core.scan.issues.pixel_match import (
     MIN_STD,
     check_threshold,
@@ -47,6 +52,16 @@ EFFECT_THRESHOLDS = (0.5, 0.75, 1.0, 1.25, 1.5)  # what `threshold_effect` compa
 
 
 @dataclass(frozen=True)
+class NearLinks:
+    """Verified near-duplicate links, one row per pair of rows (a < b)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    evidence: PairEvidence  # what judges each link at a stricter line
+    flip: np.ndarray  # object: "" as it is, or how b is a flipped (a key of flips.FLIPS)
+
+
+@dataclass(frozen=True)
 class DuplicateResult:
     # one row per sample in a group: sample_id, exact_group ("exact-N" or ""), group ("dup-N"),
     # near (bool: the group holds more than one distinct image), twin (sample_id of an
@@ -55,7 +70,7 @@ class DuplicateResult:
     # nan if none)
     members: pd.DataFrame = field(repr=False)
     # verified near links: sample_id_a, sample_id_b, distance (aligned, standardised),
-    # residual (grey levels); see pixel_match
+    # residual (grey levels), see pixel_match; flip ("" or how b is a flipped, flips.FLIPS)
     pairs: pd.DataFrame = field(repr=False)
     issues: pd.DataFrame = field(repr=False)  # family rows: sample_id, issue, score, group, detail
 
@@ -83,21 +98,11 @@ def find_duplicates(
     table = index.table
     exact = exact_groups(table)
     graph = graph if graph is not None else _graph(index, exact, seed)
-    flat = low_information_mask(index)
-    eligible = eligible_thumbnails(index.pixels, flat, memo)
-    a, b, evidence = near_pairs(index.pixels, graph, exact, eligible=eligible,
-                                threshold=threshold, memo=memo)  # fmt: skip
-    dist, residual = evidence.judge(threshold)[1:]
-    flip = np.full(len(a), "", dtype=object)
-    fa, fb, f_dist, f_residual, f_kind = flipped_pairs(index.pixels, eligible, threshold, memo)
-    new = ~(((exact[fa] >= 0) & (exact[fa] == exact[fb])) | np.isin(fa * len(table) + fb,
-                                                                   a * len(table) + b))  # fmt: skip
-    a, b = np.concatenate([a, fa[new]]), np.concatenate([b, fb[new]])
-    dist, residual = (
-        np.concatenate([dist, f_dist[new]]),
-        np.concatenate([residual, f_residual[new]]),
-    )
-    flip = np.concatenate([flip, f_kind[new]])
+    eligible = eligible_thumbnails(index.pixels, low_information_mask(index), memo)
+    links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=threshold,
+                       memo=memo)  # fmt: skip
+    a, b, flip = links.a, links.b, links.flip
+    dist, residual = links.evidence.judge(threshold)[1:]
     close = closeness(dist, residual)
     verify = _verifier(index.pixels, threshold, memo)
     labels = clique_groups(len(table), exact, a, b, close, verify)
@@ -131,9 +136,10 @@ def threshold_effect(
     """What each near-duplicate threshold would report on `index`, one row per threshold:
     threshold; links (verified near pairs: grows with the threshold); new_links (the links this
     threshold adds to the next stricter one, the least sure: what the step costs in
-    precision); groups (near groups, with more than one distinct image, after `clique_groups`)
-    and images (distinct images in them); and the loosest link admitted (sample_id_a,
-    sample_id_b, closeness; -1 and nan when none): what the line lets in, to look at.
+    precision); flipped (the links of a mirror image or an upside-down copy, `flips`); groups
+    (near groups, with more than one distinct image, after `clique_groups`) and images
+    (distinct images in them); and the loosest link admitted (sample_id_a, sample_id_b,
+    closeness; -1 and nan when none): what the line lets in, to look at.
 
     The candidates are verified once; each threshold then only re-draws the line and regroups.
     """
@@ -141,12 +147,12 @@ def threshold_effect(
     exact = exact_groups(index.table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     eligible = eligible_thumbnails(index.pixels, low_information_mask(index))
-    a, b, evidence = near_pairs(index.pixels, graph, exact, eligible=eligible,
-                                threshold=levels[-1])  # fmt: skip
+    links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=levels[-1])
+    a, b = links.a, links.b
     ids = index.table["sample_id"].to_numpy()
     rows, before = [], 0
     for level in levels:
-        near, dist, residual = evidence.judge(level)
+        near, dist, residual = links.evidence.judge(level)
         keep = np.flatnonzero(near)
         close = closeness(dist, residual)
         labels = clique_groups(len(ids), exact, a[keep], b[keep], close[keep],
@@ -155,7 +161,7 @@ def threshold_effect(
         worst = keep[np.argmax(close[keep])] if len(keep) else -1
         rows.append({
             "threshold": level, "links": len(keep), "new_links": len(keep) - before,
-            "groups": groups, "images": images,
+            "flipped": int((links.flip[keep] != "").sum()), "groups": groups, "images": images,
             "sample_id_a": int(ids[a[worst]]) if worst >= 0 else -1,
             "sample_id_b": int(ids[b[worst]]) if worst >= 0 else -1,
             "closeness": float(close[worst]) if worst >= 0 else float("nan"),
@@ -200,13 +206,17 @@ def near_pairs(
     eligible: np.ndarray | None = None,
     threshold: float = 1.0,
     memo: IssueMemo | None = None,
-) -> tuple[np.ndarray, np.ndarray, PairEvidence]:
-    """Verified near-duplicate links (a, b, evidence; `evidence.judge(threshold)` gives their
-    distances, and tells which remain at a stricter line): each graph row's first k
-    neighbours that are not its identical copies (`exact`, from `exact_groups`), checked with
-    the aligned pixel distance (`pair_verdict`), between `eligible` rows only (bool, from
-    `eligible_thumbnails`; None: every thumbnail with content). `threshold`: the line, see
-    `find_duplicates`."""
+) -> NearLinks:
+    """Verified near-duplicate links at `threshold` (see `find_duplicates`), from two kinds of
+    candidate between `eligible` rows (bool, from `eligible_thumbnails`; None: every
+    thumbnail with content):
+
+    * each graph row's first k neighbours that are not its identical copies (`exact`, from
+      `exact_groups`), checked with the aligned pixel distance (`pair_verdict`);
+    * flipped copies (`flips.flipped_links`), held to their own line, where the pair is not
+      already a link as it is or a pair of identical copies.
+
+    `links.evidence.judge(t)` tells which remain at a stricter line t."""
     eligible = eligible_thumbnails(pixels, memo=memo) if eligible is None else eligible
     nbr = np.maximum(graph.indices, 0)
     own = exact[graph.rows][:, None]
@@ -219,8 +229,17 @@ def near_pairs(
     key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
     a, b = key // n, key % n
     evidence = pair_evidence(pixels, a, b, threshold, memo)
-    near = evidence.judge(threshold)[0]
-    return a[near], b[near], evidence.subset(np.flatnonzero(near))
+    near = np.flatnonzero(evidence.judge(threshold)[0])
+    a, b = a[near], b[near]
+    fa, fb, flipped, kind = flipped_links(pixels, eligible, threshold, memo)
+    twins = (exact[fa] >= 0) & (exact[fa] == exact[fb])
+    new = np.flatnonzero(~twins & ~np.isin(fa * n + fb, a * n + b))
+    return NearLinks(
+        a=np.concatenate([a, fa[new]]),
+        b=np.concatenate([b, fb[new]]),
+        evidence=join_evidence([evidence.subset(near), flipped.subset(new)]),
+        flip=np.concatenate([np.full(len(a), "", dtype=object), kind[new]]),
+    )
 
 
 def eligible_thumbnails(
@@ -251,7 +270,8 @@ def _verifier(
         for axes in FLIPS.values():
             rest = np.flatnonzero(~near)
             if len(rest):
-                near[rest] = flipped_verdict(pixels, a[rest], b[rest], axes, threshold)[0]
+                flipped = flipped_evidence(pixels, a[rest], b[rest], axes, threshold)
+                near[rest] = flipped.judge(threshold)[0]
         return near
 
     return verify

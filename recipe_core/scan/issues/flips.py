@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from recipe_core.scan.issues.memo import IssueMemo
-from recipe_core.scan.issues.pair_verdict import verdict
-from recipe_core.scan.issues.pixel_match import closeness
+from recipe_core.scan.issues.pair_verdict import PairEvidence, join_evidence, pair_evidence
 
 BANDS = 4  # the 64-bit hash as four 16-bit bands: a pair sharing one is a candidate
 MAX_BUCKET = 32  # images sharing one band value beyond which that value gives no candidates
@@ -36,19 +35,19 @@ CHUNK = 8192  # thumbnails per block-sum product (8 MB of float32)
 FLIPS: dict[str, tuple[int, ...]] = {"mirror image": (2,), "upside-down copy": (1,)}
 
 
-def flipped_pairs(
+def flipped_links(
     pixels: np.ndarray,
     eligible: np.ndarray,
     threshold: float = 1.0,
     memo: IssueMemo | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, PairEvidence, np.ndarray]:
     """Verified flipped copies among the `eligible` (N,) bool rows of `pixels` (N, 32, 32):
-    (a, b, distance, residual, kind), a < b, one row per pair, `kind` (object) a key of FLIPS
-    naming how b is a of. Distance and residual as `pixel_match.verify_pairs` gives them
-    for b against a flipped. With a `memo`, only new contents are hashed."""
+    (a, b, evidence, kind), a < b, one row per pair near at `threshold`; `evidence` is b's
+    against a flipped, held to FLIP_LINE (`PairEvidence.line`), and judges at that line or
+    any stricter one; `kind` (object) a key of FLIPS naming how b is a of. With a `memo`,
+    only new contents are hashed."""
     rows = np.flatnonzero(eligible)
-    empty = np.zeros(0, dtype=np.int64)
-    found: list[tuple[np.ndarray, ...]] = []
+    a_parts, b_parts, kinds, evidence = [], [], [], []
     seen = np.zeros(0, dtype=np.int64)
     if memo is None:
         hashes = flip_hashes(pixels[rows])
@@ -59,34 +58,29 @@ def flipped_pairs(
         key = a * len(pixels) + b
         new = ~np.isin(key, seen)  # not found flipped the other way already
         a, b, key = a[new], b[new], key[new]
-        if not len(a):
-            continue
-        near, dist, residual = flipped_verdict(pixels, a, b, axes, threshold)
-        found.append((a[near], b[near], dist[near], residual[near], np.full(near.sum(), kind)))
+        found = flipped_evidence(pixels, a, b, axes, threshold)
+        near = np.flatnonzero(found.judge(threshold)[0])
+        a_parts += [a[near]]
+        b_parts += [b[near]]
+        kinds += [np.full(len(near), kind, dtype=object)]
+        evidence += [found.subset(near)]
         seen = np.concatenate([seen, key[near]])
-    if not found:
-        return (
-            empty,
-            empty,
-            empty.astype(np.float32),
-            empty.astype(np.float32),
-            empty.astype(object),
-        )
-    parts = [np.concatenate([f[j] for f in found]) for j in range(5)]
-    return parts[0], parts[1], parts[2], parts[3], parts[4].astype(object)
+    return (
+        np.concatenate(a_parts),
+        np.concatenate(b_parts),
+        join_evidence(evidence),
+        np.concatenate(kinds),
+    )
 
 
-def flipped_verdict(
+def flipped_evidence(
     pixels: np.ndarray, a: np.ndarray, b: np.ndarray, axes: tuple[int, ...], threshold: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(near, distance, residual) of pixels[b] against pixels[a] flipped along `axes`: the
-    near-duplicate verdict of `pair_verdict` (every check of it, the half-size one too), and
-    within FLIP_LINE of identical."""
+) -> PairEvidence:
+    """The near-duplicate evidence (`pair_verdict`, every check of it, the half-size one too)
+    of pixels[b] against pixels[a] flipped along `axes`, held to FLIP_LINE."""
     both = np.concatenate([np.flip(pixels[a], axis=axes), pixels[b]])
     ids = np.arange(len(a))
-    near, dist, residual = verdict(both, ids, ids + len(a), threshold)
-    near &= closeness(dist, residual) <= FLIP_LINE * threshold
-    return near, dist, residual
+    return pair_evidence(both, ids, ids + len(a), threshold).within(FLIP_LINE)
 
 
 def flip_hashes(pixels: np.ndarray) -> np.ndarray:

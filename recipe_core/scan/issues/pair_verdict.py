@@ -10,7 +10,10 @@ threshold, `duplicates.threshold_effect` at each of several from the same eviden
   distinct smooth images don't);
 * pairs that are not near but whose clipping differs (one image has more pixels at white or
   black) are compared with the other clipped alike (`clipped_distance`) and held to the strict
-  distance line: a brightened copy whose highlights clipped.
+  distance line: a brightened copy whose highlights clipped;
+* a pair may carry a tighter line of its own (`PairEvidence.line`, in closeness units, scaled
+  by the threshold like every other line): a flipped copy (`flips`) is a strong claim, held
+  to near-exact.
 
 With a memo (`recipe_core.scan.issues.memo`), pairs of contents compared by the last scan are
 not compared again.
@@ -18,7 +21,7 @@ not compared again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -28,6 +31,7 @@ from recipe_core.scan.issues.pixel_match import (
     NEAR_THRESHOLD,
     clipped_distance,
     clipping_mismatch,
+    closeness,
     coarse_distance,
     coarse_judgement,
     is_near,
@@ -46,6 +50,7 @@ class PairEvidence:
     coarse: np.ndarray  # aligned distance at half resolution
     clipped: np.ndarray  # aligned distance with the clipping matched
     clipped_residual: np.ndarray
+    line: np.ndarray  # closeness a pair must come within, x the threshold; inf: no own line
 
     def judge(self, threshold: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(near, distance, residual) at the line `threshold` (<= the one gathered for); a
@@ -58,11 +63,23 @@ class PairEvidence:
             rescued &= self.clipped < NEAR_THRESHOLD * threshold
         dist = np.where(rescued, self.clipped, self.dist)
         residual = np.where(rescued, self.clipped_residual, self.residual)
-        return near | rescued, dist, residual
+        near |= rescued
+        own = np.flatnonzero(near & np.isfinite(self.line))
+        near[own] = closeness(dist[own], residual[own]) <= self.line[own] * threshold
+        return near, dist, residual
 
     def subset(self, rows: np.ndarray) -> PairEvidence:
-        return PairEvidence(self.dist[rows], self.residual[rows], self.coarse[rows],
-                            self.clipped[rows], self.clipped_residual[rows])  # fmt: skip
+        return PairEvidence(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def within(self, line: float) -> PairEvidence:
+        """The same evidence, every pair held to `line` (closeness units) as well."""
+        return replace(self, line=np.minimum(self.line, np.float32(line)))
+
+
+def join_evidence(parts: list[PairEvidence]) -> PairEvidence:
+    """One PairEvidence of `parts`' pairs, in order."""
+    names = [f.name for f in fields(PairEvidence)]
+    return PairEvidence(*(np.concatenate([getattr(p, name) for p in parts]) for name in names))
 
 
 def pair_evidence(
@@ -85,7 +102,8 @@ def pair_evidence(
     maybe = maybe[clipping_mismatch(pixels, a[maybe], b[maybe])]
     if len(maybe):
         clipped[maybe], clipped_residual[maybe] = _clipped(pixels, a[maybe], b[maybe], memo)
-    return PairEvidence(dist, residual, coarse, clipped, clipped_residual)
+    line = np.full(len(a), np.inf, dtype=np.float32)
+    return PairEvidence(dist, residual, coarse, clipped, clipped_residual, line)
 
 
 def verdict(
