@@ -112,8 +112,8 @@ def _update(
     bound = np.where(held >= len(old_identity) - 1, np.inf, np.where(held > 0, last, -np.inf))
     lost = merged_i < 0
     lost &= stored >= 0  # an entry whose row left or changed
-    touched = lost.any(axis=1)
     merged_d[lost] = np.inf
+    gained = np.zeros(len(kept), dtype=bool)
     fresh = None  # the changed rows' own lists, when one exact pass over them gave them
     cand_i = np.zeros((len(kept), 0), dtype=np.int64)
     cand_d = np.zeros((len(kept), 0), dtype=np.float32)
@@ -126,19 +126,20 @@ def _update(
         at_kept = np.full(m, -1, dtype=np.int64)
         at_kept[kept] = np.arange(len(kept))
         cand_i, cand_d = _as_lists(at_kept[at], by, pair_d, len(kept), width)
-        touched[at_kept[at]] = True
+        gained[at_kept[at]] = True
     elif len(stale):
         near = min(width, len(stale))
         cand_i, cand_d = nearest_neighbors(data[stale], near, queries=data[kept], seed=seed)
         cand_i = np.where(cand_i >= 0, stale[np.maximum(cand_i, 0)], -1)
         if near < len(stale):
             bound = np.minimum(bound, _last(cand_d))
-        touched[:] = True
-    # A list that lost nothing and gained nothing stands as stored; the rest are merged.
-    local = np.full((m, width), -1, dtype=np.int64)
-    dist = np.full((m, width), np.inf, dtype=np.float32)
-    local[kept, : merged_i.shape[1]], dist[kept, : merged_d.shape[1]] = merged_i, merged_d
-    redo = np.flatnonzero(touched)
+        gained[:] = True
+    # Lost entries go to the end of their list (a stable sort of one byte per entry keeps the
+    # rest ascending); only lists that gained an entry are merged with their candidates.
+    order = np.argsort(lost.view(np.uint8), axis=1, kind="stable")
+    merged_i = np.take_along_axis(merged_i, order, axis=1)
+    merged_d = np.take_along_axis(merged_d, order, axis=1)
+    redo = np.flatnonzero(gained)
     both_i, both_d = keep_nearest(
         np.concatenate([merged_i[redo], cand_i[redo]], axis=1),
         np.concatenate([merged_d[redo], cand_d[redo]], axis=1),
@@ -146,6 +147,9 @@ def _update(
     )
     unproven = ~(both_d <= bound[redo, None])
     both_i[unproven], both_d[unproven] = -1, np.inf
+    local = np.full((m, width), -1, dtype=np.int64)
+    dist = np.full((m, width), np.inf, dtype=np.float32)
+    local[kept, : merged_i.shape[1]], dist[kept, : merged_d.shape[1]] = merged_i, merged_d
     local[kept[redo]], dist[kept[redo]] = both_i, both_d
     short = kept[(local[kept, :k] >= 0).sum(axis=1) < k]
     if len(stale) + len(short) > MAX_SEARCHED_SHARE * m:
