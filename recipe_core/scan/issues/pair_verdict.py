@@ -29,6 +29,7 @@ from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.pixel_match import (
     MIN_LINE,
     NEAR_THRESHOLD,
+    beyond_rounding,
     clipped_distance,
     clipping_mismatch,
     closeness,
@@ -56,7 +57,9 @@ class PairEvidence:
         """(near, distance, residual) at the line `threshold` (<= the one gathered for); a
         pair near by its matched clipping reports that comparison's distance and residual."""
         near = is_near(self.dist, self.residual, threshold)
-        only = np.flatnonzero(near & (self.dist >= NEAR_THRESHOLD * threshold))
+        only = np.flatnonzero(
+            near & (beyond_rounding(self.dist, self.residual) >= NEAR_THRESHOLD * threshold)
+        )
         near[only] = coarse_judgement(self.coarse[only], self.dist[only], threshold)
         with np.errstate(invalid="ignore"):
             rescued = ~near & (self.dist < CLIPPED_CANDIDATE * threshold)
