@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,34 +33,3 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int | None 
         return [fn(item) for item in work]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="recipe-scan") as pool:
         return list(pool.map(fn, work))
-
-
-class Background:
-    """Work run on one thread beside the caller's (a cache write while the detectors run),
-    waited for at `wait()` or on leaving a `with` block, where its first error is raised."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recipe-background")
-        self._futures: list[Future[Any]] = []
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self._futures.append(self._pool.submit(fn, *args, **kwargs))
-
-    def wait(self) -> None:
-        self._pool.shutdown(wait=True)
-        for future in self._futures:
-            future.result()
-
-    def __enter__(self) -> Background:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.wait()
-        else:  # the caller's error stands; the work still ends before the caller goes on
-            self._pool.shutdown(wait=True)

@@ -21,7 +21,6 @@ import pandas as pd
 from recipe_core.data import DatasetSource, open_dataset
 from recipe_core.data.source import portable_text
 from recipe_core.errors import ConfigError
-from recipe_core.scan.cpus import Background
 from recipe_core.scan.index import ScanIndex, build_index
 from recipe_core.scan.index.build import FeatureRunner
 from recipe_core.scan.index.cache import memo_path
@@ -70,19 +69,18 @@ def scan(
     ws = _workspace(workspace) if cache else None
     features = _features(executor, ray_address, source)
     timings["open"] = _lap(start)
-    with Background() as background:  # the index cache is written while the detectors run
-        index = build_index(
-            source, workspace=ws, workers=workers, embedding=embedding, device=device,
-            progress=_stage(progress, "index"), features=features, background=background,
-        )  # fmt: skip
-        timings["index"] = _lap(start) - timings["open"]
-        memo_file = memo_path(ws.scans, source, index.embedding_name) if ws else None
-        memo = IssueMemo.load(memo_file, index.table) if memo_file else None
-        issues = find_issues(index, seed=seed, progress=_stage(progress, "issues"),
-                             near_threshold=near_threshold, memo=memo)  # fmt: skip
-        if memo is not None and memo_file is not None:
-            memo.save(memo_file)
-            log.info("issue memo: reused %s, computed %s", memo.reused, memo.computed)
+    index = build_index(
+        source, workspace=ws, workers=workers, embedding=embedding, device=device,
+        progress=_stage(progress, "index"), features=features,
+    )  # fmt: skip
+    timings["index"] = _lap(start) - timings["open"]
+    memo_file = memo_path(ws.scans, source, index.embedding_name) if ws else None
+    memo = IssueMemo.load(memo_file, index.table) if memo_file else None
+    issues = find_issues(index, seed=seed, progress=_stage(progress, "issues"),
+                         near_threshold=near_threshold, memo=memo)  # fmt: skip
+    if memo is not None and memo_file is not None:
+        memo.save(memo_file)
+        log.info("issue memo: reused %s, computed %s", memo.reused, memo.computed)
     timings["issues"] = _lap(start) - timings["open"] - timings["index"]
     summary = _summarize(index, issues, near_threshold)
     result = ScanResult(index, issues, summary, source.skipped, timings)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recipe_core.data.source import DatasetSource, resolve_path
-from recipe_core.scan.cpus import Background, usable_cpus
+from recipe_core.scan.cpus import usable_cpus
 from recipe_core.scan.index import cache
 from recipe_core.scan.index.embed import EMBEDDING_DIM
 from recipe_core.scan.index.embedders import EmbeddingSpec, deep_embeddings, resolve_embedding
@@ -47,7 +47,6 @@ def build_index(
     device: str | None = None,
     features: FeatureRunner | None = None,
     settings: Settings | None = None,
-    background: Background | None = None,
 ) -> ScanIndex:
     """One `ScanIndex` row per sample of `source`, in `source.samples` order.
 
@@ -60,9 +59,6 @@ def build_index(
     `features` computes the rows of the files to decode (None: `local_features(workers,
     device)`, this machine's process pool); `workers` and `device` only shape that default.
     `settings` say where torch.hub's cache is (None: this process's, `load_settings()`).
-    With `background`, the workspace cache is written on its thread while the caller goes on
-    with the index (the caller waits for it, `Background.wait`, before the workspace is read
-    again); without, before this returns.
     """
     settings = settings if settings is not None else load_settings()
     spec = resolve_embedding(embedding, torch_home=settings.torch_home)
@@ -83,9 +79,7 @@ def build_index(
     table, embeddings, pixels = _assemble(files, previous, reuse, fresh, fresh_embeddings)
     fingerprint = cache.content_fingerprint(table, spec.name)
     scan = cache.CachedScan(table, embeddings, pixels, key, fingerprint)
-    if scans is not None and background is not None:
-        background.submit(cache.save_scan, scans, dataset_key, scan, embedding=spec.name)
-    elif scans is not None:
+    if scans is not None:
         cache.save_scan(scans, dataset_key, scan, embedding=spec.name)
     return _as_index(source, scan, spec, reused=len(files) - len(todo))
 
