@@ -3,7 +3,9 @@ embedding's quality on real digits, and the workspace cache's per-file reuse."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from sklearn.model_selection import cross_val_score
 
 from recipe_core.data import open_dataset
 from recipe_core.errors import ConfigError
-from recipe_core.scan.index import INDEX_COLUMNS, build_index
+from recipe_core.scan.index import INDEX_COLUMNS, ScanIndex, build_index
 from recipe_core.scan.index.embed import (
     DCT32,
     EMBEDDING_DIM,
@@ -28,7 +30,7 @@ from recipe_core.scan.index.embed import (
 from recipe_core.scan.index.embedders import resolve_embedding
 from recipe_core.scan.index.features import index_chunk
 from recipe_core.settings import load_settings
-from recipe_core.workspace import open_workspace
+from recipe_core.workspace import Workspace, open_workspace
 from tests.conftest import write_image_folder
 
 
@@ -267,14 +269,67 @@ def test_a_damaged_cache_is_a_miss_not_an_error(tmp_path: Path) -> None:
     assert again.reused == 0 and len(again) == len(first)
 
 
-def test_the_cache_keeps_one_scan_per_dataset(tmp_path: Path) -> None:
-    root = write_image_folder(tmp_path / "ds", classes=2, per_class=2)
+def _folders(workspace: Workspace) -> set[str]:
+    return {p.name for p in workspace.scans.iterdir() if p.name not in ("latest", "memo")}
+
+
+def _same_as_fresh(root: Path, index: ScanIndex) -> None:
+    fresh = build_index(open_dataset(root), workers=0)  # no cache: the trusted answer
+    pd.testing.assert_frame_equal(index.table.drop(columns="mtime_ns"),
+                                  fresh.table.drop(columns="mtime_ns"))  # fmt: skip
+    np.testing.assert_array_equal(index.embeddings, fresh.embeddings)
+    np.testing.assert_array_equal(index.pixels, fresh.pixels)
+
+
+def test_the_cache_keeps_one_scan_per_dataset_and_the_base_its_delta_rests_on(
+    tmp_path: Path,
+) -> None:
+    """A rescan that changed few rows stores only those, as a delta of the last full scan;
+    each delta replaces the last; the base goes when a scan is written in full again."""
+    root = write_image_folder(tmp_path / "ds", classes=2, per_class=10)
+    workspace = open_workspace(tmp_path / "ws")
+    first = build_index(open_dataset(root), workspace=workspace, workers=0)
+    assert _folders(workspace) == {first.fingerprint}
+    Image.new("L", (16, 16), 9).save(root / "train" / "class_0" / "extra.png")
+    second = build_index(open_dataset(root), workspace=workspace, workers=0)
+    delta = workspace.scans / second.fingerprint
+    assert _folders(workspace) == {first.fingerprint, second.fingerprint}
+    assert not (delta / "embeddings.npy").exists() and len(np.load(delta / "delta_pixels.npy")) == 1
+    assert json.loads((delta / "meta.json").read_text())["base"] == first.fingerprint
+    (root / "val" / "class_1" / "003.png").unlink()  # rows no longer line up with the base
+    Image.new("L", (16, 16), 200).save(root / "val" / "class_0" / "000.png")
+    third = build_index(open_dataset(root), workspace=workspace, workers=0)
+    assert _folders(workspace) == {first.fingerprint, third.fingerprint}  # of the base, not of 2
+    assert len(np.load(workspace.scans / third.fingerprint / "delta_pixels.npy")) == 2
+    _same_as_fresh(root, third)
+    hit = build_index(open_dataset(root), workspace=workspace, workers=0)  # read back: base + delta
+    assert hit.reused == len(third)
+    _same_as_fresh(root, hit)
+    for i in range(10):  # more than MAX_DELTA_SHARE of the rows: written in full, base deleted
+        Image.new("L", (16, 16), 40 + i).save(root / "train" / "class_1" / f"00{i}.png")
+    fourth = build_index(open_dataset(root), workspace=workspace, workers=0)
+    assert _folders(workspace) == {fourth.fingerprint}
+    assert (workspace.scans / fourth.fingerprint / "embeddings.npy").exists()
+    _same_as_fresh(root, fourth)
+
+
+def test_a_delta_whose_base_is_gone_or_damaged_is_a_miss(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "ds", classes=2, per_class=10)
     workspace = open_workspace(tmp_path / "ws")
     first = build_index(open_dataset(root), workspace=workspace, workers=0)
     Image.new("L", (16, 16), 9).save(root / "train" / "class_0" / "extra.png")
     second = build_index(open_dataset(root), workspace=workspace, workers=0)
-    folders = {p.name for p in workspace.scans.iterdir() if p.name != "latest"}
-    assert folders == {second.fingerprint} != {first.fingerprint}
+    np.save(workspace.scans / second.fingerprint / "base_rows.npy", np.arange(3))
+    assert build_index(open_dataset(root), workspace=workspace, workers=0).reused == 0
+    Image.new("L", (16, 16), 19).save(root / "train" / "class_0" / "extra2.png")
+    third = build_index(open_dataset(root), workspace=workspace, workers=0)
+    base = json.loads((workspace.scans / third.fingerprint / "meta.json").read_text()).get("base")
+    if base:  # the miss above was written in full; this one rests on it
+        shutil.rmtree(workspace.scans / base)
+        again = build_index(open_dataset(root), workspace=workspace, workers=0)
+        assert again.reused == 0
+        _same_as_fresh(root, again)
+    assert first.fingerprint not in _folders(workspace)
 
 
 def test_touching_a_file_keeps_the_fingerprint_and_refreshes_its_mtime(tmp_path: Path) -> None:

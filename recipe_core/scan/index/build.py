@@ -80,7 +80,8 @@ def build_index(
     fingerprint = cache.content_fingerprint(table, spec.name)
     scan = cache.CachedScan(table, embeddings, pixels, key, fingerprint)
     if scans is not None:
-        cache.save_scan(scans, dataset_key, scan, embedding=spec.name)
+        cache.save_scan(scans, dataset_key, scan, embedding=spec.name, previous=previous,
+                        reuse=reuse)  # fmt: skip
     return _as_index(source, scan, spec, reused=len(files) - len(todo))
 
 
