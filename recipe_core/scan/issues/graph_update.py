@@ -34,6 +34,8 @@ from recipe_core.scan.issues.neighbors import (
     keep_nearest,
     nearest_neighbors,
     search_changed,
+    stable_partition,
+    subset_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,9 @@ def memo_graph(
     updated = _update(embeddings, rows, identity, k, wide, memo, seed)
     if updated is None:
         width = min(k + MIN_SPARE, len(rows) - 1)
-        local, dist = nearest_neighbors(embeddings[rows], width, seed=seed, progress=progress)
+        local, dist = nearest_neighbors(
+            subset_rows(embeddings, rows), width, seed=seed, progress=progress
+        )
     else:
         local, dist = updated
     used = max(k, int((local >= 0).sum(axis=1).max()))  # columns past every list: not stored
@@ -100,7 +104,7 @@ def _update(
     stale = np.flatnonzero(old_pos < 0)  # added or changed rows
     if len(kept) < (1 - MAX_SEARCHED_SHARE) * m:
         return None
-    data = np.ascontiguousarray(embeddings[rows], dtype=np.float32)
+    data = np.ascontiguousarray(subset_rows(embeddings, rows), dtype=np.float32)
     new_of_old = np.full(len(old_identity) + 1, -1, dtype=np.int64)  # slot -1: "no neighbour"
     new_of_old[old_pos[kept]] = kept
     stored = old_nbr[old_pos[kept], :width]  # ascending lists, -1 / inf past their end
@@ -136,9 +140,7 @@ def _update(
         gained[:] = True
     # Lost entries go to the end of their list (a stable sort of one byte per entry keeps the
     # rest ascending); only lists that gained an entry are merged with their candidates.
-    order = np.argsort(lost.view(np.uint8), axis=1, kind="stable")
-    merged_i = np.take_along_axis(merged_i, order, axis=1)
-    merged_d = np.take_along_axis(merged_d, order, axis=1)
+    merged_i, merged_d = stable_partition(lost, (merged_i, merged_d))
     redo = np.flatnonzero(gained)
     both_i, both_d = keep_nearest(
         np.concatenate([merged_i[redo], cand_i[redo]], axis=1),

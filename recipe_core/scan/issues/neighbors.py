@@ -78,9 +78,16 @@ def neighbor_graph(
         empty = np.zeros((len(rows), 0))
         return NeighborGraph(rows, empty.astype(np.int64), empty.astype(np.float32))
     k = min(k, len(rows) - 1)
-    local, dist = nearest_neighbors(embeddings[rows], k, seed=seed, progress=progress)
+    local, dist = nearest_neighbors(subset_rows(embeddings, rows), k, seed=seed, progress=progress)
     indices = np.where(local >= 0, rows[np.maximum(local, 0)], -1)
     return NeighborGraph(rows, indices, dist)
+
+
+def subset_rows(embeddings: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """embeddings[rows], without the copy (93 MB at 50k x 464) when `rows` are all of them."""
+    every = len(rows) == len(embeddings) and np.array_equal(rows, np.arange(len(rows)))
+    out: np.ndarray = embeddings if every else embeddings[rows]
+    return out
 
 
 def nearest_neighbors(
@@ -209,13 +216,31 @@ def search_changed(
 
 def keep_nearest(indices: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's k smallest distances among its candidates (`indices`, `dist`, both (n, m)),
-    ascending, padded with -1 / inf to k columns; ties keep their column order."""
-    best = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    ascending, padded with -1 / inf to k columns; ties keep their column order. Sorted
+    SELECT_CELLS at a time (see `_nearest_of`)."""
     out_i = np.full((len(indices), k), -1, dtype=np.int64)
     out_d = np.full((len(indices), k), np.inf, dtype=np.float32)
-    out_i[:, : best.shape[1]] = np.take_along_axis(indices, best, axis=1)
-    out_d[:, : best.shape[1]] = np.take_along_axis(dist, best, axis=1)
+    step = max(1, SELECT_CELLS // max(dist.shape[1], 1))
+    for start in range(0, len(indices), step):
+        rows = slice(start, start + step)
+        best = np.argsort(dist[rows], axis=1, kind="stable")[:, :k]
+        out_i[rows, : best.shape[1]] = np.take_along_axis(indices[rows], best, axis=1)
+        out_d[rows, : best.shape[1]] = np.take_along_axis(dist[rows], best, axis=1)
     return out_i, out_d
+
+
+def stable_partition(last: np.ndarray, columns: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """`columns` (each (n, m)) with each row's entries where `last` (bool, (n, m)) is set
+    moved to its end, the rest in their order: a stable sort of one byte per entry, a few
+    rows at a time (at 50k x 116 entries, twice as fast as one sort of all of them)."""
+    out = tuple(np.empty_like(c) for c in columns)
+    step = max(1, SELECT_CELLS // max(last.shape[1], 1))
+    for start in range(0, len(last), step):
+        rows = slice(start, start + step)
+        order = np.argsort(last[rows].view(np.uint8), axis=1, kind="stable")
+        for c, o in zip(columns, out, strict=True):
+            o[rows] = np.take_along_axis(c[rows], order, axis=1)
+    return out
 
 
 def _top_k(
