@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,7 @@ def build_index(
     reuse = _reusable_rows(files, previous)
     todo = np.flatnonzero(reuse < 0)
     log.info("decoding %d of %d files (the rest reused)", len(todo), len(files))
-    paths = [os.fsdecode(resolve_path(source.root, p)) for p in files["path"].iloc[todo]]
+    paths = [_absolute(source.root, p) for p in files["path"].iloc[todo].tolist()]
     runner = features or local_features(workers=workers, device=device)
     fresh, fresh_embeddings = runner(paths, spec, progress)
     table, embeddings, pixels = _assemble(files, previous, reuse, fresh, fresh_embeddings)
@@ -98,6 +99,14 @@ def local_features(*, workers: int | None = None, device: str | None = None) -> 
         return fresh, deep_embeddings(paths, spec, device=device)
 
     return run
+
+
+def _absolute(root: Path, rel: str) -> str:
+    """The file `rel` names under `root`, as `resolve_path` finds it (escapes, absolute
+    paths), by prefix otherwise: pathlib's join per file was 0.5 s of a 50k-image scan."""
+    if "\\x" in rel or os.path.isabs(rel):
+        return os.fsdecode(resolve_path(root, rel))
+    return os.path.join(os.fspath(root), "") + rel
 
 
 def stat_files(source: DatasetSource) -> pd.DataFrame:

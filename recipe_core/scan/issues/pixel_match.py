@@ -169,8 +169,10 @@ def thumbnail_std(pixels: np.ndarray) -> np.ndarray:
     """(N,) float32 std of each thumbnail's grey levels (float32 sums: 5x cheaper than a
     float64 std over every pixel)."""
     out = np.zeros(len(pixels), dtype=np.float32)
-    for start in range(0, len(pixels), 16 * CHUNK):  # float copies of 32k images, not of 1M
-        x = pixels[start : start + 16 * CHUNK].reshape(-1, pixels[0].size).astype(np.float32)
+    # float copies of CHUNK images (8 MB): a 32k-image chunk's 134 MB copies were fresh
+    # mappings to fault in, 10x the arithmetic (0.53 -> 0.05 s at 50k)
+    for start in range(0, len(pixels), CHUNK):
+        x = pixels[start : start + CHUNK].reshape(-1, pixels[0].size).astype(np.float32)
         mean = x.mean(axis=1)
         out[start : start + len(x)] = np.sqrt(np.maximum((x * x).mean(axis=1) - mean * mean, 0))
     return out

@@ -50,6 +50,7 @@ ABS_FLAT_STD = 0.03  # luminance std (of 1.0) below this: a nearly constant imag
 INFO_RATIO = 3.0  # entropy and contrast both this many times below typical: low information
 BLUR_MARGIN = 0.05  # blur effect at least this far above typical (it lives in [0, 1])
 BLUR_BOX = 5  # px: the re-blurring box filter of the blur effect
+PARTITION_ROWS = 4096  # thumbnails per percentile partition (4 MB of uint8)
 SIZE_RATIO = 2.0  # scale (sqrt(w*h)) this many times off the median: odd size
 ASPECT_RATIO = 1.5  # w/h this many times off the median: odd aspect ratio
 COMMON_SHARE = 0.02  # a size/aspect shared (within 5 %) by this share of samples is normal
@@ -128,8 +129,10 @@ def _pixel_stats(pixels: np.ndarray) -> np.ndarray:
         return out
     flat = pixels.reshape(len(pixels), k)
     lo, hi = int(0.01 * (k - 1)), int(0.99 * (k - 1))
-    ends = np.partition(flat, (lo, hi), axis=1)
-    out[:, 0], out[:, 1] = ends[:, lo] / 255.0, ends[:, hi] / 255.0
+    for start in range(0, len(flat), PARTITION_ROWS):  # its copy stays in cache
+        ends = np.partition(flat[start : start + PARTITION_ROWS], (lo, hi), axis=1)
+        rows = slice(start, start + len(ends))
+        out[rows, 0], out[rows, 1] = ends[:, lo] / 255.0, ends[:, hi] / 255.0
     out[:, 2] = blur_effect(pixels)
     return out
 
