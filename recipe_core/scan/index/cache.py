@@ -87,8 +87,7 @@ def load_latest(scans: Path, key: str) -> CachedScan | None:
         if base:
             embeddings, pixels, base_rows = _delta_arrays(scans / base, folder, len(table))
         else:
-            embeddings = np.load(folder / "embeddings.npy")
-            pixels = np.load(folder / "pixels.npy")
+            embeddings, pixels = _mapped(folder / "embeddings.npy"), _mapped(folder / "pixels.npy")
             base_rows = None
     except FileNotFoundError:
         return None
@@ -110,7 +109,7 @@ def _delta_arrays(base: Path, folder: Path, n: int) -> tuple[np.ndarray, np.ndar
     """(embeddings, pixels, base_rows) of a delta scan: its base's rows, patched in place when
     the rows line up (files edited, none added or removed), else gathered."""
     base_rows = np.load(folder / "base_rows.npy")
-    embeddings, pixels = np.load(base / "embeddings.npy"), np.load(base / "pixels.npy")
+    embeddings, pixels = _mapped(base / "embeddings.npy"), _mapped(base / "pixels.npy")
     here = np.flatnonzero(base_rows < 0)
     from_base = np.flatnonzero(base_rows >= 0)
     if base_rows.shape != (n,) or (len(from_base) and base_rows.max() >= len(embeddings)):
@@ -120,6 +119,14 @@ def _delta_arrays(base: Path, folder: Path, n: int) -> tuple[np.ndarray, np.ndar
     embeddings[here] = np.load(folder / "delta_embeddings.npy")
     pixels[here] = np.load(folder / "delta_pixels.npy")
     return embeddings, pixels, base_rows
+
+
+def _mapped(path: Path) -> np.ndarray:
+    """The array in `path`, mapped copy-on-write: pages are read from the page cache as they
+    are touched, and a write (a delta's rows patched in) stays private to this process. Reading
+    it whole instead faulted in a fresh copy of a 50k scan's 143 MB, 0.1-0.4 s of a rescan.
+    Cached files are only ever replaced by a rename, so the mapping's file never changes."""
+    return np.asarray(np.load(path, mmap_mode="c"))
 
 
 def memo_path(scans: Path, source: DatasetSource, embedding: str) -> Path:

@@ -25,7 +25,8 @@ def duplicate_issue_rows(
     # the group problems (labels, splits) an identical twin counts as the most severe case.
     near_score = np.clip(1.0 - 0.5 * info["closeness"].fillna(1.0).to_numpy(), 0.5, 1.0)
     info = info.assign(score=near_score, group_score=np.where(info["twin"] >= 0, 1.0, near_score))
-    paths = dict(zip(table["sample_id"], table["path"], strict=True))
+    named = table[table["sample_id"].isin(pd.unique(info[["twin", "partner"]].to_numpy().ravel()))]
+    paths = dict(zip(named["sample_id"], named["path"], strict=True))  # the rows' e.g. files
     return concat_issues(
         [
             _exact_rows(info[info["exact_group"] != ""], paths),

@@ -218,13 +218,7 @@ def near_pairs(
 
     `links.evidence.judge(t)` tells which remain at a stricter line t."""
     eligible = eligible_thumbnails(pixels, memo=memo) if eligible is None else eligible
-    nbr = np.maximum(graph.indices, 0)
-    own = exact[graph.rows][:, None]
-    usable = (graph.indices >= 0) & ~((own >= 0) & (exact[nbr] == own))
-    usable &= np.cumsum(usable, axis=1) <= k
-    usable &= eligible[graph.rows][:, None] & eligible[nbr]
-    src = np.broadcast_to(graph.rows[:, None], nbr.shape)[usable]
-    dst = nbr[usable]
+    src, dst = near_candidates(graph, exact, eligible, k)
     n = len(pixels)
     key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
     a, b = key // n, key % n
@@ -240,6 +234,46 @@ def near_pairs(
         evidence=join_evidence([evidence.subset(near), flipped.subset(new)]),
         flip=np.concatenate([np.full(len(a), "", dtype=object), kind[new]]),
     )
+
+
+def near_candidates(
+    graph: NeighborGraph, exact: np.ndarray, eligible: np.ndarray, k: int = NEAR_K
+) -> tuple[np.ndarray, np.ndarray]:
+    """(src, dst) row numbers: each graph row's first k neighbours that are not its identical
+    copies (`exact`), where both thumbnails are `eligible`. The first 2k columns hold them for
+    nearly every row (the graph has ~60 at 50k images, for the outlier score); only rows with
+    more identical copies than that are read in full."""
+    src, dst, short = _candidates(graph, exact, eligible, k, np.arange(len(graph.rows)), 2 * k)
+    if len(short):
+        more = _candidates(graph, exact, eligible, k, short, graph.k)
+        src, dst = np.concatenate([src, more[0]]), np.concatenate([dst, more[1]])
+    return src, dst
+
+
+def _candidates(
+    graph: NeighborGraph,
+    exact: np.ndarray,
+    eligible: np.ndarray,
+    k: int,
+    lines: np.ndarray,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst, short) for the graph `lines`, read to `width` columns: each line's first k
+    neighbours that are not its identical copies, as pairs of eligible rows; `short`: the
+    lines that found fewer than k within `width` columns while the graph has more."""
+    indices = graph.indices[lines, :width]
+    nbr = np.maximum(indices, 0)
+    rows = graph.rows[lines]
+    own = exact[rows][:, None]
+    usable = (indices >= 0) & ~((own >= 0) & (exact[nbr] == own))
+    found = np.cumsum(usable, axis=1)
+    short = lines[(found[:, -1] < k) & (width < graph.k)] if found.shape[1] else lines[:0]
+    if len(short):
+        usable[np.isin(lines, short)] = False  # read again in full
+    usable &= found <= k
+    usable &= eligible[rows][:, None] & eligible[nbr]
+    src = np.broadcast_to(rows[:, None], nbr.shape)[usable]
+    return src, nbr[usable], short
 
 
 def eligible_thumbnails(

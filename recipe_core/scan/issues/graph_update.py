@@ -31,16 +31,17 @@ from recipe_core.scan.issues.memo import IssueMemo, lookup
 from recipe_core.scan.issues.neighbors import (
     EXACT_LIMIT,
     NeighborGraph,
+    as_lists,
     keep_nearest,
     nearest_neighbors,
     search_changed,
-    stable_partition,
     subset_rows,
 )
 
 log = logging.getLogger(__name__)
 
 MIN_SPARE = 8  # fewest neighbours stored per row beyond the detectors' k
+STEP_ENTRIES = 1 << 18  # list entries per step of a whole-graph pass (see _carry)
 MAX_SEARCHED_SHARE = 0.25  # more new or lost rows than this share: one full search is cheaper
 _IDENTITY, _NEIGHBOURS, _DISTANCES = "graph.identity", "graph.neighbours", "graph.distances"
 
@@ -71,10 +72,12 @@ def memo_graph(
         )
     else:
         local, dist = updated
-    used = max(k, int((local >= 0).sum(axis=1).max()))  # columns past every list: not stored
+    used = max(
+        k, int(_held(local, local.shape[1]).max(initial=0))
+    )  # columns past every list: not stored
     memo.keep(_IDENTITY, identity)
-    memo.keep(_NEIGHBOURS, local[:, :used].astype(np.int32))
-    memo.keep(_DISTANCES, dist[:, :used].astype(np.float32))
+    memo.keep(_NEIGHBOURS, np.ascontiguousarray(local[:, :used], dtype=np.int32))
+    memo.keep(_DISTANCES, np.ascontiguousarray(dist[:, :used], dtype=np.float32))
     local, dist = local[:, :k], dist[:, :k]
     indices = np.where(local >= 0, rows[np.maximum(local, 0)], -1)
     return NeighborGraph(rows, indices, dist)
@@ -105,18 +108,18 @@ def _update(
     if len(kept) < (1 - MAX_SEARCHED_SHARE) * m:
         return None
     data = np.ascontiguousarray(subset_rows(embeddings, rows), dtype=np.float32)
-    new_of_old = np.full(len(old_identity) + 1, -1, dtype=np.int64)  # slot -1: "no neighbour"
-    new_of_old[old_pos[kept]] = kept
-    stored = old_nbr[old_pos[kept], :width]  # ascending lists, -1 / inf past their end
-    merged_i = new_of_old[stored]
-    merged_d = old_dist[old_pos[kept], :width]
-    held = (stored >= 0).sum(axis=1)
-    # old rows farther than a stored list's last entry are unknown, unless it held them all
-    last = np.take_along_axis(merged_d, np.maximum(held - 1, 0)[:, None], axis=1)[:, 0]
-    bound = np.where(held >= len(old_identity) - 1, np.inf, np.where(held > 0, last, -np.inf))
-    lost = merged_i < 0
-    lost &= stored >= 0  # an entry whose row left or changed
-    merged_d[lost] = np.inf
+    # Every row is written below: kept rows by `_carry`, the rest by their own search. Where
+    # the rows line up with the stored lists', those arrays are rewritten in place (fresh ones
+    # are 46 MB to fault in at 50k).
+    aligned = len(old_nbr) == m and np.array_equal(old_pos[kept], kept)
+    if (aligned and old_nbr.shape == old_dist.shape == (m, width) and old_nbr.flags.writeable
+            and old_dist.flags.writeable and old_nbr.dtype == np.int32
+            and old_dist.dtype == np.float32):  # fmt: skip
+        local, dist = old_nbr, old_dist  # each step reads its rows before it writes them
+    else:
+        local = np.empty((m, width), dtype=np.int32)
+        dist = np.empty((m, width), dtype=np.float32)
+    bound = _carry(old_nbr, old_dist, old_pos, kept, local, dist, aligned)
     gained = np.zeros(len(kept), dtype=bool)
     fresh = None  # the changed rows' own lists, when one exact pass over them gave them
     cand_i = np.zeros((len(kept), 0), dtype=np.int64)
@@ -129,7 +132,7 @@ def _update(
         log.debug("%d (kept row, changed row) pairs within reach", len(at))
         at_kept = np.full(m, -1, dtype=np.int64)
         at_kept[kept] = np.arange(len(kept))
-        cand_i, cand_d = _as_lists(at_kept[at], by, pair_d, len(kept), width)
+        cand_i, cand_d = as_lists(at_kept[at], by, pair_d, len(kept), width)
         gained[at_kept[at]] = True
     elif len(stale):
         near = min(width, len(stale))
@@ -138,22 +141,18 @@ def _update(
         if near < len(stale):
             bound = np.minimum(bound, _last(cand_d))
         gained[:] = True
-    # Lost entries go to the end of their list (a stable sort of one byte per entry keeps the
-    # rest ascending); only lists that gained an entry are merged with their candidates.
-    merged_i, merged_d = stable_partition(lost, (merged_i, merged_d))
+    # Only lists that gained an entry are merged with their candidates.
     redo = np.flatnonzero(gained)
+    at = kept[redo]
     both_i, both_d = keep_nearest(
-        np.concatenate([merged_i[redo], cand_i[redo]], axis=1),
-        np.concatenate([merged_d[redo], cand_d[redo]], axis=1),
+        np.concatenate([local[at], cand_i[redo]], axis=1),
+        np.concatenate([dist[at], cand_d[redo]], axis=1),
         width,
     )
     unproven = ~(both_d <= bound[redo, None])
     both_i[unproven], both_d[unproven] = -1, np.inf
-    local = np.full((m, width), -1, dtype=np.int64)
-    dist = np.full((m, width), np.inf, dtype=np.float32)
-    local[kept, : merged_i.shape[1]], dist[kept, : merged_d.shape[1]] = merged_i, merged_d
-    local[kept[redo]], dist[kept[redo]] = both_i, both_d
-    short = kept[(local[kept, :k] >= 0).sum(axis=1) < k]
+    local[at], dist[at] = both_i, both_d
+    short = kept[_held(local, k)[kept] < k]
     if len(stale) + len(short) > MAX_SEARCHED_SHARE * m:
         return None
     if fresh is not None:
@@ -166,6 +165,63 @@ def _update(
     return local, dist
 
 
+def _carry(
+    old_nbr: np.ndarray,
+    old_dist: np.ndarray,
+    old_pos: np.ndarray,
+    kept: np.ndarray,
+    local: np.ndarray,
+    dist: np.ndarray,
+    aligned: bool,
+) -> np.ndarray:
+    """Write each kept row's stored list into `local` / `dist` (its row `kept[i]`): positions
+    renumbered from the old rows to the new, entries whose row left or changed moved to the end
+    as -1 / inf (a stable sort of one byte per entry keeps the rest ascending), padded to the
+    arrays' width; `aligned`: every kept row is at the same position in the old rows.
+    Returns (len(kept),) each list's bound: the stored list's last distance
+    (old rows farther than it are unknown), inf when it held every other row, -inf when empty.
+
+    A few hundred rows at a time (STEP_ENTRIES), in int32: the whole-graph temporaries of one
+    pass (50k x 116 entries, int64 indices) were fresh mappings to fault in, each several
+    times the arithmetic on them."""
+    n_old = len(old_nbr)
+    width = local.shape[1]
+    new_of_old = np.full(n_old + 1, -1, dtype=np.int32)  # slot -1: "no neighbour"
+    new_of_old[old_pos[kept]] = kept
+    cols = min(width, old_nbr.shape[1])
+    bound = np.empty(len(kept), dtype=np.float64)
+    step = max(1, STEP_ENTRIES // max(width, 1))
+    for start in range(0, len(kept), step):
+        part = slice(start, start + step)
+        to = kept[part]
+        src = to if aligned else old_pos[to]
+        stored = old_nbr[src, :cols]
+        mapped = new_of_old[stored]
+        far = old_dist[src, :cols]
+        held = (stored >= 0).sum(axis=1)
+        last = far[np.arange(len(far)), np.maximum(held - 1, 0)].astype(np.float64)
+        bound[part] = np.where(held >= n_old - 1, np.inf, np.where(held > 0, last, -np.inf))
+        lost = (mapped < 0) & (stored >= 0)  # an entry whose row left or changed
+        hit = np.flatnonzero(lost.any(axis=1))
+        if len(hit):
+            order = np.argsort(lost[hit].view(np.uint8), axis=1, kind="stable")
+            mapped[hit] = np.take_along_axis(mapped[hit], order, axis=1)
+            far[hit] = np.take_along_axis(far[hit], order, axis=1)
+            far[hit] = np.where(np.take_along_axis(lost[hit], order, axis=1), np.inf, far[hit])
+        local[to, :cols], dist[to, :cols] = mapped, far
+        local[to, cols:], dist[to, cols:] = -1, np.inf
+    return bound
+
+
+def _held(local: np.ndarray, k: int) -> np.ndarray:
+    """(n,) entries each list holds among its first k."""
+    out = np.empty(len(local), dtype=np.int64)
+    step = max(1, STEP_ENTRIES // max(k, 1))
+    for start in range(0, len(local), step):
+        out[start : start + step] = (local[start : start + step, :k] >= 0).sum(axis=1)
+    return out
+
+
 def _search_rows(
     data: np.ndarray, queries: np.ndarray, width: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -175,22 +231,6 @@ def _search_rows(
     idx, dist = np.where(own, -1, idx), np.where(own, np.inf, dist)
     order = np.argsort(dist, axis=1, kind="stable")[:, :width]
     return np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1)
-
-
-def _as_lists(
-    at: np.ndarray, by: np.ndarray, dist: np.ndarray, n: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (row `at`, neighbour `by`, `dist`) as (n, c) neighbour lists, each row's nearest
-    `width` at most, ascending; c is the longest list, short ones padded with -1 / inf."""
-    order = np.lexsort((dist, at))
-    at, by, dist = at[order], by[order], dist[order]
-    rank = np.arange(len(at)) - np.searchsorted(at, at, side="left")
-    keep = rank < width
-    width = int(rank[keep].max()) + 1 if keep.any() else 0
-    out_i = np.full((n, width), -1, dtype=np.int64)
-    out_d = np.full((n, width), np.inf, dtype=np.float32)
-    out_i[at[keep], rank[keep]], out_d[at[keep], rank[keep]] = by[keep], dist[keep]
-    return out_i, out_d
 
 
 def _last(dist: np.ndarray) -> np.ndarray:

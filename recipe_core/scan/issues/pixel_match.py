@@ -65,6 +65,7 @@ MIN_STD = 2.0  # grey levels: constant thumbnails are not compared (no structure
 CLIP_LEVELS = 1  # grey levels from an end (0-1, 254-255) that count as clipped
 CLIP_GAP = 0.05  # one image has this much more of its pixels clipped: compare with matched clips
 CHUNK = 2048  # pairs or images per vectorised batch
+WINDOW_CHUNK = 256  # images per batch of window sums
 PAIR_BLOCK = 65_536  # pairs verified together: their images' float copies stay under ~0.6 GB
 MIN_LINE, MAX_LINE = 0.25, 2.0  # the near-duplicate threshold's range, in closeness units
 ROUNDING = float(np.sqrt(2 / 12))  # grey levels RMS: two copies rounded to whole grey levels
@@ -263,7 +264,8 @@ def verify_pairs(
     used = np.unique(np.concatenate([a, b]))
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
-    win_a, win_b = _window_sums(centred, max_shift, "a"), _window_sums(centred, max_shift, "b")
+    windows = _window_sums(centred, max_shift)
+    win_a, win_b = windows["a"], windows["b"]
     on_cpu = device in (None, "cpu")
     if on_cpu:
         cross_products = _numpy_cross_products(centred, max_shift)
@@ -352,28 +354,35 @@ def _window(role: str, dy: int, dx: int, h: int, w: int) -> tuple[slice, slice]:
     return slice(y, y + h - abs(dy)), slice(x, x + w - abs(dx))
 
 
-def _window_sums(c: np.ndarray, max_shift: int, role: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per image and shift, the sum and sum of squares over its overlap window: (N, S) each.
+def _window_sums(c: np.ndarray, max_shift: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per role ("a", "b"), per image and shift, the sum and sum of squares over its overlap
+    window: (N, S) each.
 
     Computed once per image, so a pair only pays for its cross products. A window is a band of
     rows times a band of columns and there are only 2s+1 distinct bands of each, so all window
-    sums are u_y^T X u_x for 0/1 band indicators: two small matrix products per image.
+    sums are u_y^T X u_x for 0/1 band indicators: two small matrix products per image. Both
+    roles come from one float64 copy of each WINDOW_CHUNK images (a few MB, reused from the
+    allocator: 2048 images' 16 MB blocks were fresh mappings, faulted in at every chunk).
     """
     n, h, w = c.shape
     offsets = range(-max_shift, max_shift + 1)
-    rows = np.zeros((len(offsets), h))
-    cols = np.zeros((len(offsets), w))
-    for i, d in enumerate(offsets):
-        rows[i, _window(role, d, 0, h, w)[0]] = 1.0
-        cols[i, _window(role, 0, d, h, w)[1]] = 1.0
-    sums = np.empty((n, len(offsets) ** 2))
-    squares = np.empty_like(sums)
-    for start in range(0, n, CHUNK):
-        block = c[start : start + CHUNK].astype(np.float64)
-        for x, out in ((block, sums), (block * block, squares)):
-            bands = np.matmul(np.matmul(rows, x), cols.T)  # (n, dy, dx) in shifts() order
-            out[start : start + len(block)] = bands.reshape(len(block), -1)
-    return sums, squares
+    bands = {}
+    for role in ("a", "b"):
+        rows = np.zeros((len(offsets), h))
+        cols = np.zeros((len(offsets), w))
+        for i, d in enumerate(offsets):
+            rows[i, _window(role, d, 0, h, w)[0]] = 1.0
+            cols[i, _window(role, 0, d, h, w)[1]] = 1.0
+        bands[role] = rows, cols.T.copy()
+    out = {role: (np.empty((n, len(offsets) ** 2)), np.empty((n, len(offsets) ** 2)))
+           for role in bands}  # fmt: skip
+    for start in range(0, n, WINDOW_CHUNK):
+        block = c[start : start + WINDOW_CHUNK].astype(np.float64)
+        for which, x in enumerate((block, block * block)):
+            for role, (rows, cols) in bands.items():
+                sums = np.matmul(np.matmul(rows, x), cols)  # (n, dy, dx) in shifts() order
+                out[role][which][start : start + len(block)] = sums.reshape(len(block), -1)
+    return out
 
 
 def _best_of(
