@@ -86,7 +86,7 @@ def main() -> None:
         memo = memo_path(open_workspace(ws).scans, cold.index.source, cold.index.embedding_name)
 
         changed = redraw(root, args.share, seed=1)
-        memo.unlink()
+        memo.unlink()  # the next rescan has no memo
         _, old_wall, old_cpu = timed(f"rescan, {changed} files, no memo", root, ws, args.workers)
         walls, cpus = [], []
         for i in range(max(1, args.repeat)):

@@ -15,7 +15,13 @@ from PIL import Image
 from recipe_core.scan import scan
 from recipe_core.scan.index.cache import memo_path
 from recipe_core.scan.issues.graph_update import MIN_SPARE, memo_graph
-from recipe_core.scan.issues.memo import IssueMemo, content_keys, pair_keys
+from recipe_core.scan.issues.memo import (
+    IssueMemo,
+    content_keys,
+    pair_keys,
+    read_arrays,
+    write_arrays,
+)
 from recipe_core.scan.issues.neighbors import nearest_neighbors
 from recipe_core.workspace import open_workspace
 
@@ -48,7 +54,7 @@ def test_the_updated_graph_equals_a_fresh_exact_search(tmp_path: Path, caplog) -
     graph0 = memo_graph(data, np.arange(n), k, first)
     want_i, _ = _exact(data, k)
     assert np.array_equal(graph0.indices, want_i)
-    path = tmp_path / "memo.npz"
+    path = tmp_path / "scan.memo"
     first.save(path)
 
     nearest_to_0 = _exact(data, 12)[0][0]
@@ -85,7 +91,7 @@ def test_many_rescans_in_a_row_keep_the_graph_exact_as_lists_wear_and_are_renewe
     data = rng.normal(size=(n, 10)).astype(np.float32)
     ids = np.arange(n, dtype=np.int64) * 7919
     hashes = [_hash(rng) for _ in range(n)]
-    path = tmp_path / "memo.npz"
+    path = tmp_path / "scan.memo"
     memo = IssueMemo(_table(ids, hashes))
     memo_graph(data, np.arange(n), k, memo)
     memo.save(path)
@@ -103,8 +109,7 @@ def test_many_rescans_in_a_row_keep_the_graph_exact_as_lists_wear_and_are_renewe
         assert np.array_equal(graph.indices, want_i)
         np.testing.assert_allclose(graph.distances, want_d, rtol=1e-4, atol=1e-5)
         memo.save(path)
-        with np.load(path) as stored:
-            widths.add(stored["graph.neighbours"].shape[1])
+        widths.add(read_arrays(path)["graph.neighbours"].shape[1])
     assert searched_again > 0  # worn lists were renewed
     assert max(widths) > k + MIN_SPARE  # ... wider than a full search keeps them
 
@@ -116,10 +121,10 @@ def test_a_memo_of_other_rows_or_no_memo_gives_the_same_graph(tmp_path: Path) ->
     table = _table(np.arange(300), [_hash(rng) for _ in range(300)])
     other = IssueMemo(_table(np.arange(300) + 10_000, [_hash(rng) for _ in range(300)]))
     memo_graph(rng.normal(size=(300, 8)).astype(np.float32), np.arange(300), 5, other)
-    other.save(tmp_path / "other.npz")
-    (tmp_path / "damaged.npz").write_bytes(b"not a zip file")
+    other.save(tmp_path / "other.memo")
+    (tmp_path / "damaged.memo").write_bytes(b"not a memo file")
     want, _ = _exact(data, 5)
-    for name in ("other.npz", "damaged.npz", "missing.npz"):
+    for name in ("other.memo", "damaged.memo", "missing.memo"):
         memo = IssueMemo.load(tmp_path / name, table)
         assert np.array_equal(memo_graph(data, np.arange(300), 5, memo).indices, want), name
 
@@ -138,10 +143,10 @@ def test_per_image_and_per_pair_values_are_computed_once_per_content(tmp_path: P
     np.testing.assert_array_equal(
         memo.per_image("x", np.arange(5), compute)[:, 0], np.arange(5) * 10
     )
-    memo.save(tmp_path / "m.npz")
+    memo.save(tmp_path / "m.memo")
     # row 4 is edited (new bytes), a copy of row 1's file is added under a new path
     table2 = _table(np.arange(6), [*hashes[:4], _hash(rng), hashes[1]])
-    again = IssueMemo.load(tmp_path / "m.npz", table2)
+    again = IssueMemo.load(tmp_path / "m.memo", table2)
     calls.clear()
     out = again.per_image("x", np.arange(6), compute)
     assert [c.tolist() for c in calls] == [[4]]  # only the edited file
@@ -202,3 +207,49 @@ def test_a_damaged_memo_costs_time_not_results(tmp_path: Path) -> None:
     memo_file.write_bytes(memo_file.read_bytes()[:1000])  # cut short
     again = scan(root, workspace=ws, workers=1)
     pd.testing.assert_frame_equal(again.issues, first.issues)
+
+
+def test_the_memo_file_holds_its_arrays_exactly_and_refuses_damaged_files(tmp_path: Path) -> None:
+    """`write_arrays` / `read_arrays`: every dtype and shape the memo keeps comes back equal
+    (empty arrays too); a mapped array written to leaves the file as it was (copy-on-write);
+    a file cut short, or not a memo, is a ValueError (which `IssueMemo.load` turns into an
+    empty memo), never arrays of garbage."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "ids": rng.integers(0, 2**63, 1000, dtype=np.int64).view(np.uint64),
+        "graph": rng.integers(-1, 500, (300, 17), dtype=np.int64).astype(np.int32),
+        "dist": rng.random((300, 17)).astype(np.float32),
+        "stats": rng.random((5, 3)),
+        "none": np.zeros((0, 4), dtype=np.float32),
+        "one": np.array([2]),
+    }
+    path = tmp_path / "x.memo"
+    write_arrays(path, arrays)
+    back = read_arrays(path)
+    assert list(back) == list(arrays)
+    for name, array in arrays.items():
+        assert back[name].dtype == array.dtype and np.array_equal(back[name], array), name
+    back["graph"][:] = -7  # patched in place, as the graph update does
+    assert np.array_equal(read_arrays(path)["graph"], arrays["graph"])
+    whole = path.read_bytes()
+    for cut in (len(whole) - 1, len(whole) // 2, 30, 5):
+        (tmp_path / "cut.memo").write_bytes(whole[:cut])
+        with pytest.raises(ValueError):
+            read_arrays(tmp_path / "cut.memo")
+    (tmp_path / "zip.memo").write_bytes(b"PK\x03\x04" + whole[4:])
+    with pytest.raises(ValueError, match="not a Recipe issue memo"):
+        read_arrays(tmp_path / "zip.memo")
+
+
+def test_a_memo_of_the_old_format_is_ignored_and_replaced(tmp_path: Path) -> None:
+    root = tmp_path / "digits"
+    shutil.copytree(SAMPLE, root)
+    ws = tmp_path / "ws"
+    first = scan(root, workspace=ws, workers=1)
+    memo_file = memo_path(open_workspace(ws).scans, first.index.source, first.index.embedding_name)
+    old = memo_file.with_suffix(".npz")
+    np.savez(old, _format=np.array([1]))  # what format 1 left behind
+    memo_file.unlink()
+    again = scan(root, workspace=ws, workers=1)
+    pd.testing.assert_frame_equal(again.issues, first.issues)
+    assert memo_file.is_file() and not old.exists()

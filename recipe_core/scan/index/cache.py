@@ -5,7 +5,7 @@
                                            /pixels.npy      (N, 32, 32) uint8
                                            /meta.json       embedder, fingerprints, format
     <workspace>/scans/latest/<dataset key>.json             newest scan of one dataset root
-    <workspace>/scans/memo/<dataset key>.npz                the detectors' work on its files
+    <workspace>/scans/memo/<dataset key>.memo               the detectors' work on its files
 
 A scan first looks up the dataset's newest scan: if no file was added, removed or touched (same
 paths, sizes and mtime_ns) it is returned as-is; otherwise its rows for unchanged files are reused
@@ -132,7 +132,7 @@ def _mapped(path: Path) -> np.ndarray:
 def memo_path(scans: Path, source: DatasetSource, embedding: str) -> Path:
     """Where the detectors' memo of this dataset root and embedder lives
     (`recipe_core.scan.issues.memo`)."""
-    return scans / "memo" / f"{dataset_key(source, embedding)}.npz"
+    return scans / "memo" / f"{dataset_key(source, embedding)}.memo"
 
 
 def save_scan(
