@@ -226,3 +226,20 @@ def test_beyond_rounding_leaves_contrasted_pairs_alone() -> None:
     assert np.allclose(out[:3], dist[:3], rtol=0.01)  # rounding is a few % of these
     assert out[3] == 0 and out[4] == 0  # residual at or below rounding: nothing beyond it
     assert (np.diff(beyond_rounding(np.full(50, 0.1), np.linspace(0.5, 20, 50))) >= 0).all()
+
+
+def test_clip_shares_count_both_ends_and_take_no_images() -> None:
+    """The per-image numbers behind `clipping_mismatch` (memoised by content on a rescan, when
+    every image may be known already: no images at all)."""
+    from recipe_core.scan.issues.pixel_match import clip_shares, clipping_mismatch
+
+    images = np.full((3, 32, 32), 128, dtype=np.uint8)
+    images[1, :8] = 255  # a quarter of its pixels clipped white
+    images[2, :4] = 0  # an eighth black
+    np.testing.assert_allclose(clip_shares(images), [[0, 0], [0.25, 0], [0, 0.125]])
+    assert clip_shares(images[:0]).shape == (0, 2)
+    got = clipping_mismatch(images, np.array([0, 0, 1]), np.array([1, 2, 2]))
+    assert got.tolist() == [True, True, True]
+    shares = clip_shares(images[[0, 1]])
+    assert clipping_mismatch(images, np.array([0]), np.array([1]), shares).tolist() == [True]
+    assert not clipping_mismatch(images, np.array([0]), np.array([0])).any()

@@ -11,10 +11,12 @@ holds spare neighbours beyond the k the detectors read: a row can lose that many
 files and still be updated by the merge alone. A lost entry is not replaced until the row is
 searched again, so over many rescans the lists wear down: with s spare entries of a list of
 w, a share p of changed files sends about N * p * w / s rows to a new search each rescan
-(8 spare at k = 58: 2,591 rows of 50k at every 1 % rescan, measured). A full search keeps
-MIN_SPARE (a wider one costs every cold scan: 116 instead of 66 neighbours is 1.35x the
-search at 50k), and a row searched in an update gets as many spare as read entries (w = 2k),
-so the rows that change keep ~2 * N * p searches a rescan instead.
+(8 spare at k = 58: 2,591 rows of 50k at every 1 % rescan, measured, when the changed files
+are unlike the rest and so replace nothing they took). A full search keeps k / 2 spare
+(MIN_SPARE at least): at 50k, 87 neighbours instead of 66 cost the cold scan's search 0.1-0.2 s
+(5 %; 116 would cost 25 %) and put the first rows' renewal 3-4x as many rescans away. A row
+searched in an update gets as many spare as read entries (w = 2k), so the rows that change
+keep ~2 * N * p searches a rescan instead.
 
 What is stored (in the scan's `IssueMemo`): the graph rows' identities (path and content), and
 per row the neighbours as positions into those rows, with their distances.
@@ -41,6 +43,7 @@ from recipe_core.scan.issues.neighbors import (
 log = logging.getLogger(__name__)
 
 MIN_SPARE = 8  # fewest neighbours stored per row beyond the detectors' k
+FULL_SPARE = 0.5  # spare neighbours a full search keeps, as a share of k
 STEP_ENTRIES = 1 << 18  # list entries per step of a whole-graph pass (see _carry)
 MAX_SEARCHED_SHARE = 0.25  # more new or lost rows than this share: one full search is cheaper
 _IDENTITY, _NEIGHBOURS, _DISTANCES = "graph.identity", "graph.neighbours", "graph.distances"
@@ -66,7 +69,7 @@ def memo_graph(
     wide = min(k + max(MIN_SPARE, k), len(rows) - 1)  # for rows searched in an update
     updated = _update(embeddings, rows, identity, k, wide, memo, seed)
     if updated is None:
-        width = min(k + MIN_SPARE, len(rows) - 1)
+        width = min(k + max(MIN_SPARE, int(FULL_SPARE * k)), len(rows) - 1)
         local, dist = nearest_neighbors(
             subset_rows(embeddings, rows), width, seed=seed, progress=progress
         )

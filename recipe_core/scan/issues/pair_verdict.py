@@ -30,6 +30,7 @@ from recipe_core.scan.issues.pixel_match import (
     MIN_LINE,
     NEAR_THRESHOLD,
     beyond_rounding,
+    clip_shares,
     clipped_distance,
     clipping_mismatch,
     closeness,
@@ -102,7 +103,7 @@ def pair_evidence(
     clipped = np.full(len(a), np.nan, dtype=np.float32)
     clipped_residual = clipped.copy()
     maybe = np.flatnonzero(dist < CLIPPED_CANDIDATE * threshold)
-    maybe = maybe[clipping_mismatch(pixels, a[maybe], b[maybe])]
+    maybe = maybe[_clipping_mismatch(pixels, a[maybe], b[maybe], memo)]
     if len(maybe):
         clipped[maybe], clipped_residual[maybe] = _clipped(pixels, a[maybe], b[maybe], memo)
     line = np.full(len(a), np.inf, dtype=np.float32)
@@ -129,6 +130,16 @@ def _aligned(
         "pixel_match", a, b, lambda p: np.column_stack(verify_pairs(pixels, a[p], b[p]))
     )
     return both[:, 0].copy(), both[:, 1].copy()
+
+
+def _clipping_mismatch(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | None
+) -> np.ndarray:
+    if memo is None or len(a) == 0:
+        return clipping_mismatch(pixels, a, b)
+    used = np.unique(np.concatenate([a, b]))
+    shares = memo.per_image("clip_shares", used, lambda rows: clip_shares(pixels[rows]))
+    return clipping_mismatch(pixels, a, b, shares)
 
 
 def _coarse(pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | None) -> np.ndarray:

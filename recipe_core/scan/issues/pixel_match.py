@@ -179,19 +179,32 @@ def thumbnail_std(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def clipping_mismatch(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def clipping_mismatch(
+    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, shares: np.ndarray | None = None
+) -> np.ndarray:
     """(P,) bool: one image of the pair has at least CLIP_GAP more of its pixels at the white
     (or black) end than the other, as a brightened (darkened) copy whose highlights (shadows)
-    clipped has."""
+    clipped has. `shares`: `clip_shares` of every image in a and b, in the order of
+    np.unique(a, b), where a memo holds them."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
     used = np.unique(np.concatenate([a, b]))
-    flat = pixels[used].reshape(len(used), -1)
-    hi = (flat >= 255 - CLIP_LEVELS).mean(axis=1)
-    lo = (flat <= CLIP_LEVELS).mean(axis=1)
-    la, lb = np.searchsorted(used, a), np.searchsorted(used, b)
-    out: np.ndarray = (np.abs(hi[la] - hi[lb]) >= CLIP_GAP) | (np.abs(lo[la] - lo[lb]) >= CLIP_GAP)
+    shares = clip_shares(pixels[used]) if shares is None else shares
+    gap = np.abs(shares[np.searchsorted(used, a)] - shares[np.searchsorted(used, b)])
+    out: np.ndarray = (gap >= CLIP_GAP).any(axis=1)
+    return out
+
+
+def clip_shares(pixels: np.ndarray) -> np.ndarray:
+    """(N, 2) float32: each image's share of pixels at the white end and at the black end
+    (CLIP_LEVELS), CHUNK images at a time."""
+    flat = pixels.reshape(len(pixels), int(np.prod(pixels.shape[1:])))  # also for no images
+    out = np.empty((len(flat), 2), dtype=np.float32)
+    for start in range(0, len(flat), CHUNK):
+        part = flat[start : start + CHUNK]
+        out[start : start + len(part), 0] = (part >= 255 - CLIP_LEVELS).mean(axis=1)
+        out[start : start + len(part), 1] = (part <= CLIP_LEVELS).mean(axis=1)
     return out
 
 
