@@ -9,6 +9,7 @@ are not already explained by a quality issue, and the label model trained on wha
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,15 +107,19 @@ def _detect(
     else:
         graph = memo_graph(index.embeddings, valid, k, memo, seed=seed)
     tick()
-    duplicates = find_duplicates(
-        index, graph=graph, seed=seed, near_threshold=near_threshold, memo=memo
-    )
-    tick()
     explained = quality.scores[list(EXCLUDED_BY[1:])].to_numpy().max(axis=1) >= 0.5
     clean = np.flatnonzero(index.valid & ~explained)
     odd_quality = quality.scores[list(QUALITY_ISSUES)].to_numpy().max(axis=1) >= 0.5
-    outliers = find_outliers(index, rows=clean, graph=graph, seed=seed, odd_quality=odd_quality,
-                             memo=memo)  # fmt: skip
+    # Duplicates and outliers both read the graph and neither needs the other: the outliers
+    # run on a second thread beside the duplicates (numpy releases the GIL in its loops).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recipe-outliers") as pool:
+        later = pool.submit(find_outliers, index, rows=clean, graph=graph, seed=seed,
+                            odd_quality=odd_quality, memo=memo)  # fmt: skip
+        duplicates = find_duplicates(
+            index, graph=graph, seed=seed, near_threshold=near_threshold, memo=memo
+        )
+        tick()
+        outliers = later.result()
     tick()
     groups = duplicate_components(len(index), *_links(index, duplicates))
     strays = outliers.scores["score"].to_numpy() >= 0.5
