@@ -24,6 +24,7 @@ the models train on a random MAX_TRAIN subset and predict everyone.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,10 +79,13 @@ def find_label_issues(
     ids = table["sample_id"].to_numpy()[rows]
     folds = group_folds(groups[rows], N_FOLDS, seed=seed, ids=ids)
     train = _train_mask(len(rows), seed)
-    ridge = ridge_oof_probs(index.embeddings, y, folds, train, len(classes), rows=rows)
     if graph is None:
         graph = neighbor_graph(index.embeddings, rows, VOTE_K + 5, seed=seed)
-    vote = knn_vote_probs(graph, rows, y, groups, len(classes))
+    # The vote beside the ridge, on a second thread (numpy releases the GIL in both).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recipe-vote") as pool:
+        later = pool.submit(knn_vote_probs, graph, rows, y, groups, len(classes))
+        ridge = ridge_oof_probs(index.embeddings, y, folds, train, len(classes), rows=rows)
+        vote = later.result()
     probs = (ridge + vote) / 2
     # Confident learning (confident.find_label_errors: measured on six planted sets there).
     # In process, no pool: a pool forked from a threaded process (the dashboard, pytest with a
