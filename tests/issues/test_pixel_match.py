@@ -243,3 +243,25 @@ def test_clip_shares_count_both_ends_and_take_no_images() -> None:
     shares = clip_shares(images[[0, 1]])
     assert clipping_mismatch(images, np.array([0]), np.array([1]), shares).tolist() == [True]
     assert not clipping_mismatch(images, np.array([0]), np.array([0])).any()
+
+
+@pytest.mark.parametrize(("h", "w", "s"), [(32, 32, 2), (12, 20, 3), (7, 5, 1)])
+def test_the_cross_products_are_the_plain_sums_over_each_shifts_overlap(
+    h: int, w: int, s: int
+) -> None:
+    """Every shift's sum of a[y + dy, x + dx] * b[y, x] over the overlap, as the padded,
+    flattened dot products compute it (rows of a run into b's zero padding, never into b)."""
+    from recipe_core.scan.issues.pixel_match import _numpy_cross_products, shifts
+
+    rng = np.random.default_rng(h * w + s)
+    images = rng.normal(size=(6, h, w)).astype(np.float32)
+    a, b = np.array([0, 1, 2, 5]), np.array([3, 4, 2, 0])
+    got = _numpy_cross_products(images, s)(a, b)
+    for p, (i, j) in enumerate(zip(a, b, strict=True)):
+        for col, (dy, dx) in enumerate(shifts(s)):
+            want = sum(
+                float(images[i, y + dy, x + dx]) * float(images[j, y, x])
+                for y in range(h) for x in range(w)
+                if 0 <= y + dy < h and 0 <= x + dx < w
+            )  # fmt: skip
+            assert got[p, col] == pytest.approx(want, rel=1e-4, abs=1e-3), (p, dy, dx)
