@@ -222,6 +222,8 @@ def test_the_memo_file_holds_its_arrays_exactly_and_refuses_damaged_files(tmp_pa
         "stats": rng.random((5, 3)),
         "none": np.zeros((0, 4), dtype=np.float32),
         "one": np.array([2]),
+        "scalar": np.array(3.5),
+        "strided": np.arange(40, dtype=np.int16).reshape(8, 5)[:, ::2],
     }
     path = tmp_path / "x.memo"
     write_arrays(path, arrays)

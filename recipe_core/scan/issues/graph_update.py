@@ -75,9 +75,8 @@ def memo_graph(
         )
     else:
         local, dist = updated
-    used = max(
-        k, int(_held(local, local.shape[1]).max(initial=0))
-    )  # columns past every list: not stored
+    longest = int(_held(local, local.shape[1]).max(initial=0))
+    used = max(k, longest)  # columns past every list: not stored
     memo.keep(_IDENTITY, identity)
     memo.keep(_NEIGHBOURS, np.ascontiguousarray(local[:, :used], dtype=np.int32))
     memo.keep(_DISTANCES, np.ascontiguousarray(dist[:, :used], dtype=np.float32))

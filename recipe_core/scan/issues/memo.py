@@ -85,7 +85,7 @@ def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     blobs: list[np.ndarray] = []
     offset = end = 0
     for name, array in arrays.items():
-        data = np.ascontiguousarray(array)
+        data = np.asarray(array, order="C")  # keeps a 0-d array 0-d
         if data.dtype.hasobject:
             raise TypeError(f"memo array {name!r} holds Python objects: only plain arrays")
         entries.append({"name": name, "dtype": data.dtype.str, "shape": list(data.shape),
