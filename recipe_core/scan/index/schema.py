@@ -41,6 +41,16 @@ INDEX_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class Departed:
+    """Rows of the previous cached scan of this dataset that this scan no longer has as they
+    were (files edited or removed), for detectors that update sums over rows where they would
+    recompute them (the label ridge's Grams): their file-byte hashes and embeddings."""
+
+    byte_hash: np.ndarray = field(repr=False)  # (M,) str
+    embeddings: np.ndarray = field(repr=False)  # (M, D) float32
+
+
+@dataclass(frozen=True)
 class ScanIndex:
     source: DatasetSource = field(repr=False)
     table: pd.DataFrame = field(repr=False)  # INDEX_COLUMNS, row i <-> embeddings[i], pixels[i]
@@ -49,6 +59,8 @@ class ScanIndex:
     embedding_name: str = "pixels+hog"  # which embedder produced `embeddings`
     fingerprint: str = ""  # content fingerprint: paths, labels, splits, file bytes, embedder
     reused: int = 0  # rows taken from the workspace cache instead of being decoded again
+    # The previous cached scan's rows that changed or left (None: no previous scan was read).
+    departed: Departed | None = field(default=None, repr=False, compare=False)
 
     @property
     def valid(self) -> np.ndarray:

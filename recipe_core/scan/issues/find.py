@@ -124,7 +124,7 @@ def _detect(
     groups = duplicate_components(len(index), *_links(index, duplicates))
     strays = outliers.scores["score"].to_numpy() >= 0.5
     labels = find_label_issues(index, rows=clean[~strays[clean]], groups=groups, graph=graph,
-                               seed=seed)  # fmt: skip
+                               seed=seed, memo=memo)  # fmt: skip
     tick()
     balance = find_class_imbalance(index)
     tick()

@@ -36,7 +36,9 @@ from recipe_core.scan.cpus import thread_map
 from recipe_core.scan.index.schema import ScanIndex
 from recipe_core.scan.issues._common import empty_issues, issue_frame
 from recipe_core.scan.issues.confident import find_label_errors
+from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
+from recipe_core.scan.issues.ridge_memo import memo_fold_sums
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,12 @@ def find_label_issues(
     groups: np.ndarray | None = None,
     graph: NeighborGraph | None = None,
     seed: int = 0,
+    memo: IssueMemo | None = None,
 ) -> LabelIssueResult:
     """Label issues among `rows` (default: decoded, labelled rows). `groups` (N,) int marks
     duplicate groups (-1 = none) so folds and votes keep copies apart from their twins;
-    `graph` may be shared (neighbours outside `rows` are skipped: give it spare columns)."""
+    `graph` may be shared (neighbours outside `rows` are skipped: give it spare columns).
+    With a `memo`, the ridge's fold sums are updated from the last scan's (`ridge_memo`)."""
     table = index.table
     labelled = (table["label"] != "").to_numpy() & index.valid
     rows = np.flatnonzero(labelled) if rows is None else np.asarray(rows)[labelled[rows]]
@@ -84,7 +88,14 @@ def find_label_issues(
     # The vote beside the ridge, on a second thread (numpy releases the GIL in both).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recipe-vote") as pool:
         later = pool.submit(knn_vote_probs, graph, rows, y, groups, len(classes))
-        ridge = ridge_oof_probs(index.embeddings, y, folds, train, len(classes), rows=rows)
+        sums = None
+        if memo is not None:
+            sums = memo_fold_sums(index, rows, y, folds, train, classes, N_FOLDS, memo,
+                                  lambda: ridge_fold_terms(index.embeddings, y, folds, train,
+                                                           len(classes), rows=rows,
+                                                           n_folds=N_FOLDS))  # fmt: skip
+        ridge = ridge_oof_probs(index.embeddings, y, folds, train, len(classes), rows=rows,
+                                sums=sums)  # fmt: skip
         vote = later.result()
     probs = (ridge + vote) / 2
     # Confident learning (confident.find_label_errors: measured on six planted sets there).
@@ -152,6 +163,49 @@ def _train_mask(n: int, seed: int) -> np.ndarray:
     return mask
 
 
+def ridge_fold_terms(
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
+    train: np.ndarray,
+    n_classes: int,
+    *,
+    rows: np.ndarray | None = None,
+    n_folds: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each fold's [X 1]^T [X 1] and [X 1]^T Y over its training rows: ((F, D+1, D+1),
+    (F, D+1, K)) float64, for `rows` of `x` (None: every row; y, folds and train per row used).
+
+    Rows are gathered STEP_ROWS at a time (a sorted copy of every row, 93 MB at 50k x 464
+    floats, was a fresh mapping to fault in) and multiplied in float64: products of float32
+    values are exact there, so sums over the same rows in another order (a rescan's update,
+    `ridge_memo`) agree to rounding in the 15th digit."""
+    n_folds = int(folds.max()) + 1 if n_folds is None else n_folds
+    x = np.asarray(x)
+    at = np.arange(len(y)) if rows is None else np.asarray(rows, dtype=np.int64)
+    d = x.shape[1]
+
+    def fold_terms(f: int) -> tuple[np.ndarray, np.ndarray]:
+        own = np.zeros((d + 1, d + 1))
+        cross = np.zeros((d + 1, n_classes))
+        fit = np.flatnonzero((folds == f) & train)
+        for start in range(0, len(fit), STEP_ROWS):
+            part = fit[start : start + STEP_ROWS]
+            xf = np.asarray(x[at[part]], dtype=np.float64)
+            yf = np.zeros((len(part), n_classes))
+            yf[np.arange(len(part)), y[part]] = 1.0
+            own[:d, :d] += xf.T @ xf
+            own[:d, d] += xf.sum(axis=0)
+            cross[:d] += xf.T @ yf
+            cross[d] += yf.sum(axis=0)
+        own[d, :d] = own[:d, d]
+        own[d, d] = len(fit)
+        return own, cross
+
+    terms = thread_map(fold_terms, range(n_folds))  # one BLAS thread each (see _detect)
+    return np.stack([t[0] for t in terms]), np.stack([t[1] for t in terms])
+
+
 def ridge_oof_probs(
     x: np.ndarray,
     y: np.ndarray,
@@ -160,41 +214,23 @@ def ridge_oof_probs(
     n_classes: int,
     *,
     rows: np.ndarray | None = None,
+    sums: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """(M, K) out-of-fold probabilities of a ridge one-vs-rest regression + fitted softmax,
-    for `rows` of `x` (None: every row; y, folds and train are per row used).
+    for `rows` of `x` (None: every row; y, folds and train are per row used). `sums`: the
+    folds' `ridge_fold_terms`, where they are known (a rescan's memo); else computed here.
 
-    Each fold's [X 1]^T [X 1] and [X 1]^T Y come from its rows gathered STEP_ROWS at a time,
-    the intercept's row and column from the column sums, and each fold's held-out rows are
-    scored the same way: no copy of `x` is made. A sorted copy of every row (93 MB at
-    50k x 464 floats) was a fresh mapping to fault in, more than half the time of the Grams.
-    """
-    n_folds = int(folds.max()) + 1
+    Each fold's model solves with the other folds' sums, then scores the fold's held-out rows,
+    gathered STEP_ROWS at a time: no copy of `x` is made."""
+    if sums is None:
+        sums = ridge_fold_terms(x, y, folds, train, n_classes, rows=rows)
+    fold_gram, fold_cross = sums
+    n_folds = len(fold_gram)
     x = np.asarray(x)
     at = np.arange(len(y)) if rows is None else np.asarray(rows, dtype=np.int64)
     members = [np.flatnonzero(folds == f) for f in range(n_folds)]
     d = x.shape[1]
-
-    def fold_terms(f: int) -> tuple[np.ndarray, np.ndarray]:  # [X 1]^T [X 1] and [X 1]^T Y
-        own = np.zeros((d + 1, d + 1))
-        cross = np.zeros((d + 1, n_classes))
-        fit = members[f][train[members[f]]]
-        for start in range(0, len(fit), STEP_ROWS):
-            part = fit[start : start + STEP_ROWS]
-            xf = np.asarray(x[at[part]], dtype=np.float32)
-            yf = np.zeros((len(part), n_classes), dtype=np.float32)
-            yf[np.arange(len(part)), y[part]] = 1.0
-            own[:d, :d] += xf.T @ xf
-            own[:d, d] += xf.sum(axis=0, dtype=np.float64)
-            cross[:d] += xf.T @ yf
-            cross[d] += yf.sum(axis=0, dtype=np.float64)
-        own[d, :d] = own[:d, d]
-        own[d, d] = len(fit)
-        return own, cross
-
-    terms = thread_map(fold_terms, range(n_folds))  # one BLAS thread each (see _detect)
-    fold_gram, fold_cross = [t[0] for t in terms], [t[1] for t in terms]
-    gram, cross = sum(fold_gram), sum(fold_cross)
+    gram, cross = fold_gram.sum(axis=0), fold_cross.sum(axis=0)
     penalty = RIDGE * max(np.trace(gram), 1.0) / (d + 1) * np.eye(d + 1)
     penalty[-1, -1] = 1e-6  # the intercept is (all but) not shrunk
     scores = np.zeros((len(y), n_classes))

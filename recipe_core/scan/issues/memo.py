@@ -42,7 +42,12 @@ Compute = Callable[[np.ndarray], np.ndarray]
 
 def content_keys(table: pd.DataFrame) -> np.ndarray:
     """(N,) uint64: the first 64 bits of each row's byte hash (0 where the file was unreadable)."""
-    hashes = table["byte_hash"].astype(str)
+    return hash_keys(table["byte_hash"])
+
+
+def hash_keys(byte_hash: pd.Series | np.ndarray) -> np.ndarray:
+    """`content_keys` of hex byte hashes."""
+    hashes = (byte_hash if isinstance(byte_hash, pd.Series) else pd.Series(byte_hash)).astype(str)
     ok = (hashes.str.len() >= 16).to_numpy()
     keys = np.zeros(len(hashes), dtype=np.uint64)
     if ok.any():
