@@ -1,16 +1,18 @@
 """What one scan's detectors computed, kept so the next scan of the dataset redoes only what
 changed files change.
 
-A detector's work falls in three kinds, each memoised by what it depends on:
+A detector's work falls in four kinds, each memoised by what it depends on:
 
 * per-image numbers (quality's pixel percentiles and blur effect, the image statistics): by
   the image's content, the hash of its file bytes -- a thumbnail depends on nothing else;
 * pixel checks of near-duplicate candidate pairs: by the two images' contents, in order;
 * the neighbour graph: by (path, content) per row. A kept row keeps its neighbour list minus
   the rows that changed, merged with its nearest among the added or changed rows; rows that
-  lost too many neighbours are searched again (`recipe_core.scan.issues.graph_update`).
+  lost too many neighbours are searched again (`recipe_core.scan.issues.graph_update`);
+* the label ridge's per-fold sums: by (content, class, fold) per term, the departed terms
+  taken away and the new ones added (`recipe_core.scan.issues.ridge_memo`).
 
-Labels, splits and the near-duplicate threshold are inputs of the cheap steps after these, which
+Splits and the near-duplicate threshold are inputs of the cheap steps after these, which
 always rerun. The memo lives in `<workspace>/scans/memo/<dataset key>.memo` (`write_arrays`:
 raw arrays behind a JSON header, read by mapping), one per dataset root and embedder, and holds
 only what the last scan used. A missing, damaged or foreign memo is an empty one: it changes how
