@@ -165,7 +165,11 @@ def latencies(
 ) -> list[float]:
     """For each metrics flush written while we watched (from the first (time, step) in `shown`,
     and up to the last one with `until_last_shown`): seconds until its step was on screen."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    text = (run_dir / "metrics.jsonl").read_text()
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        lines.pop()  # the job is still writing this line: a live file's last line may be partial
+    rows = [json.loads(line) for line in lines]
     flushes: dict[float, int] = {}
     for row in rows:
         if row["split"] == "train":
