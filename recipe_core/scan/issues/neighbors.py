@@ -229,20 +229,6 @@ def keep_nearest(indices: np.ndarray, dist: np.ndarray, k: int) -> tuple[np.ndar
     return out_i, out_d
 
 
-def stable_partition(last: np.ndarray, columns: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """`columns` (each (n, m)) with each row's entries where `last` (bool, (n, m)) is set
-    moved to its end, the rest in their order: a stable sort of one byte per entry, a few
-    rows at a time (at 50k x 116 entries, twice as fast as one sort of all of them)."""
-    out = tuple(np.empty_like(c) for c in columns)
-    step = max(1, SELECT_CELLS // max(last.shape[1], 1))
-    for start in range(0, len(last), step):
-        rows = slice(start, start + step)
-        order = np.argsort(last[rows].view(np.uint8), axis=1, kind="stable")
-        for c, o in zip(columns, out, strict=True):
-            o[rows] = np.take_along_axis(c[rows], order, axis=1)
-    return out
-
-
 def _top_k(
     q: np.ndarray,
     pool: np.ndarray,
