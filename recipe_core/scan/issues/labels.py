@@ -38,7 +38,7 @@ from recipe_core.scan.issues._common import empty_issues, issue_frame
 from recipe_core.scan.issues.confident import find_label_errors
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
-from recipe_core.scan.issues.ridge_memo import memo_fold_sums
+from recipe_core.scan.issues.ridge_memo import add_terms, memo_fold_sums
 
 log = logging.getLogger(__name__)
 
@@ -191,15 +191,7 @@ def ridge_fold_terms(
         fit = np.flatnonzero((folds == f) & train)
         for start in range(0, len(fit), STEP_ROWS):
             part = fit[start : start + STEP_ROWS]
-            xf = np.asarray(x[at[part]], dtype=np.float64)
-            yf = np.zeros((len(part), n_classes))
-            yf[np.arange(len(part)), y[part]] = 1.0
-            own[:d, :d] += xf.T @ xf
-            own[:d, d] += xf.sum(axis=0)
-            cross[:d] += xf.T @ yf
-            cross[d] += yf.sum(axis=0)
-        own[d, :d] = own[:d, d]
-        own[d, d] = len(fit)
+            add_terms(own, cross, np.asarray(x[at[part]], dtype=np.float64), y[part])
         return own, cross
 
     terms = thread_map(fold_terms, range(n_folds))  # one BLAS thread each (see _detect)

@@ -24,14 +24,13 @@ from collections.abc import Callable
 import numpy as np
 
 from recipe_core.scan.index.schema import ScanIndex
-from recipe_core.scan.issues.memo import IssueMemo, hash_keys, lookup
+from recipe_core.scan.issues.memo import IssueMemo, hash_keys, lookup, pair_keys
 
 log = logging.getLogger(__name__)
 
 MAX_CHANGED_SHARE = 0.25  # more terms changed than this share: the sums are computed in full
 _KEYS, _CONTENT, _CLASS, _FOLD = "ridge.keys", "ridge.content", "ridge.class", "ridge.fold"
 _GRAM, _CROSS, _CLASSES = "ridge.gram", "ridge.cross", "ridge.classes"
-_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 FoldSums = tuple[np.ndarray, np.ndarray]  # (F, D+1, D+1) grams, (F, D+1, K) crosses
 
@@ -55,17 +54,18 @@ def memo_fold_sums(
     content = memo.content[fit]
     cls, fold = np.asarray(y)[train].astype(np.int64), np.asarray(folds)[train].astype(np.int64)
     keys = _term_keys(content, cls, fold, n_folds)
+    order = np.argsort(keys, kind="stable")  # terms are kept and compared sorted by key
+    keys, fit, content, cls, fold = keys[order], fit[order], content[order], cls[order], fold[order]
     stamp = _classes_stamp(classes, index.embeddings.shape[1], n_folds)
-    sums = _updated(index, memo, keys, fit, content, cls, fold, stamp)
+    sums = _updated(index, memo, keys, fit, cls, fold, stamp)
     if sums is None:
         sums = compute()
     else:
         log.info("label ridge: fold sums updated from the last scan's")
-    order = np.argsort(keys, kind="stable")
-    memo.keep(_KEYS, keys[order])
-    memo.keep(_CONTENT, content[order])
-    memo.keep(_CLASS, cls[order].astype(np.int32))
-    memo.keep(_FOLD, fold[order].astype(np.int32))
+    memo.keep(_KEYS, keys)
+    memo.keep(_CONTENT, content)
+    memo.keep(_CLASS, cls.astype(np.int32))
+    memo.keep(_FOLD, fold.astype(np.int32))
     memo.keep(_GRAM, sums[0])
     memo.keep(_CROSS, sums[1])
     memo.keep(_CLASSES, stamp)
@@ -77,11 +77,12 @@ def _updated(
     memo: IssueMemo,
     keys: np.ndarray,
     fit: np.ndarray,
-    content: np.ndarray,
     cls: np.ndarray,
     fold: np.ndarray,
     stamp: np.ndarray,
 ) -> FoldSums | None:
+    """The stored sums with this scan's terms (sorted by `keys`; rows `fit`, classes `cls`,
+    folds `fold` in that order) in place of the last scan's, or None (see the module doc)."""
     old_keys, old_content = memo.stored(_KEYS), memo.stored(_CONTENT)
     old_class, old_fold = memo.stored(_CLASS), memo.stored(_FOLD)
     gram, cross, old_stamp = memo.stored(_GRAM), memo.stored(_CROSS), memo.stored(_CLASSES)
@@ -92,19 +93,34 @@ def _updated(
     d = index.embeddings.shape[1]
     if gram.shape[1:] != (d + 1, d + 1) or cross.shape[:2] != gram.shape[:2]:
         return None
-    gone, came = _multiset_difference(old_keys, keys)
+    gone, came = _surplus(old_keys, keys), _surplus(keys, old_keys)
     if len(gone) + len(came) > MAX_CHANGED_SHARE * max(len(keys), 1):
         return None
     old_x = _embeddings_of(index, memo, old_content[gone])
     if old_x is None:
         return None
-    order = np.argsort(keys, kind="stable")  # `came` are positions into keys sorted
-    new_at = fit[order[came]]
-    new_x = np.asarray(index.embeddings[new_at], dtype=np.float32)
+    new_x = np.asarray(index.embeddings[fit[came]], dtype=np.float32)
     gram, cross = np.array(gram, dtype=np.float64), np.array(cross, dtype=np.float64)
     _add(gram, cross, old_x, old_class[gone], old_fold[gone], -1.0)
-    _add(gram, cross, new_x, cls[order[came]], fold[order[came]], 1.0)
+    _add(gram, cross, new_x, cls[came], fold[came], 1.0)
     return gram, cross
+
+
+def add_terms(
+    gram: np.ndarray, cross: np.ndarray, x: np.ndarray, cls: np.ndarray, sign: float = 1.0
+) -> None:
+    """Add (sign 1) or take away (-1) the terms of rows `x` (float64, (M, D)) of classes `cls`
+    to one fold's [X 1]^T [X 1] (`gram`, (D+1, D+1)) and [X 1]^T Y (`cross`), in place."""
+    d = x.shape[1]
+    onehot = np.zeros((len(x), cross.shape[1]))
+    onehot[np.arange(len(x)), cls] = 1.0
+    sums = x.sum(axis=0)
+    gram[:d, :d] += sign * (x.T @ x)
+    gram[:d, d] += sign * sums
+    gram[d, :d] += sign * sums
+    gram[d, d] += sign * len(x)
+    cross[:d] += sign * (x.T @ onehot)
+    cross[d] += sign * onehot.sum(axis=0)
 
 
 def _add(
@@ -115,20 +131,10 @@ def _add(
     fold: np.ndarray,
     sign: float,
 ) -> None:
-    """Add (sign 1) or take away (-1) the terms of rows `x` in their folds, in place."""
-    d = x.shape[1]
+    """`add_terms` of rows `x` in their folds (`gram`, `cross` are per fold), in place."""
     for f in np.unique(fold):
         at = np.flatnonzero(fold == f)
-        xf = x[at].astype(np.float64)
-        gram[f, :d, :d] += sign * (xf.T @ xf)
-        sums = xf.sum(axis=0)
-        gram[f, :d, d] += sign * sums
-        gram[f, d, :d] += sign * sums
-        gram[f, d, d] += sign * len(at)
-        onehot = np.zeros((len(at), cross.shape[2]))
-        onehot[np.arange(len(at)), cls[at]] = 1.0
-        cross[f, :d] += sign * (xf.T @ onehot)
-        cross[f, d] += sign * onehot.sum(axis=0)
+        add_terms(gram[f], cross[f], x[at].astype(np.float64), cls[at], sign)
 
 
 def _embeddings_of(index: ScanIndex, memo: IssueMemo, wanted: np.ndarray) -> np.ndarray | None:
@@ -156,15 +162,9 @@ def _embeddings_of(index: ScanIndex, memo: IssueMemo, wanted: np.ndarray) -> np.
     return out
 
 
-def _multiset_difference(old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions into the sorted `old` of terms it has more of than `new`, and positions into
-    `new` sorted of terms it has more of than `old` (each surplus copy once)."""
-    new_sorted = np.sort(new, kind="stable")
-    return _surplus(old, new_sorted), _surplus(new_sorted, old)
-
-
 def _surplus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Positions into sorted `a` of its copies of each value beyond b's count of it."""
+    """Positions into sorted `a` of its copies of each value beyond sorted b's count of it:
+    `a`'s side of the multiset difference."""
     if len(a) == 0:
         return np.zeros(0, dtype=np.int64)
     first = np.searchsorted(a, a, side="left")
@@ -176,10 +176,7 @@ def _surplus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _term_keys(content: np.ndarray, cls: np.ndarray, fold: np.ndarray, n_folds: int) -> np.ndarray:
     """(M,) uint64 naming (content, class, fold)."""
-    tag = (cls * n_folds + fold).astype(np.uint64) + np.uint64(1)
-    with np.errstate(over="ignore"):
-        out: np.ndarray = (content * _MIX + tag) * _MIX ^ (tag >> np.uint64(3))
-    return out
+    return pair_keys(content, (cls * n_folds + fold).astype(np.uint64))
 
 
 def _classes_stamp(classes: tuple[str, ...], dims: int, n_folds: int) -> np.ndarray:
