@@ -240,8 +240,10 @@ def test_clip_shares_count_both_ends_and_take_no_images() -> None:
     assert clip_shares(images[:0]).shape == (0, 2)
     got = clipping_mismatch(images, np.array([0, 0, 1]), np.array([1, 2, 2]))
     assert got.tolist() == [True, True, True]
-    shares = clip_shares(images[[0, 1]])
-    assert clipping_mismatch(images, np.array([0]), np.array([1]), shares).tolist() == [True]
+    asked = []
+    shares_of = lambda rows: asked.append(rows.tolist()) or clip_shares(images[rows])  # noqa: E731
+    assert clipping_mismatch(images, np.array([0]), np.array([1]), shares_of).tolist() == [True]
+    assert asked == [[0, 1]]  # each image of the pairs once
     assert not clipping_mismatch(images, np.array([0]), np.array([0])).any()
 
 

@@ -135,11 +135,12 @@ def _aligned(
 def _clipping_mismatch(
     pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | None
 ) -> np.ndarray:
-    if memo is None or len(a) == 0:
+    if memo is None:
         return clipping_mismatch(pixels, a, b)
-    used = np.unique(np.concatenate([a, b]))
-    shares = memo.per_image("clip_shares", used, lambda rows: clip_shares(pixels[rows]))
-    return clipping_mismatch(pixels, a, b, shares)
+    return clipping_mismatch(
+        pixels, a, b,
+        lambda used: memo.per_image("clip_shares", used, lambda rows: clip_shares(pixels[rows])),
+    )  # fmt: skip
 
 
 def _coarse(pixels: np.ndarray, a: np.ndarray, b: np.ndarray, memo: IssueMemo | None) -> np.ndarray:

@@ -180,17 +180,19 @@ def thumbnail_std(pixels: np.ndarray) -> np.ndarray:
 
 
 def clipping_mismatch(
-    pixels: np.ndarray, a: np.ndarray, b: np.ndarray, shares: np.ndarray | None = None
+    pixels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    shares_of: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """(P,) bool: one image of the pair has at least CLIP_GAP more of its pixels at the white
     (or black) end than the other, as a brightened (darkened) copy whose highlights (shadows)
-    clipped has. `shares`: `clip_shares` of every image in a and b, in the order of
-    np.unique(a, b), where a memo holds them."""
+    clipped has. `shares_of(rows)`: `clip_shares` of those images, where a memo holds them."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
     used = np.unique(np.concatenate([a, b]))
-    shares = clip_shares(pixels[used]) if shares is None else shares
+    shares = clip_shares(pixels[used]) if shares_of is None else shares_of(used)
     gap = np.abs(shares[np.searchsorted(used, a)] - shares[np.searchsorted(used, b)])
     out: np.ndarray = (gap >= CLIP_GAP).any(axis=1)
     return out
