@@ -23,6 +23,7 @@ from recipe_core.scan.issues.memo import (
     write_arrays,
 )
 from recipe_core.scan.issues.neighbors import nearest_neighbors
+from recipe_core.scan.result import ScanResult
 from recipe_core.workspace import open_workspace
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "digits"
@@ -176,15 +177,20 @@ def _edit(root: Path, rng: np.random.Generator) -> None:
 
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="sample_data/digits is not there")
+def _scanned_digits(tmp_path: Path) -> tuple[Path, Path, ScanResult, Path]:
+    """A copy of the sample digits scanned into a fresh workspace, and that scan's memo file."""
+    root, ws = tmp_path / "digits", tmp_path / "ws"
+    shutil.copytree(SAMPLE, root)
+    first = scan(root, workspace=ws, workers=1)
+    memo_file = memo_path(open_workspace(ws).scans, first.index.source, first.index.embedding_name)
+    return root, ws, first, memo_file
+
+
 def test_a_rescan_after_a_few_edits_finds_what_a_cold_scan_finds(tmp_path: Path, caplog) -> None:
     """The sample digits (planted duplicates, strays, label errors), scanned; ~1 % of files
     edited, removed or added; scanned again with the memo. Its issue table equals a cold scan
     of the edited files (no cache, no memo), and the memo did spare work."""
-    root = tmp_path / "digits"
-    shutil.copytree(SAMPLE, root)
-    ws = tmp_path / "ws"
-    first = scan(root, workspace=ws, workers=1)
-    memo_file = memo_path(open_workspace(ws).scans, first.index.source, first.index.embedding_name)
+    root, ws, _, memo_file = _scanned_digits(tmp_path)
     assert memo_file.is_file()
     _edit(root, np.random.default_rng(3))
     with caplog.at_level(logging.INFO, logger="recipe_core.scan"):
@@ -199,11 +205,7 @@ def test_a_rescan_after_a_few_edits_finds_what_a_cold_scan_finds(tmp_path: Path,
 
 
 def test_a_damaged_memo_costs_time_not_results(tmp_path: Path) -> None:
-    root = tmp_path / "digits"
-    shutil.copytree(SAMPLE, root)
-    ws = tmp_path / "ws"
-    first = scan(root, workspace=ws, workers=1)
-    memo_file = memo_path(open_workspace(ws).scans, first.index.source, first.index.embedding_name)
+    root, ws, first, memo_file = _scanned_digits(tmp_path)
     memo_file.write_bytes(memo_file.read_bytes()[:1000])  # cut short
     again = scan(root, workspace=ws, workers=1)
     pd.testing.assert_frame_equal(again.issues, first.issues)
@@ -244,11 +246,7 @@ def test_the_memo_file_holds_its_arrays_exactly_and_refuses_damaged_files(tmp_pa
 
 
 def test_a_memo_of_the_old_format_is_ignored_and_replaced(tmp_path: Path) -> None:
-    root = tmp_path / "digits"
-    shutil.copytree(SAMPLE, root)
-    ws = tmp_path / "ws"
-    first = scan(root, workspace=ws, workers=1)
-    memo_file = memo_path(open_workspace(ws).scans, first.index.source, first.index.embedding_name)
+    root, ws, first, memo_file = _scanned_digits(tmp_path)
     old = memo_file.with_suffix(".npz")
     np.savez(old, _format=np.array([1]))  # what format 1 left behind
     memo_file.unlink()
