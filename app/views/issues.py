@@ -25,6 +25,7 @@ EFFECT_COLUMNS = [
     "links",
     "new_links",
     "flipped",
+    "edited",
     "groups",
     "images",
     "closeness",
@@ -123,6 +124,10 @@ def threshold_panel() -> None:
                 "new_links": st.column_config.NumberColumn("added by this step"),
                 "flipped": st.column_config.NumberColumn(
                     "of a flipped copy", help="Links of a mirror image or an upside-down copy"
+                ),
+                "edited": st.column_config.NumberColumn(
+                    "of an edited copy",
+                    help="Links of a recrop zoomed back, a slightly turned or a marked copy",
                 ),
                 "groups": st.column_config.NumberColumn("near groups"),
                 "images": st.column_config.NumberColumn("images in them"),

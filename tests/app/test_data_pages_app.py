@@ -383,6 +383,7 @@ def test_the_threshold_panel_shows_each_lines_effect_and_rescans_at_another(
     want = threshold_effect(load_scan(folder).index)  # the engine's answer, computed here
     assert effect["links"].tolist() == want["links"].tolist()
     assert effect["flipped"].tolist() == want["flipped"].tolist()
+    assert effect["edited"].tolist() == want["edited"].tolist()
     assert effect["used"].tolist() == (want["threshold"] == 1.0).tolist()
     assert (
         effect["links"].is_monotonic_increasing

@@ -33,6 +33,7 @@ from tests.photos import sources as src
 N_PER_CLASS = 80
 VAL_SHARE = 0.2
 N_FLIPS = 16
+MIN_FLIP_STD = 8.0  # grey levels: flatter crops get no flipped label (see _flips)
 ORACLE_COLUMNS = ["path", "issue", "group", "given_label", "true_label", "note"]
 SOLIDS = [(200, 30, 30), (30, 60, 200), (128, 128, 128), (40, 160, 60)]
 
@@ -127,12 +128,23 @@ def _plant_all(
 
 
 def _flips(entries: list[_Entry], picks: Iterator[int], rng: np.random.Generator) -> None:
+    """Flip N_FLIPS labels, of crops with content: a flat crop (grey std < MIN_FLIP_STD: a
+    bokeh blur, a dark corner) holds no evidence of its class, for a viewer or a model (the
+    scan reports it as low-information and keeps it out of the label model)."""
     names = list(src.CLASSES)
-    for _ in range(N_FLIPS):
+    flipped = 0
+    while flipped < N_FLIPS:
         e = entries[next(picks)]
+        if _grey_std(e.image) < MIN_FLIP_STD:
+            continue
+        flipped += 1
         true = e.folder
         e.folder = str(rng.choice([n for n in names if n != true]))
         e.plant("label_issue", note=f"a {true} crop filed under {e.folder}", true=true)
+
+
+def _grey_std(image: np.ndarray) -> float:
+    return float(np.asarray(Image.fromarray(image).convert("L"), dtype=np.float32).std())
 
 
 def _copy(

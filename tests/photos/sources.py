@@ -89,11 +89,16 @@ def _look(c: Crop) -> np.ndarray:
     return look - look.mean()
 
 
+RECROP_ZOOM = 1.25  # two crops of one place whose sides differ by less are one picture
+
+
 def _distinct(a: Crop, b: Crop) -> bool:
     tol = 0.15 * min(a.side, b.side)  # ~5 px at 32 px: beyond the verifier's 2 px shifts
     same_place = abs(a.x - b.x) < tol and abs(a.y - b.y) < tol
-    # a mirrored crop of the same place is the same picture flipped: a copy (scan.issues.flips)
-    return not same_place or abs(a.side - b.side) > 0.12 * a.side
+    # a mirrored crop of the same place is the same picture flipped: a copy (scan.issues.flips);
+    # one zoomed by 12 % is a recrop of it, to a viewer and to the scan (scan.issues.warp_match,
+    # which calls zooms up to 1.12 edits): crops of one place differ by RECROP_ZOOM at least
+    return not same_place or max(a.side, b.side) > RECROP_ZOOM * min(a.side, b.side)
 
 
 def gain(rng: np.random.Generator) -> np.ndarray:

@@ -10,7 +10,8 @@ import pytest
 
 from recipe_core.scan import scan
 from recipe_core.scan.issues import find_duplicates
-from recipe_core.scan.issues.duplicates import threshold_effect
+from recipe_core.scan.issues.duplicates import EDITED, threshold_effect
+from recipe_core.scan.issues.flips import FLIPS
 from tests.photos.edit_families import CAUGHT, Copy, make_edit_families
 
 DUPLICATES = ("near_duplicate", "exact_duplicate")
@@ -50,7 +51,7 @@ def test_the_threshold_table_counts_the_flipped_copies_the_scan_reports(
     assert flipped
     effect = threshold_effect(index, (0.5, 1.0)).set_index("threshold")
     pairs = find_duplicates(index).pairs
-    reported = pairs[pairs["flip"] != ""]
+    reported = pairs[pairs["flip"].isin(list(FLIPS))]
     paths = dict(zip(index.table["sample_id"], index.table["path"], strict=True))
     assert {paths[i] for i in reported["sample_id_b"]} | {
         paths[i] for i in reported["sample_id_a"]
@@ -58,3 +59,24 @@ def test_the_threshold_table_counts_the_flipped_copies_the_scan_reports(
     assert effect.loc[1.0, "flipped"] >= len(reported) >= len(flipped)
     assert effect.loc[0.5, "flipped"] <= effect.loc[1.0, "flipped"]
     assert effect.loc[1.0, "links"] >= len(pairs)
+
+
+def test_the_threshold_table_counts_the_edited_copies_the_scan_reports(
+    planted: tuple[Path, list[Copy]],
+) -> None:
+    """Recrops zoomed back are found by the warp check (`warp_match`); the table counts them,
+    a stricter line keeps fewer, and their pairs carry no grey-level residual."""
+    root, copies = planted
+    index = scan(root, workers=0, cache=False).index
+    recrops = {(c.original, c.copy) for c in copies if c.family.startswith("recrop")}
+    assert recrops
+    pairs = find_duplicates(index).pairs
+    edited = pairs[pairs["flip"] == EDITED]
+    paths = dict(zip(index.table["sample_id"], index.table["path"], strict=True))
+    ends = zip(edited["sample_id_a"], edited["sample_id_b"], strict=True)
+    found = {tuple(sorted((paths[a], paths[b]))) for a, b in ends}
+    assert {tuple(sorted(p)) for p in recrops} <= found
+    assert edited["residual"].isna().all() and (edited["distance"] > 0).all()
+    effect = threshold_effect(index, (0.25, 1.0)).set_index("threshold")
+    assert effect.loc[1.0, "edited"] >= len(edited) >= len(recrops)
+    assert effect.loc[0.25, "edited"] < effect.loc[1.0, "edited"]

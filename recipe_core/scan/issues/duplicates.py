@@ -7,6 +7,9 @@ copies that disagree on the label (conflicting_labels) and copies in two splits 
   re-encodes (JPEG) change pixels and are near duplicates.
 * near: candidates are each image's nearest embedding neighbours, verified on the aligned
   32 px luminance (`pixel_match`): brightness/contrast-normalised, best of shifts up to 2 px.
+  Flipped copies come from their own hashes (`flips`); an image's nearest candidate that
+  fails the shift-only check is aligned by a bounded zoom-turn-shift warp (`warp_match`): a
+  recrop zoomed back, a slight rotation (images natively >= 48 px only).
 * low information: images `quality` reports as low_information (flat skies, solid colours)
   get no near links: standardised, their pixels are mostly noise and gentle gradients, so
   distinct ones look alike. Identical copies of them are still exact duplicates.
@@ -39,16 +42,22 @@ from recipe_core.scan.issues.pair_verdict import (
 )
 from recipe_core.scan.issues.pixel_match import (
     MIN_STD,
+    NEAR_THRESHOLD,
     check_threshold,
     closeness,
     thumbnail_std,
 )
 from recipe_core.scan.issues.quality import low_information_mask
+from recipe_core.scan.issues.warp_match import WARP_LINE, WARP_MIN_SIDE, warped_distance
 
 log = logging.getLogger(__name__)
 
 NEAR_K = 5  # embedding neighbours per image checked as near-duplicate candidates
 EFFECT_THRESHOLDS = (0.5, 0.75, 1.0, 1.25, 1.5)  # what `threshold_effect` compares by default
+EDITED = "recropped or turned copy"  # NearLinks.flip of a link found by `warp_match`
+# closeness (shift-only) below which an image's nearest candidate is also tried warped: every
+# planted recrop and turned copy measured <= 4.7; half of distinct pairs measure more
+WARP_CANDIDATE = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class NearLinks:
     a: np.ndarray
     b: np.ndarray
     evidence: PairEvidence  # what judges each link at a stricter line
-    flip: np.ndarray  # object: "" as it is, or how b is a flipped (a key of flips.FLIPS)
+    flip: np.ndarray  # object: how b is a copy of a: "" as it is, a key of flips.FLIPS, EDITED
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,8 @@ class DuplicateResult:
     # nan if none)
     members: pd.DataFrame = field(repr=False)
     # verified near links: sample_id_a, sample_id_b, distance (aligned, standardised),
-    # residual (grey levels), see pixel_match; flip ("" or how b is a flipped, flips.FLIPS)
+    # residual (grey levels; nan for an EDITED copy, measured by its warped distance alone),
+    # see pixel_match; flip ("", how b is a flipped (flips.FLIPS), or EDITED)
     pairs: pd.DataFrame = field(repr=False)
     issues: pd.DataFrame = field(repr=False)  # family rows: sample_id, issue, score, group, detail
 
@@ -99,12 +109,13 @@ def find_duplicates(
     exact = exact_groups(table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     eligible = eligible_thumbnails(index.pixels, low_information_mask(index), memo)
+    warpable = warpable_rows(table)
     links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=threshold,
-                       memo=memo)  # fmt: skip
+                       memo=memo, warpable=warpable)  # fmt: skip
     a, b, flip = links.a, links.b, links.flip
     dist, residual = links.evidence.judge(threshold)[1:]
     close = closeness(dist, residual)
-    verify = _verifier(index.pixels, threshold, memo)
+    verify = _verifier(index.pixels, threshold, memo, warpable)
     labels = clique_groups(len(table), exact, a, b, close, verify)
     inside = (labels[a] >= 0) & (labels[a] == labels[b])  # links within a group: reported
     a, b, dist, residual, close, flip = (
@@ -116,12 +127,13 @@ def find_duplicates(
             "sample_id_a": table["sample_id"].to_numpy()[a],
             "sample_id_b": table["sample_id"].to_numpy()[b],
             "distance": dist,
-            "residual": residual,
+            "residual": np.where(flip == EDITED, np.nan, residual),
             "flip": flip,
         }
     )
-    log.info("%d exact and %d near-duplicate links (%d of a flipped copy)",
-             int((exact >= 0).sum()), len(a), int((flip != "").sum()))  # fmt: skip
+    log.info("%d exact and %d near-duplicate links (%d of a flipped copy, %d of an edited one)",
+             int((exact >= 0).sum()), len(a), int(np.isin(flip, list(FLIPS)).sum()),
+             int((flip == EDITED).sum()))  # fmt: skip
     issues = duplicate_issue_rows(table, members, _flipped_partners(members, pairs))
     return DuplicateResult(members=members, pairs=pairs, issues=issues)
 
@@ -136,7 +148,8 @@ def threshold_effect(
     """What each near-duplicate threshold would report on `index`, one row per threshold:
     threshold; links (verified near pairs: grows with the threshold); new_links (the links this
     threshold adds to the next stricter one, the least sure: what the step costs in
-    precision); flipped (the links of a mirror image or an upside-down copy, `flips`); groups
+    precision); flipped (the links of a mirror image or an upside-down copy, `flips`); edited
+    (the links of a recropped, turned or marked copy, `warp_match`); groups
     (near groups, with more than one distinct image, after `clique_groups`) and images
     (distinct images in them); and the loosest link admitted (sample_id_a, sample_id_b,
     closeness; -1 and nan when none): what the line lets in, to look at.
@@ -147,7 +160,9 @@ def threshold_effect(
     exact = exact_groups(index.table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     eligible = eligible_thumbnails(index.pixels, low_information_mask(index))
-    links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=levels[-1])
+    warpable = warpable_rows(index.table)
+    links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=levels[-1],
+                       warpable=warpable)  # fmt: skip
     a, b = links.a, links.b
     ids = index.table["sample_id"].to_numpy()
     rows, before = [], 0
@@ -156,12 +171,13 @@ def threshold_effect(
         keep = np.flatnonzero(near)
         close = closeness(dist, residual)
         labels = clique_groups(len(ids), exact, a[keep], b[keep], close[keep],
-                               _verifier(index.pixels, level))  # fmt: skip
+                               _verifier(index.pixels, level, warpable=warpable))  # fmt: skip
         groups, images = _near_groups(labels, exact)
         worst = keep[np.argmax(close[keep])] if len(keep) else -1
         rows.append({
             "threshold": level, "links": len(keep), "new_links": len(keep) - before,
-            "flipped": int((links.flip[keep] != "").sum()), "groups": groups, "images": images,
+            "flipped": int(np.isin(links.flip[keep], list(FLIPS)).sum()),
+            "edited": int((links.flip[keep] == EDITED).sum()), "groups": groups, "images": images,
             "sample_id_a": int(ids[a[worst]]) if worst >= 0 else -1,
             "sample_id_b": int(ids[b[worst]]) if worst >= 0 else -1,
             "closeness": float(close[worst]) if worst >= 0 else float("nan"),
@@ -206,15 +222,19 @@ def near_pairs(
     eligible: np.ndarray | None = None,
     threshold: float = 1.0,
     memo: IssueMemo | None = None,
+    warpable: np.ndarray | None = None,
 ) -> NearLinks:
-    """Verified near-duplicate links at `threshold` (see `find_duplicates`), from two kinds of
-    candidate between `eligible` rows (bool, from `eligible_thumbnails`; None: every
+    """Verified near-duplicate links at `threshold` (see `find_duplicates`), from three kinds
+    of candidate between `eligible` rows (bool, from `eligible_thumbnails`; None: every
     thumbnail with content):
 
     * each graph row's first k neighbours that are not its identical copies (`exact`, from
       `exact_groups`), checked with the aligned pixel distance (`pair_verdict`);
     * flipped copies (`flips.flipped_links`), held to their own line, where the pair is not
-      already a link as it is or a pair of identical copies.
+      already a link as it is or a pair of identical copies;
+    * edited copies: each row's first such neighbour, where the shift-only check rejected the
+      pair (at closeness < WARP_CANDIDATE) and both rows are `warpable` (bool, from
+      `warpable_rows`; None: no row), aligned by a bounded warp (`edited_links`).
 
     `links.evidence.judge(t)` tells which remain at a stricter line t."""
     eligible = eligible_thumbnails(pixels, memo=memo) if eligible is None else eligible
@@ -228,12 +248,67 @@ def near_pairs(
     fa, fb, flipped, kind = flipped_links(pixels, eligible, threshold, memo)
     twins = (exact[fa] >= 0) & (exact[fa] == exact[fb])
     new = np.flatnonzero(~twins & ~np.isin(fa * n + fb, a * n + b))
-    return NearLinks(
-        a=np.concatenate([a, fa[new]]),
-        b=np.concatenate([b, fb[new]]),
-        evidence=join_evidence([evidence.subset(near), flipped.subset(new)]),
-        flip=np.concatenate([np.full(len(a), "", dtype=object), kind[new]]),
+    linked = np.concatenate([a * n + b, fa[new] * n + fb[new]])
+    first = _edit_candidates(src, dst, warpable, n)
+    rejected = ~np.isin(key, linked) & (
+        closeness(evidence.dist, evidence.residual) < WARP_CANDIDATE
     )
+    ea, eb, edited = edited_links(pixels, *divmod(key[rejected & np.isin(key, first)], n),
+                                  threshold=threshold, memo=memo)  # fmt: skip
+    return NearLinks(
+        a=np.concatenate([a, fa[new], ea]),
+        b=np.concatenate([b, fb[new], eb]),
+        evidence=join_evidence([evidence.subset(near), flipped.subset(new), edited]),
+        flip=np.concatenate([
+            np.full(len(a), "", dtype=object), kind[new], np.full(len(ea), EDITED, dtype=object)
+        ]),
+    )  # fmt: skip
+
+
+def warpable_rows(table: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: images natively at least WARP_MIN_SIDE px each way (`warp_match`)."""
+    width, height = table["width"].to_numpy(), table["height"].to_numpy()
+    out: np.ndarray = (width >= WARP_MIN_SIDE) & (height >= WARP_MIN_SIDE)
+    return out
+
+
+def _edit_candidates(
+    src: np.ndarray, dst: np.ndarray, warpable: np.ndarray | None, n: int
+) -> np.ndarray:
+    """Pair keys (a * n + b, a < b) of each src row's first candidate (src, dst are row-major:
+    each row's nearest first), where both rows are `warpable`."""
+    if warpable is None or not warpable.any():
+        return np.zeros(0, dtype=np.int64)
+    first = np.unique(src, return_index=True)[1]
+    x, y = src[first], dst[first]
+    both = warpable[x] & warpable[y]
+    x, y = x[both], y[both]
+    out: np.ndarray = np.unique(np.minimum(x, y) * n + np.maximum(x, y))
+    return out
+
+
+def edited_links(
+    pixels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    threshold: float = 1.0,
+    memo: IssueMemo | None = None,
+) -> tuple[np.ndarray, np.ndarray, PairEvidence]:
+    """(a, b, evidence) of the pairs (pixels[a], pixels[b]) that are edited copies: within
+    WARP_LINE x `threshold` by `warp_match.warped_distance`. The evidence carries that
+    distance scaled so that the verdict's distance line is WARP_LINE, and no residual (inf:
+    no residual test), so `PairEvidence.judge` draws any stricter line."""
+    if memo is None:
+        dist = warped_distance(pixels, a, b)
+    else:
+        dist = memo.per_pair("warp_match", a, b, lambda p: warped_distance(pixels, a[p], b[p]))
+    near = np.flatnonzero(dist < WARP_LINE * threshold)
+    scaled = (dist[near] * (NEAR_THRESHOLD / WARP_LINE)).astype(np.float32)
+    missing = np.full(len(near), np.nan, dtype=np.float32)
+    no_residual = np.full(len(near), np.inf, dtype=np.float32)
+    line = np.full(len(near), np.inf, dtype=np.float32)
+    return a[near], b[near], PairEvidence(scaled, no_residual, missing, missing, missing, line)
 
 
 def near_candidates(
@@ -295,9 +370,13 @@ def eligible_thumbnails(
 
 
 def _verifier(
-    pixels: np.ndarray, threshold: float, memo: IssueMemo | None = None
+    pixels: np.ndarray,
+    threshold: float,
+    memo: IssueMemo | None = None,
+    warpable: np.ndarray | None = None,
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Near duplicates as they are, or one of them flipped (`flips.FLIPS`)."""
+    """Near duplicates as they are, one of them flipped (`flips.FLIPS`), or, between
+    `warpable` rows, one an edited copy of the other (`warp_match`)."""
 
     def verify(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         near = verdict(pixels, a, b, threshold, memo)[0]
@@ -306,6 +385,10 @@ def _verifier(
             if len(rest):
                 flipped = flipped_evidence(pixels, a[rest], b[rest], axes, threshold)
                 near[rest] = flipped.judge(threshold)[0]
+        if warpable is not None:
+            rest = np.flatnonzero(~near & warpable[a] & warpable[b])
+            if len(rest):
+                near[rest] = warped_distance(pixels, a[rest], b[rest]) < WARP_LINE * threshold
         return near
 
     return verify

@@ -10,6 +10,10 @@ pixels off the grey diagonal of the colour histogram. A kind held by at most k i
 outlier score's neighbour count, above plausible stray-cluster sizes) and by at most
 MAX_RARE_SHARE of the scored images marks its members as outliers. Noise-like images (see
 `image_statistics.is_noise_like`) are a kind the same way; only that side can be the rare one.
+So are colour drawings on a flat ground (`flat_ground`: a diagram, a logo, a rendered chart among
+photos): at least FLAT_GROUND of the 32 px thumbnail's pixels share one grey level, where no clean
+photo crop of three planted sets came above 0.33 (a diagram 0.63); greyscale images are left to
+the greyscale kind (half of all handwritten digits hold a third of their pixels at one level).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from recipe_core.scan.index.schema import ScanIndex
 GREY_SPREAD = 0.01  # max channel spread (of means plus of stds, RGB in [0, 1]) of a grey image
 GREY_OFF_DIAGONAL = 0.02  # max share of pixels off the grey diagonal of the RGB histogram
 MAX_RARE_SHARE = 0.05  # a kind held by more of the scored images is a mode of the data
+FLAT_GROUND = (
+    0.5  # share of a thumbnail's pixels at its commonest grey level: drawn on a flat ground
+)
+GROUND_CHUNK = 4096  # thumbnails counted together
 _DIAGONAL = np.arange(COLOUR_BINS) * (COLOUR_BINS**2 + COLOUR_BINS + 1)  # (r, g, b) = (i, i, i)
 
 
@@ -41,6 +49,18 @@ def is_greyscale(index: ScanIndex) -> np.ndarray:
         shares = hist / np.maximum(hist.sum(axis=1, keepdims=True), 1e-12)
         grey &= 1.0 - shares[:, _DIAGONAL].sum(axis=1) <= GREY_OFF_DIAGONAL
     return np.asarray(grey, dtype=bool)
+
+
+def flat_ground(pixels: np.ndarray) -> np.ndarray:
+    """(N,) float32: the share of each (N, H, W) uint8 thumbnail's pixels at its commonest
+    grey level."""
+    out = np.zeros(len(pixels), dtype=np.float32)
+    for start in range(0, len(pixels), GROUND_CHUNK):
+        part = pixels[start : start + GROUND_CHUNK].reshape(-1, pixels[0].size)
+        codes = part.astype(np.int64) + 256 * np.arange(len(part))[:, None]
+        counts = np.bincount(codes.ravel(), minlength=256 * len(part)).reshape(len(part), 256)
+        out[start : start + len(part)] = counts.max(axis=1) / part.shape[1]
+    return out
 
 
 @dataclass(frozen=True)

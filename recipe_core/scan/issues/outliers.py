@@ -13,7 +13,8 @@ by an odd aspect ratio) are neither scored nor used as neighbours: they would ta
 outlier slots for a reason the user already sees.
 
 A second, distance-free signal covers what kNN distance misses: an image of a rare kind
-(greyscale among colour photographs, or colour among greyscale; see outlier_features.py).
+(greyscale among colour photographs, or colour among greyscale, a drawing on a flat ground
+among photographs; see outlier_features.py).
 Its severity is 1 - 0.5 * count / limit, so the rarer the kind the higher (0.5 at the limit),
 and an image's score is the larger of the two. Measured: 8 grey digits (or grey faces) among
 900 synthetic RGB photos went from 0/8 to 8/8 flagged, top 8 of the ranking; no change on the
@@ -38,8 +39,10 @@ from recipe_core.scan.issues.image_statistics import (
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
 from recipe_core.scan.issues.outlier_features import (
+    FLAT_GROUND,
     MAX_RARE_SHARE,
     Kind,
+    flat_ground,
     is_greyscale,
     rare_kinds,
 )
@@ -95,9 +98,11 @@ def find_outliers(
     z = np.where(scored, (knn - center) / scale, np.nan)
     score = np.where(scored, severity(np.nan_to_num(knn - center), Z_OUT * scale), 0.0)
     stats = _Statistics.of(index, np.flatnonzero(scored), memo)
+    grey = is_greyscale(index)
     kinds = [
-        Kind("greyscale", "colour", is_greyscale(index)),
+        Kind("greyscale", "colour", grey),
         Kind("noise-like", "structured", is_noise_like(stats.values), both_ways=False),
+        Kind("drawn", "photographic", ~grey & (_ground(index, memo) >= FLAT_GROUND), False),
     ]
     found = rare_kinds(kinds, np.flatnonzero(scored), k)
     limit = min(k, MAX_RARE_SHARE * len(rows))
@@ -126,6 +131,13 @@ def find_outliers(
     details = [describe(int(i)) for i in flagged]
     issues = issue_frame(ids[flagged], "outlier", score[flagged], details)
     return OutlierResult(scores=table, k=k, issues=issues)
+
+
+def _ground(index: ScanIndex, memo: IssueMemo | None) -> np.ndarray:
+    every = np.arange(len(index))
+    if memo is None:
+        return flat_ground(index.pixels)
+    return memo.per_image("flat_ground", every, lambda r: flat_ground(index.pixels[r]))
 
 
 def _far_detail(knn: float, z: float, k: int, center: float) -> str:
