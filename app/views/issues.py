@@ -127,7 +127,7 @@ def threshold_panel() -> None:
                 ),
                 "edited": st.column_config.NumberColumn(
                     "of an edited copy",
-                    help="Links of a recrop zoomed back, a slightly turned or a marked copy",
+                    help="Links of a recrop zoomed back or a slightly turned copy",
                 ),
                 "groups": st.column_config.NumberColumn("near groups"),
                 "images": st.column_config.NumberColumn("images in them"),

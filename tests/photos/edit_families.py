@@ -7,8 +7,8 @@ crops, `sources.class_crops`) and, for each family, copies of two originals name
 
 CAUGHT: families every copy of which the scan must group with its original (the test);
 MISSED: families measured in benchmarks/near_dup_families.py that the scan finds only
-sometimes: a 5 degree rotation and a text watermark (5 of 6 copies over 3 seeds), a hue
-rotation (2 of 6). Mirror images and upside-down copies are found by
+sometimes: a 5 degree rotation (3 of 6 copies over 3 seeds), a hue rotation and a text
+watermark (1 of 6 each). Mirror images and upside-down copies are found by
 `recipe_core.scan.issues.flips`, recrops zoomed back by `recipe_core.scan.issues.warp_match`.
 """
 

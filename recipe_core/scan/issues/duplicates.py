@@ -149,7 +149,7 @@ def threshold_effect(
     threshold; links (verified near pairs: grows with the threshold); new_links (the links this
     threshold adds to the next stricter one, the least sure: what the step costs in
     precision); flipped (the links of a mirror image or an upside-down copy, `flips`); edited
-    (the links of a recropped, turned or marked copy, `warp_match`); groups
+    (the links of a recropped or turned copy, `warp_match`); groups
     (near groups, with more than one distinct image, after `clique_groups`) and images
     (distinct images in them); and the loosest link admitted (sample_id_a, sample_id_b,
     closeness; -1 and nan when none): what the line lets in, to look at.
