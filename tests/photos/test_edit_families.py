@@ -4,9 +4,12 @@ originals. Trusted answer: the planted copy -> original map."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from PIL import Image
 
 from recipe_core.scan import scan
 from recipe_core.scan.issues import find_duplicates
@@ -80,3 +83,25 @@ def test_the_threshold_table_counts_the_edited_copies_the_scan_reports(
     effect = threshold_effect(index, (0.25, 1.0)).set_index("threshold")
     assert effect.loc[1.0, "edited"] >= len(edited) >= len(recrops)
     assert effect.loc[0.25, "edited"] < effect.loc[1.0, "edited"]
+
+
+def test_a_rescan_with_the_memo_reports_the_edited_copies_a_cold_scan_reports(
+    planted: tuple[Path, list[Copy]], tmp_path: Path
+) -> None:
+    """The warp check's distances are memoised by the two contents: a rescan after one copy
+    was re-encoded and one original removed gives the cold scan's issue table."""
+    root, copies = planted
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    ws = tmp_path / "ws"
+    scan(data, workspace=ws, workers=0)
+    recrop = next(c for c in copies if c.family == "recrop_10pct")
+    with Image.open(data / recrop.copy) as im:
+        im.convert("RGB").save(data / recrop.copy, quality=80)  # new bytes, still a recrop
+    (data / next(c for c in copies if c.family == "noise").original).unlink()
+    again = scan(data, workspace=ws, workers=0)
+    cold = scan(data, workers=0, cache=False)
+    assert again.index.reused > 0.9 * len(again.index)
+    pd.testing.assert_frame_equal(again.issues, cold.issues)
+    edited = again.issues["detail"].str.contains(EDITED, regex=False)
+    assert again.issues.loc[edited, "path"].isin([recrop.copy, recrop.original]).sum() >= 1
