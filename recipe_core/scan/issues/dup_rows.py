@@ -12,10 +12,11 @@ from recipe_core.scan.issues._common import concat_issues, issue_frame
 
 
 def duplicate_issue_rows(
-    table: pd.DataFrame, members: pd.DataFrame, flipped: Mapping[int, str] | None = None
+    table: pd.DataFrame, members: pd.DataFrame, how: Mapping[int, str] | None = None
 ) -> pd.DataFrame:
-    """Family rows from `DuplicateResult.members`-shaped data (see duplicates.py); `flipped`
-    maps a sample_id to how its partner is flipped ("mirror image", ...) where it is."""
+    """Family rows from `DuplicateResult.members`-shaped data (see duplicates.py); `how`
+    maps a sample_id to how its partner is a copy of it ("mirror image", "recropped or turned
+    copy", ...) where it is not one as it is."""
     if len(members) == 0:
         return concat_issues([])
     info = members.merge(
@@ -30,7 +31,7 @@ def duplicate_issue_rows(
     return concat_issues(
         [
             _exact_rows(info[info["exact_group"] != ""], paths),
-            _near_rows(info[info["near"]], paths, flipped),
+            _near_rows(info[info["near"]], paths, how),
             _conflict_rows(info),
             _leak_rows(info),
         ]
@@ -53,10 +54,10 @@ def _exact_rows(info: pd.DataFrame, paths: dict[int, str]) -> pd.DataFrame:
 
 
 def _near_rows(
-    info: pd.DataFrame, paths: dict[int, str], flipped: Mapping[int, str] | None
+    info: pd.DataFrame, paths: dict[int, str], how_of: Mapping[int, str] | None
 ) -> pd.DataFrame:
     n_other = info.groupby("group")["sample_id"].transform("size").to_numpy() - 1
-    how = [(flipped or {}).get(int(i), "") for i in info["sample_id"]]
+    how = [(how_of or {}).get(int(i), "") for i in info["sample_id"]]
     details = [
         f"group of {n + 1} near-identical files; closest different one {paths[p]} "
         + (f"is its {h} " if h else "")

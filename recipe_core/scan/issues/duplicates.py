@@ -134,7 +134,7 @@ def find_duplicates(
     log.info("%d exact and %d near-duplicate links (%d of a flipped copy, %d of an edited one)",
              int((exact >= 0).sum()), len(a), int(np.isin(flip, list(FLIPS)).sum()),
              int((flip == EDITED).sum()))  # fmt: skip
-    issues = duplicate_issue_rows(table, members, _flipped_partners(members, pairs))
+    issues = duplicate_issue_rows(table, members, _partner_kinds(members, pairs))
     return DuplicateResult(members=members, pairs=pairs, issues=issues)
 
 
@@ -394,8 +394,9 @@ def _verifier(
     return verify
 
 
-def _flipped_partners(members: pd.DataFrame, pairs: pd.DataFrame) -> dict[int, str]:
-    """sample_id -> how its partner's copy is flipped ("mirror image", ...), where it is."""
+def _partner_kinds(members: pd.DataFrame, pairs: pd.DataFrame) -> dict[int, str]:
+    """sample_id -> how its partner is a copy of it (flipped: "mirror image", ...; or EDITED),
+    where the link between them is not of a copy as it is."""
     flipped = pairs[pairs["flip"] != ""]
     both = pd.concat([
         flipped.rename(columns={"sample_id_a": "sample_id", "sample_id_b": "partner"}),
