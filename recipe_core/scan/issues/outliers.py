@@ -99,10 +99,11 @@ def find_outliers(
     score = np.where(scored, severity(np.nan_to_num(knn - center), Z_OUT * scale), 0.0)
     stats = _Statistics.of(index, np.flatnonzero(scored), memo)
     grey = is_greyscale(index)
+    drawn = _ground(index, memo, np.flatnonzero(~grey)) >= FLAT_GROUND
     kinds = [
         Kind("greyscale", "colour", grey),
         Kind("noise-like", "structured", is_noise_like(stats.values), both_ways=False),
-        Kind("drawn", "photographic", ~grey & (_ground(index, memo) >= FLAT_GROUND), False),
+        Kind("drawn", "photographic", drawn, both_ways=False),
     ]
     found = rare_kinds(kinds, np.flatnonzero(scored), k)
     limit = min(k, MAX_RARE_SHARE * len(rows))
@@ -133,11 +134,15 @@ def find_outliers(
     return OutlierResult(scores=table, k=k, issues=issues)
 
 
-def _ground(index: ScanIndex, memo: IssueMemo | None) -> np.ndarray:
-    every = np.arange(len(index))
+def _ground(index: ScanIndex, memo: IssueMemo | None, rows: np.ndarray) -> np.ndarray:
+    """(N,) `flat_ground` of `rows` (0 elsewhere): only colour images can be of the drawn
+    kind, so a greyscale set (digits, the 32 px benchmarks) pays nothing for it."""
+    out = np.zeros(len(index), dtype=np.float32)
     if memo is None:
-        return flat_ground(index.pixels)
-    return memo.per_image("flat_ground", every, lambda r: flat_ground(index.pixels[r]))
+        out[rows] = flat_ground(index.pixels[rows])
+    else:
+        out[rows] = memo.per_image("flat_ground", rows, lambda r: flat_ground(index.pixels[r]))
+    return out
 
 
 def _far_detail(knn: float, z: float, k: int, center: float) -> str:
