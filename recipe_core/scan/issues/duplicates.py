@@ -240,7 +240,7 @@ def near_pairs(
     eligible = eligible_thumbnails(pixels, memo=memo) if eligible is None else eligible
     src, dst = near_candidates(graph, exact, eligible, k)
     n = len(pixels)
-    key = np.unique(np.minimum(src, dst) * n + np.maximum(src, dst))  # each pair once
+    key = _pair_keys(src, dst, n)
     a, b = key // n, key % n
     evidence = pair_evidence(pixels, a, b, threshold, memo)
     near = np.flatnonzero(evidence.judge(threshold)[0])
@@ -282,7 +282,11 @@ def _edit_candidates(
     first = np.unique(src, return_index=True)[1]
     x, y = src[first], dst[first]
     both = warpable[x] & warpable[y]
-    x, y = x[both], y[both]
+    return _pair_keys(x[both], y[both], n)
+
+
+def _pair_keys(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
+    """Sorted unique keys a * n + b (a < b) of the pairs (x, y) of n rows: each pair once."""
     out: np.ndarray = np.unique(np.minimum(x, y) * n + np.maximum(x, y))
     return out
 

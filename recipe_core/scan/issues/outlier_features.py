@@ -28,9 +28,7 @@ from recipe_core.scan.index.schema import ScanIndex
 GREY_SPREAD = 0.01  # max channel spread (of means plus of stds, RGB in [0, 1]) of a grey image
 GREY_OFF_DIAGONAL = 0.02  # max share of pixels off the grey diagonal of the RGB histogram
 MAX_RARE_SHARE = 0.05  # a kind held by more of the scored images is a mode of the data
-FLAT_GROUND = (
-    0.5  # share of a thumbnail's pixels at its commonest grey level: drawn on a flat ground
-)
+FLAT_GROUND = 0.5  # share of pixels at the commonest grey level: drawn on a flat ground
 GROUND_CHUNK = 4096  # thumbnails counted together
 _DIAGONAL = np.arange(COLOUR_BINS) * (COLOUR_BINS**2 + COLOUR_BINS + 1)  # (r, g, b) = (i, i, i)
 
