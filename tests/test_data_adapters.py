@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,37 @@ def test_unknown_layout_lists_the_accepted_ones(tmp_path: Path) -> None:
 
 def test_image_folder_still_opens(tmp_path: Path) -> None:
     assert open_dataset(write_image_folder(tmp_path / "ds")).layout == "image_folder"
+
+
+def test_a_class_folder_counts_by_its_first_visible_image_at_any_depth(tmp_path: Path) -> None:
+    """A class folder is one that holds an image, directly or nested; hidden files, other
+    files and folders named like images do not make one (the early-stopping check agrees
+    with the full walk)."""
+    root = tmp_path / "ds"
+    Image.new("L", (4, 4), 10).save((root / "direct").mkdir(parents=True) or root / "direct/a.png")
+    (root / "nested" / "deeper").mkdir(parents=True)
+    (root / "nested" / "readme.txt").write_text("not an image")
+    Image.new("L", (4, 4), 20).save(root / "nested" / "deeper" / "b.png")
+    (root / "hidden_only").mkdir()
+    Image.new("L", (4, 4), 30).save(root / "hidden_only" / ".c.png")
+    (root / "folder_named_png" / "x.png").mkdir(parents=True)  # a folder, not an image
+    (root / "folder_named_png" / "x.png" / "notes.txt").write_text("still no image")
+    (root / "dot_only").mkdir()
+    (root / "dot_only" / ".png").write_bytes(b"")  # a hidden name, no extension
+    source = open_dataset(root)
+    assert sorted(source.samples["label"]) == ["direct", "nested"]
+    assert sorted(source.samples["path"]) == ["direct/a.png", "nested/deeper/b.png"]
+
+
+def test_names_that_are_not_utf8_still_open(tmp_path: Path) -> None:
+    """One undecodable file name among valid ones: every name is kept, that one escaped."""
+    root = write_image_folder(tmp_path / "ds", classes=2, per_class=2)
+    folder = next(p for p in sorted(root.rglob("*")) if p.is_dir() and any(p.glob("*.png")))
+    before = len(open_dataset(root).samples)
+    Image.new("L", (4, 4), 99).save(os.fsdecode(os.fsencode(folder) + b"/caf\xe9.png"))
+    paths = open_dataset(root).samples["path"].tolist()
+    assert len(paths) == before + 1 and any(p.endswith("caf\\xe9.png") for p in paths)
+    assert all(p.encode("utf-8") for p in paths)
 
 
 # --- torch datasets --------------------------------------------------------------------------

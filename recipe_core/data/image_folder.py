@@ -72,9 +72,33 @@ def _class_dirs(root: Path) -> list[Path]:
     for entry in _subdirs(root):
         if entry.name.lower() in SPLIT_NAMES and _has_subdirs(Path(entry.path)):
             continue
-        if any(_is_image(f) for f in walk_files(entry.path)):  # stops at the first image
+        if _holds_image(entry.path):
             found.append(Path(entry.path))
     return found
+
+
+def _holds_image(folder: str) -> bool:
+    """True when `walk_files(folder)` would list an image file. The folder's own entries are
+    read first, up to the first visible image among them: walking a class folder of 5,000
+    files in full, sorted, to learn that it holds one cost 0.03 s a call, and opening a
+    50k-image folder made two such calls per class folder. The full walk is for the rest
+    (images in sub-folders only, or none)."""
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                name = entry.name
+                if name[0] != "." and _is_image(name) and not _is_folder(entry):
+                    return True
+    except OSError:
+        pass  # unlistable: the walk below records nothing and finds nothing
+    return any(_is_image(f) for f in walk_files(folder))  # stops at the first image
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
 
 
 def _subdirs(root: Path) -> list[os.DirEntry[str]]:

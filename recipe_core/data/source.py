@@ -86,7 +86,13 @@ def portable_text(text: str) -> str:
 
 
 def portable_texts(texts: list[str]) -> list[str]:
-    return [portable_text(t) for t in texts]
+    """`portable_text` of each; one encode of them all when every one is valid UTF-8 (nearly
+    always: 0.02 s of opening a 50k-image folder went to encoding each name)."""
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return [portable_text(t) for t in texts]
+    return list(texts)
 
 
 def resolve_path(root: Path, path: str) -> Path:

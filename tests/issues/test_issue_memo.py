@@ -14,10 +14,13 @@ from PIL import Image
 
 from recipe_core.scan import scan
 from recipe_core.scan.index.cache import memo_path
+from recipe_core.scan.issues._common import sorted_distinct
 from recipe_core.scan.issues.graph_update import MIN_SPARE, memo_graph
 from recipe_core.scan.issues.memo import (
     IssueMemo,
     content_keys,
+    first_of_each,
+    lookup,
     pair_keys,
     read_arrays,
     write_arrays,
@@ -253,3 +256,21 @@ def test_a_memo_of_the_old_format_is_ignored_and_replaced(tmp_path: Path) -> Non
     again = scan(root, workspace=ws, workers=1)
     pd.testing.assert_frame_equal(again.issues, first.issues)
     assert memo_file.is_file() and not old.exists()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 5000])
+def test_the_sort_based_set_helpers_equal_numpys(n: int) -> None:
+    """`sorted_distinct`, `first_of_each` and `lookup` give what np.unique / a search give,
+    repeats, ties and absent keys included (they replace them on the rescan's hot path)."""
+    rng = np.random.default_rng(n)
+    keys = rng.integers(0, max(1, n // 3), n).astype(np.uint64)  # many repeats
+    assert np.array_equal(sorted_distinct(keys), np.unique(keys))
+    assert sorted_distinct(keys.astype(np.int64)).dtype == np.int64
+    distinct, first = first_of_each(keys)
+    want, want_first = np.unique(keys, return_index=True)
+    assert np.array_equal(distinct, want) and np.array_equal(first, want_first)
+    stored = np.unique(rng.integers(0, n + 5, n).astype(np.uint64))
+    queries = rng.integers(0, n + 5, n).astype(np.uint64)
+    found = lookup(stored, queries)
+    expected = np.where(np.isin(queries, stored), np.searchsorted(stored, queries), -1)
+    assert found.dtype == np.int64 and np.array_equal(found, expected)

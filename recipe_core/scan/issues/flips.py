@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recipe_core.scan.issues._common import sorted_distinct
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.pair_verdict import PairEvidence, join_evidence, pair_evidence
 
@@ -136,7 +137,7 @@ def _candidates(
     both = np.concatenate(pairs)
     q, r = both[:, 0], both[:, 1]
     keep = (q != r) & (_popcount(turned[q] ^ plain[r]) <= MAX_BITS)
-    key = np.unique(np.minimum(q, r)[keep] * len(rows) + np.maximum(q, r)[keep])
+    key = sorted_distinct(np.minimum(q, r)[keep] * len(rows) + np.maximum(q, r)[keep])
     return rows[key // len(rows)], rows[key % len(rows)]
 
 

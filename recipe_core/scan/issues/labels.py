@@ -332,13 +332,16 @@ def _result(
     others = probs.copy()
     others[np.arange(len(y)), y] = -1.0
     best = others.argmax(axis=1)
-    scores = _empty(table, classes).scores
-    scores.loc[rows, "scored"] = True
-    scores.loc[rows, "given_label"] = names[y]
-    scores.loc[rows, "suggested_label"] = names[best]
-    scores.loc[rows, "p_given"] = p_given
-    scores.loc[rows, "p_suggested"] = others[np.arange(len(y)), best]
-    scores.loc[rows, "is_issue"] = is_issue
+    # Each column filled as an array, then one frame: six `.loc` writes into the empty
+    # frame were 30 ms at 50k rows, a sixth of a rescan's label stage.
+    columns = _empty_columns(table)
+    columns["scored"][rows] = True
+    columns["given_label"][rows] = names[y]
+    columns["suggested_label"][rows] = names[best]
+    columns["p_given"][rows] = p_given
+    columns["p_suggested"][rows] = others[np.arange(len(y)), best]
+    columns["is_issue"][rows] = is_issue
+    scores = pd.DataFrame(columns)
     flagged = np.flatnonzero(is_issue)
     details = [
         f"given {names[y[i]]}, model says {names[best[i]]} (p={others[i, best[i]]:.2f}; "
@@ -351,18 +354,21 @@ def _result(
     return LabelIssueResult(scores=scores, classes=classes, pred_probs=probs, issues=issues)
 
 
-def _empty(table: pd.DataFrame, classes: tuple[str, ...]) -> LabelIssueResult:
+def _empty_columns(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The scores' columns before any row is scored (fresh arrays, to fill in place)."""
     n = len(table)
-    scores = pd.DataFrame(
-        {
-            "sample_id": table["sample_id"].to_numpy(),
-            "scored": np.zeros(n, dtype=bool),
-            "given_label": table["label"].to_numpy().astype(object),
-            "suggested_label": np.full(n, "", dtype=object),
-            "p_given": np.full(n, np.nan),
-            "p_suggested": np.full(n, np.nan),
-            "is_issue": np.zeros(n, dtype=bool),
-        }
-    )
+    return {
+        "sample_id": table["sample_id"].to_numpy(),
+        "scored": np.zeros(n, dtype=bool),
+        "given_label": table["label"].to_numpy().astype(object),
+        "suggested_label": np.full(n, "", dtype=object),
+        "p_given": np.full(n, np.nan),
+        "p_suggested": np.full(n, np.nan),
+        "is_issue": np.zeros(n, dtype=bool),
+    }
+
+
+def _empty(table: pd.DataFrame, classes: tuple[str, ...]) -> LabelIssueResult:
+    scores = pd.DataFrame(_empty_columns(table))
     probs = np.zeros((0, len(classes)))
     return LabelIssueResult(scores=scores, classes=classes, pred_probs=probs, issues=empty_issues())

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from recipe_core.errors import ConfigError
 from recipe_core.scan.cpus import thread_map, usable_cpus
-from recipe_core.scan.issues._common import Progress
+from recipe_core.scan.issues._common import Progress, sorted_distinct
 
 log = logging.getLogger(__name__)
 
@@ -435,7 +435,7 @@ def _search_extra(
     at, by, near = (np.concatenate([f[j] for f in found]) for j in range(3))
     if len(at) == 0:
         return
-    hit = np.unique(at)
+    hit = sorted_distinct(at)
     line = np.full(len(query), -1, dtype=np.int64)
     line[hit] = np.arange(len(hit))
     new_i, new_d = as_lists(line[at], by, near.astype(np.float32), len(hit), k)

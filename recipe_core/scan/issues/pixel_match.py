@@ -54,6 +54,7 @@ import numpy as np
 
 from recipe_core.errors import ConfigError
 from recipe_core.scan.cpus import thread_map
+from recipe_core.scan.issues._common import sorted_distinct
 
 MAX_SHIFT = 2  # px at 32 px: the largest translation still called a copy
 NEAR_THRESHOLD = 0.09  # aligned distance below which two images are near duplicates
@@ -150,7 +151,7 @@ def coarse_distance(pixels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndar
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if len(a) == 0:
         return np.zeros(0, dtype=np.float32)
-    used = np.unique(np.concatenate([a, b]))
+    used = sorted_distinct(np.concatenate([a, b]))
     p = np.asarray(pixels[used], dtype=np.float32)
     h, w = (p.shape[1] // 2) * 2, (p.shape[2] // 2) * 2
     half = p[:, :h, :w].reshape(len(p), h // 2, 2, w // 2, 2).mean(axis=(2, 4))
@@ -191,7 +192,7 @@ def clipping_mismatch(
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
-    used = np.unique(np.concatenate([a, b]))
+    used = sorted_distinct(np.concatenate([a, b]))
     shares = clip_shares(pixels[used]) if shares_of is None else shares_of(used)
     gap = np.abs(shares[np.searchsorted(used, a)] - shares[np.searchsorted(used, b)])
     out: np.ndarray = (gap >= CLIP_GAP).any(axis=1)
@@ -276,7 +277,7 @@ def verify_pairs(
     residual = np.full(len(a), np.inf, dtype=np.float32)
     if len(a) == 0:
         return out, residual
-    used = np.unique(np.concatenate([a, b]))
+    used = sorted_distinct(np.concatenate([a, b]))
     local = np.searchsorted(used, np.stack([a, b]))
     centred = _centred(pixels[used])
     windows = _window_sums(centred, max_shift)
