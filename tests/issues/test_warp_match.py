@@ -122,3 +122,49 @@ def test_distinct_line_drawings_of_one_shape_are_not_edited_copies(tmp_path: Pat
     pairs = find_duplicates(index).pairs
     assert warpable_rows(index.table).all()
     assert not (pairs["flip"] == EDITED).any(), pairs[pairs["flip"] == EDITED]
+
+
+def _overlaid(im: Image.Image, kind: str) -> Image.Image:
+    marked = im.copy()
+    draw = ImageDraw.Draw(marked)
+    if kind == "caption":
+        draw.text((6, SIDE - 14), "(c) somewhere 2019", fill=(255, 255, 255))
+    elif kind == "logo":
+        draw.rectangle((4, 4, 26, 22), fill=(20, 60, 230))
+    else:  # a stamp away from the edges: overlays need not sit in a corner
+        draw.ellipse((50, 56, 74, 80), fill=(250, 250, 0))
+    return marked
+
+
+@pytest.mark.parametrize("kind", ["caption", "logo", "stamp"])
+def test_a_copy_under_an_overlay_is_an_edited_copy(tmp_path: Path, kind: str) -> None:
+    """Text, a logo or a stamp laid over a photo: the fit over every pixel is far off, the fit
+    outside the overlay's rectangle within the line, and the pair is compared unwarped too
+    (`warped` False: the overlay check alone)."""
+    originals = [_crop(150, 60, 200), _crop(330, 180, 120), _crop(40, 250, 150)]
+    pixels = _thumbnails(tmp_path, originals + [_overlaid(im, kind) for im in originals])
+    a, b = np.arange(3), np.arange(3, 6)
+    x, y = wm.smoothed(pixels[a].astype(np.float32)), wm.smoothed(pixels[b].astype(np.float32))
+    valid = np.ones(x.shape, dtype=bool)
+    assert (wm.fit_distance(x[..., None], y[..., None], valid) > wm.WARP_LINE).all()
+    for warped in (None, np.zeros(3, dtype=bool)):
+        dist = wm.warped_distance(pixels, a, b, warped)
+        assert (dist < wm.WARP_LINE).all(), (kind, dist)
+
+
+def test_an_overlay_is_not_forgiven_where_it_would_hide_the_picture() -> None:
+    """A rectangle over most of the detail (a small figure on a flat ground), or one that
+    leaves most of the difference outside it, forgives nothing."""
+    rng = np.random.default_rng(0)
+    ground = np.full((2, 32, 32), 200.0, dtype=np.float32)
+    figure, other = ground.copy(), ground.copy()
+    figure[:, 4:10, 4:12] = rng.uniform(0, 80, (2, 6, 8))  # the whole picture, in a corner
+    other[:, 4:10, 4:12] = rng.uniform(0, 80, (2, 6, 8))  # another figure there
+    valid = np.ones(ground.shape, dtype=bool)
+    assert np.isinf(wm.occluded_distance(figure, other, valid)).all()
+    texture = rng.uniform(0, 255, (2, 32, 32)).astype(np.float32)
+    spread = texture + rng.normal(0, 40, texture.shape).astype(np.float32)  # everywhere
+    assert (wm.occluded_distance(texture, spread, valid) > wm.WARP_LINE).all()
+    local = texture.copy()
+    local[:, 26:31, 2:20] = 255.0  # a bright strip: forgiven
+    assert (wm.occluded_distance(texture, local, valid) < wm.WARP_LINE).all()

@@ -15,8 +15,8 @@ def duplicate_issue_rows(
     table: pd.DataFrame, members: pd.DataFrame, how: Mapping[int, str] | None = None
 ) -> pd.DataFrame:
     """Family rows from `DuplicateResult.members`-shaped data (see duplicates.py); `how`
-    maps a sample_id to how its partner is a copy of it ("mirror image", "recropped or turned
-    copy", ...) where it is not one as it is."""
+    maps a sample_id to how its partner is a copy of it ("mirror image", "edited copy
+    (recropped, turned or overlaid)", ...) where it is not one as it is."""
     if len(members) == 0:
         return concat_issues([])
     info = members.merge(

@@ -55,10 +55,13 @@ log = logging.getLogger(__name__)
 
 NEAR_K = 5  # embedding neighbours per image checked as near-duplicate candidates
 EFFECT_THRESHOLDS = (0.5, 0.75, 1.0, 1.25, 1.5)  # what `threshold_effect` compares by default
-EDITED = "recropped or turned copy"  # NearLinks.flip of a link found by `warp_match`
+EDITED = "edited copy (recropped, turned or overlaid)"  # NearLinks.flip of a `warp_match` link
 # closeness (shift-only) below which an image's nearest candidate is also tried warped: every
 # planted recrop and turned copy measured <= 4.7; half of distinct pairs measure more
 WARP_CANDIDATE = 5.0
+# ... and below which it is compared unwarped with an overlay forgiven (`warp_match.
+# occluded_distance`: a fifth of the picture under a caption bar measured 2.6-7.6)
+OVERLAY_CANDIDATE = 10.0
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ def threshold_effect(
     threshold; links (verified near pairs: grows with the threshold); new_links (the links this
     threshold adds to the next stricter one, the least sure: what the step costs in
     precision); flipped (the links of a mirror image or an upside-down copy, `flips`); edited
-    (the links of a recropped or turned copy, `warp_match`); groups
+    (the links of an edited copy: recropped, turned or overlaid, `warp_match`); groups
     (near groups, with more than one distinct image, after `clique_groups`) and images
     (distinct images in them); and the loosest link admitted (sample_id_a, sample_id_b,
     closeness; -1 and nan when none): what the line lets in, to look at.
@@ -251,11 +254,10 @@ def near_pairs(
     new = np.flatnonzero(~twins & ~np.isin(fa * n + fb, a * n + b))
     linked = np.concatenate([a * n + b, fa[new] * n + fb[new]])
     first = _edit_candidates(src, dst, warpable, n)
-    rejected = ~np.isin(key, linked) & (
-        closeness(evidence.dist, evidence.residual) < WARP_CANDIDATE
-    )
-    ea, eb, edited = edited_links(pixels, *divmod(key[rejected & np.isin(key, first)], n),
-                                  threshold=threshold, memo=memo)  # fmt: skip
+    near_miss = closeness(evidence.dist, evidence.residual)
+    edit = ~np.isin(key, linked) & np.isin(key, first) & (near_miss < OVERLAY_CANDIDATE)
+    ea, eb, edited = edited_links(pixels, *divmod(key[edit], n), threshold=threshold,
+                                  memo=memo, warped=near_miss[edit] < WARP_CANDIDATE)  # fmt: skip
     return NearLinks(
         a=np.concatenate([a, fa[new], ea]),
         b=np.concatenate([b, fb[new], eb]),
@@ -298,15 +300,21 @@ def edited_links(
     *,
     threshold: float = 1.0,
     memo: IssueMemo | None = None,
+    warped: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, PairEvidence]:
     """(a, b, evidence) of the pairs (pixels[a], pixels[b]) that are edited copies: within
-    WARP_LINE x `threshold` by `warp_match.warped_distance`. The evidence carries that
-    distance scaled so that the verdict's distance line is WARP_LINE, and no residual (inf:
-    no residual test), so `PairEvidence.judge` draws any stricter line."""
+    WARP_LINE x `threshold` by `warp_match.warped_distance` (`warped`: which pairs it aligns
+    by a warp, None: all; the others are compared unwarped, for an overlay). The evidence
+    carries that distance scaled so that the verdict's distance line is WARP_LINE, and no
+    residual (inf: no residual test), so `PairEvidence.judge` draws any stricter line.
+    Memoised by the two contents: whether a pair is warped follows from its contents too."""
+    turn = np.ones(len(a), dtype=bool) if warped is None else np.asarray(warped, dtype=bool)
     if memo is None:
-        dist = warped_distance(pixels, a, b)
+        dist = warped_distance(pixels, a, b, turn)
     else:
-        dist = memo.per_pair("warp_match", a, b, lambda p: warped_distance(pixels, a[p], b[p]))
+        dist = memo.per_pair(
+            "warp_match", a, b, lambda p: warped_distance(pixels, a[p], b[p], turn[p])
+        )
     near = np.flatnonzero(dist < WARP_LINE * threshold)
     scaled = (dist[near] * (NEAR_THRESHOLD / WARP_LINE)).astype(np.float32)
     missing = np.full(len(near), np.nan, dtype=np.float32)

@@ -33,7 +33,7 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-MEMO_FORMAT = 2  # bump when a memoised value changes meaning: older memos are then ignored
+MEMO_FORMAT = 3  # bump when a memoised value changes meaning: older memos are then ignored
 _FORMAT_KEY = "_format"
 MAGIC = b"RECIPE-MEMO\n"
 ALIGN = 64  # bytes: every array starts at a multiple
