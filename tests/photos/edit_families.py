@@ -140,9 +140,7 @@ class Copy:
     original: str
 
 
-def make_edit_families(root: Path, *, seed: int = 0, missed: bool = False) -> list[Copy]:
-    """Write the originals and the CAUGHT copies (and the MISSED ones with `missed`)."""
-    rng = np.random.default_rng(seed)
+def _originals(root: Path, rng: np.random.Generator) -> list[tuple[str, Image.Image]]:
     originals: list[tuple[str, Image.Image]] = []
     for name in src.CLASSES:
         (root / "train" / name).mkdir(parents=True, exist_ok=True)
@@ -151,10 +149,40 @@ def make_edit_families(root: Path, *, seed: int = 0, missed: bool = False) -> li
             rel = f"train/{name}/{n:02d}.jpg"
             (root / rel).write_bytes(_encoded(im, quality=92))
             originals.append((rel, im))
+    return originals
+
+
+def _textured(originals: list[tuple[str, Image.Image]]) -> list[int]:
+    """Copies are made of images with content: a flat crop (a bokeh blur, grey std < 8) is
+    low-information, which by design gets no near links at all."""
+    return [i for i, (_, im) in enumerate(originals) if np.std(im.convert("L")) >= MIN_STD]
+
+
+def make_stacked_edits(
+    root: Path, *, seed: int = 0, originals: int = 8, per: int = 4
+) -> list[Copy]:
+    """Write the originals and, for `originals` of them, copies by `per` different CAUGHT
+    families each (`<family>_s<k>.<ext>`): several edits of one picture (its mirror image, a
+    recrop, a captioned copy), each a copy of it and rarely of one another."""
+    rng = np.random.default_rng(seed)
+    made = _originals(root, rng)
+    copies = []
+    for k, i in enumerate(rng.permutation(_textured(made))[:originals]):
+        rel, im = made[int(i)]
+        for family in rng.choice(sorted(CAUGHT), per, replace=False):
+            ext, edit = CAUGHT[str(family)]
+            out = f"{rel.rsplit('/', 1)[0]}/{family}_s{k}{ext}"
+            (root / out).write_bytes(edit(im))
+            copies.append(Copy(str(family), out, rel))
+    return copies
+
+
+def make_edit_families(root: Path, *, seed: int = 0, missed: bool = False) -> list[Copy]:
+    """Write the originals and the CAUGHT copies (and the MISSED ones with `missed`)."""
+    rng = np.random.default_rng(seed)
+    originals = _originals(root, rng)
     families = {**CAUGHT, **(MISSED if missed else {})}
-    # copies are made of images with content: a flat crop (a bokeh blur, grey std < 8) is
-    # low-information, which by design gets no near links at all
-    textured = [i for i, (_, im) in enumerate(originals) if np.std(im.convert("L")) >= MIN_STD]
+    textured = _textured(originals)
     picks = rng.permutation(textured).tolist() * 4
     copies = []
     for family, (ext, edit) in families.items():

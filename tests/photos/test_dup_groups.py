@@ -50,3 +50,29 @@ def test_groups_are_disjoint_cliques(pairs: set[tuple[int, int]]) -> None:
     for g in groups:
         assert len(g) >= 2
         assert all((x, y) in near for x in g for y in g if x < y)  # every member verified
+
+
+def test_edited_copies_hang_off_their_original_as_a_star_one_link_long() -> None:
+    """0 is an original; 1 its mirror image and 2 its recrop (edit links), 3 a recompressed
+    copy (a plain link) near 0 but not near 1 or 2; 4 an edited copy of 1 alone. One group
+    {0, 1, 2, 3}: 1 and 2 need not be near each other or 3, but 4 does not join through 1."""
+    a, b = np.array([0, 0, 0, 1]), np.array([1, 2, 3, 4])
+    edited = np.array([True, True, False, True])
+    close = np.array([0.1, 0.2, 0.3, 0.1])
+    labels = clique_groups(5, np.full(5, -1), a, b, close, _verifier(set()), edited=edited)
+    assert {0, 1, 2, 3} in _groups(labels), labels
+    assert labels[4] != labels[0]
+    # without the edit marks the same links make cliques only: no group holds 1 and 2
+    plain = clique_groups(5, np.full(5, -1), a, b, close, _verifier(set()))
+    assert not any({1, 2} <= g for g in _groups(plain))
+
+
+def test_plain_links_beside_edited_leaves_still_need_a_clique() -> None:
+    """A chain of plain links through the centre stays split even when the centre has an
+    edited leaf: 1 ~ 0 ~ 2 with 1 !~ 2 gives 0 one of them, never both."""
+    a, b = np.array([0, 0, 0]), np.array([1, 2, 3])
+    edited = np.array([False, False, True])
+    labels = clique_groups(4, np.full(4, -1), a, b, np.array([0.1, 0.2, 0.3]), _verifier(set()),
+                           edited=edited)  # fmt: skip
+    group = next(g for g in _groups(labels) if 0 in g)
+    assert 3 in group and not {1, 2} <= group

@@ -120,7 +120,7 @@ def find_duplicates(
     dist, residual = links.evidence.judge(threshold)[1:]
     close = closeness(dist, residual)
     verify = _verifier(index.pixels, threshold, memo, warpable)
-    labels = clique_groups(len(table), exact, a, b, close, verify)
+    labels = clique_groups(len(table), exact, a, b, close, verify, edited=flip != "")
     inside = (labels[a] >= 0) & (labels[a] == labels[b])  # links within a group: reported
     a, b, dist, residual, close, flip = (
         a[inside], b[inside], dist[inside], residual[inside], close[inside], flip[inside],
@@ -175,7 +175,8 @@ def threshold_effect(
         keep = np.flatnonzero(near)
         close = closeness(dist, residual)
         labels = clique_groups(len(ids), exact, a[keep], b[keep], close[keep],
-                               _verifier(index.pixels, level, warpable=warpable))  # fmt: skip
+                               _verifier(index.pixels, level, warpable=warpable),
+                               edited=links.flip[keep] != "")  # fmt: skip
         groups, images = _near_groups(labels, exact)
         worst = keep[np.argmax(close[keep])] if len(keep) else -1
         rows.append({
