@@ -62,6 +62,7 @@ WARP_CANDIDATE = 5.0
 # ... and below which it is compared unwarped with an overlay forgiven (`warp_match.
 # occluded_distance`: a fifth of the picture under a caption bar measured 2.6-7.6)
 OVERLAY_CANDIDATE = 10.0
+EDIT_CANDIDATES = 2  # each image's nearest candidates tried as edited copies (see near_pairs)
 
 
 @dataclass(frozen=True)
@@ -254,17 +255,35 @@ def near_pairs(
     twins = (exact[fa] >= 0) & (exact[fa] == exact[fb])
     new = np.flatnonzero(~twins & ~np.isin(fa * n + fb, a * n + b))
     linked = np.concatenate([a * n + b, fa[new] * n + fb[new]])
-    first = _edit_candidates(src, dst, warpable, n)
     near_miss = closeness(evidence.dist, evidence.residual)
-    edit = ~np.isin(key, linked) & np.isin(key, first) & (near_miss < OVERLAY_CANDIDATE)
-    ea, eb, edited = edited_links(pixels, *divmod(key[edit], n), threshold=threshold,
-                                  memo=memo, warped=near_miss[edit] < WARP_CANDIDATE)  # fmt: skip
+    open_pair = ~np.isin(key, linked) & (near_miss < OVERLAY_CANDIDATE)
+    ea, eb, edited = [], [], []
+    x, y, rank = _edit_candidates(src, dst, warpable)
+    for r in range(EDIT_CANDIDATES):
+        # a row's next candidate only where it is a copy already: several edited copies of
+        # one picture may be one another's nearest, the rest of a set seldom is
+        if r == 0:
+            ask = rank == 0
+        else:
+            copied = np.zeros(n, dtype=bool)
+            copied[np.concatenate([a, fa[new], *ea, b, fb[new], *eb])] = True
+            ask = (rank == r) & copied[x]
+        at = np.searchsorted(key, _pair_keys(x[ask], y[ask], n))
+        at = at[open_pair[at]]
+        open_pair[at] = False  # each pair is tried once
+        found = edited_links(pixels, *divmod(key[at], n), threshold=threshold, memo=memo,
+                             warped=near_miss[at] < WARP_CANDIDATE)  # fmt: skip
+        ea.append(found[0])
+        eb.append(found[1])
+        edited.append(found[2])
+    ea_all, eb_all = np.concatenate(ea), np.concatenate(eb)
     return NearLinks(
-        a=np.concatenate([a, fa[new], ea]),
-        b=np.concatenate([b, fb[new], eb]),
-        evidence=join_evidence([evidence.subset(near), flipped.subset(new), edited]),
+        a=np.concatenate([a, fa[new], ea_all]),
+        b=np.concatenate([b, fb[new], eb_all]),
+        evidence=join_evidence([evidence.subset(near), flipped.subset(new), *edited]),
         flip=np.concatenate([
-            np.full(len(a), "", dtype=object), kind[new], np.full(len(ea), EDITED, dtype=object)
+            np.full(len(a), "", dtype=object), kind[new],
+            np.full(len(ea_all), EDITED, dtype=object),
         ]),
     )  # fmt: skip
 
@@ -277,16 +296,21 @@ def warpable_rows(table: pd.DataFrame) -> np.ndarray:
 
 
 def _edit_candidates(
-    src: np.ndarray, dst: np.ndarray, warpable: np.ndarray | None, n: int
-) -> np.ndarray:
-    """Pair keys (a * n + b, a < b) of each src row's first candidate (src, dst are row-major:
-    each row's nearest first), where both rows are `warpable`."""
+    src: np.ndarray, dst: np.ndarray, warpable: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, rank): each src row x's first EDIT_CANDIDATES candidates y (src, dst hold each
+    row's nearest first, in order) and their rank there, where both rows are `warpable`."""
     if warpable is None or not warpable.any():
-        return np.zeros(0, dtype=np.int64)
-    first = np.unique(src, return_index=True)[1]
-    x, y = src[first], dst[first]
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    order = np.argsort(src, kind="stable")  # each row's candidates together, nearest first
+    ordered = src[order]
+    start = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    rank = np.arange(len(src)) - np.repeat(start, np.diff(np.append(start, len(src))))
+    keep = rank < EDIT_CANDIDATES
+    x, y, rank = src[order][keep], dst[order][keep], rank[keep]
     both = warpable[x] & warpable[y]
-    return _pair_keys(x[both], y[both], n)
+    return x[both], y[both], rank[both]
 
 
 def _pair_keys(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
