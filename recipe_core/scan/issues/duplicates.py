@@ -257,7 +257,9 @@ def near_pairs(
     linked = np.concatenate([a * n + b, fa[new] * n + fb[new]])
     near_miss = closeness(evidence.dist, evidence.residual)
     open_pair = ~np.isin(key, linked) & (near_miss < OVERLAY_CANDIDATE)
-    ea, eb, edited = [], [], []
+    ea: list[np.ndarray] = []
+    eb: list[np.ndarray] = []
+    edited: list[PairEvidence] = []
     x, y, rank = _edit_candidates(src, dst, warpable)
     for r in range(EDIT_CANDIDATES):
         # a row's next candidate only where it is a copy already: several edited copies of
