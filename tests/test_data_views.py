@@ -24,6 +24,7 @@ from recipe_core.explore.views import (
     overview_from_index,
 )
 from recipe_core.scan import scan
+from recipe_core.scan.issues.duplicates import EDITED
 from recipe_core.scan.issues.neighbors import nearest_neighbors
 from tests.conftest import write_image_folder
 
@@ -112,6 +113,32 @@ def test_duplicate_groups_merge_exact_and_near_groups_and_flag_conflicts_and_lea
     assert leak["leak"] and not leak["conflicting"] and leak["n_splits"] == 2
     assert groups[groups["sample_id"] == 2]["issues"].item() == "exact_duplicate, near_duplicate"
     assert duplicate_groups(issues[issues["issue"] == "outlier"], index).empty
+
+
+def test_duplicate_groups_say_what_kind_of_copy_each_member_is() -> None:
+    """The near-duplicate detail's kind ("is its mirror image", an edited copy) becomes the
+    member's copy_kind; a plain near copy and an exact one have none; a path holding the
+    words of a kind is not taken for one."""
+    paths = ["o.jpg", "m.jpg", "is its mirror image.jpg", "e.jpg"]
+    index = pd.DataFrame({"sample_id": [1, 2, 3, 4], "label": ["a"] * 4, "split": [""] * 4,
+                          "path": paths})  # fmt: skip
+    details = [
+        "group of 4 near-identical files; closest different one m.jpg is its mirror image "
+        "(similarity 0.95)",
+        "group of 4 near-identical files; closest different one o.jpg is its mirror image "
+        "(similarity 0.95)",
+        "group of 4 near-identical files; closest different one is its mirror image.jpg "
+        "(similarity 0.97)",
+        f"group of 4 near-identical files; closest different one o.jpg is its {EDITED} "
+        "(similarity 0.99)",
+    ]
+    issues = pd.DataFrame({"sample_id": [1, 2, 3, 4], "issue": "near_duplicate",
+                           "group": "dup-1", "score": 1.0, "detail": details})  # fmt: skip
+    groups = duplicate_groups(issues, index).set_index("sample_id")
+    assert groups["copy_kind"].to_dict() == {1: "mirror image", 2: "mirror image", 3: "",
+                                             4: EDITED}  # fmt: skip
+    assert groups["copy_of"].to_dict() == {1: "m.jpg", 2: "o.jpg", 3: "is its mirror image.jpg",
+                                           4: "o.jpg"}  # fmt: skip
 
 
 def test_label_suggestions_from_detail_or_a_structured_column() -> None:

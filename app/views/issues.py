@@ -224,7 +224,12 @@ def _member_caption(row: pd.Series, first: pd.Series) -> str:
         label = f":red[**{label}**]"
     if first["leak"]:
         split = f":orange[**{split}**]"
-    kind = "identical" if IssueType.EXACT_DUPLICATE.value in row["issues"] else "near copy"
+    if IssueType.EXACT_DUPLICATE.value in row["issues"]:
+        kind = "identical"
+    else:  # how its closest other member is a copy of it: a mirror image, an edited copy...
+        kind = str(row.get("copy_kind", "") or "near copy").split(" (")[0]
+        partner = str(row.get("copy_of", ""))
+        kind += f" of {widgets.md(partner.rsplit('/', 1)[-1])}" if partner else ""
     return f"{label} · {split}  \n{kind}  \n{widgets.md(row['path'])}"
 
 

@@ -19,13 +19,24 @@ from recipe_core.data.overview import DatasetOverview
 from recipe_core.errors import ConfigError
 from recipe_core.explore.query import SampleTable
 from recipe_core.scan.issues import DUPLICATE_ISSUES
+from recipe_core.scan.issues.duplicates import EDITED
+from recipe_core.scan.issues.flips import FLIPS
 
 OTHER = "(other classes)"  # the group that collects classes beyond `max_groups`
 # How label-issue details state the suggestion ("given 9, model says 2 (p=0.96; ...)") when
 # the rows have no structured column.
 SUGGESTION = re.compile(r"model says (?P<a>.+?) \(p=|suggested label '(?P<b>[^']+)'")
 GROUP_COLUMNS = ("group", "sample_id", "path", "label", "split", "size", "n_labels", "n_splits",
-                 "conflicting", "leak", "issues")  # fmt: skip
+                 "conflicting", "leak", "issues", "copy_of", "copy_kind")  # fmt: skip
+# How a near-duplicate detail names a member's closest other member and the kind of copy it
+# is (dup_rows._near_rows: "... closest different one <path> is its mirror image (similarity
+# 0.93)"; no "is its" for a copy as it is).
+COPY_KINDS = (*FLIPS, EDITED)
+COPY_KIND = re.compile(
+    r"closest different one (?P<partner>.+?)(?: is its (?P<kind>"
+    + "|".join(map(re.escape, COPY_KINDS))
+    + r"))? \(similarity [0-9.]+\)$"
+)
 SUGGESTION_COLUMNS = ("suggested_label", "suggestion", "predicted_label")
 
 
@@ -129,8 +140,10 @@ def duplicate_groups(issues: pd.DataFrame, index_table: pd.DataFrame) -> pd.Data
     """One row per member of every duplicate group (exact and near groups that share a sample
     are merged), with the group's size and whether its labels conflict or it crosses splits.
 
-    Columns: GROUP_COLUMNS; `issues` lists the member's duplicate issue types. Groups with
-    conflicting labels come first, then leaks, then the largest.
+    Columns: GROUP_COLUMNS; `issues` lists the member's duplicate issue types; `copy_of`
+    is the path of its closest different member (near duplicates; else ""), and `copy_kind`
+    how that one is a copy of it where not as it is (COPY_KINDS: "mirror image", an edited
+    copy), else "". Groups with conflicting labels come first, then leaks, then the largest.
     """
     rows = issues[issues["issue"].isin(DUPLICATE_ISSUES) & (issues["group"] != "")]
     if rows.empty:
@@ -139,6 +152,11 @@ def duplicate_groups(issues: pd.DataFrame, index_table: pd.DataFrame) -> pd.Data
     members = rows.assign(group=rows["group"].map(root)).groupby(["group", "sample_id"])
     out = members["issue"].agg(lambda s: ", ".join(sorted(set(s)))).rename("issues").reset_index()
     out = out.merge(index_table[["sample_id", "path", "label", "split"]], on="sample_id")
+    near = rows[rows["issue"] == "near_duplicate"].drop_duplicates("sample_id")
+    found = near["detail"].astype(str).str.extract(COPY_KIND).fillna("")
+    for column, part in (("copy_of", "partner"), ("copy_kind", "kind")):
+        by_id = dict(zip(near["sample_id"], found[part], strict=True))
+        out[column] = out["sample_id"].map(by_id).fillna("").astype(str)
     by = out.groupby("group")
     out["size"] = by["sample_id"].transform("size")
     out["n_labels"] = by["label"].transform("nunique")

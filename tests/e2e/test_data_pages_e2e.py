@@ -19,9 +19,11 @@ from playwright.sync_api import Page, expect
 from recipe_core.data import open_dataset
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
 from recipe_core.scan import scan, write_result
+from recipe_core.scan.issues.flips import FLIPS
 from recipe_core.workspace import open_workspace
 from tests.conftest import REPO_ROOT, write_image_folder
-from tests.e2e.conftest import free_port, screenshot, wait_healthy
+from tests.e2e.conftest import free_port, screenshot, serve_app, wait_healthy
+from tests.photos.edit_families import make_stacked_edits
 
 PLANTED = pd.read_csv(REPO_ROOT / "sample_data" / "digits_planted.csv", keep_default_na=False)
 OUTLIERS = set(PLANTED.loc[PLANTED["issue"] == "outlier", "path"])
@@ -193,3 +195,36 @@ def test_html_in_names_renders_as_text(xss_server: tuple[str, Path], page: Page)
     assert page.locator('[data-testid="stMain"] b', has_text="bold").count() == 0
     assert page.locator("img[src='x']").count() == 0
     assert dialogs == []
+
+
+@pytest.fixture(scope="module")
+def edits_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server over photo crops with several edited copies of two pictures (a mirror image,
+    a recrop, a watermarked copy...), scanned by the engine up front."""
+    tmp = tmp_path_factory.mktemp("edits")
+    root = tmp / "data" / "edits"
+    make_stacked_edits(root, seed=2, originals=2)
+    source = open_dataset(root)
+    ws = open_workspace(tmp / "ws")
+    write_result(scan(source, workspace=ws, workers=0), job_dir(ws, source.root) / RESULT_DIR)
+    with serve_app(tmp, tmp / "ws") as (url, _):
+        yield url, root
+
+
+def test_a_group_says_how_each_member_is_a_copy(edits_server: tuple[str, Path], page: Page) -> None:
+    """A picture with its mirror image and edited copies is one group on the Issues page, and
+    each member's caption says which kind of copy it is, not only "near copy"."""
+    url, root = edits_server
+    page.goto(f"{url}/data")
+    box = page.get_by_label("Dataset path", exact=True)
+    box.fill(str(root))
+    box.press("Enter")
+    page.get_by_role("link", name="Issues").click()
+    expect(page.get_by_text("groups of identical or near-identical files")).to_be_visible(timeout=T)
+    captions = page.locator('[data-testid="stMain"] [data-testid="stImageCaption"]')
+    expect(captions.filter(has_text="edited copy of ").first).to_be_visible(timeout=T)
+    texts = captions.all_inner_texts()
+    kinds = {k for k in (*FLIPS, "edited copy") if any(f"{k} of " in t for t in texts)}
+    assert "edited copy" in kinds and kinds & set(FLIPS), texts
+    assert any("near copy of " in t for t in texts), texts  # a plain copy says so too
+    screenshot(page, "data_pages_edited_copies")
