@@ -148,11 +148,13 @@ def start_scan(root: Path, near_threshold: float | None = None) -> None:
         if g.limits is not None:
             check_scan_size(n, str(target), g.user, g.limits, g.audit)
         g.check_job(run_state.running_jobs)
+        last = scan_result(target)
         if near_threshold is None:
-            last = scan_result(target)
             near_threshold = 1.0 if last is None else last.summary.near_threshold
+        edited = True if last is None else last.summary.edited_copies  # kept, like the line
         start_scan_job(target, workspace=access.workspace(), workers=SCAN_WORKERS,
-                       owner=g.user.email, near_threshold=near_threshold)  # fmt: skip
+                       owner=g.user.email, near_threshold=near_threshold,
+                       edited_copies=edited)  # fmt: skip
 
 
 def cancel_scan(root: Path) -> None:
@@ -194,7 +196,9 @@ def threshold_effect(root: Path) -> pd.DataFrame | None:
 def _threshold_effect(folder: str, mtime_ns: int) -> pd.DataFrame:
     result = _load_scan(folder, mtime_ns)
     levels = (*EFFECT_THRESHOLDS, result.summary.near_threshold)
-    return duplicate_threshold_effect(result.index, levels)
+    return duplicate_threshold_effect(
+        result.index, levels, edited_copies=result.summary.edited_copies
+    )
 
 
 def samples(root: Path) -> SampleTable | None:

@@ -62,3 +62,29 @@ def test_scan_of_the_sample_digits(tmp_path: Path) -> None:
     assert list(issues.columns) == CONTRACT_COLUMNS and len(issues) > 0
     assert issues["score"].between(0, 1).all()
     assert not issues["path"].str.startswith("/").any()  # relative to the dataset root
+
+
+def test_the_edited_copy_checks_can_be_turned_off_from_the_command_line(tmp_path: Path) -> None:
+    """`--no-edited-copies`: the JSON summary records it, no issue names an edited copy, and
+    fewer of the recropped and overlaid copies are near duplicates (a few are near enough as
+    they are, or a mirror image of another copy)."""
+    from recipe_core.scan.issues.duplicates import EDITED
+    from tests.photos.edit_families import make_stacked_edits
+
+    root = tmp_path / "ds"
+    copies = make_stacked_edits(root, seed=2, originals=2)
+    edited = {c.copy for c in copies if c.family.startswith(("recrop", "watermark", "timestamp",
+                                                              "corner_logo"))}  # fmt: skip
+    runs = {}
+    for flag in ("--edited-copies", "--no-edited-copies"):
+        out = tmp_path / flag
+        done = recipe("scan", str(root), "--json", "--no-cache", "--out", str(out), flag)
+        assert done.returncode == 0, done.stderr
+        issues = pd.read_csv(out / "issues.csv", keep_default_na=False)
+        near = issues[issues["issue"] == "near_duplicate"]
+        runs[flag] = (json.loads(done.stdout)["edited_copies"],
+                      len(edited & set(near["path"])),
+                      int(near["detail"].str.contains(EDITED, regex=False).sum()))  # fmt: skip
+    assert runs["--edited-copies"][0] is True and runs["--no-edited-copies"][0] is False
+    assert runs["--edited-copies"][1] == len(edited) > runs["--no-edited-copies"][1]
+    assert runs["--edited-copies"][2] > 0 and runs["--no-edited-copies"][2] == 0

@@ -111,6 +111,12 @@ def threshold_panel() -> None:
             "apart (fewer, surer), 1.5 pairs half again as far (more, less sure). A looser line "
             "buys recall with the precision of the links it adds: look at its loosest pair "
             "before you trust it. `recipe scan --near-threshold` sets it from the command line."
+            + (
+                ""
+                if result.summary.edited_copies
+                else " This scan did not look for edited copies (`--no-edited-copies`): recrops, "
+                "turns and overlays are not linked."
+            )
         )
         st.dataframe(
             effect.assign(
@@ -127,7 +133,8 @@ def threshold_panel() -> None:
                 ),
                 "edited": st.column_config.NumberColumn(
                     "of an edited copy",
-                    help="Links of a recrop zoomed back or a slightly turned copy",
+                    help="Links of a recrop zoomed back, a slightly turned copy, or a copy "
+                    "under a caption, logo or watermark",
                 ),
                 "groups": st.column_config.NumberColumn("near groups"),
                 "images": st.column_config.NumberColumn("images in them"),

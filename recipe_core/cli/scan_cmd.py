@@ -90,6 +90,14 @@ def scan_command(
             max=2.0,
         ),
     ] = 1.0,
+    edited_copies: Annotated[
+        bool,
+        typer.Option(
+            "--edited-copies/--no-edited-copies",
+            help="Also find edited copies among images of 48 px or more: recropped, slightly "
+            "turned, or under a caption, logo or watermark (up to ~0.5 CPU-ms per image).",
+        ),
+    ] = True,
 ) -> None:
     """Scan a dataset for problems: duplicates, leaks, corrupt files, outliers, label issues."""
     try:
@@ -99,6 +107,7 @@ def scan_command(
                 embedding=embedding,
                 progress=progress, out=out, cache=not no_cache, executor=executor,
                 ray_address=ray_address, near_threshold=near_threshold,
+                edited_copies=edited_copies,
             )  # fmt: skip
     except RecipeError as error:
         raise fail(error) from error

@@ -76,6 +76,7 @@ def start_scan(
     owner: str = "",
     python: str = sys.executable,
     near_threshold: float = 1.0,
+    edited_copies: bool = True,
 ) -> Path:
     """Launch a detached scan of `dataset_root` unless one is already running; the job folder.
     `owner` (an e-mail) is noted in it for the per-user job budget (jobs.owners)."""
@@ -87,6 +88,7 @@ def start_scan(
     args = [os.fspath(dataset_root), "--job-dir", str(folder), "--workspace", str(workspace.root)]
     args += [] if workers is None else ["--workers", str(workers)]
     args += [] if near_threshold == 1.0 else ["--near-threshold", repr(float(near_threshold))]
+    args += [] if edited_copies else ["--no-edited-copies"]
     now = time.time()
     process.write_progress(folder, JobProgress(JobState.RUNNING, "start", started=now, updated=now))
     proc = process.start_worker(folder, "recipe_core.jobs.scan_job", args, what="scan",
@@ -102,6 +104,7 @@ def run_job(
     workspace: Workspace,
     workers: int | None = None,
     near_threshold: float = 1.0,
+    edited_copies: bool = True,
 ) -> ScanResult:
     """The worker's body: scan, reporting progress into `folder`, and write the result."""
     now = time.time()
@@ -113,7 +116,7 @@ def run_job(
             reporter.update(stage=stage, done=done, total=total)
 
         result = scan(dataset, workspace=workspace, workers=workers, progress=progress,
-                      near_threshold=near_threshold)  # fmt: skip
+                      near_threshold=near_threshold, edited_copies=edited_copies)  # fmt: skip
         progress("write", 0, 1)
         write_result(result, folder / RESULT_DIR)
     return result
@@ -135,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", default=None)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--near-threshold", type=float, default=1.0)
+    parser.add_argument("--no-edited-copies", dest="edited_copies", action="store_false")
     args = parser.parse_args(argv)
     folder = Path(args.job_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             workspace=open_workspace(args.workspace),
             workers=args.workers,
             near_threshold=args.near_threshold,
+            edited_copies=args.edited_copies,
         ),
         log=log,
     )

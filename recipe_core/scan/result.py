@@ -53,6 +53,7 @@ class ScanSummary:
     fingerprint: str  # content fingerprint of the scanned dataset
     n_not_followed: int = 0  # folders the listing did not enter (symlink loops, unreadable)
     near_threshold: float = 1.0  # the near-duplicate line the scan used (1 = the default)
+    edited_copies: bool = True  # whether it looked for edited copies (recrops, turns, overlays)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -103,3 +103,14 @@ def test_rescan_replaces_the_result_and_incomplete_results_are_refused(tmp_path:
     (target / "pixels.npy").unlink()
     with pytest.raises(DatasetError, match=r"missing pixels\.npy.*Scan the dataset again"):
         load_scan(target)
+
+
+def test_a_background_scan_keeps_the_edited_copy_switch(tmp_path: Path) -> None:
+    """start_scan(edited_copies=False) hands the switch to the detached process, whose
+    result records it (the Issues page rescans with the same setting)."""
+    root = write_image_folder(tmp_path / "ds", per_class=3)
+    ws = open_workspace(tmp_path / "ws")
+    folder = start_scan(root, workspace=ws, workers=0, edited_copies=False)
+    state = wait_finished(folder)
+    assert state.state == JobState.SUCCEEDED, state.message
+    assert load_scan(folder / RESULT_DIR).summary.edited_copies is False

@@ -123,3 +123,21 @@ def test_a_rescan_with_the_memo_reports_the_edited_copies_a_cold_scan_reports(
     pd.testing.assert_frame_equal(again.issues, cold.issues)
     edited = again.issues["detail"].str.contains(EDITED, regex=False)
     assert again.issues.loc[edited, "path"].isin([recrop.copy, recrop.original]).sum() >= 1
+
+
+def test_edited_copies_can_be_turned_off(planted: tuple[Path, list[Copy]]) -> None:
+    """`edited_copies=False`: no recrop or overlay is linked, the scan's summary says so,
+    and the threshold table counts no edited link; flipped copies are still found."""
+    root, copies = planted
+    result = scan(root, workers=0, cache=False, edited_copies=False)
+    assert not result.summary.edited_copies
+    pairs = find_duplicates(result.index, edited_copies=False).pairs
+    assert not (pairs["flip"] == EDITED).any()
+    assert pairs["flip"].isin(list(FLIPS)).any()
+    groups = result.issues[result.issues["issue"].isin(DUPLICATES)].groupby("path")["group"]
+    member = groups.apply(set)
+    edited = [c for c in copies if c.family in ("recrop_10pct", "watermark")]
+    assert not any(member.get(c.copy, set()) & member.get(c.original, set()) for c in edited)
+    effect = threshold_effect(result.index, (1.0,), edited_copies=False)
+    assert int(effect["edited"].sum()) == 0
+    assert scan(root, workers=0, cache=False).summary.edited_copies  # on by default

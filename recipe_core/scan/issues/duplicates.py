@@ -97,6 +97,7 @@ def find_duplicates(
     seed: int = 0,
     near_threshold: float = 1.0,
     memo: IssueMemo | None = None,
+    edited_copies: bool = True,
 ) -> DuplicateResult:
     """Exact and near duplicate groups of `index`, with their issue rows.
 
@@ -108,13 +109,15 @@ def find_duplicates(
     the one `find_issues` shares between detectors; one is built when omitted. Identical
     copies in it are skipped when picking candidates. `memo` (see
     `recipe_core.scan.issues.memo`) skips the pixel checks the last scan did.
+    `edited_copies=False` leaves out the edited-copy checks (`warp_match`: recrops, turns,
+    overlays; up to ~0.5 CPU-ms per image of 48 px or more), flipped copies stay.
     """
     threshold = check_threshold(near_threshold)
     table = index.table
     exact = exact_groups(table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     eligible = eligible_thumbnails(index.pixels, low_information_mask(index), memo)
-    warpable = warpable_rows(table)
+    warpable = warpable_rows(table) if edited_copies else None
     links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=threshold,
                        memo=memo, warpable=warpable)  # fmt: skip
     a, b, flip = links.a, links.b, links.flip
@@ -149,6 +152,7 @@ def threshold_effect(
     *,
     graph: NeighborGraph | None = None,
     seed: int = 0,
+    edited_copies: bool = True,
 ) -> pd.DataFrame:
     """What each near-duplicate threshold would report on `index`, one row per threshold:
     threshold; links (verified near pairs: grows with the threshold); new_links (the links this
@@ -160,12 +164,13 @@ def threshold_effect(
     closeness; -1 and nan when none): what the line lets in, to look at.
 
     The candidates are verified once; each threshold then only re-draws the line and regroups.
+    `edited_copies` as in `find_duplicates` (the scan's own setting: `ScanSummary`).
     """
     levels = sorted({check_threshold(t) for t in thresholds})
     exact = exact_groups(index.table)
     graph = graph if graph is not None else _graph(index, exact, seed)
     eligible = eligible_thumbnails(index.pixels, low_information_mask(index))
-    warpable = warpable_rows(index.table)
+    warpable = warpable_rows(index.table) if edited_copies else None
     links = near_pairs(index.pixels, graph, exact, eligible=eligible, threshold=levels[-1],
                        warpable=warpable)  # fmt: skip
     a, b = links.a, links.b

@@ -59,6 +59,7 @@ def find_issues(
     progress: Progress | None = None,
     near_threshold: float = 1.0,
     memo: IssueMemo | None = None,
+    edited_copies: bool = True,
 ) -> pd.DataFrame:
     """One row per (sample, issue): columns sample_id, path, label, issue, score, group, detail.
 
@@ -68,9 +69,15 @@ def find_issues(
     smaller = stricter; see `find_duplicates`). `detect_issues` returns the per-family
     results as well. With a `memo` (`IssueMemo.load` of the last scan's), the work the last scan
     did on unchanged files is taken from it, and this scan's is recorded there (`memo.save`).
+    `edited_copies=False` leaves out the edited-copy checks (see `find_duplicates`).
     """
     return detect_issues(
-        index, seed=seed, progress=progress, near_threshold=near_threshold, memo=memo
+        index,
+        seed=seed,
+        progress=progress,
+        near_threshold=near_threshold,
+        memo=memo,
+        edited_copies=edited_copies,
     ).table
 
 
@@ -81,13 +88,14 @@ def detect_issues(
     progress: Progress | None = None,
     near_threshold: float = 1.0,
     memo: IssueMemo | None = None,
+    edited_copies: bool = True,
 ) -> IssueReport:
-    """All detector families over `index` (see the module doc for their order); `memo` as in
-    `find_issues`."""
+    """All detector families over `index` (see the module doc for their order); `memo` and
+    `edited_copies` as in `find_issues`."""
     # Many small matrix products: BLAS threads cost more than they give, and on a busy
     # machine OpenBLAS's spinning threads make them 3-5x slower (measured at 50k images).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _detect(index, seed, progress, near_threshold, memo)
+        return _detect(index, seed, progress, near_threshold, memo, edited_copies)
 
 
 def _detect(
@@ -96,6 +104,7 @@ def _detect(
     progress: Progress | None,
     near_threshold: float,
     memo: IssueMemo | None,
+    edited_copies: bool = True,
 ) -> IssueReport:
     tick = _Ticker(progress)
     quality = find_quality_issues(index, memo=memo)
@@ -116,7 +125,12 @@ def _detect(
         later = pool.submit(find_outliers, index, rows=clean, graph=graph, seed=seed,
                             odd_quality=odd_quality, memo=memo)  # fmt: skip
         duplicates = find_duplicates(
-            index, graph=graph, seed=seed, near_threshold=near_threshold, memo=memo
+            index,
+            graph=graph,
+            seed=seed,
+            near_threshold=near_threshold,
+            memo=memo,
+            edited_copies=edited_copies,
         )
         tick()
         outliers = later.result()
