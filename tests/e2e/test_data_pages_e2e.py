@@ -182,12 +182,21 @@ def test_html_in_names_renders_as_text(xss_server: tuple[str, Path], page: Page)
         timeout=T
     )
     page.get_by_role("link", name="Browse samples").click()
+    # The page must have settled before typing: a box filled while its script still ran was
+    # drawn again empty when the run finished, and the filter was lost (twice under load).
+    expect(page.get_by_text(re.compile(r"of 21 samples match \(no filter\)"))).to_be_visible(
+        timeout=T
+    )
+    expect(page.get_by_text("Select a row in the table")).to_be_visible(timeout=T)  # its end
     search = page.get_by_label("Path contains")
     search.fill("onerror")
+    expect(search).to_have_value("onerror")
     search.press("Enter")
     expect(page.get_by_text(re.compile(r"^1 of 21 samples match"))).to_be_visible(timeout=T)
     page.get_by_role("tab", name="Grid").click()
-    page.get_by_role("button", name="Details").first.click()
+    details = page.get_by_role("button", name="Details")
+    expect(details).to_have_count(1, timeout=T)  # the filtered grid, not the last run's 21
+    details.click()
     expect(page.get_by_role("dialog")).to_contain_text(
         "<img src=x onerror=alert(1)>.png", timeout=T
     )
