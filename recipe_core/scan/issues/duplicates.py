@@ -29,7 +29,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from recipe_core.scan.index.schema import ScanIndex
-from recipe_core.scan.issues._common import sorted_distinct
+from recipe_core.scan.issues._common import rank_in_runs, sorted_distinct
 from recipe_core.scan.issues.dup_groups import clique_groups
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
 from recipe_core.scan.issues.flips import FLIPS, flipped_evidence, flipped_links
@@ -311,9 +311,7 @@ def _edit_candidates(
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     order = np.argsort(src, kind="stable")  # each row's candidates together, nearest first
-    ordered = src[order]
-    start = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    rank = np.arange(len(src)) - np.repeat(start, np.diff(np.append(start, len(src))))
+    rank = rank_in_runs(src[order])
     keep = rank < EDIT_CANDIDATES
     x, y, rank = src[order][keep], dst[order][keep], rank[keep]
     both = warpable[x] & warpable[y]

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recipe_core.scan.issues._common import first_in_runs
+
 log = logging.getLogger(__name__)
 
 MEMO_FORMAT = 3  # bump when a memoised value changes meaning: older memos are then ignored
@@ -96,7 +98,7 @@ def first_of_each(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ordered = keys[order]
     if len(keys) == 0:
         return ordered, order
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    starts = np.flatnonzero(first_in_runs(ordered))
     return ordered[starts], np.minimum.reduceat(order, starts)
 
 

@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from recipe_core.errors import ConfigError
 from recipe_core.scan.cpus import thread_map, usable_cpus
-from recipe_core.scan.issues._common import Progress, sorted_distinct
+from recipe_core.scan.issues._common import Progress, rank_in_runs, sorted_distinct
 
 log = logging.getLogger(__name__)
 
@@ -453,7 +453,7 @@ def as_lists(
     `width` at most, ascending; c is the longest list, short ones padded with -1 / inf."""
     order = np.lexsort((dist, at))
     at, by, dist = at[order], by[order], dist[order]
-    rank = np.arange(len(at)) - np.searchsorted(at, at, side="left")
+    rank = rank_in_runs(at)
     keep = rank < width
     width = int(rank[keep].max()) + 1 if keep.any() else 0
     out_i = np.full((n, width), -1, dtype=np.int64)
