@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from recipe_core.scan.issues import flips
 from recipe_core.scan.issues.dup_rows import duplicate_issue_rows
 from recipe_core.scan.issues.duplicates import eligible_thumbnails
 from recipe_core.scan.issues.flips import FLIP_LINE, average_hash, flipped_links
@@ -74,3 +76,30 @@ def test_a_flipped_partner_is_named_in_the_issue_detail() -> None:
     detail = dict(zip(rows["sample_id"], rows["detail"], strict=True))
     assert "b.png is its mirror image" in detail[1]
     assert "mirror" not in detail[2]
+
+
+def test_the_block_screen_keeps_flipped_copies_and_blocks_agree_with_one_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The block-sum screen passes every flipped copy (correlation ~1) and rules a distinct
+    pair out with evidence near at no line; checking in blocks of a few pairs gives each pair
+    the evidence one whole check gives it."""
+    rng = np.random.default_rng(3)
+    base = textured(rng, 40)
+    pixels = np.concatenate([base, base[:, :, ::-1]])
+    a = np.concatenate([np.arange(20), np.arange(20, 40)])
+    b = np.concatenate([40 + np.arange(20), 40 + (np.arange(20, 40) + 7) % 40])
+    corr = flips.grid_correlation(pixels, a, b, (2,))
+    assert (corr[:20] > 0.999).all()  # mirror images of their partners
+    assert (corr[20:] < flips.MIN_GRID_CORRELATION).all()  # mirrors of other images
+    whole = flips.flipped_evidence(pixels, a, b, (2,), 1.0)
+    near = whole.judge(2.0)[0]  # the loosest threshold the scan accepts
+    assert near[:20].all() and not near[20:].any()
+    assert np.isinf(whole.dist[20:]).all()
+    monkeypatch.setattr(flips, "FLIP_BLOCK", 3)
+    blocked = flips.flipped_evidence(pixels, a, b, (2,), 1.0)
+    for name in ("dist", "residual", "coarse", "clipped", "line"):
+        np.testing.assert_array_equal(getattr(blocked, name), getattr(whole, name))
+    # a flat image has no correlation to speak of: ruled out, not a division error
+    flat = np.concatenate([pixels, np.full((1, 32, 32), 90, dtype=np.uint8)])
+    assert np.isnan(flips.grid_correlation(flat, np.array([80]), np.array([0]), (2,)))[0]

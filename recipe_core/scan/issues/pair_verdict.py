@@ -75,9 +75,26 @@ class PairEvidence:
     def subset(self, rows: np.ndarray) -> PairEvidence:
         return PairEvidence(*(getattr(self, f.name)[rows] for f in fields(self)))
 
+    def put(self, rows: np.ndarray, other: PairEvidence) -> PairEvidence:
+        """A copy with `other`'s evidence (one pair per entry of `rows`) at `rows`."""
+        out = {}
+        for f in fields(self):
+            values = getattr(self, f.name).copy()
+            values[rows] = getattr(other, f.name)
+            out[f.name] = values
+        return PairEvidence(**out)
+
     def within(self, line: float) -> PairEvidence:
         """The same evidence, every pair held to `line` (closeness units) as well."""
         return replace(self, line=np.minimum(self.line, np.float32(line)))
+
+
+def far_evidence(n: int) -> PairEvidence:
+    """The evidence of `n` pairs ruled out before any comparison: near at no line."""
+    far = np.full(n, np.inf, dtype=np.float32)
+    unmeasured = np.full(n, np.nan, dtype=np.float32)
+    return PairEvidence(far, far.copy(), unmeasured, unmeasured.copy(), unmeasured.copy(),
+                        far.copy())  # fmt: skip
 
 
 def join_evidence(parts: list[PairEvidence]) -> PairEvidence:
