@@ -8,9 +8,9 @@ a few bits. Candidates are pairs whose flipped and plain hashes share one of fou
 (buckets larger than MAX_BUCKET are skipped: flat or repetitive images fill them), then
 differ in at most MAX_BITS bits, and their 8x8 block sums (one flipped) correlate
 (MIN_GRID_CORRELATION); each is verified by the same aligned pixel check as every near
-duplicate, on the flipped thumbnail, FLIP_BLOCK pairs at a time, and held to FLIP_LINE. A symmetric image is not its
-own copy, and two symmetric images that match flipped match unflipped too: those are near
-duplicates already.
+duplicate, on the flipped thumbnail, FLIP_BLOCK pairs at a time, and held to FLIP_LINE.
+A symmetric image is not its own copy, and two symmetric images that match flipped match
+unflipped too: those are near duplicates already.
 
 Cost: three hashes per image from the thumbnails the index holds (kept in the issue memo by
 content), a sort per band, and the pixel check of a few candidates: no second neighbour
@@ -162,7 +162,9 @@ def _candidates(
     """(a, b), a < b: rows whose hashes, one of them flipped (`turned`), nearly agree."""
     if len(rows) < 2:
         return rows[:0], rows[:0]
-    pairs = []
+    # Each band's pairs (up to MAX_BUCKET per image) are bit-tested before the next band's
+    # are made: at 1M images, four bands' raw pairs at once would be gigabytes.
+    keys_found = []
     for band in range(BANDS):
         shift, mask = np.uint64(16 * band), np.uint64(0xFFFF)
         keys = ((plain >> shift) & mask).astype(np.int64)
@@ -171,17 +173,21 @@ def _candidates(
         starts = np.concatenate([[0], np.cumsum(sizes)])
         wanted = ((turned >> shift) & mask).astype(np.int64)
         count = np.where(sizes[wanted] <= MAX_BUCKET, sizes[wanted], 0)
-        query = np.repeat(np.arange(len(rows)), count)
-        offset = np.arange(len(query)) - np.repeat(np.cumsum(count) - count, count)
-        pairs.append(np.stack([query, order[starts[wanted[query]] + offset]], axis=1))
-    both = np.concatenate(pairs)
-    q, r = both[:, 0], both[:, 1]
-    keep = (q != r) & (_popcount(turned[q] ^ plain[r]) <= MAX_BITS)
-    key = sorted_distinct(np.minimum(q, r)[keep] * len(rows) + np.maximum(q, r)[keep])
+        q = np.repeat(np.arange(len(rows)), count)
+        offset = np.arange(len(q)) - np.repeat(np.cumsum(count) - count, count)
+        r = order[starts[wanted[q]] + offset]
+        keep = (q != r) & (_popcount(turned[q] ^ plain[r]) <= MAX_BITS)
+        q, r = q[keep], r[keep]
+        keys_found.append(np.minimum(q, r) * len(rows) + np.maximum(q, r))
+    key = sorted_distinct(np.concatenate(keys_found))
     return rows[key // len(rows)], rows[key % len(rows)]
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
-    """(N,) set bits of each uint64."""
+    """(N,) set bits of each uint64 (numpy >= 2's bitwise_count; else through 64 bytes each)."""
+    count = getattr(np, "bitwise_count", None)
+    if count is not None:
+        counted: np.ndarray = count(x)
+        return counted
     out: np.ndarray = np.unpackbits(x.view(np.uint8).reshape(len(x), 8), axis=1).sum(axis=1)
     return out
