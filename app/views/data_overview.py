@@ -53,7 +53,13 @@ CARDS = (
         (IssueType.CLASS_IMBALANCE.value,),
         "Classes with far fewer samples than others.",
     ),
+    (
+        "Overlapping classes",
+        (IssueType.OVERLAPPING_CLASSES.value,),
+        "Classes the label model cannot tell apart: one class under two names?",
+    ),
 )
+CLASS_CARDS = (IssueType.CLASS_IMBALANCE.value, IssueType.OVERLAPPING_CLASSES.value)
 
 st.title("🗂️ Data overview")
 st.caption("Become one with the data: look at the images before you look at any metric.")
@@ -84,15 +90,15 @@ def issue_cards(result: ScanResult) -> None:
     """One card per issue family: how many samples, what it means, a link to see them."""
     issues = result.issues
     st.caption("Each card counts the samples flagged with that problem; open them to look.")
-    cols = st.columns(4)
+    cols = st.columns(3)  # nine cards: three rows of three
     for i, (title, kinds, meaning) in enumerate(CARDS):
         rows = issues.loc[issues["issue"].isin(kinds)]
         n = int(rows["sample_id"].nunique())
-        with cols[i % 4].container(border=True):
-            if kinds == (IssueType.CLASS_IMBALANCE.value,):  # a property of classes, not files
+        with cols[i % 3].container(border=True):
+            if kinds[0] in CLASS_CARDS:  # a property of classes, not files
                 classes = int(rows["label"].nunique())
                 st.metric(title, f"{classes:,} class{'es' if classes != 1 else ''}",
-                          help=f"{n:,} samples in the under-represented classes")  # fmt: skip
+                          help=f"{n:,} samples in those classes")  # fmt: skip
             else:
                 st.metric(title, f"{n:,}")
             st.caption(meaning)

@@ -15,6 +15,7 @@ from recipe_core.explore.curation import Decision, decision_log
 from recipe_core.explore.query import SampleFilter, query
 from recipe_core.explore.views import duplicate_groups, label_suggestions
 from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
+from recipe_core.scan.issues.labels import OVERLAP_SHARED
 
 GROUP_COLUMNS = 6
 LABELS_PER_PAGE = 50
@@ -265,6 +266,7 @@ def ranked_tab(kinds: tuple[str, ...], key: str, empty: str) -> None:
 def label_tab() -> None:
     rows = issues[issues["issue"] == IssueType.LABEL_ISSUE.value].copy()
     st.caption(mistake_widgets.signal_note(rows, signal, run))
+    overlap_note()
     if rows.empty:
         st.success("No likely label errors found.", icon="✅")
         return
@@ -302,6 +304,27 @@ def label_tab() -> None:
         decide_all(picked[picked["suggested"] != ""], "relabel")
     if b.button(f"Drop {len(picked)} selected", disabled=picked.empty):
         decide_all(picked, "drop")
+
+
+def overlap_note() -> None:
+    """Classes the label model cannot tell apart, one line per class: no label issue is
+    reported between them, so their absence here is not a clean bill."""
+    rows = issues[issues["issue"] == IssueType.OVERLAPPING_CLASSES.value]
+    if rows.empty:
+        return
+    per_class = rows.drop_duplicates("label").sort_values("label")
+    # each class's own part of its detail; what they share is said once, above them
+    lines = "\n".join(
+        f"- **{widgets.md(r.label)}**: {widgets.md(str(r.detail).split(OVERLAP_SHARED)[0])}"
+        for r in per_class.itertuples()
+    )
+    st.warning(
+        f"{len(per_class)} classes overlap: the label model cannot tell them apart, so no "
+        "label issue is reported between them. One class under two names, or classes its "
+        "features do not separate (a pretrained embedding or a trained run's predictions "
+        f"may).\n\n{lines}",
+        icon="🔀",
+    )
 
 
 def decide_all(rows: pd.DataFrame, action: str) -> None:

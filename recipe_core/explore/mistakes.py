@@ -25,6 +25,7 @@ from recipe_core.explore.query import Range, SampleFilter, SampleTable
 from recipe_core.runs import RunReader, RunStatus, list_runs
 from recipe_core.runs.files import RunFiles
 from recipe_core.runs.predictions import read_index
+from recipe_core.scan.issues import IssueType
 from recipe_core.scan.issues.labels import LabelIssueResult, find_label_issues_from_probs
 from recipe_core.workspace import Workspace
 
@@ -200,10 +201,11 @@ def run_label_issues(index_table: pd.DataFrame, preds: RunPredictions) -> LabelI
 def merge_label_issues(
     issues: pd.DataFrame, run: LabelIssueResult, index_table: pd.DataFrame
 ) -> pd.DataFrame:
-    """`issues` (a scan's) with its label_issue rows replaced by the run's for the samples the
-    run scored; the scan's own rows stay for the rest. Adds `signal`: "scan" | "run"."""
+    """`issues` (a scan's) with its label_issue and overlapping_classes rows replaced by the
+    run's for the samples the run scored; the scan's own rows stay for the rest. Adds
+    `signal`: "scan" | "run"."""
     scored = run.scores.loc[run.scores["scored"], "sample_id"]
-    own = issues["issue"] == "label_issue"
+    own = issues["issue"].isin((IssueType.LABEL_ISSUE.value, IssueType.OVERLAPPING_CLASSES.value))
     keep = issues[~own | ~issues["sample_id"].isin(scored)].assign(signal="scan")
     meta = index_table.set_index("sample_id")
     extra = run.issues.assign(

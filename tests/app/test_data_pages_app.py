@@ -407,3 +407,34 @@ def test_the_threshold_panel_shows_each_lines_effect_and_rescans_at_another(
     assert load_scan(folder).summary.near_threshold == 1.5
     at.run()  # the new scan is the page's: its threshold is the title, and a plain Rescan keeps it
     assert any(e.label.startswith("Near-duplicate threshold: 1.5") for e in at.expander)
+
+
+def test_overlapping_classes_have_a_card_and_a_warning_beside_the_label_issues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The planted photo set with one class split in two at random: the overview counts the
+    two classes, and the label tab says they overlap and why no label issue names them."""
+    from tests.photos.planted import make_planted_photos, split_class
+
+    photos = make_planted_photos(tmp_path / "photos", seed=0)
+    root = tmp_path / "split"
+    split_class(photos.images, root, "pagoda", "pagoda2")
+    ws = open_workspace(tmp_path / "ws")
+    source = open_dataset(root)
+    write_result(scan(source, workspace=ws, workers=0), job_dir(ws, source.root) / RESULT_DIR)
+    monkeypatch.setenv("RECIPE_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("RECIPE_DATASET", str(root))
+    at = open_page(AppTest.from_file(MAIN, default_timeout=90).run(), "data_overview")
+    assert {m.label: m.value for m in at.metric}["Overlapping classes"] == "2 classes"
+    at = open_page(at, "issues")
+    warnings = [w.value for w in at.warning if "classes overlap" in w.value]
+    assert len(warnings) == 1
+    assert "**pagoda**" in warnings[0] and "**pagoda2**" in warnings[0]
+    labels = next(df.value for df in at.dataframe if "suggested" in df.value.columns)
+    assert not (labels["given label"].isin(["pagoda", "pagoda2"])
+                & labels["suggested"].isin(["pagoda", "pagoda2"])).any()  # fmt: skip
+
+
+def test_overview_has_no_overlap_on_the_digits(app: AppTest) -> None:
+    at = open_page(app, "data_overview")
+    assert {m.label: m.value for m in at.metric}["Overlapping classes"] == "0 classes"

@@ -24,6 +24,7 @@ from recipe_core.workspace import open_workspace
 from tests.conftest import REPO_ROOT, write_image_folder
 from tests.e2e.conftest import free_port, screenshot, serve_app, wait_healthy
 from tests.photos.edit_families import make_stacked_edits
+from tests.photos.planted import make_planted_photos, split_class
 
 PLANTED = pd.read_csv(REPO_ROOT / "sample_data" / "digits_planted.csv", keep_default_na=False)
 OUTLIERS = set(PLANTED.loc[PLANTED["issue"] == "outlier", "path"])
@@ -237,3 +238,38 @@ def test_a_group_says_how_each_member_is_a_copy(edits_server: tuple[str, Path], 
     assert "edited copy" in kinds and kinds & set(FLIPS), texts
     assert any("near copy of " in t for t in texts), texts  # a plain copy says so too
     screenshot(page, "data_pages_edited_copies")
+
+
+@pytest.fixture(scope="module")
+def overlap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A server over the planted photo set with one class split in two at random (two classes
+    of one kind), scanned by the engine up front."""
+    tmp = tmp_path_factory.mktemp("overlap")
+    photos = make_planted_photos(tmp / "photos", seed=0)
+    root = tmp / "data" / "split"
+    split_class(photos.images, root, "pagoda", "pagoda2")
+    source = open_dataset(root)
+    ws = open_workspace(tmp / "ws")
+    write_result(scan(source, workspace=ws, workers=0), job_dir(ws, source.root) / RESULT_DIR)
+    with serve_app(tmp, tmp / "ws") as (url, _):
+        yield url, root
+
+
+def test_overlapping_classes_are_a_card_and_a_warning(
+    overlap_server: tuple[str, Path], page: Page
+) -> None:
+    """Two classes of one kind: the overview's card counts them, and the Issues page's label
+    tab says they overlap, above label issues that never name one for the other."""
+    url, root = overlap_server
+    page.goto(f"{url}/data")
+    box = page.get_by_label("Dataset path", exact=True)
+    box.fill(str(root))
+    box.press("Enter")
+    card = page.locator('[data-testid="stMetric"]', has_text="Overlapping classes")
+    expect(card).to_contain_text("2 classes", timeout=T)
+    screenshot(page, "data_overview_overlapping_classes")
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Issues").click()
+    page.get_by_role("tab", name=re.compile("^Label issues")).click()
+    note = page.locator('[data-testid="stAlert"]', has_text="classes overlap")
+    expect(note).to_contain_text("pagoda2", timeout=T)
+    screenshot(page, "data_pages_overlapping_classes")

@@ -235,3 +235,16 @@ def _flat(entries: list[_Entry], rng: np.random.Generator) -> None:
             for x, note in ((e, "original"), (c, "byte-identical copy")):
                 x.plant("exact_duplicate", "exact-flat", f"flat; {note}")
             entries.append(c)
+
+
+def split_class(images: Path, out: Path, name: str, twin: str) -> set[str]:
+    """A copy of `images` with every second file of class `name` (per split) moved to class
+    `twin`: two classes of one kind. Returns the moved files' new paths."""
+    shutil.copytree(images, out)
+    moved = set()
+    for split in ("train", "val"):
+        (out / split / twin).mkdir()
+        for p in sorted((out / split / name).iterdir())[::2]:
+            p.rename(out / split / twin / p.name)
+            moved.add(f"{split}/{twin}/{p.name}")
+    return moved

@@ -28,6 +28,7 @@ class IssueType(StrEnum):
     ODD_SIZE = "odd_size"
     ODD_ASPECT_RATIO = "odd_aspect_ratio"
     CLASS_IMBALANCE = "class_imbalance"
+    OVERLAPPING_CLASSES = "overlapping_classes"
 
 
 # plain strings, not members: widget options and DataFrame cells stay ordinary str
