@@ -1,5 +1,7 @@
 """Which samples of a batch the scan flagged: "what the net sees" marks them, so a duplicate,
-a flipped label or an outlier is seen where the model meets it."""
+a flipped label or an outlier is seen where the model meets it. Findings about a class, not
+its files (an under-represented class, classes the label model cannot tell apart), mark no
+image: every image of such a class would carry one (the overview shows them)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recipe_core.scan.issues import IssueType
+
 FLAG_COLUMNS = ("position", "sample_id", "path", "issues", "worst", "detail")
+CLASS_FINDINGS = (IssueType.CLASS_IMBALANCE.value, IssueType.OVERLAPPING_CLASSES.value)
 
 
 @dataclass(frozen=True)
@@ -23,11 +28,12 @@ class FileFlags:
 
 
 def flags_in_batch(issues: pd.DataFrame, sample_ids: np.ndarray) -> pd.DataFrame:
-    """One row per sample of the batch with at least one issue in `issues` (a scan's issue
-    table), in batch order: its position (0-based), sample_id, path, the issue names (most
-    severe first, comma-separated), the worst score and that issue's detail."""
+    """One row per sample of the batch with at least one issue of its own in `issues` (a scan's
+    issue table; CLASS_FINDINGS are not), in batch order: its position (0-based), sample_id,
+    path, the issue names (most severe first, comma-separated), the worst score and that
+    issue's detail."""
     ids = np.asarray(sample_ids, dtype=np.int64)
-    hits = issues[issues["sample_id"].isin(ids)]
+    hits = issues[issues["sample_id"].isin(ids) & ~issues["issue"].isin(CLASS_FINDINGS)]
     if hits.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FLAG_COLUMNS})
     hits = hits.sort_values(["sample_id", "score"], ascending=[True, False], kind="stable")

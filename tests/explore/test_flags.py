@@ -33,3 +33,16 @@ def test_flags_in_batch_order_with_the_worst_issue_first() -> None:
 def test_a_clean_batch_has_no_rows_and_the_columns() -> None:
     out = flags_in_batch(issues(), np.array([1, 2]))
     assert out.empty and list(out.columns) == list(FLAG_COLUMNS)
+
+
+def test_findings_about_a_class_mark_no_image() -> None:
+    """Every image of an under-represented or overlapping class carries a row; marking them
+    all would bury the images that have a problem of their own."""
+    table = issues()
+    extra = pd.DataFrame({"sample_id": [5, 5, 7], "path": ["a/5.png"] * 2 + ["a/7.png"],
+                          "label": ["a"] * 3, "group": [""] * 3, "detail": ["class"] * 3,
+                          "issue": ["class_imbalance", "overlapping_classes",
+                                    "overlapping_classes"], "score": [0.99] * 3})  # fmt: skip
+    out = flags_in_batch(pd.concat([table, extra], ignore_index=True), np.array([5, 7]))
+    assert out["sample_id"].tolist() == [7]
+    assert out.loc[0, "issues"] == "label_issue, near_duplicate"

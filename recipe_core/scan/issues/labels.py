@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 
 from recipe_core.scan.cpus import thread_map
 from recipe_core.scan.index.schema import ScanIndex
-from recipe_core.scan.issues._common import empty_issues, issue_frame
+from recipe_core.scan.issues._common import concat_issues, empty_issues, issue_frame
 from recipe_core.scan.issues.confident import find_label_errors
 from recipe_core.scan.issues.memo import IssueMemo
 from recipe_core.scan.issues.neighbors import NeighborGraph, neighbor_graph
@@ -428,7 +428,7 @@ def _result(
         return LabelIssueResult(scores=scores, classes=classes, pred_probs=probs, issues=issues)
     overlap_rows, overlaps = _overlap_issues(ids, y, probs, names, mutual)
     log.info("%d pairs of classes the label model cannot tell apart", len(overlaps))
-    issues = pd.concat([issues, overlap_rows], ignore_index=True)
+    issues = concat_issues([issues, overlap_rows])
     return LabelIssueResult(scores=scores, classes=classes, pred_probs=probs, issues=issues,
                             overlaps=overlaps)  # fmt: skip
 
