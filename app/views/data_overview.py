@@ -12,7 +12,7 @@ from app import data_state, state, widgets
 from recipe_core import RecipeError
 from recipe_core.explore.query import ISSUE_SCORE
 from recipe_core.scan import ScanResult
-from recipe_core.scan.issues import QUALITY_ISSUES, IssueType
+from recipe_core.scan.issues import CLASS_ISSUES, QUALITY_ISSUES, IssueType
 
 PER_PAGE = 48
 # (card title, issue types it counts, what it means); each card opens Browse filtered to it
@@ -59,7 +59,6 @@ CARDS = (
         "Classes the label model cannot tell apart: one class under two names?",
     ),
 )
-CLASS_CARDS = (IssueType.CLASS_IMBALANCE.value, IssueType.OVERLAPPING_CLASSES.value)
 
 st.title("🗂️ Data overview")
 st.caption("Become one with the data: look at the images before you look at any metric.")
@@ -95,7 +94,7 @@ def issue_cards(result: ScanResult) -> None:
         rows = issues.loc[issues["issue"].isin(kinds)]
         n = int(rows["sample_id"].nunique())
         with cols[i % 3].container(border=True):
-            if kinds[0] in CLASS_CARDS:  # a property of classes, not files
+            if kinds[0] in CLASS_ISSUES:  # a property of classes, not files
                 classes = int(rows["label"].nunique())
                 st.metric(title, f"{classes:,} class{'es' if classes != 1 else ''}",
                           help=f"{n:,} samples in those classes")  # fmt: skip

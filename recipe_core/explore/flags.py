@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recipe_core.scan.issues import IssueType
+from recipe_core.scan.issues import CLASS_ISSUES
 
 FLAG_COLUMNS = ("position", "sample_id", "path", "issues", "worst", "detail")
-CLASS_FINDINGS = (IssueType.CLASS_IMBALANCE.value, IssueType.OVERLAPPING_CLASSES.value)
 
 
 @dataclass(frozen=True)
@@ -29,11 +28,11 @@ class FileFlags:
 
 def flags_in_batch(issues: pd.DataFrame, sample_ids: np.ndarray) -> pd.DataFrame:
     """One row per sample of the batch with at least one issue of its own in `issues` (a scan's
-    issue table; CLASS_FINDINGS are not), in batch order: its position (0-based), sample_id,
+    issue table; CLASS_ISSUES are not), in batch order: its position (0-based), sample_id,
     path, the issue names (most severe first, comma-separated), the worst score and that
     issue's detail."""
     ids = np.asarray(sample_ids, dtype=np.int64)
-    hits = issues[issues["sample_id"].isin(ids) & ~issues["issue"].isin(CLASS_FINDINGS)]
+    hits = issues[issues["sample_id"].isin(ids) & ~issues["issue"].isin(CLASS_ISSUES)]
     if hits.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FLAG_COLUMNS})
     hits = hits.sort_values(["sample_id", "score"], ascending=[True, False], kind="stable")

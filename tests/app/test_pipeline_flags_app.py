@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from recipe_core.explore.flags import CLASS_FINDINGS
 from recipe_core.jobs.scan_job import RESULT_DIR, job_dir
 from recipe_core.jobs.see_job import load_seen, read_see_state, seen_root
 from recipe_core.scan import load_scan, scan, write_result
+from recipe_core.scan.issues import CLASS_ISSUES
 from recipe_core.workspace import open_workspace
 from tests.app.helpers import MAIN, open_page
 
@@ -107,7 +107,7 @@ def test_the_users_pipeline_batch_shows_what_the_scan_flagged_on_its_files(
     assert [Path(f).parent.name for f in files] == [f"c{y}" for y in batch["labels"]]
     root = (project / "scanned").resolve()
     issues = load_scan(job_dir(open_workspace(project / "ws"), root) / RESULT_DIR).issues
-    flagged = set(issues.loc[~issues["issue"].isin(CLASS_FINDINGS), "path"])  # of the files
+    flagged = set(issues.loc[~issues["issue"].isin(CLASS_ISSUES), "path"])  # of the files
     expected = [i for i, f in enumerate(files) if Path(f).relative_to(root).as_posix() in flagged]
     assert expected[:2] == [0, 1], expected  # the planted copies at least
     shown = texts(at)

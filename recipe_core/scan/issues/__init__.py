@@ -6,6 +6,7 @@ severities for every sample, the shared neighbour graph).
 """
 
 from recipe_core.scan.issues._common import (
+    CLASS_ISSUES,
     DUPLICATE_ISSUES,
     ISSUE_COLUMNS,
     ISSUE_TYPES,
@@ -22,6 +23,7 @@ from recipe_core.scan.issues.pixel_match import aligned_distance
 from recipe_core.scan.issues.quality import QualityResult, find_quality_issues
 
 __all__ = [
+    "CLASS_ISSUES",
     "DUPLICATE_ISSUES",
     "ISSUE_COLUMNS",
     "ISSUE_TYPES",

@@ -39,6 +39,9 @@ QUALITY_ISSUES: tuple[str, ...] = tuple(t.value for t in (
 DUPLICATE_ISSUES: tuple[str, ...] = tuple(t.value for t in (
     IssueType.EXACT_DUPLICATE, IssueType.NEAR_DUPLICATE, IssueType.CONFLICTING_LABELS,
     IssueType.CROSS_SPLIT_DUPLICATE))  # fmt: skip
+# findings about a class, not its files: every sample of the class carries the row
+CLASS_ISSUES: tuple[str, ...] = (IssueType.CLASS_IMBALANCE.value,
+                                 IssueType.OVERLAPPING_CLASSES.value)  # fmt: skip
 
 # Columns of every family's `issues` frame; `find_issues` adds path and label from the index.
 FAMILY_COLUMNS: tuple[str, ...] = ("sample_id", "issue", "score", "group", "detail")
